@@ -1,0 +1,147 @@
+// Command fieldsync runs the fieldsync sync server. With no settings it
+// runs on embedded defaults in ./data: a SQLite record store and a local
+// photo folder, listening on 127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fieldsync/fieldsync/media/filestore"
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "fieldsync:", err)
+		os.Exit(1)
+	}
+}
+
+// config is every setting, from flags that default to FIELDSYNC_* variables.
+type config struct {
+	addr, dataDir, mongoURI                        string
+	s3Endpoint, s3AccessKey, s3SecretKey, s3Bucket string
+	s3Secure                                       bool
+	jwtSecret, adminUser, adminPassword, logLevel  string
+	shutdownTimeout                                time.Duration
+}
+
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var c config
+	fs := flag.NewFlagSet("fieldsync", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", env("FIELDSYNC_ADDR", "127.0.0.1:8080"), "listen address (FIELDSYNC_ADDR)")
+	fs.StringVar(&c.dataDir, "data-dir", env("FIELDSYNC_DATA_DIR", "./data"), "embedded store, photo folder and generated keys (FIELDSYNC_DATA_DIR)")
+	fs.StringVar(&c.mongoURI, "mongo-uri", env("FIELDSYNC_MONGO_URI", ""), "use MongoDB instead of the embedded store (FIELDSYNC_MONGO_URI)")
+	fs.StringVar(&c.s3Endpoint, "s3-endpoint", env("FIELDSYNC_S3_ENDPOINT", ""), "MinIO/S3 endpoint for photos (FIELDSYNC_S3_ENDPOINT)")
+	fs.StringVar(&c.s3AccessKey, "s3-access-key", env("FIELDSYNC_S3_ACCESS_KEY", ""), "S3 access key (FIELDSYNC_S3_ACCESS_KEY)")
+	fs.StringVar(&c.s3SecretKey, "s3-secret-key", env("FIELDSYNC_S3_SECRET_KEY", ""), "S3 secret key (FIELDSYNC_S3_SECRET_KEY)")
+	fs.StringVar(&c.s3Bucket, "s3-bucket", env("FIELDSYNC_S3_BUCKET", "fieldsync"), "S3 bucket, created if missing (FIELDSYNC_S3_BUCKET)")
+	fs.BoolVar(&c.s3Secure, "s3-secure", env("FIELDSYNC_S3_SECURE", "") == "true", "use TLS to reach S3 (FIELDSYNC_S3_SECURE)")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", env("FIELDSYNC_JWT_SECRET", ""), "token signing secret; generated in the data dir when empty (FIELDSYNC_JWT_SECRET)")
+	fs.StringVar(&c.adminUser, "admin-user", env("FIELDSYNC_ADMIN_USER", ""), "first admin, created when no user exists (FIELDSYNC_ADMIN_USER)")
+	fs.StringVar(&c.adminPassword, "admin-password", env("FIELDSYNC_ADMIN_PASSWORD", ""), "first admin's password (FIELDSYNC_ADMIN_PASSWORD)")
+	fs.StringVar(&c.logLevel, "log-level", env("FIELDSYNC_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDSYNC_LOG_LEVEL)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stdout, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if cfg.mongoURI != "" {
+		return errors.New("FIELDSYNC_MONGO_URI: the MongoDB store is not available in this build yet")
+	}
+	store, err := sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	photos, err := filestore.Open(filepath.Join(cfg.dataDir, "photos"))
+	if err != nil {
+		return err
+	}
+	secret, err := server.LoadSecret(cfg.dataDir, cfg.jwtSecret)
+	if err != nil {
+		return err
+	}
+	if cfg.adminUser != "" {
+		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now())
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("first admin created", slog.String("username", cfg.adminUser))
+		}
+	}
+	srv, err := server.New(server.Config{Store: store, Photos: photos, Secret: secret, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data_dir", cfg.dataDir))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-served
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+type createUserRequest struct {
+	Username      string      `json:"username"`
+	Password      string      `json:"password"`
+	Role          schema.Role `json:"role"`
+	Territories   []string    `json:"territories"`
+	DistributorID string      `json:"distributor_id"`
+}
+
+// updateUserRequest changes what it names and leaves the rest.
+type updateUserRequest struct {
+	Role          *schema.Role `json:"role"`
+	Territories   *[]string    `json:"territories"`
+	DistributorID *string      `json:"distributor_id"`
+	Password      *string      `json:"password"`
+	Active        *bool        `json:"active"`
+}
+
+// createUser adds a user (admin only).
+func (s *Server) createUser(c *fiber.Ctx) error {
+	var req createUserRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
+	}
+	u, err := NewUser(req.Username, req.Password, req.Role, req.Territories, req.DistributorID, s.now())
+	if err != nil {
+		return err
+	}
+	err = s.store.CreateUser(c.UserContext(), u)
+	if errors.Is(err, sync.ErrExists) {
+		return schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", principal(c).UserID))
+	return c.Status(fiber.StatusCreated).JSON(u)
+}
+
+// showUser returns one user (admin only).
+func (s *Server) showUser(c *fiber.Ctx) error {
+	u, err := s.userParam(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
+// updateUser changes a user's role, territories, distributor, password or
+// active flag (admin only). Deactivating a user or changing its password
+// ends every login it has at once.
+func (s *Server) updateUser(c *fiber.Ctx) error {
+	u, err := s.userParam(c)
+	if err != nil {
+		return err
+	}
+	var req updateUserRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Role != nil {
+		u.Role = *req.Role
+	}
+	if req.Territories != nil {
+		u.Territories = *req.Territories
+	}
+	if req.DistributorID != nil {
+		u.DistributorID = *req.DistributorID
+	}
+	password := ""
+	if req.Password != nil {
+		if password = *req.Password; password == "" {
+			return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password must not be empty")
+		}
+	}
+	if err := schema.CheckUser(u, password); err != nil {
+		return err
+	}
+	endLogins := false
+	if password != "" {
+		if u.PasswordHash, err = HashPassword(password); err != nil {
+			return err
+		}
+		endLogins = true
+	}
+	if req.Active != nil {
+		endLogins = endLogins || (u.Active && !*req.Active)
+		u.Active = *req.Active
+	}
+	now := s.now().UTC()
+	u.UpdatedAt = now
+	ctx := c.UserContext()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	if endLogins {
+		if err := s.store.RevokeUserLogins(ctx, u.ID, now); err != nil {
+			return err
+		}
+	}
+	s.log.Info("user updated", slog.String("user_id", u.ID), slog.String("by", principal(c).UserID), slog.Bool("logins_ended", endLogins))
+	return c.JSON(u)
+}
+
+func (s *Server) userParam(c *fiber.Ctx) (*schema.User, error) {
+	u, err := s.store.User(c.UserContext(), c.Params("id"))
+	if errors.Is(err, sync.ErrNotFound) {
+		return nil, schema.Errorf(schema.CodeNotFound, "no such user")
+	}
+	return u, err
+}
+
+// NewUser checks and builds a new active user with a hashed password.
+func NewUser(username, password string, role schema.Role, territories []string, distributorID string, now time.Time) (*schema.User, error) {
+	now = now.UTC()
+	u := &schema.User{
+		ID: uuid.NewString(), Username: username, Role: role, Territories: territories,
+		DistributorID: distributorID, Active: true, CreatedAt: now, UpdatedAt: now,
+	}
+	if u.Territories == nil {
+		u.Territories = []string{}
+	}
+	if err := schema.CheckUser(u, password); err != nil {
+		return nil, err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	u.PasswordHash = hash
+	return u, nil
+}
+
+// EnsureAdmin creates a first admin when the store has no user at all. It
+// does nothing when users exist, and is safe to run from several
+// instances starting at once.
+func EnsureAdmin(ctx context.Context, store sync.UserStore, username, password string, now time.Time) (created bool, err error) {
+	n, err := store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return false, err
+	}
+	u, err := NewUser(username, password, schema.RoleAdmin, nil, "", now)
+	if err != nil {
+		return false, fmt.Errorf("first admin: %w", err)
+	}
+	err = store.CreateUser(ctx, u)
+	if errors.Is(err, sync.ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
+}

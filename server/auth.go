@@ -1,0 +1,268 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+// bcryptCost is the work factor of stored password hashes.
+const bcryptCost = 11
+
+// dummyHash is compared against when a username is unknown, so that an
+// unknown user and a wrong password take the same time.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), bcryptCost)
+
+// HashPassword returns the bcrypt hash of a password.
+func HashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	DeviceID string `json:"device_id"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// tokenResponse answers a login or a refresh.
+type tokenResponse struct {
+	AccessToken  string       `json:"access_token"`
+	RefreshToken string       `json:"refresh_token"`
+	TokenType    string       `json:"token_type"`
+	ExpiresIn    int          `json:"expires_in"`
+	User         *schema.User `json:"user"`
+}
+
+var (
+	errBadCredentials = schema.Errorf(schema.CodeUnauthorized, "wrong username or password")
+	errBadRefresh     = schema.Errorf(schema.CodeUnauthorized, "refresh token is not valid")
+)
+
+// login checks a username and password and opens a login on a device.
+func (s *Server) login(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Username == "" || len(req.Username) > schema.MaxUsernameLength:
+		return schema.FieldErrorf(schema.CodeValidationFailed, "username", "username is required")
+	case req.Password == "" || len(req.Password) > 1024:
+		return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
+	case !schema.CheckID(req.DeviceID):
+		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+	}
+	ctx, now := c.UserContext(), s.now()
+	failures, until, err := s.store.LoginFailures(ctx, req.Username, now)
+	if err != nil {
+		return err
+	}
+	if failures >= s.cfg.LoginFailureLimit {
+		return s.lockedOut(c, now, until)
+	}
+
+	u, err := s.store.UserByName(ctx, req.Username)
+	hash := dummyHash
+	if err == nil {
+		hash = []byte(u.PasswordHash)
+	} else if !errors.Is(err, sync.ErrNotFound) {
+		return err
+	}
+	match := bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) == nil
+	if u == nil || !match || !u.Active {
+		n, until, err := s.store.NoteLoginFailure(ctx, req.Username, now, s.cfg.LoginFailureWindow)
+		if err != nil {
+			return err
+		}
+		s.log.Info("login refused", slog.Int("failures", n))
+		if n > s.cfg.LoginFailureLimit {
+			return s.lockedOut(c, now, until)
+		}
+		return errBadCredentials
+	}
+	if err := s.store.ClearLoginFailures(ctx, req.Username); err != nil {
+		return err
+	}
+	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: req.DeviceID, Generation: 1, CreatedAt: now.UTC()}
+	if err := s.store.CreateLogin(ctx, l); err != nil {
+		return err
+	}
+	s.log.Info("login", slog.String("user_id", u.ID), slog.String("login_id", l.ID))
+	return s.issue(c, u, l)
+}
+
+func (s *Server) lockedOut(c *fiber.Ctx, now, until time.Time) error {
+	wait := max(int(until.Sub(now).Seconds()+0.999), 1)
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
+	return schema.Errorf(schema.CodeRateLimited, "too many failed logins for this username; try again in %d seconds", wait)
+}
+
+// refresh trades the current refresh token of a login for a new pair. An
+// older token of the login means it was stolen or replayed: the whole
+// login is revoked.
+func (s *Server) refresh(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	loginID, gen, ok := s.tokens.parseRefresh(req.RefreshToken)
+	if !ok {
+		return errBadRefresh
+	}
+	ctx := c.UserContext()
+	l, err := s.store.Login(ctx, loginID)
+	if errors.Is(err, sync.ErrNotFound) {
+		return errBadRefresh
+	}
+	if err != nil {
+		return err
+	}
+	if l.Revoked() {
+		return errBadRefresh
+	}
+	if gen != l.Generation {
+		return s.revokeReused(ctx, l)
+	}
+	u, err := s.activeUser(ctx, l.UserID)
+	if err != nil {
+		return err
+	}
+	err = s.store.AdvanceLogin(ctx, l.ID, gen)
+	if errors.Is(err, sync.ErrStale) {
+		return s.revokeReused(ctx, l) // another request used the same token first
+	}
+	if err != nil {
+		return err
+	}
+	l.Generation = gen + 1
+	return s.issue(c, u, l)
+}
+
+func (s *Server) revokeReused(ctx context.Context, l *sync.Login) error {
+	if err := s.store.RevokeLogin(ctx, l.ID, s.now().UTC()); err != nil {
+		return err
+	}
+	s.log.Warn("refresh token reused; login revoked", slog.String("user_id", l.UserID), slog.String("login_id", l.ID))
+	return schema.Errorf(schema.CodeUnauthorized, "refresh token was already used; every token of this login is revoked")
+}
+
+// issue answers with a new token pair for a login.
+func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
+	access, err := s.tokens.access(accessClaims{
+		RegisteredClaims: jwtSubject(u.ID, l.ID, l.Generation),
+		Role:             string(u.Role),
+		Territories:      u.Territories,
+		DeviceID:         l.DeviceID,
+		LoginID:          l.ID,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(tokenResponse{
+		AccessToken:  access,
+		RefreshToken: s.tokens.refresh(l.ID, l.Generation),
+		TokenType:    "Bearer",
+		ExpiresIn:    int(s.cfg.AccessTTL.Seconds()),
+		User:         u,
+	})
+}
+
+// logout revokes the caller's login.
+func (s *Server) logout(c *fiber.Ctx) error {
+	p := principal(c)
+	if err := s.store.RevokeLogin(c.UserContext(), p.LoginID, s.now().UTC()); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// activeUser returns a user who may still act; unauthorized otherwise.
+func (s *Server) activeUser(ctx context.Context, id string) (*schema.User, error) {
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, sync.ErrNotFound) {
+		return nil, schema.Errorf(schema.CodeUnauthorized, "user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !u.Active {
+		return nil, schema.Errorf(schema.CodeUnauthorized, "user is deactivated")
+	}
+	return u, nil
+}
+
+const principalKey = "fieldsync.principal"
+
+// authenticate lets a request through only with a good access token of a
+// login that is not revoked, of a user who is active. The caller's role and
+// territories come from the store, not from the token.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, token, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return schema.Errorf(schema.CodeUnauthorized, "missing bearer token")
+	}
+	claims, err := s.tokens.parseAccess(strings.TrimSpace(token))
+	if errors.Is(err, errTokenExpired) {
+		return schema.Errorf(schema.CodeUnauthorized, "access token expired")
+	}
+	if err != nil {
+		return schema.Errorf(schema.CodeUnauthorized, "access token is not valid")
+	}
+	ctx := c.UserContext()
+	l, err := s.store.Login(ctx, claims.LoginID)
+	if errors.Is(err, sync.ErrNotFound) || (err == nil && (l.Revoked() || l.UserID != claims.Subject)) {
+		return schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
+	}
+	if err != nil {
+		return err
+	}
+	u, err := s.activeUser(ctx, l.UserID)
+	if err != nil {
+		return err
+	}
+	p := u.Principal(l.DeviceID, l.ID)
+	c.Locals(principalKey, &p)
+	return c.Next()
+}
+
+// principal returns the authenticated caller; only behind authenticate.
+func principal(c *fiber.Ctx) *schema.Principal {
+	p, _ := c.Locals(principalKey).(*schema.Principal)
+	if p == nil {
+		panic("server: principal asked for outside authenticate")
+	}
+	return p
+}
+
+// requireRole lets through only callers with one of the roles.
+func requireRole(roles ...schema.Role) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := principal(c)
+		for _, r := range roles {
+			if p.Role == r {
+				return c.Next()
+			}
+		}
+		return schema.Errorf(schema.CodeForbidden, "this endpoint is not for the %s role", p.Role)
+	}
+}

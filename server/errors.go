@@ -1,0 +1,111 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// statusByCode is the one table from error codes to HTTP statuses.
+var statusByCode = map[string]int{
+	schema.CodeBadRequest:          http.StatusBadRequest,
+	schema.CodeUnauthorized:        http.StatusUnauthorized,
+	schema.CodeForbidden:           http.StatusForbidden,
+	schema.CodeNotFound:            http.StatusNotFound,
+	schema.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	schema.CodeConflict:            http.StatusConflict,
+	schema.CodeValidationFailed:    http.StatusUnprocessableEntity,
+	schema.CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
+	schema.CodeHashMismatch:        http.StatusUnprocessableEntity,
+	schema.CodePayloadTooLarge:     http.StatusRequestEntityTooLarge,
+	schema.CodeRateLimited:         http.StatusTooManyRequests,
+	schema.CodeInvalidTransition:   http.StatusConflict,
+	schema.CodeCreditLimitExceeded: http.StatusConflict,
+	schema.CodeUnavailable:         http.StatusServiceUnavailable,
+	schema.CodeInternal:            http.StatusInternalServerError,
+}
+
+// codeByFiberStatus names the errors Fiber itself raises: unknown routes,
+// wrong methods, oversized or unreadable bodies.
+var codeByFiberStatus = map[int]string{
+	http.StatusBadRequest:            schema.CodeBadRequest,
+	http.StatusNotFound:              schema.CodeNotFound,
+	http.StatusMethodNotAllowed:      schema.CodeMethodNotAllowed,
+	http.StatusRequestEntityTooLarge: schema.CodePayloadTooLarge,
+	http.StatusUnsupportedMediaType:  schema.CodeUnsupportedMedia,
+	http.StatusRequestTimeout:        schema.CodeBadRequest,
+	http.StatusTooManyRequests:       schema.CodeRateLimited,
+	http.StatusServiceUnavailable:    schema.CodeUnavailable,
+}
+
+// errorBody is the contract's error shape.
+type errorBody struct {
+	Error *schema.Error `json:"error"`
+}
+
+// publicError turns any error into what the caller may see: a
+// *schema.Error passes through, Fiber's own errors get their code, and
+// anything else becomes "internal" with nothing of the cause in it.
+func publicError(err error) *schema.Error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		if code, ok := codeByFiberStatus[fe.Code]; ok {
+			return &schema.Error{Code: code, Message: fiberMessage(fe)}
+		}
+	}
+	return schema.AsError(err)
+}
+
+func fiberMessage(fe *fiber.Error) string {
+	switch fe.Code {
+	case http.StatusNotFound:
+		return "no such endpoint"
+	case http.StatusMethodNotAllowed:
+		return "method not allowed on this endpoint"
+	case http.StatusRequestEntityTooLarge:
+		return "request body too large"
+	}
+	return http.StatusText(fe.Code)
+}
+
+// statusOf returns the HTTP status for an error code.
+func statusOf(code string) int {
+	if s, ok := statusByCode[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// handleError writes err in the contract's shape. Internal errors are
+// logged with their cause; the response says only "internal error".
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	pe := publicError(err)
+	status := statusOf(pe.Code)
+	if status >= 500 {
+		s.log.Error("request failed", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
+	}
+	if status == http.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="fieldsync"`)
+	}
+	return c.Status(status).JSON(errorBody{pe})
+}
+
+// routeOf names the matched route, or "unmatched".
+func routeOf(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil && r.Path != "" && r.Path != "/" {
+		return r.Path
+	}
+	if c.Path() == "/" {
+		return "/"
+	}
+	return "unmatched"
+}
+
+// badRequest is a malformed request: unreadable JSON, a missing body.
+func badRequest(format string, args ...any) *schema.Error {
+	return schema.Errorf(schema.CodeBadRequest, format, args...)
+}

@@ -1,0 +1,41 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// healthz answers while the process runs.
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz answers 200 only when the record store and the photo store answer.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+	defer cancel()
+	checks := map[string]Pinger{"records": s.store}
+	if s.cfg.Photos != nil {
+		checks["photos"] = s.cfg.Photos
+	}
+	status := fiber.Map{}
+	ready := true
+	for name, p := range checks {
+		if err := p.Ping(ctx); err != nil {
+			s.log.Warn("not ready", slog.String("check", name), slog.Any("err", err))
+			status[name] = "unavailable"
+			ready = false
+			continue
+		}
+		status[name] = "ok"
+	}
+	if !ready {
+		return &schema.Error{Code: schema.CodeUnavailable, Message: "not ready: a store does not answer"}
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": status})
+}

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+// Pinger is anything readiness depends on: the record store, the photo store.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is what a Server is built from. Zero fields take the documented
+// defaults.
+type Config struct {
+	// Store keeps users, logins and records. Required.
+	Store sync.Store
+	// Photos is the photo store, checked by /readyz. Optional.
+	Photos Pinger
+	// Secret signs access tokens (HS256) and derives the keys of refresh
+	// tokens. At least 32 bytes. Required.
+	Secret []byte
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// AccessTTL is how long an access token lives; default 15 minutes.
+	AccessTTL time.Duration
+	// LoginFailureLimit failed logins for one username within
+	// LoginFailureWindow lock that username out until the window ends;
+	// defaults 5 and 15 minutes.
+	LoginFailureLimit  int
+	LoginFailureWindow time.Duration
+	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
+	BodyLimit int
+}
+
+// Server is the fieldsync HTTP server.
+type Server struct {
+	cfg     Config
+	store   sync.Store
+	log     *slog.Logger
+	now     func() time.Time
+	tokens  *tokenIssuer
+	metrics *metrics
+	app     *fiber.App
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server.New: no store")
+	}
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("server.New: secret shorter than 32 bytes")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.LoginFailureLimit <= 0 {
+		cfg.LoginFailureLimit = 5
+	}
+	if cfg.LoginFailureWindow <= 0 {
+		cfg.LoginFailureWindow = 15 * time.Minute
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 8 << 20
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
+		metrics: newMetrics(),
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "fieldsync",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           2 * time.Minute,
+		WriteTimeout:          2 * time.Minute,
+		IdleTimeout:           2 * time.Minute,
+		ErrorHandler:          s.handleError,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.observe)
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metrics.handler())
+
+	v1 := app.Group("/v1")
+	v1.Post("/auth/login", s.login)
+	v1.Post("/auth/refresh", s.refresh)
+	v1.Post("/auth/logout", s.authenticate, s.logout)
+
+	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
+	admin.Post("/users", s.createUser)
+	admin.Get("/users/:id", s.showUser)
+	admin.Patch("/users/:id", s.updateUser)
+}
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("server.Serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// to finish, at most until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// observe is the outermost middleware: it turns errors into responses so
+// that the status is known, then counts, times and logs the request.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if werr := s.handleError(c, err); werr != nil {
+			return werr
+		}
+	}
+	elapsed := time.Since(start)
+	route, status := routeOf(c), c.Response().StatusCode()
+	s.metrics.observe(c.Method(), route, status, elapsed)
+	s.log.Debug("request", slog.String("method", c.Method()), slog.String("route", route),
+		slog.Int("status", status), slog.Duration("duration", elapsed))
+	return nil
+}
+
+// decodeJSON reads the request body as JSON into v.
+func decodeJSON(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(body) == 0 {
+		return badRequest("request body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return badRequest("request body is not valid JSON: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a JSON decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("%s must be %s", typ.Field, typ.Type)
+		}
+		return fmt.Sprintf("expected %s", typ.Type)
+	}
+	return "malformed JSON"
+}

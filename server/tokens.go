@@ -1,0 +1,135 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+const tokenIssuerName = "fieldsync"
+
+// accessClaims are what an access token carries. The server still reads
+// the user's current role and territories from the store on every request;
+// the claims let clients see who they are.
+type accessClaims struct {
+	jwt.RegisteredClaims
+	Role        string   `json:"role"`
+	Territories []string `json:"territories"`
+	DeviceID    string   `json:"did"`
+	LoginID     string   `json:"lid"`
+}
+
+// tokenIssuer signs and checks access tokens (HS256 only) and refresh
+// tokens (login id, generation and an HMAC over both).
+type tokenIssuer struct {
+	accessKey  []byte
+	refreshKey []byte
+	ttl        time.Duration
+	now        func() time.Time
+	parser     *jwt.Parser
+}
+
+func newTokenIssuer(secret []byte, ttl time.Duration, now func() time.Time) *tokenIssuer {
+	return &tokenIssuer{
+		accessKey:  secret,
+		refreshKey: deriveKey(secret, "fieldsync refresh token"),
+		ttl:        ttl,
+		now:        now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithIssuer(tokenIssuerName),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithTimeFunc(now),
+		),
+	}
+}
+
+// deriveKey returns a key for one purpose from the server secret, so that
+// no two kinds of token share a key.
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// access signs an access token.
+func (t *tokenIssuer) access(claims accessClaims) (string, error) {
+	now := t.now()
+	claims.Issuer = tokenIssuerName
+	claims.IssuedAt = jwt.NewNumericDate(now)
+	claims.ExpiresAt = jwt.NewNumericDate(now.Add(t.ttl))
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.accessKey)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, nil
+}
+
+// errTokenExpired tells an expired token from a bad one.
+var errTokenExpired = errors.New("token expired")
+
+// parseAccess checks an access token's algorithm, signature, issuer and
+// times, and returns its claims.
+func (t *tokenIssuer) parseAccess(token string) (*accessClaims, error) {
+	var claims accessClaims
+	_, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.accessKey, nil })
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		return nil, errTokenExpired
+	}
+	if err != nil {
+		return nil, err
+	}
+	if claims.Subject == "" || claims.LoginID == "" {
+		return nil, errors.New("token lacks subject or login")
+	}
+	return &claims, nil
+}
+
+// refresh returns the refresh token of a login's generation.
+func (t *tokenIssuer) refresh(loginID string, generation int64) string {
+	body := loginID + "." + strconv.FormatInt(generation, 10)
+	return body + "." + t.refreshMAC(body)
+}
+
+func (t *tokenIssuer) refreshMAC(body string) string {
+	m := hmac.New(sha256.New, t.refreshKey)
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// parseRefresh checks a refresh token's MAC and returns its login id and
+// generation. A token that parses was issued by this server.
+func (t *tokenIssuer) parseRefresh(token string) (loginID string, generation int64, ok bool) {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || len(token) > 512 {
+		return "", 0, false
+	}
+	body, mac := token[:i], token[i+1:]
+	if !hmac.Equal([]byte(mac), []byte(t.refreshMAC(body))) {
+		return "", 0, false
+	}
+	loginID, gen, found := strings.Cut(body, ".")
+	if !found {
+		return "", 0, false
+	}
+	generation, err := strconv.ParseInt(gen, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return loginID, generation, true
+}
+
+// jwtSubject returns the registered claims of an access token for a user
+// under a login generation.
+func jwtSubject(userID, loginID string, generation int64) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{Subject: userID, ID: loginID + "." + strconv.FormatInt(generation, 10) + "." + uuid.NewString()}
+}

@@ -1,0 +1,47 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+	"github.com/fieldsync/fieldsync/sync/storetest"
+)
+
+// MustOpen opens a store in a fresh temp dir, closed when the test ends.
+func MustOpen(tb testing.TB) *sqlitestore.Store {
+	tb.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "fieldsync.db"))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.TestStore(t, func(t *testing.T) sync.Store { return MustOpen(t) })
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fieldsync.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateUser(ctx, storetestUser()))
+	require.NoError(t, s.Close())
+
+	s, err = sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	n, err := s.CountUsers(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func storetestUser() *schema.User {
+	return &schema.User{ID: "u-1", Username: "ana", PasswordHash: "x", Role: schema.RoleAdmin, Active: true}
+}
