@@ -85,7 +85,7 @@ func statusOf(code string) int {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	pe := publicError(err)
 	status := statusOf(pe.Code)
-	if status >= 500 {
+	if pe.Code == schema.CodeInternal {
 		s.log.Error("request failed", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
 	}
 	if status == http.StatusUnauthorized {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,6 +40,8 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(method, route string, status int, elapsed time.Duration) {
+	// Fiber's strings point into buffers it reuses: copy what outlives the request.
+	method, route = strings.Clone(method), strings.Clone(route)
 	code := strconv.Itoa(status)
 	m.requests.WithLabelValues(method, route, code).Inc()
 	m.latency.WithLabelValues(method, route, code).Observe(elapsed.Seconds())

@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+)
+
+const (
+	adminName     = "admin"
+	adminPassword = "admin-password-1"
+)
+
+// testServer is a real fieldsync server on a random loopback port, with a
+// fresh SQLite store in a temp dir and a first admin.
+type testServer struct {
+	URL    string
+	Secret []byte
+	Store  *sqlitestore.Store
+}
+
+func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { store.Close() })
+	_, err = server.EnsureAdmin(ctx, store, adminName, adminPassword, time.Now())
+	require.NoError(tb, err)
+	secret, err := server.LoadSecret(dir, "")
+	require.NoError(tb, err)
+	cfg := server.Config{Store: store, Secret: secret, Logger: testLogger()}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	srv, err := server.New(cfg)
+	require.NoError(tb, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(tb, srv.Shutdown(ctx))
+		<-done
+	})
+	return &testServer{URL: "http://" + ln.Addr().String(), Secret: secret, Store: store}
+}
+
+// response is a decoded answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+// ErrorCode returns the contract error's code, or "".
+func (r response) ErrorCode() string {
+	e, _ := r.Body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// call sends a request with an optional bearer token and JSON body (a
+// string is sent as is).
+func (ts *testServer) call(tb testing.TB, method, path, token string, body any) response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		require.NoError(tb, err)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, rd)
+	require.NoError(tb, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	r := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		require.NoErrorf(tb, json.Unmarshal(raw, &r.Body), "body %s", raw)
+	}
+	return r
+}
+
+// session is a signed-in caller.
+type session struct {
+	Access, Refresh string
+	UserID          string
+}
+
+func (ts *testServer) login(tb testing.TB, username, password, device string) session {
+	tb.Helper()
+	r := ts.call(tb, "POST", "/v1/auth/login", "", map[string]string{"username": username, "password": password, "device_id": device})
+	require.Equalf(tb, http.StatusOK, r.Status, "login %s: %s", username, r.Raw)
+	return sessionOf(tb, r)
+}
+
+func sessionOf(tb testing.TB, r response) session {
+	tb.Helper()
+	user, _ := r.Body["user"].(map[string]any)
+	s := session{Access: str(r.Body["access_token"]), Refresh: str(r.Body["refresh_token"]), UserID: str(user["id"])}
+	require.NotEmpty(tb, s.Access)
+	require.NotEmpty(tb, s.Refresh)
+	return s
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// createUser makes a user through the admin API and returns its id.
+func (ts *testServer) createUser(tb testing.TB, admin session, user map[string]any) string {
+	tb.Helper()
+	r := ts.call(tb, "POST", "/v1/admin/users", admin.Access, user)
+	require.Equalf(tb, http.StatusCreated, r.Status, "create user: %s", r.Raw)
+	return str(r.Body["id"])
+}
+
+// testLogger shows server logs only with go test -v.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.Default()
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

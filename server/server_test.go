@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/server"
+)
+
+func TestFiberFailuresUseTheContractShape(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.BodyLimit = 64 << 10 })
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"unknown route", "GET", "/v1/nothing-here", "", 404, "not_found"},
+		{"unknown top-level route", "GET", "/index.php", "", 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/auth/login", "", 405, "method_not_allowed"},
+		{"malformed JSON", "POST", "/v1/auth/login", `{"username": "a", `, 400, "bad_request"},
+		{"not an object", "POST", "/v1/auth/login", `[1,2]`, 400, "bad_request"},
+		{"body over the limit", "POST", "/v1/auth/login", `{"username":"` + strings.Repeat("a", 100<<10) + `"}`, 413, "payload_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body any
+			if tt.body != "" {
+				body = tt.body
+			}
+			r := ts.call(t, tt.method, tt.path, "", body)
+			assert.Equal(t, tt.status, r.Status, string(r.Raw))
+			require.NotNil(t, r.Body, "JSON body: %s", r.Raw)
+			assert.Equal(t, tt.code, r.ErrorCode())
+			msg := r.Body["error"].(map[string]any)["message"].(string)
+			assert.NotEmpty(t, msg)
+		})
+	}
+}
+
+// failingStore answers nothing: every call fails like a broken database.
+type failingPinger struct{}
+
+func (failingPinger) Ping(context.Context) error {
+	return errors.New("dial tcp 10.0.0.9:27017: connection refused at /srv/secret/path")
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := startServer(t)
+	r := ts.call(t, "GET", "/healthz", "", nil)
+	assert.Equal(t, http.StatusOK, r.Status)
+	r = ts.call(t, "GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, "ok", r.Body["checks"].(map[string]any)["records"])
+
+	broken := startServer(t, func(c *server.Config) { c.Photos = failingPinger{} })
+	r = broken.call(t, "GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
+	assert.Equal(t, "unavailable", r.ErrorCode())
+	assert.NotContains(t, string(r.Raw), "10.0.0.9", "no driver text leaks")
+	assert.NotContains(t, string(r.Raw), "/srv/secret")
+	assert.Equal(t, http.StatusOK, broken.call(t, "GET", "/healthz", "", nil).Status, "alive while not ready")
+
+	require.NoError(t, ts.Store.Close())
+	r = ts.call(t, "GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status, "a closed record store is not ready")
+}
+
+func TestInternalErrorsLeakNothing(t *testing.T) {
+	ts := startServer(t)
+	require.NoError(t, ts.Store.Close())
+	r := ts.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": adminName, "password": adminPassword, "device_id": "d"})
+	assert.Equal(t, http.StatusInternalServerError, r.Status)
+	assert.Equal(t, "internal", r.ErrorCode())
+	assert.Equal(t, "internal error", r.Body["error"].(map[string]any)["message"])
+	assert.NotContains(t, string(r.Raw), "sql")
+}
+
+func TestMetrics(t *testing.T) {
+	ts := startServer(t)
+	ts.call(t, "GET", "/healthz", "", nil)
+	ts.call(t, "POST", "/v1/auth/login", "", `{}`)
+	ts.call(t, "GET", "/no/such/thing", "", nil)
+	r := ts.call(t, "GET", "/metrics", "", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	text := string(r.Raw)
+	for _, want := range []string{
+		`fieldsync_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
+		`fieldsync_http_requests_total{method="POST",route="/v1/auth/login",status="422"} 1`,
+		`fieldsync_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`fieldsync_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="0.001"}`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		assert.Contains(t, text, want)
+	}
+}
+
+func TestRateLimitWindowEnds(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	ts := startServer(t, func(c *server.Config) {
+		c.Now = func() time.Time { return clock() }
+		c.LoginFailureLimit = 2
+		c.LoginFailureWindow = time.Minute
+	})
+	bad := map[string]string{"username": adminName, "password": "wrong-password", "device_id": "d"}
+	good := map[string]string{"username": adminName, "password": adminPassword, "device_id": "d"}
+	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	r := ts.call(t, "POST", "/v1/auth/login", "", good)
+	require.Equal(t, http.StatusTooManyRequests, r.Status)
+	assert.Equal(t, "60", r.Header.Get("Retry-After"))
+
+	now = now.Add(61 * time.Second)
+	r = ts.call(t, "POST", "/v1/auth/login", "", good)
+	assert.Equal(t, http.StatusOK, r.Status, "the lock ends with the window")
+	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	r = ts.call(t, "POST", "/v1/auth/login", "", good)
+	assert.Equal(t, http.StatusOK, r.Status, "a good login clears the count")
+}
