@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// binary is the fieldsync command built once for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fieldsync-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fieldsync")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build fieldsync: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running fieldsync binary.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+	logs *strings.Builder
+}
+
+// startBinary runs fieldsync in dir with env on a random loopback port and
+// waits until it listens.
+func startBinary(t *testing.T, dir string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	p := &process{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "listening" {
+				addr <- entry.Addr
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	select {
+	case p.addr = <-addr:
+	case err := <-p.done:
+		t.Fatalf("fieldsync exited before listening: %v\n%s", err, p.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fieldsync did not listen within 30s\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *process) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("fieldsync did not exit within 30s")
+		return nil
+	}
+}
+
+func TestEmbeddedDefaultsAndDrainOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	p := startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
+	base := "http://" + p.addr
+
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.FileExists(t, filepath.Join(dir, "data/fieldsync.db"), "the embedded store")
+	assert.FileExists(t, filepath.Join(dir, "data/jwt.secret"), "the generated secret")
+	assert.DirExists(t, filepath.Join(dir, "data/photos"), "the local photo folder")
+	st, err := os.Stat(filepath.Join(dir, "data/jwt.secret"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the generated secret is private")
+
+	// A request whose body is still arriving when SIGTERM comes must finish.
+	conn, err := net.Dial("tcp", p.addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	body := `{"username":"admin","password":"admin-password-1","device_id":"d-1"}`
+	fmt.Fprintf(conn, "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	time.Sleep(300 * time.Millisecond)
+	_, err = io.WriteString(conn, body[10:])
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "the in-flight request is answered")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	assert.NoError(t, p.wait(t), "exit status 0 after draining\n%s", p.logs)
+	assert.Contains(t, p.logs.String(), `"msg":"stopped"`)
+	assert.NotContains(t, p.logs.String(), "admin-password-1", "secrets never reach logs")
+
+	_, err = http.Get(base + "/healthz")
+	assert.Error(t, err, "no longer listening")
+}
+
+func TestRestartKeepsUsersAndSecret(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	p := startBinary(t, dir, env...)
+	token := login(t, p.addr)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t))
+
+	p = startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=another-password")
+	req, err := http.NewRequest("POST", "http://"+p.addr+"/v1/auth/logout", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode, "a token from before the restart still verifies")
+	login(t, p.addr) // the first admin keeps its first password
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t))
+}
+
+func TestBadSettingsFailClearly(t *testing.T) {
+	for name, env := range map[string][]string{
+		"short secret":  {"FIELDSYNC_JWT_SECRET=short"},
+		"bad log level": {"FIELDSYNC_LOG_LEVEL=loud"},
+		"weak admin":    {"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append([]string{"FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "%s", out)
+			assert.Equal(t, 1, exit.ExitCode())
+			assert.Contains(t, string(out), "fieldsync:")
+		})
+	}
+}
+
+func login(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json",
+		strings.NewReader(`{"username":"admin","password":"admin-password-1","device_id":"d-1"}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return body.AccessToken
+}
