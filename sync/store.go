@@ -74,6 +74,7 @@ type UserStore interface {
 // Store is everything fieldsync keeps in its record store.
 type Store interface {
 	UserStore
+	RecordStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

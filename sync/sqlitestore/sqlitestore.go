@@ -103,6 +103,53 @@ var migrations = []string{
 		count INTEGER NOT NULL,
 		window_end INTEGER NOT NULL
 	);`,
+	`CREATE TABLE records (
+		coll TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		deleted INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		updated_by TEXT NOT NULL,
+		data TEXT,
+		seq INTEGER NOT NULL,
+		tokens TEXT NOT NULL,
+		refs TEXT NOT NULL,
+		history TEXT NOT NULL,
+		PRIMARY KEY (coll, id)
+	) WITHOUT ROWID;
+	CREATE INDEX records_seq ON records(seq);
+	-- The change feed: one row per record and read token it has (gone = 0)
+	-- or has lost (gone = 1), at the seq of the write that last touched it.
+	CREATE TABLE record_tokens (
+		coll TEXT NOT NULL,
+		id TEXT NOT NULL,
+		token TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		gone INTEGER NOT NULL,
+		PRIMARY KEY (coll, id, token)
+	) WITHOUT ROWID;
+	CREATE INDEX record_tokens_feed ON record_tokens(token, seq);
+	CREATE TABLE record_refs (
+		coll TEXT NOT NULL,
+		ref TEXT NOT NULL,
+		id TEXT NOT NULL,
+		PRIMARY KEY (coll, ref, id)
+	) WITHOUT ROWID;
+	CREATE TABLE answers (
+		user_id TEXT NOT NULL,
+		mutation_id TEXT NOT NULL,
+		body TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (user_id, mutation_id)
+	) WITHOUT ROWID;
+	CREATE INDEX answers_at ON answers(at);
+	-- The feed counter, bumped inside each write transaction: SQLite runs
+	-- one write transaction at a time, so seqs commit in order.
+	CREATE TABLE feed (
+		one INTEGER PRIMARY KEY CHECK (one = 1),
+		seq INTEGER NOT NULL
+	);
+	INSERT INTO feed (one, seq) VALUES (1, 0);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,106 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// Record is one record as the store keeps it: its envelope, where it sits
+// in the change feed, who may read it, and its recent history.
+type Record struct {
+	Collection schema.Collection
+	ID         string
+	Version    int64
+	Deleted    bool
+	UpdatedAt  time.Time
+	UpdatedBy  string
+	// Data is the record's canonical JSON; null for a deleted record.
+	Data json.RawMessage
+	// Seq is the record's place in the change feed, set by the store on
+	// every write: greater than every seq written before.
+	Seq int64
+	// Tokens are the read tokens of the record now (schema.RecordTokens),
+	// sorted.
+	Tokens []string
+	// Refs name the records this one points at ("customer:c-1",
+	// "visit:v-1") and other keys it is looked up by ("sha256:…"), so that
+	// it can be found from them.
+	Refs []string
+	// History lists the most recent writes, oldest first, the current
+	// one last.
+	History []Revision
+}
+
+// Revision is one past write of a record: who made it, through which
+// mutation, and for collections that merge, the data it wrote.
+type Revision struct {
+	Version    int64           `json:"v"`
+	MutationID string          `json:"m,omitempty"`
+	UserID     string          `json:"u,omitempty"`
+	Data       json.RawMessage `json:"d,omitempty"`
+}
+
+// Change is one entry of the change feed seen through a set of tokens:
+// the record (always its current state), and whether it was found through
+// a token it has lost (Gone) rather than one it has.
+type Change struct {
+	Seq    int64
+	Gone   bool
+	Record *Record
+}
+
+// Answer is the stored reply to one mutation, replayed when the same user
+// sends the same mutation id again.
+type Answer struct {
+	UserID     string
+	MutationID string
+	Body       json.RawMessage
+	At         time.Time
+}
+
+// RecordTx reads and writes records within one unit of work. In stores
+// with transactions the unit is atomic; elsewhere each write is atomic on
+// its own.
+type RecordTx interface {
+	// Record returns the current state of a record; ErrNotFound when it
+	// was never written.
+	Record(ctx context.Context, c schema.Collection, id string) (*Record, error)
+	// RecordsByRef returns the current records of collection c whose Refs
+	// hold ref, in id order, at most limit of them after id after.
+	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
+	// Put writes r if the stored version of the record is prev (0: the
+	// record must not exist), and sets r.Seq. Tokens the record had before
+	// and lacks now stay in the feed as gone at the new seq, so that their
+	// holders learn of the loss. ErrStale when the stored version is not
+	// prev.
+	Put(ctx context.Context, r *Record, prev int64) error
+	// Answer returns the stored answer to a mutation; ErrNotFound when
+	// there is none.
+	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
+	// SaveAnswer stores the answer to a mutation (the first one stays).
+	SaveAnswer(ctx context.Context, a *Answer) error
+}
+
+// RecordStore keeps records and the change feed. Implementations must be
+// safe for concurrent use by several processes sharing the store.
+type RecordStore interface {
+	// Update runs fn in one unit of work; fn's error is returned and, where
+	// the store has transactions, undoes its writes.
+	Update(ctx context.Context, fn func(tx RecordTx) error) error
+	// View runs fn with reads only, on a consistent snapshot where the
+	// store has them.
+	View(ctx context.Context, fn func(tx RecordTx) error) error
+	// Watermark returns the stable seq: every write with a seq at or below
+	// it is committed or known abandoned, so a reader that has seen every
+	// change up to it has missed none.
+	Watermark(ctx context.Context) (int64, error)
+	// Changes returns, in seq order, at most limit changes with after < seq
+	// <= upto of records that hold, or have lost, one of tokens.
+	Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]Change, error)
+	// SweepAnswers deletes answers stored before cutoff and returns how
+	// many went.
+	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
+}

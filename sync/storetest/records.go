@@ -1,0 +1,331 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	gosync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
+	t.Run("PutAndRead", func(t *testing.T) { testPutAndRead(t, newStore(t)) })
+	t.Run("Refs", func(t *testing.T) { testRefs(t, newStore(t)) })
+	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
+	t.Run("Answers", func(t *testing.T) { testAnswers(t, newStore(t)) })
+	t.Run("ConcurrentWritersNeverSkip", func(t *testing.T) { testNeverSkip(t, newStore(t)) })
+	t.Run("OneWinnerPerVersion", func(t *testing.T) { testOneWinner(t, newStore(t)) })
+}
+
+func rec(id string, version int64, tokens []string, data string) *sync.Record {
+	return &sync.Record{
+		Collection: schema.Customers, ID: id, Version: version, UpdatedAt: at, UpdatedBy: "u-1",
+		Data: json.RawMessage(data), Tokens: tokens, Refs: []string{},
+		History: []sync.Revision{{Version: version, MutationID: fmt.Sprintf("m-%s-%d", id, version), UserID: "u-1", Data: json.RawMessage(data)}},
+	}
+}
+
+func put(t *testing.T, s sync.Store, r *sync.Record, prev int64) {
+	t.Helper()
+	require.NoError(t, s.Update(context.Background(), func(tx sync.RecordTx) error { return tx.Put(context.Background(), r, prev) }))
+}
+
+func read(t *testing.T, s sync.Store, c schema.Collection, id string) (*sync.Record, error) {
+	t.Helper()
+	var r *sync.Record
+	err := s.View(context.Background(), func(tx sync.RecordTx) error {
+		var err error
+		r, err = tx.Record(context.Background(), c, id)
+		return err
+	})
+	return r, err
+}
+
+func testPutAndRead(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	_, err := read(t, s, schema.Customers, "c-1")
+	assert.ErrorIs(t, err, sync.ErrNotFound)
+
+	r1 := rec("c-1", 1, []string{"customers|all", "customers|terr:t-1"}, `{"name":"Ana's"}`)
+	put(t, s, r1, 0)
+	assert.Positive(t, r1.Seq, "a seq is assigned")
+	got, err := read(t, s, schema.Customers, "c-1")
+	require.NoError(t, err)
+	assert.Equal(t, r1, got)
+
+	err = s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, rec("c-1", 1, nil, `{}`), 0) })
+	assert.ErrorIs(t, err, sync.ErrStale, "creating what exists")
+
+	r2 := rec("c-1", 2, []string{"customers|all"}, `{"name":"Ana's Shop"}`)
+	r2.History = append(r1.History, r2.History...)
+	put(t, s, r2, 1)
+	assert.Greater(t, r2.Seq, r1.Seq, "seqs grow")
+	err = s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, rec("c-1", 3, nil, `{}`), 1) })
+	assert.ErrorIs(t, err, sync.ErrStale, "a stale prev")
+
+	del := rec("c-1", 3, []string{"customers|all"}, `null`)
+	del.Data, del.Deleted = nil, true
+	put(t, s, del, 2)
+	got, err = read(t, s, schema.Customers, "c-1")
+	require.NoError(t, err)
+	assert.True(t, got.Deleted)
+	assert.Nil(t, got.Data)
+	assert.Equal(t, int64(3), got.Version)
+	assert.Len(t, got.History, 1)
+
+	_, err = read(t, s, schema.Visits, "c-1")
+	assert.ErrorIs(t, err, sync.ErrNotFound, "ids are per collection")
+}
+
+func testRefs(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		r := rec(fmt.Sprintf("v-%d", i), 1, []string{"visits|all"}, `{}`)
+		r.Collection = schema.Visits
+		r.Refs = []string{"customer:c-1", fmt.Sprintf("n:%d", i%2)}
+		put(t, s, r, 0)
+	}
+	byRef := func(ref, after string, limit int) []string {
+		var ids []string
+		require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+			rs, err := tx.RecordsByRef(ctx, schema.Visits, ref, after, limit)
+			for _, r := range rs {
+				ids = append(ids, r.ID)
+			}
+			return err
+		}))
+		return ids
+	}
+	assert.Equal(t, []string{"v-0", "v-1", "v-2", "v-3", "v-4"}, byRef("customer:c-1", "", 10))
+	assert.Equal(t, []string{"v-0", "v-2", "v-4"}, byRef("n:0", "", 10))
+	assert.Equal(t, []string{"v-2", "v-3"}, byRef("customer:c-1", "v-1", 2), "paged by id")
+	assert.Empty(t, byRef("customer:c-9", "", 10))
+
+	r := rec("v-0", 2, []string{"visits|all"}, `{}`)
+	r.Collection, r.Refs = schema.Visits, []string{"customer:c-2"}
+	put(t, s, r, 1)
+	assert.Equal(t, []string{"v-1", "v-2", "v-3", "v-4"}, byRef("customer:c-1", "", 10), "a dropped ref no longer finds it")
+	assert.Equal(t, []string{"v-0"}, byRef("customer:c-2", "", 10))
+	assert.Empty(t, byRef("customer:c-1", "", 10)[0:0])
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		rs, err := tx.RecordsByRef(ctx, schema.Customers, "customer:c-1", "", 10)
+		assert.Empty(t, rs, "refs are per collection")
+		return err
+	}))
+}
+
+func changes(t *testing.T, s sync.Store, tokens []string, after int64, limit int) []sync.Change {
+	t.Helper()
+	wm, err := s.Watermark(context.Background())
+	require.NoError(t, err)
+	chs, err := s.Changes(context.Background(), tokens, after, wm, limit)
+	require.NoError(t, err)
+	return chs
+}
+
+type seen struct {
+	ID   string
+	V    int64
+	Gone bool
+}
+
+func summary(chs []sync.Change) []seen {
+	var out []seen
+	for _, ch := range chs {
+		out = append(out, seen{ch.Record.ID, ch.Record.Version, ch.Gone})
+	}
+	return out
+}
+
+func testChanges(t *testing.T, s sync.Store) {
+	t1, t2 := "customers|terr:t-1", "customers|terr:t-2"
+	a := rec("c-a", 1, []string{t1}, `{"n":1}`)
+	b := rec("c-b", 1, []string{t2}, `{"n":2}`)
+	c := rec("c-c", 1, []string{t1, t2}, `{"n":3}`)
+	put(t, s, a, 0)
+	put(t, s, b, 0)
+	put(t, s, c, 0)
+
+	assert.Equal(t, []seen{{"c-a", 1, false}, {"c-c", 1, false}}, summary(changes(t, s, []string{t1}, 0, 10)))
+	assert.Equal(t, []seen{{"c-a", 1, false}, {"c-b", 1, false}, {"c-c", 1, false}}, summary(changes(t, s, []string{t1, t2}, 0, 10)),
+		"a record with two of the tokens comes once")
+	assert.Equal(t, []seen{{"c-a", 1, false}}, summary(changes(t, s, []string{t1, t2}, 0, 1)), "limit")
+	assert.Equal(t, []seen{{"c-c", 1, false}}, summary(changes(t, s, []string{t1}, a.Seq, 10)), "after")
+	assert.Empty(t, changes(t, s, []string{"customers|terr:t-9"}, 0, 10))
+	assert.Empty(t, changes(t, s, nil, 0, 10))
+	chs, err := s.Changes(context.Background(), []string{t1}, 0, a.Seq, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []seen{{"c-a", 1, false}}, summary(chs), "upto")
+
+	// c-a moves from t-1 to t-2: t-1 sees it gone, t-2 sees it arrive.
+	before := c.Seq
+	a2 := rec("c-a", 2, []string{t2}, `{"n":1,"moved":true}`)
+	put(t, s, a2, 1)
+	assert.Equal(t, []seen{{"c-a", 2, true}}, summary(changes(t, s, []string{t1}, before, 10)))
+	assert.Equal(t, []seen{{"c-a", 2, false}}, summary(changes(t, s, []string{t2}, before, 10)))
+	assert.Equal(t, []seen{{"c-a", 2, false}}, summary(changes(t, s, []string{t1, t2}, before, 10)),
+		"held through one token and lost through another: held")
+
+	// Another write to c-a leaves the loss at the seq it happened.
+	a3 := rec("c-a", 3, []string{t2}, `{"n":1,"moved":"again"}`)
+	put(t, s, a3, 2)
+	assert.Empty(t, changes(t, s, []string{t1}, a2.Seq, 10), "an old loss is not repeated")
+	assert.Equal(t, []seen{{"c-a", 3, true}}, summary(changes(t, s, []string{t1}, before, 10)),
+		"the loss is still there, showing the current record")
+
+	// Back to t-1: held again.
+	a4 := rec("c-a", 4, []string{t1}, `{"n":1}`)
+	put(t, s, a4, 3)
+	assert.Equal(t, []seen{{"c-a", 4, false}}, summary(changes(t, s, []string{t1}, before, 10)))
+	assert.Equal(t, []seen{{"c-a", 4, true}}, summary(changes(t, s, []string{t2}, a3.Seq, 10)))
+
+	// Deletes keep their tokens: holders see the tombstone.
+	del := rec("c-b", 2, []string{t2}, `null`)
+	del.Data, del.Deleted = nil, true
+	put(t, s, del, 1)
+	chs = changes(t, s, []string{t2}, a4.Seq, 10)
+	require.Len(t, chs, 1)
+	assert.True(t, chs[0].Record.Deleted)
+	assert.False(t, chs[0].Gone)
+
+	wm, err := s.Watermark(context.Background())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, wm, del.Seq, "the watermark covers every committed write")
+}
+
+func testAnswers(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	a := &sync.Answer{UserID: "u-1", MutationID: "m-1", Body: json.RawMessage(`{"status":"applied","version":1}`), At: at}
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, a) }))
+	second := *a
+	second.Body = json.RawMessage(`{"status":"conflict"}`)
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, &second) }), "saving again is not an error")
+	old := &sync.Answer{UserID: "u-1", MutationID: "m-0", Body: json.RawMessage(`{}`), At: at.Add(-40 * 24 * time.Hour)}
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, old) }))
+
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		got, err := tx.Answer(ctx, "u-1", "m-1")
+		require.NoError(t, err)
+		assert.JSONEq(t, string(a.Body), string(got.Body), "the first answer stays")
+		_, err = tx.Answer(ctx, "u-2", "m-1")
+		assert.ErrorIs(t, err, sync.ErrNotFound, "answers are per user")
+		return nil
+	}))
+
+	n, err := s.SweepAnswers(ctx, at.Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		_, err := tx.Answer(ctx, "u-1", "m-0")
+		assert.ErrorIs(t, err, sync.ErrNotFound, "swept")
+		_, err = tx.Answer(ctx, "u-1", "m-1")
+		assert.NoError(t, err, "kept")
+		return nil
+	}))
+}
+
+// testNeverSkip is the change-feed invariant: readers that page through
+// Changes up to the watermark, while writers keep writing, end with
+// exactly the final version of every record.
+func testNeverSkip(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	const (
+		writers = 4
+		records = 12
+		updates = 15
+		readers = 3
+	)
+	tokens := []string{"customers|all"}
+	var wg, rg gosync.WaitGroup
+	var done atomic.Bool
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for v := int64(1); v <= updates; v++ {
+				for i := range records {
+					r := rec(fmt.Sprintf("w%d-r%d", w, i), v, tokens, fmt.Sprintf(`{"v":%d}`, v))
+					assert.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, r, v-1) }))
+				}
+			}
+		}()
+	}
+	replicas := make([]map[string]int64, readers)
+	for i := range readers {
+		replicas[i] = map[string]int64{}
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			var checkpoint int64
+			for last := false; !last; {
+				last = done.Load() // one more full pass after the writers stop
+				for {
+					wm, err := s.Watermark(ctx)
+					if !assert.NoError(t, err) {
+						return
+					}
+					chs, err := s.Changes(ctx, tokens, checkpoint, wm, 7)
+					if !assert.NoError(t, err) {
+						return
+					}
+					for _, ch := range chs {
+						if ch.Record.Version > replicas[i][ch.Record.ID] {
+							replicas[i][ch.Record.ID] = ch.Record.Version
+						}
+					}
+					if len(chs) < 7 {
+						checkpoint = wm
+						break
+					}
+					checkpoint = chs[len(chs)-1].Seq
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	done.Store(true)
+	rg.Wait()
+	for i, replica := range replicas {
+		assert.Lenf(t, replica, writers*records, "reader %d saw every record", i)
+		for id, v := range replica {
+			assert.Equalf(t, int64(updates), v, "reader %d has the final version of %s", i, id)
+		}
+	}
+}
+
+// testOneWinner: of many concurrent writes from the same version, exactly
+// one lands.
+func testOneWinner(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	put(t, s, rec("c-1", 1, []string{"customers|all"}, `{}`), 0)
+	var wins atomic.Int32
+	var wg gosync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rec("c-1", 2, []string{"customers|all"}, fmt.Sprintf(`{"writer":%d}`, i))
+			err := s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, r, 1) })
+			if err == nil {
+				wins.Add(1)
+			} else {
+				assert.ErrorIs(t, err, sync.ErrStale)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), wins.Load())
+	got, err := read(t, s, schema.Customers, "c-1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), got.Version)
+	assert.True(t, slices.Contains(got.Tokens, "customers|all"))
+}
