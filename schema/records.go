@@ -1,0 +1,257 @@
+package schema
+
+import "time"
+
+// Fields tagged `schema:"money"` hold an amount of money in minor units
+// (cents); the decoder names the unit when such a field is not an integer.
+// Fields documented as server-owned are computed by the server: clients may
+// send them, but they are never required and never validated.
+
+// Territory is an area that reps work in and managers oversee.
+type Territory struct {
+	// Name is the territory's display name; required, at most 200 characters.
+	Name string `json:"name"`
+	// Region groups territories for managers; required, at most 200 characters.
+	Region string `json:"region"`
+}
+
+// Contact is a person to speak to at a customer.
+type Contact struct {
+	// Name is required, at most 200 characters.
+	Name string `json:"name"`
+	// Role is what the person does there, at most 100 characters.
+	Role string `json:"role,omitempty"`
+	// Phone is at most 40 characters.
+	Phone string `json:"phone,omitempty"`
+}
+
+// Grades lists the customer grades: A high value, B potential, C stable,
+// D low value.
+var Grades = []string{"A", "B", "C", "D"}
+
+// Customer is an outlet or account that reps visit and sell to.
+type Customer struct {
+	// Code is the customer's code in the back office; required, at most 64 characters.
+	Code string `json:"code"`
+	// Name is required, at most 200 characters.
+	Name string `json:"name"`
+	// Address is at most 500 characters.
+	Address string `json:"address,omitempty"`
+	// TerritoryID is the territory the customer belongs to; required.
+	TerritoryID string `json:"territory_id"`
+	// Lat is the outlet's latitude in decimal degrees; set together with Lng.
+	Lat *float64 `json:"lat,omitempty"`
+	// Lng is the outlet's longitude in decimal degrees; set together with Lat.
+	Lng *float64 `json:"lng,omitempty"`
+	// Grade is one of Grades; required.
+	Grade string `json:"grade"`
+	// Contacts lists at most 20 people to speak to.
+	Contacts []Contact `json:"contacts,omitempty"`
+	// CreditLimit is the most the customer may owe; at least 0.
+	CreditLimit int64 `json:"credit_limit" schema:"money"`
+	// PaymentTermsDays is how many days the customer has to pay, 0 to 365.
+	PaymentTermsDays int `json:"payment_terms_days"`
+	// OpenBalance is what the customer owes now.
+	OpenBalance int64 `json:"open_balance" schema:"money"`
+	// Tags are at most 50 labels of 1 to 64 characters each.
+	Tags []string `json:"tags,omitempty"`
+	// Notes are at most 4000 characters.
+	Notes string `json:"notes,omitempty"`
+	// DistributorID is the distributor that serves the customer, if any.
+	DistributorID string `json:"distributor_id,omitempty"`
+	// GeofenceM overrides the allowed check-in distance from the outlet, in
+	// metres, 0 to 100000; 0 means the server's default.
+	GeofenceM int `json:"geofence_m,omitempty"`
+}
+
+// Product is an item of the catalog.
+type Product struct {
+	// SKU is required, at most 64 characters.
+	SKU string `json:"sku"`
+	// Name is required, at most 200 characters.
+	Name string `json:"name"`
+	// Unit is what one is counted in (each, case, kg); required, at most 32 characters.
+	Unit string `json:"unit"`
+	// Price is the list price of one unit; at least 0.
+	Price int64 `json:"price" schema:"money"`
+	// Active is false for products that may no longer be ordered.
+	Active bool `json:"active"`
+}
+
+// PriceItem is the price of one product on a price list.
+type PriceItem struct {
+	// ProductID is the product priced; required.
+	ProductID string `json:"product_id"`
+	// Price is the price of one unit; at least 0.
+	Price int64 `json:"price" schema:"money"`
+	// MinQuantity is the least quantity the price applies to; 0 means any.
+	MinQuantity int64 `json:"min_quantity,omitempty"`
+}
+
+// PriceList holds the prices some customers or a distributor pay.
+type PriceList struct {
+	// Name is required, at most 200 characters.
+	Name string `json:"name"`
+	// CustomerIDs are at most 10000 distinct customers the list applies to.
+	CustomerIDs []string `json:"customer_ids,omitempty"`
+	// DistributorID is the distributor the list applies to, if any.
+	DistributorID string `json:"distributor_id,omitempty"`
+	// ValidFrom is the first day the list applies (YYYY-MM-DD), if limited.
+	ValidFrom string `json:"valid_from,omitempty"`
+	// ValidTo is the last day the list applies (YYYY-MM-DD), if limited; not before ValidFrom.
+	ValidTo string `json:"valid_to,omitempty"`
+	// Items are at most 5000 prices.
+	Items []PriceItem `json:"items,omitempty"`
+}
+
+// The statuses of a planned stop.
+const (
+	StopPlanned = "planned"
+	StopDone    = "done"
+	StopSkipped = "skipped"
+)
+
+// StopStatuses lists every stop status.
+var StopStatuses = []string{StopPlanned, StopDone, StopSkipped}
+
+// Stop is one customer to visit on a route plan.
+type Stop struct {
+	// CustomerID is the customer to visit; required.
+	CustomerID string `json:"customer_id"`
+	// Position orders the stops of a plan; at least 0.
+	Position int `json:"position"`
+	// Status is one of StopStatuses; required.
+	Status string `json:"status"`
+	// WindowStart is when the visit should start (HH:MM, 24 hours), if planned.
+	WindowStart string `json:"window_start,omitempty"`
+	// WindowEnd is when the visit should end (HH:MM, 24 hours), if planned; not before WindowStart.
+	WindowEnd string `json:"window_end,omitempty"`
+}
+
+// RoutePlan is a rep's planned day.
+type RoutePlan struct {
+	// RepID is the rep whose day it is; required.
+	RepID string `json:"rep_id"`
+	// Date is the day planned (YYYY-MM-DD); required.
+	Date string `json:"date"`
+	// Stops are at most 200 stops, each at a different customer.
+	Stops []Stop `json:"stops,omitempty"`
+}
+
+// GeoPoint is where and when a device was at a check-in or check-out, as
+// the device reported it.
+type GeoPoint struct {
+	// At is the device's time of the event; required, RFC 3339.
+	At time.Time `json:"at"`
+	// Lat is the latitude in decimal degrees; required.
+	Lat *float64 `json:"lat"`
+	// Lng is the longitude in decimal degrees; required.
+	Lng *float64 `json:"lng"`
+	// Accuracy is the device's estimate of the position error in metres; at least 0.
+	Accuracy float64 `json:"accuracy,omitempty"`
+}
+
+// Visit is a rep's visit to a customer.
+type Visit struct {
+	// CustomerID is the customer visited; required.
+	CustomerID string `json:"customer_id"`
+	// RoutePlanID is the route plan the visit was planned on, if any.
+	RoutePlanID string `json:"route_plan_id,omitempty"`
+	// CheckIn is where and when the rep arrived; required.
+	CheckIn GeoPoint `json:"check_in"`
+	// CheckOut is where and when the rep left, once known; not before CheckIn.
+	CheckOut *GeoPoint `json:"check_out,omitempty"`
+	// Notes are at most 4000 characters.
+	Notes string `json:"notes,omitempty"`
+	// Outcome says briefly how the visit went, at most 64 characters.
+	Outcome string `json:"outcome,omitempty"`
+	// RepID is the rep who made the visit; server-owned.
+	RepID string `json:"rep_id,omitempty"`
+	// DistanceM is the distance in metres from the check-in to the outlet,
+	// when both are known; server-owned.
+	DistanceM *float64 `json:"distance_m,omitempty"`
+	// WithinGeofence reports whether the check-in was close enough to the
+	// outlet, when known; server-owned.
+	WithinGeofence *bool `json:"within_geofence,omitempty"`
+	// DurationS is the time in store in seconds, once checked out; server-owned.
+	DurationS *int64 `json:"duration_s,omitempty"`
+}
+
+// The statuses of an order: draft → submitted → confirmed → shipped →
+// delivered, or cancelled.
+const (
+	OrderDraft     = "draft"
+	OrderSubmitted = "submitted"
+	OrderConfirmed = "confirmed"
+	OrderShipped   = "shipped"
+	OrderDelivered = "delivered"
+	OrderCancelled = "cancelled"
+)
+
+// OrderStatuses lists every order status.
+var OrderStatuses = []string{OrderDraft, OrderSubmitted, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled}
+
+// OrderLine is one product on an order.
+type OrderLine struct {
+	// ProductID is the product ordered; required.
+	ProductID string `json:"product_id"`
+	// Quantity is how many units; at least 1.
+	Quantity int64 `json:"quantity"`
+	// UnitPrice is the price of one unit; at least 0.
+	UnitPrice int64 `json:"unit_price" schema:"money"`
+	// Discount is the amount taken off the line; 0 to Quantity × UnitPrice.
+	Discount int64 `json:"discount,omitempty" schema:"money"`
+}
+
+// Order is an order placed by a rep or a distributor for a customer.
+type Order struct {
+	// CustomerID is the customer ordering; required.
+	CustomerID string `json:"customer_id"`
+	// VisitID is the visit the order was taken on, if any.
+	VisitID string `json:"visit_id,omitempty"`
+	// Lines are 1 to 500 products ordered.
+	Lines []OrderLine `json:"lines"`
+	// Status is one of OrderStatuses; required.
+	Status string `json:"status"`
+	// RequestedDeliveryDate is when the customer wants the goods (YYYY-MM-DD), if said.
+	RequestedDeliveryDate string `json:"requested_delivery_date,omitempty"`
+	// PaymentDueDate is when payment is due (YYYY-MM-DD), if set.
+	PaymentDueDate string `json:"payment_due_date,omitempty"`
+	// Notes are at most 4000 characters.
+	Notes string `json:"notes,omitempty"`
+	// PlacedBy is the user who placed the order; server-owned.
+	PlacedBy string `json:"placed_by,omitempty"`
+	// Total is the sum of the lines' amounts; server-owned.
+	Total int64 `json:"total" schema:"money"`
+	// DistributorID is the distributor the order goes to, if any; server-owned.
+	DistributorID string `json:"distributor_id,omitempty"`
+}
+
+// PhotoContentTypes lists the content types a photo may have.
+var PhotoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
+
+// MaxPhotoSize is the largest photo a record may describe, in bytes.
+const MaxPhotoSize = 100 << 20
+
+// Photo describes a photo taken on a visit; its bytes live in the photo
+// store, addressed by SHA256.
+type Photo struct {
+	// VisitID is the visit the photo was taken on; required.
+	VisitID string `json:"visit_id"`
+	// SHA256 is the hash of the photo's bytes, 64 lowercase hex characters; required.
+	SHA256 string `json:"sha256"`
+	// ContentType is one of PhotoContentTypes; required.
+	ContentType string `json:"content_type"`
+	// Size is the number of bytes, 1 to MaxPhotoSize.
+	Size int64 `json:"size"`
+	// TakenAt is when the device took the photo, if known.
+	TakenAt *time.Time `json:"taken_at,omitempty"`
+	// Lat is the latitude in decimal degrees where it was taken; set together with Lng.
+	Lat *float64 `json:"lat,omitempty"`
+	// Lng is the longitude in decimal degrees where it was taken; set together with Lat.
+	Lng *float64 `json:"lng,omitempty"`
+	// Uploaded reports whether the photo store holds the bytes; server-owned.
+	Uploaded bool `json:"uploaded"`
+	// RepID is the rep who took the photo; server-owned.
+	RepID string `json:"rep_id,omitempty"`
+}
