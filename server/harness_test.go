@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -43,7 +44,9 @@ func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
 	require.NoError(tb, err)
 	secret, err := server.LoadSecret(dir, "")
 	require.NoError(tb, err)
-	cfg := server.Config{Store: store, Secret: secret, Logger: testLogger()}
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: testLogger()})
+	require.NoError(tb, err)
+	cfg := server.Config{Store: store, Engine: engine, Secret: secret, Logger: testLogger()}
 	for _, f := range tweak {
 		f(&cfg)
 	}

@@ -25,6 +25,8 @@ type Pinger interface {
 type Config struct {
 	// Store keeps users, logins and records. Required.
 	Store sync.Store
+	// Engine runs push and pull. Required.
+	Engine *sync.Engine
 	// Photos is the photo store, checked by /readyz. Optional.
 	Photos Pinger
 	// Secret signs access tokens (HS256) and derives the keys of refresh
@@ -49,6 +51,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	store   sync.Store
+	engine  *sync.Engine
 	log     *slog.Logger
 	now     func() time.Time
 	tokens  *tokenIssuer
@@ -60,6 +63,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server.New: no store")
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("server.New: no sync engine")
 	}
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("server.New: secret shorter than 32 bytes")
@@ -85,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
+		engine:  cfg.Engine,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
@@ -116,6 +123,9 @@ func (s *Server) routes() {
 	v1.Post("/auth/login", s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/logout", s.authenticate, s.logout)
+
+	v1.Post("/sync/push", s.authenticate, s.push)
+	v1.Post("/sync/pull", s.authenticate, s.pull)
 
 	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
 	admin.Post("/users", s.createUser)

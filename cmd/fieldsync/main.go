@@ -19,6 +19,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -119,7 +120,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Info("first admin created", slog.String("username", cfg.adminUser))
 		}
 	}
-	srv, err := server.New(server.Config{Store: store, Photos: photos, Secret: secret, Logger: log})
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log})
+	if err != nil {
+		return err
+	}
+	go engine.RunSweeper(ctx, time.Hour)
+	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,207 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// derived is what the engine works out about a record before writing it:
+// its canonical data with the server-owned fields set, where it belongs
+// and who owns it, and what it refers to.
+type derived struct {
+	data  json.RawMessage
+	facts schema.Facts
+	refs  []string
+}
+
+// writer is one principal writing within one unit of work.
+type writer struct {
+	e      *Engine
+	tx     RecordTx
+	p      schema.Principal
+	tokens []string // the principal's read tokens
+}
+
+// rejection is a reason to refuse a mutation; the caller sees it.
+func rejection(code, field, format string, args ...any) *schema.Error {
+	return &schema.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// reference loads a record that rec points at, which must exist, not be
+// deleted and, unless the writer is deriving for a re-stamp (w.tokens
+// nil), be readable by the writer.
+func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
+	r, err := w.tx.Record(ctx, c, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && (r.Deleted || (w.tokens != nil && !schema.Intersects(r.Tokens, w.tokens)))) {
+		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s the caller can see", field, singular(c))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := schema.Decode(c, r.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
+	}
+	return r, rec, nil
+}
+
+func singular(c schema.Collection) string {
+	switch c {
+	case schema.Territories:
+		return "territory"
+	case schema.Customers:
+		return "customer"
+	case schema.Visits:
+		return "visit"
+	}
+	return string(c)
+}
+
+// derive sets the server-owned fields of rec, a record of collection c
+// with the given id about to replace prev (nil when created), and works
+// out its facts and refs. A *schema.Error means the mutation is refused.
+func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec schema.Record, prev schema.Record) (*derived, error) {
+	d := &derived{}
+	switch r := rec.(type) {
+	case *schema.Territory:
+		d.facts.Territories = []string{id}
+	case *schema.Customer:
+		if _, _, err := w.reference(ctx, schema.Territories, r.TerritoryID, "territory_id"); err != nil {
+			return nil, err
+		}
+		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
+		d.refs = []string{"territory:" + r.TerritoryID}
+	case *schema.Product:
+	case *schema.PriceList:
+		for i, cid := range r.CustomerIDs {
+			_, cust, err := w.reference(ctx, schema.Customers, cid, fmt.Sprintf("customer_ids[%d]", i))
+			if err != nil {
+				return nil, err
+			}
+			d.facts.Territories = append(d.facts.Territories, cust.(*schema.Customer).TerritoryID)
+			d.refs = append(d.refs, "customer:"+cid)
+		}
+		d.facts.Distributor = r.DistributorID
+	case *schema.RoutePlan:
+		rep, err := w.e.store.User(ctx, r.RepID)
+		if errors.Is(err, ErrNotFound) || (err == nil && rep.Role != schema.RoleRep) {
+			return nil, rejection(schema.CodeValidationFailed, "rep_id", "rep_id refers to no rep")
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.facts = schema.Facts{Owner: r.RepID, Territories: rep.Territories}
+		d.refs = []string{"rep:" + r.RepID, "rep-date:" + r.RepID + ":" + r.Date}
+	case *schema.Visit:
+		if err := w.deriveVisit(ctx, r, prev, d); err != nil {
+			return nil, err
+		}
+	case *schema.Order:
+		if err := w.deriveOrder(ctx, r, prev, d); err != nil {
+			return nil, err
+		}
+	case *schema.Photo:
+		visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
+		if err != nil {
+			return nil, err
+		}
+		r.RepID = v.(*schema.Visit).RepID
+		r.Uploaded = false
+		if w.e.photos != nil {
+			if r.Uploaded, err = w.e.photos.PhotoStored(ctx, r.SHA256); err != nil {
+				return nil, err
+			}
+		}
+		d.facts = schema.Facts{Owner: r.RepID, Territories: territoriesOf(visit)}
+		d.refs = []string{"visit:" + r.VisitID, "sha256:" + r.SHA256}
+	default:
+		return nil, fmt.Errorf("derive: unexpected record %T", rec)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	d.data = data
+	return d, nil
+}
+
+// territoriesOf reads the territories a stored record belongs to back from
+// its read tokens.
+func territoriesOf(r *Record) []string {
+	prefix := string(r.Collection) + "|terr:"
+	var out []string
+	for _, t := range r.Tokens {
+		if len(t) > len(prefix) && t[:len(prefix)] == prefix {
+			out = append(out, t[len(prefix):])
+		}
+	}
+	return out
+}
+
+func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.Record, d *derived) error {
+	_, c, err := w.reference(ctx, schema.Customers, v.CustomerID, "customer_id")
+	if err != nil {
+		return err
+	}
+	cust := c.(*schema.Customer)
+	switch {
+	case prev != nil:
+		v.RepID = prev.(*schema.Visit).RepID
+	case w.p.Role != schema.RoleAdmin || v.RepID == "":
+		v.RepID = w.p.UserID
+	}
+	v.DistanceM, v.WithinGeofence, v.DurationS = nil, nil, nil
+	if cust.Lat != nil && cust.Lng != nil && v.CheckIn.Lat != nil && v.CheckIn.Lng != nil {
+		dist := math.Round(schema.DistanceM(*cust.Lat, *cust.Lng, *v.CheckIn.Lat, *v.CheckIn.Lng)*10) / 10
+		radius := w.e.geofenceM
+		if cust.GeofenceM > 0 {
+			radius = float64(cust.GeofenceM)
+		}
+		within := dist <= radius
+		v.DistanceM, v.WithinGeofence = &dist, &within
+	}
+	if v.CheckOut != nil {
+		secs := int64(v.CheckOut.At.Sub(v.CheckIn.At).Seconds())
+		v.DurationS = &secs
+	}
+	d.facts = schema.Facts{Owner: v.RepID, Territories: []string{cust.TerritoryID}}
+	d.refs = []string{"customer:" + v.CustomerID, "rep:" + v.RepID}
+	return nil
+}
+
+func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.Record, d *derived) error {
+	_, c, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
+	if err != nil {
+		return err
+	}
+	if o.VisitID != "" {
+		if _, _, err := w.reference(ctx, schema.Visits, o.VisitID, "visit_id"); err != nil {
+			return err
+		}
+	}
+	if prev != nil {
+		p := prev.(*schema.Order)
+		o.PlacedBy, o.DistributorID = p.PlacedBy, p.DistributorID
+	} else {
+		o.PlacedBy, o.DistributorID = w.p.UserID, ""
+		if w.p.Role == schema.RoleDistributor {
+			o.DistributorID = w.p.DistributorID
+		}
+	}
+	total, ok := o.LinesTotal()
+	if !ok {
+		return rejection(schema.CodeValidationFailed, "lines", "the order total does not fit in 64 bits")
+	}
+	o.Total = total
+	d.facts = schema.Facts{Owner: o.PlacedBy, Territories: []string{c.(*schema.Customer).TerritoryID}, Distributor: o.DistributorID}
+	d.refs = []string{"customer:" + o.CustomerID}
+	if o.VisitID != "" {
+		d.refs = append(d.refs, "visit:"+o.VisitID)
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package sync
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// PhotoChecker tells whether a photo's bytes are stored, so that a photo
+// record's server-owned `uploaded` can be set.
+type PhotoChecker interface {
+	PhotoStored(ctx context.Context, sha256 string) (bool, error)
+}
+
+// Config is what an Engine is built from; zero fields take the documented
+// defaults.
+type Config struct {
+	// Store keeps users and records. Required.
+	Store Store
+	// Secret keys the MAC of checkpoints. At least 32 bytes. Required.
+	Secret []byte
+	// Photos, when set, tells whether a photo's bytes have arrived.
+	Photos PhotoChecker
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// MaxMutations is the most mutations one push may carry; default 500.
+	MaxMutations int
+	// MaxPushBytes is the largest push body in bytes; default 5 MB.
+	MaxPushBytes int
+	// HistoryDepth is how many recent versions a record keeps to decide
+	// merges and replays; default 10.
+	HistoryDepth int
+	// AnswerTTL is how long answers to mutations are kept; default 30 days.
+	AnswerTTL time.Duration
+	// GeofenceM is the default allowed check-in distance from an outlet in
+	// metres; default 200.
+	GeofenceM float64
+	// FutureSkew is how far ahead of the server's clock a reported event
+	// time may be; default 24 hours.
+	FutureSkew time.Duration
+}
+
+// Engine runs push and pull. It keeps no state of its own between calls,
+// so any number of engines may share one store.
+type Engine struct {
+	store        Store
+	photos       PhotoChecker
+	log          *slog.Logger
+	now          func() time.Time
+	cpKey        []byte
+	maxMutations int
+	maxPushBytes int
+	historyDepth int
+	answerTTL    time.Duration
+	geofenceM    float64
+	futureSkew   time.Duration
+}
+
+// New builds an Engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("sync.New: no store")
+	}
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("sync.New: secret shorter than 32 bytes")
+	}
+	e := &Engine{
+		store: cfg.Store, photos: cfg.Photos, log: cfg.Logger, now: cfg.Now,
+		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
+		maxMutations: orDefault(cfg.MaxMutations, 500),
+		maxPushBytes: orDefault(cfg.MaxPushBytes, 5_000_000),
+		historyDepth: orDefault(cfg.HistoryDepth, 10),
+		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
+		geofenceM:    orDefault(cfg.GeofenceM, 200),
+		futureSkew:   orDefault(cfg.FutureSkew, 24*time.Hour),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e, nil
+}
+
+func orDefault[T int | float64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// MaxPushBytes is the largest push body the engine accepts.
+func (e *Engine) MaxPushBytes() int { return e.maxPushBytes }
+
+// SweepAnswers removes answers older than the configured TTL.
+func (e *Engine) SweepAnswers(ctx context.Context) (int, error) {
+	n, err := e.store.SweepAnswers(ctx, e.now().Add(-e.answerTTL))
+	if err != nil {
+		return 0, fmt.Errorf("sync.SweepAnswers: %w", err)
+	}
+	return n, nil
+}
+
+// RunSweeper sweeps old answers every interval until ctx ends. Running it
+// on several instances at once is harmless.
+func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := e.SweepAnswers(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error("sweeping answers", slog.Any("err", err))
+		case n > 0:
+			e.log.Info("swept answers", slog.Int("removed", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

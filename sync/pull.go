@@ -1,0 +1,190 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// Pull limits.
+const (
+	DefaultPullLimit = 500
+	MaxPullLimit     = 1000
+)
+
+// maxExtraScopes bounds how many interrupted scopes a checkpoint carries;
+// past it the oldest are merged away by a full removal pass.
+const maxExtraScopes = 4
+
+// Pull returns the next page of changes p may read after the checkpoint:
+// each record at its current version, tombstones for deletes, and
+// removals for records that left p's scope. When p's scope has changed
+// since the checkpoint was made, the pages first add what p may now read
+// and remove what it no longer may.
+func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest) (*PullResponse, error) {
+	limit := req.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPullLimit
+	case limit < 0 || limit > MaxPullLimit:
+		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "limit", "limit must be between 1 and %d", MaxPullLimit)
+	}
+	now := scopeOf(p)
+	cp := &checkpoint{User: p.UserID, Have: now}
+	if req.Checkpoint != "" {
+		var err error
+		if cp, err = e.decodeCheckpoint(req.Checkpoint, p.UserID); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cp.Fill == nil && !cp.Have.equal(now):
+		cp.Fill = &backfill{Target: now}
+	case cp.Fill != nil && !cp.Fill.Target.equal(now):
+		// The scope moved again mid-way: the client may hold some of the
+		// abandoned target's records, so they are removed if unreadable.
+		cp.Extra = append(cp.Extra, cp.Fill.Target)
+		if len(cp.Extra) > maxExtraScopes {
+			cp.Extra = cp.Extra[len(cp.Extra)-maxExtraScopes:]
+		}
+		cp.Fill = &backfill{Target: now}
+	}
+
+	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit}
+	for pg.budget > 0 {
+		done, err := pg.step(ctx, cp)
+		if err != nil {
+			return nil, fmt.Errorf("sync.Pull: %w", err)
+		}
+		if done {
+			break
+		}
+	}
+	token, err := e.encodeCheckpoint(cp)
+	if err != nil {
+		return nil, fmt.Errorf("sync.Pull: %w", err)
+	}
+	return &PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.budget == 0}, nil
+}
+
+// page gathers one pull's changes.
+type page struct {
+	e        *Engine
+	user     string
+	readable []string // the caller's tokens now
+	budget   int      // feed entries left to read in this page
+	out      []*Envelope
+}
+
+// step advances cp by one store read and reports whether the caller is
+// fully caught up.
+func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error) {
+	if cp.Fill == nil {
+		wm, err := pg.e.store.Watermark(ctx)
+		if err != nil {
+			return false, err
+		}
+		chs, err := pg.read(ctx, pg.readable, cp.Seq, wm)
+		if err != nil {
+			return false, err
+		}
+		for _, ch := range chs {
+			pg.emit(ch, true)
+		}
+		if len(chs) > 0 && pg.budget == 0 {
+			cp.Seq = chs[len(chs)-1].Seq
+			return false, nil
+		}
+		cp.Seq = max(cp.Seq, wm)
+		return true, nil
+	}
+
+	f := cp.Fill
+	switch f.Phase {
+	case phaseAdd:
+		gained := minus(f.Target.tokens(pg.user), cp.Have.tokens(pg.user))
+		chs, err := pg.read(ctx, gained, f.After, cp.Seq)
+		if err != nil {
+			return false, err
+		}
+		for _, ch := range chs {
+			if !ch.Gone {
+				pg.emit(ch, false)
+			}
+		}
+		if len(chs) > 0 && pg.budget == 0 {
+			f.After = chs[len(chs)-1].Seq
+			return false, nil
+		}
+		f.Phase, f.After = phaseRemove, 0
+	case phaseRemove:
+		held := cp.Have.tokens(pg.user)
+		for _, s := range cp.Extra {
+			held = union(held, s.tokens(pg.user))
+		}
+		lost := minus(held, f.Target.tokens(pg.user))
+		wm, err := pg.e.store.Watermark(ctx)
+		if err != nil {
+			return false, err
+		}
+		chs, err := pg.read(ctx, lost, f.After, wm)
+		if err != nil {
+			return false, err
+		}
+		for _, ch := range chs {
+			if !schema.Intersects(ch.Record.Tokens, pg.readable) {
+				pg.out = append(pg.out, leftScope(ch.Record))
+			}
+		}
+		if len(chs) > 0 && pg.budget == 0 {
+			f.After = chs[len(chs)-1].Seq
+			return false, nil
+		}
+		cp.Have, cp.Extra, cp.Fill = f.Target, nil, nil
+	}
+	return false, nil
+}
+
+// read takes up to the page's budget of feed entries.
+func (pg *page) read(ctx context.Context, tokens []string, after, upto int64) ([]Change, error) {
+	if len(tokens) == 0 || upto <= after {
+		return nil, nil
+	}
+	chs, err := pg.e.store.Changes(ctx, tokens, after, upto, pg.budget)
+	if err != nil {
+		return nil, err
+	}
+	pg.budget -= len(chs)
+	return chs, nil
+}
+
+// emit adds a change as the caller should see it: the record if it may
+// read it now, a removal if the change is a loss of a token and it may not.
+func (pg *page) emit(ch Change, removals bool) {
+	switch {
+	case schema.Intersects(ch.Record.Tokens, pg.readable):
+		pg.out = append(pg.out, envelopeOf(ch.Record))
+	case removals:
+		pg.out = append(pg.out, leftScope(ch.Record))
+	}
+}
+
+// minus returns the sorted tokens of a not in b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, t := range a {
+		if _, found := slices.BinarySearch(b, t); !found {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// union returns the sorted tokens of a and b.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,472 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// mergeable lists the collections whose stale writes merge field by field
+// when they do not overlap what changed on the server.
+var mergeable = map[schema.Collection]bool{schema.Customers: true, schema.RoutePlans: true}
+
+// maxStaleRetries bounds how often a mutation that lost a race to a
+// concurrent write is tried again before it is answered as a conflict.
+const maxStaleRetries = 5
+
+// Push applies a batch of mutations for p and answers each in order. A
+// mutation that is refused does not stop the others. The error is a
+// *schema.Error (payload_too_large, bad_request) when the batch is refused
+// whole, and anything else when the store fails; then nothing is answered.
+func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest) (*PushResponse, error) {
+	if n := len(req.Mutations); n > e.maxMutations {
+		return nil, schema.Errorf(schema.CodePayloadTooLarge, "a push carries at most %d mutations; this one has %d", e.maxMutations, n)
+	}
+	if req.DeviceID != "" && !schema.CheckID(req.DeviceID) {
+		return nil, schema.FieldErrorf(schema.CodeBadRequest, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+	}
+	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
+	err := e.store.Update(ctx, func(tx RecordTx) error {
+		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		for i, raw := range req.Mutations {
+			res, err := w.apply(ctx, raw)
+			if err != nil {
+				return err
+			}
+			resp.Results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sync.Push: %w", err)
+	}
+	return resp, nil
+}
+
+// apply answers one mutation: the stored answer when it was answered
+// before, else a fresh one, which it stores.
+func (w *writer) apply(ctx context.Context, raw json.RawMessage) (PushResult, error) {
+	m, perr := decodeMutation(raw)
+	if perr != nil {
+		return PushResult{MutationID: m.MutationID, Status: StatusRejected, Error: perr}, nil
+	}
+	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
+	if err == nil {
+		var res PushResult
+		if err := json.Unmarshal(prior.Body, &res); err != nil {
+			return PushResult{}, fmt.Errorf("stored answer: %w", err)
+		}
+		return res, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return PushResult{}, err
+	}
+	var res PushResult
+	for try := 0; ; try++ {
+		res, err = w.decide(ctx, m)
+		if !errors.Is(err, ErrStale) {
+			break
+		}
+		if try == maxStaleRetries {
+			return PushResult{}, fmt.Errorf("mutation %s lost %d races in a row: %w", m.MutationID, try+1, err)
+		}
+	}
+	if err != nil {
+		var se *schema.Error
+		if !errors.As(err, &se) {
+			return PushResult{}, err
+		}
+		res = PushResult{Status: StatusRejected, Error: se}
+	}
+	res.MutationID = m.MutationID
+	body, err := json.Marshal(res)
+	if err != nil {
+		return PushResult{}, err
+	}
+	if err := w.tx.SaveAnswer(ctx, &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}); err != nil {
+		return PushResult{}, err
+	}
+	return res, nil
+}
+
+// decodeMutation reads and checks one mutation's envelope.
+func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
+	var m Mutation
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		// Salvage the id, if any, so the client can match the answer.
+		var id struct {
+			MutationID string `json:"mutation_id"`
+		}
+		if json.Unmarshal(raw, &id) == nil && schema.CheckID(id.MutationID) {
+			m.MutationID = id.MutationID
+		} else {
+			m.MutationID = ""
+		}
+		return m, rejection(schema.CodeValidationFailed, "", "mutation is malformed: %s", mutationProblem(err))
+	}
+	bad := func(field, format string, args ...any) (Mutation, *schema.Error) {
+		return m, rejection(schema.CodeValidationFailed, field, format, args...)
+	}
+	switch {
+	case !schema.CheckID(m.MutationID):
+		id := m.MutationID
+		m.MutationID = ""
+		if id == "" {
+			return bad("mutation_id", "mutation_id is required")
+		}
+		return bad("mutation_id", "mutation_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+	case !m.Collection.Valid():
+		return bad("collection", "collection must be one of %s", collectionNames())
+	case !schema.CheckID(m.ID):
+		return bad("id", "id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+	case m.Op != OpUpsert && m.Op != OpDelete:
+		return bad("op", "op must be upsert or delete")
+	case m.BaseVersion < 0:
+		return bad("base_version", "base_version must be 0 or more")
+	case m.Op == OpUpsert && (len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null"))):
+		return bad("data", "an upsert carries the whole record in data")
+	case m.Op == OpDelete && m.BaseVersion == 0:
+		return bad("base_version", "a delete names the version it deletes")
+	}
+	return m, nil
+}
+
+func mutationProblem(err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return fmt.Sprintf("%s must be %s", typ.Field, typ.Type)
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return "unknown field " + strings.TrimPrefix(msg, "json: unknown field ")
+	}
+	return "not a JSON object of the mutation's fields"
+}
+
+func collectionNames() string {
+	names := make([]string, len(schema.Collections))
+	for i, c := range schema.Collections {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
+
+// decide works out and performs what a mutation asks.
+func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
+	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
+	if errors.Is(err, ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return PushResult{}, err
+	}
+	if cur != nil {
+		// Written by this very mutation before its answer was stored
+		// (the process died in between): answer as then.
+		for _, h := range cur.History {
+			if h.MutationID == m.MutationID && h.UserID == w.p.UserID {
+				return PushResult{Status: StatusApplied, Version: h.Version}, nil
+			}
+		}
+	}
+	visible := cur != nil && schema.Intersects(cur.Tokens, w.tokens)
+	if m.Op == OpDelete {
+		return w.delete(ctx, m, cur, visible)
+	}
+	return w.upsert(ctx, m, cur, visible)
+}
+
+// conflict answers with the server's record, or, when the caller may not
+// see it, with a refusal that shows nothing of it.
+func conflict(cur *Record, visible bool) (PushResult, error) {
+	if !visible {
+		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	}
+	return PushResult{Status: StatusConflict, Record: envelopeOf(cur)}, nil
+}
+
+func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
+	rec, err := schema.Decode(m.Collection, m.Data)
+	if err != nil {
+		return PushResult{}, err
+	}
+	if err := w.checkEventTimes(rec); err != nil {
+		return PushResult{}, err
+	}
+	switch {
+	case m.BaseVersion == 0 && cur != nil && !cur.Deleted:
+		return conflict(cur, visible)
+	case m.BaseVersion == 0:
+		_, res, err := w.write(ctx, m, schema.OpCreate, rec, cur)
+		return res, err
+	case cur == nil:
+		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
+	case !visible:
+		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur.Deleted:
+		return conflict(cur, visible)
+	case m.BaseVersion > cur.Version:
+		return PushResult{}, rejection(schema.CodeValidationFailed, "base_version", "base_version %d is ahead of the server's version", m.BaseVersion)
+	case m.BaseVersion < cur.Version:
+		return w.merge(ctx, m, rec, cur)
+	}
+	_, res, err := w.write(ctx, m, schema.OpUpdate, rec, cur)
+	return res, err
+}
+
+// checkEventTimes refuses event times implausibly far in the future.
+func (w *writer) checkEventTimes(rec schema.Record) error {
+	limit := w.e.now().Add(w.e.futureSkew)
+	check := func(field string, t time.Time) error {
+		if t.After(limit) {
+			return rejection(schema.CodeValidationFailed, field, "%s is too far in the future", field)
+		}
+		return nil
+	}
+	switch r := rec.(type) {
+	case *schema.Visit:
+		if err := check("check_in.at", r.CheckIn.At); err != nil {
+			return err
+		}
+		if r.CheckOut != nil {
+			return check("check_out.at", r.CheckOut.At)
+		}
+	case *schema.Photo:
+		if r.TakenAt != nil {
+			return check("taken_at", *r.TakenAt)
+		}
+	}
+	return nil
+}
+
+// merge handles an upsert from a stale base: for mergeable collections,
+// when the client's changes and the server's since that base touch
+// different fields, both are kept.
+func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *Record) (PushResult, error) {
+	if !mergeable[m.Collection] {
+		return conflict(cur, true)
+	}
+	var base json.RawMessage
+	for _, h := range cur.History {
+		if h.Version == m.BaseVersion && h.Data != nil {
+			base = h.Data
+		}
+	}
+	if base == nil {
+		return conflict(cur, true) // too old to tell
+	}
+	client, err := json.Marshal(rec)
+	if err != nil {
+		return PushResult{}, err
+	}
+	baseFields, err1 := fieldsOf(base)
+	curFields, err2 := fieldsOf(cur.Data)
+	clientFields, err3 := fieldsOf(client)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return PushResult{}, err
+	}
+	merged, ok := merge(baseFields, curFields, clientFields)
+	if !ok {
+		return conflict(cur, true)
+	}
+	data, err := json.Marshal(merged)
+	if err != nil {
+		return PushResult{}, err
+	}
+	mergedRec, err := schema.Decode(m.Collection, data)
+	if err != nil {
+		return conflict(cur, true) // each side valid, together not
+	}
+	written, res, err := w.write(ctx, m, schema.OpUpdate, mergedRec, cur)
+	if err != nil || res.Status != StatusApplied {
+		return res, err
+	}
+	return PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
+}
+
+// write checks and stores rec as the next version after cur (nil or a
+// tombstone when op is create).
+func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, PushResult, error) {
+	var prev schema.Record
+	var prevFields map[string]json.RawMessage
+	if op == schema.OpUpdate {
+		var err error
+		if prev, err = schema.Decode(cur.Collection, cur.Data); err != nil {
+			return nil, PushResult{}, fmt.Errorf("stored %s %s does not decode: %w", cur.Collection, cur.ID, err)
+		}
+		if !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
+			return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not change this record")
+		}
+		if prevFields, err = fieldsOf(cur.Data); err != nil {
+			return nil, PushResult{}, err
+		}
+	}
+	d, err := w.derive(ctx, m.Collection, m.ID, rec, prev)
+	if err != nil {
+		return nil, PushResult{}, err
+	}
+	if !schema.CanWrite(w.p, op, m.Collection, d.facts) {
+		return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
+	}
+	if op == schema.OpUpdate {
+		newFields, err := fieldsOf(d.data)
+		if err != nil {
+			return nil, PushResult{}, err
+		}
+		if perr := checkUpdateFields(schema.AccessRule(w.p.Role, m.Collection), prevFields, newFields); perr != nil {
+			return nil, PushResult{}, perr
+		}
+		if bytes.Equal(d.data, cur.Data) {
+			return cur, PushResult{Status: StatusApplied, Version: cur.Version}, nil // nothing changes
+		}
+	}
+	var prevVersion int64
+	if cur != nil {
+		prevVersion = cur.Version
+	}
+	next := &Record{
+		Collection: m.Collection, ID: m.ID, Version: prevVersion + 1,
+		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Data: d.data,
+		Tokens: schema.RecordTokens(m.Collection, d.facts), Refs: d.refs,
+	}
+	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
+	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
+		return nil, PushResult{}, err
+	}
+	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !equalStrings(cur.Tokens, next.Tokens) {
+		if err := w.restampDependents(ctx, "customer:"+m.ID); err != nil {
+			return nil, PushResult{}, err
+		}
+	}
+	return next, PushResult{Status: StatusApplied, Version: next.Version}, nil
+}
+
+// history returns cur's history with rev added, at most historyDepth
+// long. Data is kept only where merges need it.
+func (w *writer) history(c schema.Collection, cur *Record, rev Revision, data json.RawMessage) []Revision {
+	var h []Revision
+	if cur != nil {
+		h = append(h, cur.History...)
+	}
+	if mergeable[c] {
+		rev.Data = data
+	}
+	h = append(h, rev)
+	if len(h) > w.e.historyDepth {
+		h = h[len(h)-w.e.historyDepth:]
+	}
+	return h
+}
+
+func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
+	switch {
+	case cur == nil:
+		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
+	case !visible:
+		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur.Deleted || m.BaseVersion != cur.Version:
+		return conflict(cur, true)
+	case !schema.CanWrite(w.p, schema.OpDelete, m.Collection, factsOf(cur)):
+		return PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not delete this %s", singular(m.Collection))
+	}
+	next := &Record{
+		Collection: m.Collection, ID: m.ID, Version: cur.Version + 1, Deleted: true,
+		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens, Refs: cur.Refs,
+	}
+	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
+	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
+		return PushResult{}, err
+	}
+	return PushResult{Status: StatusApplied, Version: next.Version}, nil
+}
+
+// restampDependents gives the records that depend on a changed record
+// (visits, orders and price lists of a customer; photos of those visits)
+// the read tokens they have now, at a new seq and the same version, so
+// that pulls add them for whoever gained them and remove them for whoever
+// lost them.
+func (w *writer) restampDependents(ctx context.Context, ref string) error {
+	for _, c := range []schema.Collection{schema.Visits, schema.Orders, schema.PriceLists, schema.Photos} {
+		for after := ""; ; {
+			page, err := w.tx.RecordsByRef(ctx, c, ref, after, 200)
+			if err != nil {
+				return err
+			}
+			for _, r := range page {
+				if err := w.restamp(ctx, r); err != nil {
+					return err
+				}
+			}
+			if len(page) < 200 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+	}
+	return nil
+}
+
+func (w *writer) restamp(ctx context.Context, r *Record) error {
+	if r.Deleted {
+		return nil
+	}
+	rec, err := schema.Decode(r.Collection, r.Data)
+	if err != nil {
+		return fmt.Errorf("stored %s %s does not decode: %w", r.Collection, r.ID, err)
+	}
+	inner := &writer{e: w.e, tx: w.tx, p: w.p} // no tokens: references need not be the caller's
+	d, err := inner.derive(ctx, r.Collection, r.ID, rec, rec)
+	if err != nil {
+		return fmt.Errorf("restamp %s %s: %w", r.Collection, r.ID, err)
+	}
+	tokens := schema.RecordTokens(r.Collection, d.facts)
+	if equalStrings(tokens, r.Tokens) {
+		return nil
+	}
+	next := *r
+	next.Tokens = tokens
+	if err := w.tx.Put(ctx, &next, r.Version); err != nil {
+		return err
+	}
+	if r.Collection == schema.Visits {
+		return w.restampDependents(ctx, "visit:"+r.ID)
+	}
+	return nil
+}
+
+// factsOf reads a stored record's facts back from its read tokens.
+func factsOf(r *Record) schema.Facts {
+	prefix := string(r.Collection) + "|"
+	var f schema.Facts
+	for _, t := range r.Tokens {
+		kind, value, _ := strings.Cut(strings.TrimPrefix(t, prefix), ":")
+		switch kind {
+		case "terr":
+			f.Territories = append(f.Territories, value)
+		case "own":
+			f.Owner = value
+		case "dist":
+			f.Distributor = value
+		}
+	}
+	return f
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
