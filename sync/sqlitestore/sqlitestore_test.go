@@ -45,3 +45,18 @@ func TestReopenKeepsData(t *testing.T) {
 func storetestUser() *schema.User {
 	return &schema.User{ID: "u-1", Username: "ana", PasswordHash: "x", Role: schema.RoleAdmin, Active: true}
 }
+
+// Two stores opened on one file behave as two fieldsync processes do.
+func TestConvergenceOfTwoHandlesOnOneFile(t *testing.T) {
+	storetest.TestConvergence(t, func(t *testing.T) []sync.Store {
+		path := filepath.Join(t.TempDir(), "fieldsync.db")
+		var out []sync.Store
+		for range 2 {
+			s, err := sqlitestore.Open(context.Background(), path)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			out = append(out, s)
+		}
+		return out
+	}, 150)
+}
