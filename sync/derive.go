@@ -32,16 +32,20 @@ func rejection(code, field, format string, args ...any) *schema.Error {
 	return &schema.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// reference loads a record that rec points at, which must exist, not be
-// deleted and, unless the writer is deriving for a re-stamp (w.tokens
-// nil), be readable by the writer.
+// reference loads a record that rec points at, which must exist and not
+// be deleted (else validation_failed) and, unless the writer is deriving
+// for a re-stamp (w.tokens nil), be readable by the writer (else
+// forbidden).
 func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
 	r, err := w.tx.Record(ctx, c, id)
-	if errors.Is(err, ErrNotFound) || (err == nil && (r.Deleted || (w.tokens != nil && !schema.Intersects(r.Tokens, w.tokens)))) {
-		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s the caller can see", field, singular(c))
+	if errors.Is(err, ErrNotFound) || (err == nil && r.Deleted) {
+		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s", field, singular(c))
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if w.tokens != nil && !schema.Intersects(r.Tokens, w.tokens) {
+		return nil, nil, rejection(schema.CodeForbidden, field, "%s refers to a %s outside the caller's scope", field, singular(c))
 	}
 	rec, err := schema.Decode(c, r.Data)
 	if err != nil {
