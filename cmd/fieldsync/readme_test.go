@@ -1,0 +1,80 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReadmeQuickstart runs the README's quickstart as a new user would
+// paste it, in a copy of the tree, changing only the port it listens on.
+func TestReadmeQuickstart(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("the quickstart needs curl")
+	}
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "<!-- quickstart:begin -->")
+	require.True(t, ok, "the README marks its quickstart")
+	block, _, ok := strings.Cut(rest, "<!-- quickstart:end -->")
+	require.True(t, ok)
+	script := strings.TrimSpace(block)
+	script = strings.TrimSuffix(strings.TrimPrefix(script, "```sh"), "```")
+
+	dir := copyTree(t, root)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	script = strings.ReplaceAll(script, "127.0.0.1:8080", addr)
+
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FIELDSYNC_ADDR="+addr)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	text := string(out)
+	for _, want := range []string{
+		`{"results":[{"mutation_id":"m-1","status":"applied","version":1},{"mutation_id":"m-2","status":"applied","version":1}]}`,
+		`"collection":"customers","id":"c-17","version":1`,
+		`"has_more":false`,
+		`{"results":[{"mutation_id":"m-3","status":"applied","version":2}]}`,
+		`"mutation_id":"m-4","status":"merged","version":3`,
+		`"notes":"Deliveries by the back door"`,
+		`"mutation_id":"m-5","status":"conflict"`,
+	} {
+		assert.Contains(t, text, want)
+	}
+	assert.NotContains(t, text, `"error"`, "no step failed")
+	logs, err := os.ReadFile(filepath.Join(dir, "fieldsync.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(logs), `"msg":"stopped"`, "the server was stopped cleanly")
+}
+
+// copyTree copies the files git tracks (or, outside git, the Go sources
+// and module files) into a temp dir.
+func copyTree(t *testing.T, root string) string {
+	t.Helper()
+	dst := t.TempDir()
+	out, err := exec.Command("git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	require.NoError(t, err)
+	for _, rel := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		src := filepath.Join(root, rel)
+		data, err := os.ReadFile(src)
+		if os.IsNotExist(err) {
+			continue // deleted in the work tree
+		}
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Join(dst, filepath.Dir(rel)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dst, rel), data, 0o644))
+	}
+	return dst
+}
