@@ -67,6 +67,13 @@ func Decode(c Collection, data []byte) (Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	if decodeStrict(data, r) && r.Validate() == nil {
+		return r, nil // the common case: nothing to report
+	}
+	// Something is wrong: walk the input to say what, field by field.
+	if r, err = New(c); err != nil {
+		return nil, err
+	}
 	obj, err := parseObject(data)
 	if err != nil {
 		return nil, err
@@ -94,6 +101,23 @@ func Decode(c Collection, data []byte) (Record, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// decodeStrict decodes data, exactly one JSON object, into r, refusing
+// unknown fields and values of the wrong type. It finds no more than the
+// first problem, so it only says whether there is one.
+func decodeStrict(data []byte, r Record) bool {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if dec.Decode(r) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
 }
 
 // parseObject reads data as exactly one JSON object, keeping numbers as
@@ -223,15 +247,19 @@ func checkValue(v validator, path string, t reflect.Type, money bool, x any) boo
 // type t, by their JSON names: known fields in the order the struct lists
 // them, then unknown ones in name order.
 func checkObject(v validator, path string, t reflect.Type, obj map[string]any) {
-	known := make(map[string]bool, t.NumField())
+	known := make(map[string]bool, len(obj))
 	for _, f := range reflect.VisibleFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || name == "" || name == "-" {
 			continue
 		}
-		known[name] = true
-		if x, present := obj[name]; present && !checkValue(v, joinPath(path, name), f.Type, f.Tag.Get("schema") == "money", x) {
-			delete(obj, name)
+		key, present := memberFor(obj, name)
+		if !present {
+			continue
+		}
+		known[key] = true
+		if !checkValue(v, joinPath(path, name), f.Type, f.Tag.Get("schema") == "money", obj[key]) {
+			delete(obj, key)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(obj)) {
@@ -240,6 +268,21 @@ func checkObject(v validator, path string, t reflect.Type, obj map[string]any) {
 			delete(obj, name)
 		}
 	}
+}
+
+// memberFor finds the member of obj that sets the field called name: the
+// one with exactly that name, or else one whose name differs only in case,
+// as encoding/json matches them.
+func memberFor(obj map[string]any, name string) (string, bool) {
+	if _, ok := obj[name]; ok {
+		return name, true
+	}
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
+		if strings.EqualFold(key, name) {
+			return key, true
+		}
+	}
+	return "", false
 }
 
 // describe says what JSON value a Go type takes.

@@ -79,7 +79,6 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
-		d.refs = []string{"territory:" + r.TerritoryID}
 	case *schema.Product:
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {

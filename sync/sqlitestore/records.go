@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,36 +15,53 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// querier is what reads need of a *sql.Tx or *sql.DB.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // tx is a unit of work on the store: a write transaction from Update, a
-// read transaction from View.
-type tx struct{ q querier }
+// read transaction from View. A write transaction holds SQLite's write
+// lock from its start, so it may keep what it read and the feed counter
+// in memory until it commits.
+type tx struct {
+	q     *queries
+	t     *sql.Tx
+	stmts map[*sql.Stmt]*sql.Stmt
+	// seq is the last seq this transaction took; 0 until it takes one.
+	seq int64
+	// known holds the stored state of records this transaction read or
+	// wrote, by "collection/id"; nil for a missing record.
+	known map[string]*sync.Record
+	// answers waits to be stored at commit, in one statement.
+	answers []*sync.Answer
+}
 
 // Update runs fn in one write transaction, which holds SQLite's write lock
 // from its start, so that seqs are taken and committed in the same order.
 func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return runTx(ctx, s.w, nil, fn)
+	return runTx(ctx, s.w, s.qw, nil, fn)
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
 func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return runTx(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
+	return runTx(ctx, s.r, s.qr, &sql.TxOptions{ReadOnly: true}, fn)
 }
 
-func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(sync.RecordTx) error) error {
+func runTx(ctx context.Context, db *sql.DB, q *queries, opts *sql.TxOptions, fn func(sync.RecordTx) error) error {
 	t, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	if err := fn(&tx{q: t}); err != nil {
+	x := &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}}
+	if err := fn(x); err != nil {
 		t.Rollback()
 		return err
+	}
+	if err := x.flushAnswers(ctx); err != nil {
+		t.Rollback()
+		return fmt.Errorf("sqlitestore: answers: %w", err)
+	}
+	if x.seq != 0 {
+		if _, err := x.stmt(ctx, q.setFeed).ExecContext(ctx, x.seq); err != nil {
+			t.Rollback()
+			return fmt.Errorf("sqlitestore: feed: %w", err)
+		}
 	}
 	if err := t.Commit(); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
@@ -51,7 +69,32 @@ func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(sync.Re
 	return nil
 }
 
+// stmt returns a prepared statement bound to the transaction.
+func (t *tx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	bound, ok := t.stmts[st]
+	if !ok {
+		bound = t.t.StmtContext(ctx, st)
+		t.stmts[st] = bound
+	}
+	return bound
+}
+
+// nextSeq takes the next seq of the feed.
+func (t *tx) nextSeq(ctx context.Context) (int64, error) {
+	if t.seq == 0 {
+		if err := t.stmt(ctx, t.q.feed).QueryRowContext(ctx).Scan(&t.seq); err != nil {
+			return 0, err
+		}
+	}
+	t.seq++
+	return t.seq, nil
+}
+
 const recordColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history"
+
+// feedColumns are recordColumns without what readers of the feed do not
+// need.
+const feedColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]'"
 
 // scanRecord reads recordColumns, after any columns in extra.
 func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record, error) {
@@ -71,10 +114,13 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 	if data.Valid {
 		r.Data = json.RawMessage(data.String)
 	}
+	if tokens != "" {
+		r.Tokens = strings.Split(tokens, "\n")
+	}
 	for _, f := range []struct {
 		raw string
 		dst any
-	}{{tokens, &r.Tokens}, {refs, &r.Refs}, {history, &r.History}} {
+	}{{refs, &r.Refs}, {history, &r.History}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
 			return nil, fmt.Errorf("record %s/%s: %w", coll, r.ID, err)
 		}
@@ -84,21 +130,28 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 
 // Record returns the current state of a record.
 func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.Record, error) {
-	r, err := scanRecord(t.q.QueryRowContext(ctx, "SELECT "+recordColumns+" FROM records r WHERE r.coll = ? AND r.id = ?", string(c), id))
+	key := string(c) + "/" + id
+	if r, ok := t.known[key]; ok {
+		if r == nil {
+			return nil, sync.ErrNotFound
+		}
+		return r, nil
+	}
+	r, err := scanRecord(t.stmt(ctx, t.q.record).QueryRowContext(ctx, string(c), id))
 	if errors.Is(err, sql.ErrNoRows) {
+		t.known[key] = nil
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Record: %w", err)
 	}
+	t.known[key] = r
 	return r, nil
 }
 
 // RecordsByRef returns the records of c that refer to ref.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
-	rows, err := t.q.QueryContext(ctx, `SELECT `+recordColumns+` FROM record_refs f
-		JOIN records r ON r.coll = f.coll AND r.id = f.id
-		WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ?`, string(c), ref, after, limit)
+	rows, err := t.stmt(ctx, t.q.byRef).QueryContext(ctx, string(c), ref, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.RecordsByRef: %w", err)
 	}
@@ -117,30 +170,23 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
-	var (
-		version            int64
-		oldTokens, oldRefs []string
-		tokensRaw, refsRaw string
-	)
-	err := t.q.QueryRowContext(ctx, "SELECT version, tokens, refs FROM records WHERE coll = ? AND id = ?",
-		string(r.Collection), r.ID).Scan(&version, &tokensRaw, &refsRaw)
+	old, err := t.Record(ctx, r.Collection, r.ID)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		version = 0
+	case errors.Is(err, sync.ErrNotFound):
+		old = nil
 	case err != nil:
 		return fmt.Errorf("%s: %w", op, err)
-	default:
-		if err := errors.Join(json.Unmarshal([]byte(tokensRaw), &oldTokens), json.Unmarshal([]byte(refsRaw), &oldRefs)); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
 	}
-	if version != prev {
+	if (old == nil && prev != 0) || (old != nil && old.Version != prev) {
 		return sync.ErrStale
 	}
-	if err := t.q.QueryRowContext(ctx, "UPDATE feed SET seq = seq + 1 RETURNING seq").Scan(&r.Seq); err != nil {
+	seq, err := t.nextSeq(ctx)
+	if err != nil {
 		return fmt.Errorf("%s: seq: %w", op, err)
 	}
-	tokens, refs, history, err := marshalLists(r)
+	stored := *r
+	stored.Seq = seq
+	tokens, refs, history, err := marshalLists(&stored)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -148,69 +194,91 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if r.Data != nil {
 		data = string(r.Data)
 	}
-	_, err = t.q.ExecContext(ctx, `INSERT INTO records (coll, id, version, deleted, updated_at, updated_by, data, seq, tokens, refs, history)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (coll, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
-			updated_at = excluded.updated_at, updated_by = excluded.updated_by, data = excluded.data,
-			seq = excluded.seq, tokens = excluded.tokens, refs = excluded.refs, history = excluded.history`,
-		string(r.Collection), r.ID, r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, r.Seq, tokens, refs, history)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	coll := string(r.Collection)
+	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history, coll, r.ID}
+	var res sql.Result
+	if old == nil {
+		res, err = t.stmt(ctx, t.q.insert).ExecContext(ctx, args...)
+	} else {
+		res, err = t.stmt(ctx, t.q.update).ExecContext(ctx, append(args, prev)...)
 	}
-	for _, tok := range r.Tokens {
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO record_tokens (coll, id, token, seq, gone) VALUES (?, ?, ?, ?, 0)
-			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`,
-			string(r.Collection), r.ID, tok, r.Seq); err != nil {
-			return fmt.Errorf("%s: tokens: %w", op, err)
-		}
+	if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
+		return err
 	}
-	for _, tok := range oldTokens {
-		if slices.Contains(r.Tokens, tok) {
-			continue
-		}
-		if _, err := t.q.ExecContext(ctx, "UPDATE record_tokens SET seq = ?, gone = 1 WHERE coll = ? AND id = ? AND token = ?",
-			r.Seq, string(r.Collection), r.ID, tok); err != nil {
-			return fmt.Errorf("%s: tokens: %w", op, err)
-		}
+	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, coll, r.ID, seq, listMinus(r.Tokens, nil)); err != nil {
+		return fmt.Errorf("%s: tokens: %w", op, err)
 	}
-	for _, ref := range oldRefs {
-		if !slices.Contains(r.Refs, ref) {
-			if _, err := t.q.ExecContext(ctx, "DELETE FROM record_refs WHERE coll = ? AND ref = ? AND id = ?", string(r.Collection), ref, r.ID); err != nil {
+	if old != nil {
+		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
+			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, coll, r.ID, lost); err != nil {
+				return fmt.Errorf("%s: tokens: %w", op, err)
+			}
+		}
+		if dropped := listMinus(old.Refs, r.Refs); dropped != nil {
+			if _, err := t.stmt(ctx, t.q.dropRefs).ExecContext(ctx, coll, r.ID, dropped); err != nil {
 				return fmt.Errorf("%s: refs: %w", op, err)
 			}
 		}
 	}
-	for _, ref := range r.Refs {
-		if !slices.Contains(oldRefs, ref) {
-			if _, err := t.q.ExecContext(ctx, "INSERT OR IGNORE INTO record_refs (coll, ref, id) VALUES (?, ?, ?)", string(r.Collection), ref, r.ID); err != nil {
-				return fmt.Errorf("%s: refs: %w", op, err)
-			}
+	var oldRefs []string
+	if old != nil {
+		oldRefs = old.Refs
+	}
+	if added := listMinus(r.Refs, oldRefs); added != nil {
+		if _, err := t.stmt(ctx, t.q.addRefs).ExecContext(ctx, coll, r.ID, added); err != nil {
+			return fmt.Errorf("%s: refs: %w", op, err)
 		}
 	}
+	r.Seq = seq
+	t.known[coll+"/"+r.ID] = &stored
 	return nil
 }
 
+// listMinus returns, as a JSON array, the strings of a not in b; nil when
+// there are none.
+func listMinus(a, b []string) any {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(out)
+	return string(raw)
+}
+
+// marshalLists encodes a record's lists for their columns: tokens one a
+// line (they hold no line breaks, and the feed reads them often), refs and
+// history as JSON.
 func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
-	var b [3][]byte
-	for i, v := range []any{nonNil(r.Tokens), nonNil(r.Refs), r.History} {
+	var b [2][]byte
+	for i, v := range []any{nonNil(r.Refs), r.History} {
 		if b[i], err = json.Marshal(v); err != nil {
 			return "", "", "", err
 		}
 	}
 	if r.History == nil {
-		b[2] = []byte("[]")
+		b[1] = []byte("[]")
 	}
-	return string(b[0]), string(b[1]), string(b[2]), nil
+	return strings.Join(r.Tokens, "\n"), string(b[0]), string(b[1]), nil
 }
 
 // Answer returns the stored answer to a mutation.
 func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
+	for _, a := range t.answers {
+		if a.UserID == userID && a.MutationID == mutationID {
+			return a, nil
+		}
+	}
 	a := sync.Answer{UserID: userID, MutationID: mutationID}
 	var (
 		body string
 		at   int64
 	)
-	err := t.q.QueryRowContext(ctx, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?", userID, mutationID).Scan(&body, &at)
+	err := t.stmt(ctx, t.q.answer).QueryRowContext(ctx, userID, mutationID).Scan(&body, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sync.ErrNotFound
 	}
@@ -221,14 +289,38 @@ func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answe
 	return &a, nil
 }
 
-// SaveAnswer stores the answer to a mutation; the first one stays.
+// SaveAnswer stores the answer to a mutation when the transaction commits;
+// the first answer stays.
 func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
-	_, err := t.q.ExecContext(ctx, "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at) VALUES (?, ?, ?, ?)",
-		a.UserID, a.MutationID, string(a.Body), a.At.UnixNano())
-	if err != nil {
-		return fmt.Errorf("sqlitestore.SaveAnswer: %w", err)
+	if _, err := t.Answer(ctx, a.UserID, a.MutationID); err == nil {
+		return nil
 	}
+	t.answers = append(t.answers, a)
 	return nil
+}
+
+// answerRow is how answers travel to the one INSERT that stores them.
+type answerRow struct {
+	U string `json:"u"`
+	M string `json:"m"`
+	B string `json:"b"`
+	T int64  `json:"t"`
+}
+
+func (t *tx) flushAnswers(ctx context.Context) error {
+	if len(t.answers) == 0 {
+		return nil
+	}
+	rows := make([]answerRow, len(t.answers))
+	for i, a := range t.answers {
+		rows[i] = answerRow{U: a.UserID, M: a.MutationID, B: string(a.Body), T: a.At.UnixNano()}
+	}
+	raw, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	_, err = t.stmt(ctx, t.q.saveAnswers).ExecContext(ctx, string(raw))
+	return err
 }
 
 // Watermark returns the feed counter: writes take it inside their
@@ -241,34 +333,54 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// Changes returns the feed through tokens between after and upto.
+// Changes returns the feed through tokens between after and upto. Each
+// token's part of the feed is read in seq order from the index, and the
+// parts are merged here: one IN query over all tokens would sort every
+// remaining entry on every page. The records carry no Refs or History.
 func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]sync.Change, error) {
 	if len(tokens) == 0 || upto <= after || limit <= 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, len(tokens)+3)
-	for _, tok := range tokens {
-		args = append(args, tok)
-	}
-	args = append(args, after, upto, limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT t.seq, MIN(t.gone), `+recordColumns+` FROM record_tokens t
-		JOIN records r ON r.coll = t.coll AND r.id = t.id
-		WHERE t.token IN (?`+strings.Repeat(", ?", len(tokens)-1)+`) AND t.seq > ? AND t.seq <= ?
-		GROUP BY t.seq ORDER BY t.seq LIMIT ?`, args...)
+	bySeq := map[int64]*sync.Change{}
+	err := s.View(ctx, func(rtx sync.RecordTx) error {
+		t := rtx.(*tx)
+		st := t.stmt(ctx, t.q.changes)
+		for _, tok := range tokens {
+			rows, err := st.QueryContext(ctx, tok, after, upto, limit)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var ch sync.Change
+				if ch.Record, err = scanRecord(rows, &ch.Seq, &ch.Gone); err != nil {
+					rows.Close()
+					return err
+				}
+				if prev, ok := bySeq[ch.Seq]; ok {
+					prev.Gone = prev.Gone && ch.Gone // held through any token: held
+					continue
+				}
+				bySeq[ch.Seq] = &ch
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
 	}
-	defer rows.Close()
-	var out []sync.Change
-	for rows.Next() {
-		var ch sync.Change
-		ch.Record, err = scanRecord(rows, &ch.Seq, &ch.Gone)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
-		}
-		out = append(out, ch)
+	seqs := slices.Sorted(maps.Keys(bySeq))
+	if len(seqs) > limit {
+		seqs = seqs[:limit]
 	}
-	return out, rows.Err()
+	out := make([]sync.Change, len(seqs))
+	for i, seq := range seqs {
+		out[i] = *bySeq[seq]
+	}
+	return out, nil
 }
 
 // SweepAnswers deletes answers stored before cutoff.
@@ -279,4 +391,49 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// queries are the statements the store runs most, prepared once per
+// database handle.
+type queries struct {
+	record, byRef, insert, update               *sql.Stmt
+	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
+	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
+}
+
+func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
+	q := &queries{}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&q.record, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
+		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
+			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ?`},
+		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
+		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
+			tokens = ?, refs = ?, history = ? WHERE coll = ? AND id = ? AND version = ?`},
+		{&q.holdTokens, `INSERT INTO record_tokens (coll, id, token, seq, gone) SELECT ?1, ?2, value, ?3, 0 FROM json_each(?4) WHERE true
+			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
+		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
+			WHERE coll = ?2 AND id = ?3 AND gone = 0 AND token IN (SELECT value FROM json_each(?4))`},
+		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
+		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
+		{&q.answer, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
+			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
+		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
+		{&q.changes, `SELECT t.seq, t.gone, ` + feedColumns + ` FROM record_tokens t
+			JOIN records r ON r.coll = t.coll AND r.id = t.id
+			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?`},
+		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return q, nil
 }

@@ -22,6 +22,8 @@ type Store struct {
 	// w runs write transactions, which take the write lock when they
 	// begin; r runs reads, each transaction a consistent snapshot.
 	w, r *sql.DB
+	// qw and qr are the prepared statements of w and r.
+	qw, qr *queries
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -55,6 +57,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	s := &Store{w: w, r: r}
 	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if s.qw, err = prepare(ctx, w); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if s.qr, err = prepare(ctx, r); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -128,7 +138,7 @@ var migrations = []string{
 		gone INTEGER NOT NULL,
 		PRIMARY KEY (coll, id, token)
 	) WITHOUT ROWID;
-	CREATE INDEX record_tokens_feed ON record_tokens(token, seq);
+	CREATE INDEX record_tokens_feed ON record_tokens(token, seq, gone);
 	CREATE TABLE record_refs (
 		coll TEXT NOT NULL,
 		ref TEXT NOT NULL,
