@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	gosync "sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+	"github.com/fieldsync/fieldsync/sync/storetest"
+)
+
+// client talks to one fieldsync process as one user.
+type client struct {
+	base, token string
+}
+
+func (c client) post(t *testing.T, path string, body, out any) int {
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", c.base+path, bytes.NewReader(raw))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+func signIn(t *testing.T, base, user, password string) string {
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	status := client{base: base}.post(t, "/v1/auth/login", map[string]string{"username": user, "password": password, "device_id": "d-" + user}, &out)
+	require.Equal(t, http.StatusOK, status)
+	return out.AccessToken
+}
+
+func (c client) push(t *testing.T, mutations ...map[string]any) []sync.PushResult {
+	var out sync.PushResponse
+	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/push", map[string]any{"device_id": "d", "mutations": mutations}, &out))
+	return out.Results
+}
+
+func mutation(id, coll, rid string, base int64, data any) map[string]any {
+	m := map[string]any{"mutation_id": id, "collection": coll, "id": rid, "op": "upsert", "base_version": base, "data": data}
+	if data == nil {
+		m["op"] = "delete"
+		delete(m, "data")
+	}
+	return m
+}
+
+// Two fieldsync processes share one data dir: writers and readers of every
+// role go through both at once, and each reader ends with exactly what the
+// store says it may read.
+func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	procs := []*process{startBinary(t, dir, env...), startBinary(t, dir, env...)}
+	bases := []string{"http://" + procs[0].addr, "http://" + procs[1].addr}
+
+	admin := client{base: bases[0], token: signIn(t, bases[0], "admin", "admin-password-1")}
+	users := map[string][]string{"rep1": {"t-1"}, "rep2": {"t-2"}, "mgr": {"t-1", "t-2"}}
+	for name, territories := range users {
+		role := "rep"
+		if name == "mgr" {
+			role = "manager"
+		}
+		status := admin.post(t, "/v1/admin/users", map[string]any{"username": name, "password": name + "-password", "role": role, "territories": territories}, nil)
+		require.Equal(t, http.StatusCreated, status)
+	}
+	for _, r := range admin.push(t,
+		mutation("seed-1", "territories", "t-1", 0, map[string]any{"name": "One", "region": "R"}),
+		mutation("seed-2", "territories", "t-2", 0, map[string]any{"name": "Two", "region": "R"})) {
+		require.Equal(t, "applied", r.Status)
+	}
+
+	const customers, rounds = 8, 60
+	var wg gosync.WaitGroup
+	wg.Add(1)
+	go func() { // the admin creates, moves and deletes customers through both processes
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(1, 2))
+		versions := make([]int64, customers)
+		for i := range rounds {
+			c := client{base: bases[i%2], token: admin.token}
+			n := rng.IntN(customers)
+			id := fmt.Sprintf("c-%d", n)
+			data := map[string]any{"code": id, "name": "Shop " + id, "grade": "A", "lat": 52.5, "lng": 13.4,
+				"territory_id": []string{"t-1", "t-2"}[rng.IntN(2)]}
+			var m map[string]any
+			switch v := versions[n]; {
+			case v <= 0:
+				m = mutation(fmt.Sprintf("a-%d", i), "customers", id, 0, data)
+			case rng.IntN(5) == 0:
+				m = mutation(fmt.Sprintf("a-%d", i), "customers", id, v, nil)
+			default:
+				m = mutation(fmt.Sprintf("a-%d", i), "customers", id, v, data)
+			}
+			r := c.push(t, m)[0]
+			switch {
+			case r.Status == "applied" && m["op"] == "delete":
+				versions[n] = -1
+			case r.Status == "applied":
+				versions[n] = r.Version
+			case r.Status == "conflict" && r.Record.Deleted:
+				versions[n] = -1
+			case r.Status == "conflict":
+				versions[n] = r.Record.Version
+			}
+		}
+	}()
+	for _, rep := range []string{"rep1", "rep2"} {
+		wg.Add(1)
+		go func() { // reps record visits, some at customers they may not see
+			defer wg.Done()
+			token := signIn(t, bases[1], rep, rep+"-password")
+			rng := rand.New(rand.NewPCG(3, uint64(len(rep))))
+			for i := range rounds {
+				c := client{base: bases[(i+1)%2], token: token}
+				c.push(t, mutation(fmt.Sprintf("%s-%d", rep, i), "visits", fmt.Sprintf("v-%s-%d", rep, i), 0, map[string]any{
+					"customer_id": fmt.Sprintf("c-%d", rng.IntN(customers)),
+					"check_in":    map[string]any{"at": "2026-11-23T09:00:00Z", "lat": 52.5, "lng": 13.4}}))
+			}
+		}()
+	}
+
+	type reader struct {
+		name, password, checkpoint string
+		replica                    storetest.Replica
+		token                      string
+	}
+	readers := []*reader{{name: "admin", password: "admin-password-1"}, {name: "rep1", password: "rep1-password"},
+		{name: "rep2", password: "rep2-password"}, {name: "mgr", password: "mgr-password"}}
+	pull := func(r *reader, base string) bool {
+		var out sync.PullResponse
+		status := client{base: base, token: r.token}.post(t, "/v1/sync/pull", map[string]any{"checkpoint": r.checkpoint, "limit": 3}, &out)
+		require.Equal(t, http.StatusOK, status)
+		r.replica.Apply(out.Changes)
+		r.checkpoint = out.Checkpoint
+		return out.HasMore
+	}
+	stop := make(chan struct{})
+	var rg gosync.WaitGroup
+	for i, r := range readers {
+		r.replica = storetest.Replica{}
+		r.token = signIn(t, bases[i%2], r.name, r.password)
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !pull(r, bases[(i+k)%2]) {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	rg.Wait()
+
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "fieldsync.db"))
+	require.NoError(t, err)
+	defer store.Close()
+	for i, r := range readers {
+		for k := 0; pull(r, bases[(i+k)%2]); k++ {
+		}
+		u, err := store.UserByName(context.Background(), r.name)
+		require.NoError(t, err)
+		want := storetest.Readable(t, store, u.Principal("", ""))
+		assert.NotEmpty(t, want, r.name)
+		assert.Equal(t, want, r.replica, "%s's replica equals what it may read", r.name)
+	}
+	for _, p := range procs {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, p.wait(t))
+	}
+}
