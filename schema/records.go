@@ -254,4 +254,38 @@ type Photo struct {
 	Uploaded bool `json:"uploaded"`
 	// RepID is the rep who took the photo; server-owned.
 	RepID string `json:"rep_id,omitempty"`
+	// DeviceID is the device that pushed the record; server-owned.
+	DeviceID string `json:"device_id,omitempty"`
+	// ExifTakenAt, ExifLat and ExifLng are what the photo's own EXIF
+	// metadata says, once the bytes are stored; server-owned. Neither they
+	// nor the device's claims are taken as the truth.
+	ExifTakenAt *time.Time `json:"exif_taken_at,omitempty"`
+	ExifLat     *float64   `json:"exif_lat,omitempty"`
+	ExifLng     *float64   `json:"exif_lng,omitempty"`
+	// ExifDisagrees is set when the EXIF time or place is far from what
+	// the device claims (see PhotoDisagreement); server-owned.
+	ExifDisagrees bool `json:"exif_disagrees,omitempty"`
+}
+
+// Limits past which a photo's EXIF metadata and the device's claims are
+// said to disagree.
+const (
+	PhotoDisagreementTime   = 2 * time.Hour
+	PhotoDisagreementMetres = 1000
+)
+
+// Disagrees reports whether the photo's EXIF metadata and the device's
+// claims are far apart in time or place. Either side missing is no
+// disagreement.
+func (p *Photo) Disagrees() bool {
+	if p.TakenAt != nil && p.ExifTakenAt != nil {
+		d := p.TakenAt.Sub(*p.ExifTakenAt)
+		if d > PhotoDisagreementTime || d < -PhotoDisagreementTime {
+			return true
+		}
+	}
+	if p.Lat != nil && p.Lng != nil && p.ExifLat != nil && p.ExifLng != nil {
+		return DistanceM(*p.Lat, *p.Lng, *p.ExifLat, *p.ExifLng) > PhotoDisagreementMetres
+	}
+	return false
 }

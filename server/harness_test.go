@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +17,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/media/filestore"
+	"github.com/fieldsync/fieldsync/media/miniostore"
+	"github.com/fieldsync/fieldsync/media/miniotest"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
@@ -29,11 +35,42 @@ const (
 // fresh SQLite store in a temp dir and a first admin.
 type testServer struct {
 	URL    string
+	Dir    string
 	Secret []byte
 	Store  *sqlitestore.Store
 }
 
 func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
+	tb.Helper()
+	return startServerWith(tb, nil, tweak...)
+}
+
+// minioServer is the one MinIO server for this package's tests.
+var minioServer miniotest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := minioServer.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// minioBlobs returns a MinIO photo store on a fresh bucket of the
+// package's MinIO server.
+func minioBlobs(tb testing.TB) media.BlobStore {
+	tb.Helper()
+	srv := minioServer.Start(tb)
+	blobs, err := miniostore.New(context.Background(), miniostore.Config{
+		Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: srv.Bucket(tb)})
+	require.NoError(tb, err)
+	return blobs
+}
+
+// startServerWith starts a server whose photos go to blobs (nil: a local
+// folder in the server's temp dir).
+func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server.Config)) *testServer {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -44,9 +81,14 @@ func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
 	require.NoError(tb, err)
 	secret, err := server.LoadSecret(dir, "")
 	require.NoError(tb, err)
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: testLogger()})
+	if blobs == nil {
+		blobs, err = filestore.Open(filepath.Join(dir, "photos"))
+		require.NoError(tb, err)
+	}
+	photos := media.NewPhotos(blobs, 25_000_000)
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: testLogger(), Photos: server.PhotoFacts(photos)})
 	require.NoError(tb, err)
-	cfg := server.Config{Store: store, Engine: engine, Secret: secret, Logger: testLogger()}
+	cfg := server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: testLogger()}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -62,7 +104,7 @@ func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
 		require.NoError(tb, srv.Shutdown(ctx))
 		<-done
 	})
-	return &testServer{URL: "http://" + ln.Addr().String(), Secret: secret, Store: store}
+	return &testServer{URL: "http://" + ln.Addr().String(), Dir: dir, Secret: secret, Store: store}
 }
 
 // response is a decoded answer.

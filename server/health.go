@@ -19,10 +19,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
-	checks := map[string]Pinger{"records": s.store}
-	if s.cfg.Photos != nil {
-		checks["photos"] = s.cfg.Photos
-	}
+	checks := map[string]Pinger{"records": s.store, "photos": s.photos}
 	status := fiber.Map{}
 	ready := true
 	for name, p := range checks {

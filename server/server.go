@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
 )
@@ -27,8 +28,8 @@ type Config struct {
 	Store sync.Store
 	// Engine runs push and pull. Required.
 	Engine *sync.Engine
-	// Photos is the photo store, checked by /readyz. Optional.
-	Photos Pinger
+	// Photos keeps photo bytes. Required.
+	Photos *media.Photos
 	// Secret signs access tokens (HS256) and derives the keys of refresh
 	// tokens. At least 32 bytes. Required.
 	Secret []byte
@@ -52,6 +53,7 @@ type Server struct {
 	cfg     Config
 	store   sync.Store
 	engine  *sync.Engine
+	photos  *media.Photos
 	log     *slog.Logger
 	now     func() time.Time
 	tokens  *tokenIssuer
@@ -66,6 +68,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Engine == nil {
 		return nil, errors.New("server.New: no sync engine")
+	}
+	if cfg.Photos == nil {
+		return nil, errors.New("server.New: no photo store")
 	}
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("server.New: secret shorter than 32 bytes")
@@ -92,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		store:   cfg.Store,
 		engine:  cfg.Engine,
+		photos:  cfg.Photos,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
@@ -101,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
+		StreamRequestBody:     true,
 		ReadTimeout:           2 * time.Minute,
 		WriteTimeout:          2 * time.Minute,
 		IdleTimeout:           2 * time.Minute,
@@ -114,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.observe)
+	app.Use(s.observe, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -126,6 +133,11 @@ func (s *Server) routes() {
 
 	v1.Post("/sync/push", s.authenticate, s.push)
 	v1.Post("/sync/pull", s.authenticate, s.pull)
+
+	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
+	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
+	v1.Get("/media/:sha256", s.authenticate, s.getPhoto)
+	v1.Get("/reports/photos/missing", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.missingPhotos)
 
 	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
 	admin.Post("/users", s.createUser)

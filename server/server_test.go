@@ -1,9 +1,9 @@
 package server_test
 
 import (
-	"context"
-	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +44,6 @@ func TestFiberFailuresUseTheContractShape(t *testing.T) {
 	}
 }
 
-// failingStore answers nothing: every call fails like a broken database.
-type failingPinger struct{}
-
-func (failingPinger) Ping(context.Context) error {
-	return errors.New("dial tcp 10.0.0.9:27017: connection refused at /srv/secret/path")
-}
-
 func TestHealthAndReadiness(t *testing.T) {
 	ts := startServer(t)
 	r := ts.call(t, "GET", "/healthz", "", nil)
@@ -59,12 +52,12 @@ func TestHealthAndReadiness(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.Status)
 	assert.Equal(t, "ok", r.Body["checks"].(map[string]any)["records"])
 
-	broken := startServer(t, func(c *server.Config) { c.Photos = failingPinger{} })
+	broken := startServer(t)
+	require.NoError(t, os.RemoveAll(filepath.Join(broken.Dir, "photos")), "the photo folder goes away")
 	r = broken.call(t, "GET", "/readyz", "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
 	assert.Equal(t, "unavailable", r.ErrorCode())
-	assert.NotContains(t, string(r.Raw), "10.0.0.9", "no driver text leaks")
-	assert.NotContains(t, string(r.Raw), "/srv/secret")
+	assert.NotContains(t, string(r.Raw), broken.Dir, "no path leaks")
 	assert.Equal(t, http.StatusOK, broken.call(t, "GET", "/healthz", "", nil).Status, "alive while not ready")
 
 	require.NoError(t, ts.Store.Close())

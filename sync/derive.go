@@ -109,19 +109,9 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 	case *schema.Photo:
-		visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
-		if err != nil {
+		if err := w.derivePhoto(ctx, r, prev, d); err != nil {
 			return nil, err
 		}
-		r.RepID = v.(*schema.Visit).RepID
-		r.Uploaded = false
-		if w.e.photos != nil {
-			if r.Uploaded, err = w.e.photos.PhotoStored(ctx, r.SHA256); err != nil {
-				return nil, err
-			}
-		}
-		d.facts = schema.Facts{Owner: r.RepID, Territories: territoriesOf(visit)}
-		d.refs = []string{"visit:" + r.VisitID, "sha256:" + r.SHA256}
 	default:
 		return nil, fmt.Errorf("derive: unexpected record %T", rec)
 	}
@@ -205,6 +195,37 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	d.refs = []string{"customer:" + o.CustomerID}
 	if o.VisitID != "" {
 		d.refs = append(d.refs, "visit:"+o.VisitID)
+	}
+	return nil
+}
+
+// pendingUpload is the ref of photo records whose bytes have not arrived.
+const pendingUpload = "upload:pending"
+
+func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.Record, d *derived) error {
+	visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
+	if err != nil {
+		return err
+	}
+	r.RepID = v.(*schema.Visit).RepID
+	if prev != nil {
+		r.DeviceID = prev.(*schema.Photo).DeviceID
+	} else {
+		r.DeviceID = w.p.DeviceID
+	}
+	var facts PhotoFacts
+	if w.e.photos != nil {
+		if facts, err = w.e.photos.PhotoFacts(ctx, r.SHA256); err != nil {
+			return err
+		}
+	}
+	r.Uploaded = facts.Stored
+	r.ExifTakenAt, r.ExifLat, r.ExifLng = facts.TakenAt, facts.Lat, facts.Lng
+	r.ExifDisagrees = r.Disagrees()
+	d.facts = schema.Facts{Owner: r.RepID, Territories: territoriesOf(visit)}
+	d.refs = []string{"visit:" + r.VisitID, "sha256:" + r.SHA256}
+	if !r.Uploaded {
+		d.refs = append(d.refs, pendingUpload)
 	}
 	return nil
 }

@@ -10,10 +10,18 @@ import (
 	"time"
 )
 
-// PhotoChecker tells whether a photo's bytes are stored, so that a photo
-// record's server-owned `uploaded` can be set.
+// PhotoFacts is what the photo store knows of a photo's bytes: whether
+// they are stored and, when they are, what their EXIF metadata says.
+type PhotoFacts struct {
+	Stored   bool
+	TakenAt  *time.Time
+	Lat, Lng *float64
+}
+
+// PhotoChecker tells the engine what the photo store knows of the bytes
+// of a photo, so that a photo record's server-owned fields can be set.
 type PhotoChecker interface {
-	PhotoStored(ctx context.Context, sha256 string) (bool, error)
+	PhotoFacts(ctx context.Context, sha256 string) (PhotoFacts, error)
 }
 
 // Config is what an Engine is built from; zero fields take the documented

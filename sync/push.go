@@ -345,7 +345,11 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 			return nil, PushResult{}, err
 		}
 	}
-	return next, PushResult{Status: StatusApplied, Version: next.Version}, nil
+	written, err := w.recheckPhoto(ctx, next)
+	if err != nil {
+		return nil, PushResult{}, err
+	}
+	return written, PushResult{Status: StatusApplied, Version: written.Version}, nil
 }
 
 // history returns cur's history with rev added, at most historyDepth

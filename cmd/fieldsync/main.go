@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/filestore"
+	"github.com/fieldsync/fieldsync/media/miniostore"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
@@ -38,7 +40,8 @@ type config struct {
 	s3Endpoint, s3AccessKey, s3SecretKey, s3Bucket string
 	s3Secure                                       bool
 	jwtSecret, adminUser, adminPassword, logLevel  string
-	shutdownTimeout                                time.Duration
+	shutdownTimeout, photoGrace                    time.Duration
+	maxPhotoBytes                                  int64
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -63,6 +66,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.adminPassword, "admin-password", env("FIELDSYNC_ADMIN_PASSWORD", ""), "first admin's password (FIELDSYNC_ADMIN_PASSWORD)")
 	fs.StringVar(&c.logLevel, "log-level", env("FIELDSYNC_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDSYNC_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
+	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -103,10 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
-	photos, err := filestore.Open(filepath.Join(cfg.dataDir, "photos"))
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	photos := media.NewPhotos(blobs, cfg.maxPhotoBytes)
 	secret, err := server.LoadSecret(cfg.dataDir, cfg.jwtSecret)
 	if err != nil {
 		return err
@@ -120,11 +126,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Info("first admin created", slog.String("username", cfg.adminUser))
 		}
 	}
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log})
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos)})
 	if err != nil {
 		return err
 	}
 	go engine.RunSweeper(ctx, time.Hour)
+	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log})
 	if err != nil {
 		return err
@@ -150,4 +157,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// openBlobs opens the photo store: MinIO/S3 when an endpoint is set, else
+// the local folder in the data dir.
+func openBlobs(ctx context.Context, cfg config) (media.BlobStore, error) {
+	if cfg.s3Endpoint == "" {
+		return filestore.Open(filepath.Join(cfg.dataDir, "photos"))
+	}
+	return miniostore.New(ctx, miniostore.Config{
+		Endpoint: cfg.s3Endpoint, AccessKey: cfg.s3AccessKey, SecretKey: cfg.s3SecretKey,
+		Bucket: cfg.s3Bucket, Secure: cfg.s3Secure,
+	})
 }

@@ -1,0 +1,214 @@
+package media
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Errors of Photos.Put.
+var (
+	// ErrBadHash: the name is not a SHA-256 hex digest.
+	ErrBadHash = errors.New("media: not a lowercase SHA-256 hex digest")
+	// ErrTooLarge: the body is over the size limit.
+	ErrTooLarge = errors.New("media: photo over the size limit")
+	// ErrHashMismatch: the bytes do not hash to their name.
+	ErrHashMismatch = errors.New("media: bytes do not match their SHA-256")
+	// ErrNotPhoto: the bytes are not of the declared photo type.
+	ErrNotPhoto = errors.New("media: bytes are not of the declared content type")
+)
+
+// PhotoContentTypes are the content types a photo may have.
+var PhotoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
+
+// Photos keeps photo bytes in a BlobStore, addressed by their SHA-256, so
+// that retries and duplicates cost nothing. It is safe for concurrent use.
+type Photos struct {
+	blobs   BlobStore
+	maxSize int64
+	now     func() time.Time
+}
+
+// NewPhotos keeps photos in blobs, refusing any larger than maxSize bytes.
+func NewPhotos(blobs BlobStore, maxSize int64) *Photos {
+	return &Photos{blobs: blobs, maxSize: maxSize, now: time.Now}
+}
+
+// MaxSize is the largest photo accepted, in bytes.
+func (p *Photos) MaxSize() int64 { return p.maxSize }
+
+// Ping reports whether the blob store answers.
+func (p *Photos) Ping(ctx context.Context) error { return p.blobs.Ping(ctx) }
+
+// ValidHash reports whether s is a lowercase SHA-256 hex digest.
+func ValidHash(s string) bool { return Key(s) != "" }
+
+// Put streams a photo from r into the store under its hash. size is the
+// number of bytes, or -1 when unknown. The bytes are hashed and their
+// leading bytes checked against contentType as they pass; they are kept
+// only when both hold, and otherwise nothing is left behind. created is
+// false when the photo was stored already; r is then not read.
+func (p *Photos) Put(ctx context.Context, sum, contentType string, size int64, r io.Reader) (created bool, err error) {
+	const op = "media.Photos.Put"
+	switch {
+	case !ValidHash(sum):
+		return false, ErrBadHash
+	case size > p.maxSize:
+		return false, ErrTooLarge
+	}
+	key := Key(sum)
+	if _, err := p.blobs.Stat(ctx, key); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotExist) {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	v := &verifier{r: r, h: sha256.New(), want: sum, max: p.maxSize, contentType: contentType}
+	if err := p.blobs.Put(ctx, key, v, size, contentType); err != nil {
+		for _, known := range []error{ErrTooLarge, ErrHashMismatch, ErrNotPhoto} {
+			if errors.Is(err, known) {
+				return false, known
+			}
+		}
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	return true, nil
+}
+
+// verifier passes a photo's bytes through, failing the read that would end
+// them when they are too many, not of their content type, or do not hash
+// to their name, so that the blob store keeps nothing.
+type verifier struct {
+	r           io.Reader
+	h           hash.Hash
+	want        string
+	n, max      int64
+	head        []byte
+	contentType string
+	sniffed     bool
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.max {
+		return n, ErrTooLarge
+	}
+	if !v.sniffed {
+		v.head = append(v.head, p[:min(n, SniffLen-len(v.head))]...)
+		if len(v.head) >= SniffLen || err != nil {
+			v.sniffed = true
+			if SniffContentType(v.head) != v.contentType {
+				return n, ErrNotPhoto
+			}
+		}
+	}
+	if errors.Is(err, io.EOF) && hex.EncodeToString(v.h.Sum(nil)) != v.want {
+		return n, ErrHashMismatch
+	}
+	return n, err
+}
+
+// Exists reports whether a photo's bytes are stored.
+func (p *Photos) Exists(ctx context.Context, sum string) (BlobInfo, bool, error) {
+	if !ValidHash(sum) {
+		return BlobInfo{}, false, nil
+	}
+	info, err := p.blobs.Stat(ctx, Key(sum))
+	if errors.Is(err, ErrNotExist) {
+		return BlobInfo{}, false, nil
+	}
+	if err != nil {
+		return BlobInfo{}, false, fmt.Errorf("media.Photos.Exists: %w", err)
+	}
+	return info, true, nil
+}
+
+// Open returns a reader of a photo's bytes, or ErrNotExist.
+func (p *Photos) Open(ctx context.Context, sum string) (io.ReadCloser, BlobInfo, error) {
+	if !ValidHash(sum) {
+		return nil, BlobInfo{}, ErrNotExist
+	}
+	return p.blobs.Open(ctx, Key(sum))
+}
+
+// Meta reads what a stored photo's own metadata says; stored is false when
+// its bytes are not there.
+func (p *Photos) Meta(ctx context.Context, sum string) (meta PhotoMeta, stored bool, err error) {
+	rc, _, err := p.Open(ctx, sum)
+	if errors.Is(err, ErrNotExist) {
+		return PhotoMeta{}, false, nil
+	}
+	if err != nil {
+		return PhotoMeta{}, false, fmt.Errorf("media.Photos.Meta: %w", err)
+	}
+	defer rc.Close()
+	meta, err = ReadPhotoMeta(rc)
+	if err != nil {
+		return PhotoMeta{}, true, nil // a broken EXIF block says nothing
+	}
+	return meta, true, nil
+}
+
+// SweepOrphans deletes photos stored longer than grace ago that no record
+// refers to, as referenced tells, and returns how many went.
+func (p *Photos) SweepOrphans(ctx context.Context, grace time.Duration, referenced func(ctx context.Context, sum string) (bool, error)) (int, error) {
+	cutoff := p.now().Add(-grace)
+	var old []string
+	err := p.blobs.List(ctx, "photos/", func(info BlobInfo) error {
+		if info.ModTime.Before(cutoff) {
+			old = append(old, info.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("media.Photos.SweepOrphans: %w", err)
+	}
+	removed := 0
+	for _, key := range old {
+		sum := key[strings.LastIndexByte(key, '/')+1:]
+		if !ValidHash(sum) {
+			continue
+		}
+		ref, err := referenced(ctx, sum)
+		if err != nil {
+			return removed, fmt.Errorf("media.Photos.SweepOrphans: %w", err)
+		}
+		if ref {
+			continue
+		}
+		if err := p.blobs.Delete(ctx, key); err != nil {
+			return removed, fmt.Errorf("media.Photos.SweepOrphans: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// RunSweeper sweeps orphaned photos every interval until ctx ends.
+// Running it on several instances at once is harmless.
+func (p *Photos) RunSweeper(ctx context.Context, interval, grace time.Duration, referenced func(ctx context.Context, sum string) (bool, error), log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := p.SweepOrphans(ctx, grace, referenced)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("sweeping orphaned photos", slog.Any("err", err))
+		case n > 0:
+			log.Info("swept orphaned photos", slog.Int("removed", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+// PhotoFacts lets the sync engine ask the photo store about a photo's
+// bytes.
+func PhotoFacts(p *media.Photos) sync.PhotoChecker { return photoFacts{p} }
+
+type photoFacts struct{ p *media.Photos }
+
+func (f photoFacts) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts, error) {
+	meta, stored, err := f.p.Meta(ctx, sum)
+	return sync.PhotoFacts{Stored: stored, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, err
+}
+
+// photoHash reads and checks the {sha256} path parameter.
+func photoHash(c *fiber.Ctx) (string, error) {
+	sum := c.Params("sha256")
+	if !media.ValidHash(sum) {
+		return "", schema.FieldErrorf(schema.CodeBadRequest, "sha256", "the path must end in the photo's SHA-256 as 64 lowercase hex digits")
+	}
+	return sum, nil
+}
+
+// putPhoto stores a photo's bytes, streamed while they are hashed.
+func (s *Server) putPhoto(c *fiber.Ctx) error {
+	p := principal(c)
+	sum, err := photoHash(c)
+	if err != nil {
+		return err
+	}
+	contentType := c.Get(fiber.HeaderContentType)
+	if !slices.Contains(media.PhotoContentTypes, contentType) {
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be one of image/jpeg, image/png, image/webp, image/heic")
+	}
+	size := int64(c.Request().Header.ContentLength())
+	if size > s.photos.MaxSize() {
+		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
+	}
+	if size < 0 {
+		size = -1
+	}
+	body := c.Context().RequestBodyStream()
+	if body == nil {
+		body = bytesReader(c.Body())
+	}
+	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, body)
+	switch {
+	case errors.Is(err, media.ErrTooLarge):
+		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
+	case errors.Is(err, media.ErrHashMismatch):
+		return schema.Errorf(schema.CodeHashMismatch, "the bytes do not hash to %s; nothing was kept", sum)
+	case errors.Is(err, media.ErrNotPhoto):
+		return schema.FieldErrorf(schema.CodeValidationFailed, "content_type", "the bytes are not %s; nothing was kept", contentType)
+	case err != nil:
+		return err
+	}
+	if err := s.engine.PhotoArrived(c.UserContext(), sum, p.UserID); err != nil {
+		return err
+	}
+	status := fiber.StatusOK
+	if created {
+		status = fiber.StatusCreated
+		s.log.Info("photo stored", slog.String("sha256", sum), slog.String("user_id", p.UserID))
+	}
+	return c.Status(status).JSON(fiber.Map{"sha256": sum, "created": created})
+}
+
+// headPhoto answers 200 when a photo's bytes are stored, else 404, so that
+// clients skip uploads the server has.
+func (s *Server) headPhoto(c *fiber.Ctx) error {
+	sum := c.Params("sha256")
+	info, ok, err := s.photos.Exists(c.UserContext(), sum)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.SendStatus(fiber.StatusNotFound)
+	}
+	c.Set(fiber.HeaderContentLength, strconv.FormatInt(info.Size, 10))
+	return c.SendStatus(fiber.StatusOK)
+}
+
+// getPhoto sends a photo's bytes to callers who may read a photo record
+// that names it; to anyone else it does not exist.
+func (s *Server) getPhoto(c *fiber.Ctx) error {
+	sum, err := photoHash(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	ok, err := s.engine.CanReadPhoto(ctx, *principal(c), sum)
+	if err != nil {
+		return err
+	}
+	errNone := schema.Errorf(schema.CodeNotFound, "no such photo")
+	if !ok {
+		return errNone
+	}
+	rc, info, err := s.photos.Open(ctx, sum)
+	if errors.Is(err, media.ErrNotExist) {
+		return errNone
+	}
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, info.ContentType)
+	c.Set(fiber.HeaderCacheControl, "private, max-age=31536000, immutable")
+	c.Set(fiber.HeaderETag, `"`+sum+`"`)
+	return c.SendStream(rc, int(info.Size))
+}
+
+// missingPhotos lists photo records whose bytes never arrived.
+func (s *Server) missingPhotos(c *fiber.Ctx) error {
+	groups, err := s.engine.MissingPhotos(c.UserContext(), *principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"missing": groups})
+}

@@ -1,0 +1,213 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// photoRef is the ref by which photo records are found from their bytes.
+func photoRef(sha256 string) string { return "sha256:" + sha256 }
+
+// PhotoArrived brings the photo records that name a hash up to date once
+// its bytes are stored: `uploaded` turns true and the EXIF fields are
+// filled, each as a new version that reaches pullers. by is the user whose
+// upload it was.
+func (e *Engine) PhotoArrived(ctx context.Context, sha256, by string) error {
+	err := e.store.Update(ctx, func(tx RecordTx) error {
+		w := &writer{e: e, tx: tx, p: schema.Principal{UserID: by}}
+		return w.eachPhoto(ctx, sha256, func(r *Record) error { return w.refreshPhoto(ctx, r) })
+	})
+	if err != nil {
+		return fmt.Errorf("sync.PhotoArrived: %w", err)
+	}
+	return nil
+}
+
+// eachPhoto calls fn for every photo record that names a hash.
+func (w *writer) eachPhoto(ctx context.Context, sha256 string, fn func(*Record) error) error {
+	for after := ""; ; {
+		page, err := w.tx.RecordsByRef(ctx, schema.Photos, photoRef(sha256), after, 100)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < 100 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// refreshPhoto re-derives a stored photo record's server-owned fields and
+// writes a new version when they changed.
+func (w *writer) refreshPhoto(ctx context.Context, r *Record) error {
+	for try := 0; ; try++ {
+		err := w.refreshPhotoOnce(ctx, r)
+		if !errors.Is(err, ErrStale) || try == maxStaleRetries {
+			return err
+		}
+		if r, err = w.tx.Record(ctx, r.Collection, r.ID); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
+	if r.Deleted {
+		return nil
+	}
+	rec, err := schema.Decode(schema.Photos, r.Data)
+	if err != nil {
+		return fmt.Errorf("stored photo %s does not decode: %w", r.ID, err)
+	}
+	inner := &writer{e: w.e, tx: w.tx, p: w.p}
+	d, err := inner.derive(ctx, schema.Photos, r.ID, rec, rec)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(d.data, r.Data) {
+		return nil
+	}
+	next := *r
+	next.Version, next.Data, next.Refs = r.Version+1, d.data, d.refs
+	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
+	next.Tokens = schema.RecordTokens(schema.Photos, d.facts)
+	next.History = w.history(schema.Photos, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
+	return w.tx.Put(ctx, &next, r.Version)
+}
+
+// recheckPhoto closes the race between a photo record written as not
+// uploaded and its bytes arriving meanwhile: where the store has no
+// transactions, the upload may have looked for the record before it was
+// written, so the writer looks for the bytes once more after writing.
+func (w *writer) recheckPhoto(ctx context.Context, written *Record) (*Record, error) {
+	if written.Collection != schema.Photos || written.Deleted || !slices.Contains(written.Refs, pendingUpload) || w.e.photos == nil {
+		return written, nil
+	}
+	var p schema.Photo
+	if err := json.Unmarshal(written.Data, &p); err != nil {
+		return nil, err
+	}
+	facts, err := w.e.photos.PhotoFacts(ctx, p.SHA256)
+	if err != nil || !facts.Stored {
+		return written, err
+	}
+	if err := w.refreshPhoto(ctx, written); err != nil {
+		return nil, err
+	}
+	return w.tx.Record(ctx, written.Collection, written.ID)
+}
+
+// CanReadPhoto reports whether p may read some photo record that names a
+// hash, and so its bytes.
+func (e *Engine) CanReadPhoto(ctx context.Context, p schema.Principal, sha256 string) (bool, error) {
+	tokens := schema.ReadTokens(p)
+	found := false
+	err := e.store.View(ctx, func(tx RecordTx) error {
+		w := &writer{e: e, tx: tx, p: p}
+		return w.eachPhoto(ctx, sha256, func(r *Record) error {
+			found = found || (!r.Deleted && schema.Intersects(r.Tokens, tokens))
+			return nil
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("sync.CanReadPhoto: %w", err)
+	}
+	return found, nil
+}
+
+// PhotoReferenced reports whether any photo record names a hash, so that
+// bytes nobody refers to can be swept.
+func (e *Engine) PhotoReferenced(ctx context.Context, sha256 string) (bool, error) {
+	found := false
+	err := e.store.View(ctx, func(tx RecordTx) error {
+		w := &writer{e: e, tx: tx}
+		return w.eachPhoto(ctx, sha256, func(r *Record) error {
+			found = found || !r.Deleted
+			return nil
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("sync.PhotoReferenced: %w", err)
+	}
+	return found, nil
+}
+
+// MissingPhoto is a photo record whose bytes have not arrived.
+type MissingPhoto struct {
+	ID        string     `json:"id"`
+	VisitID   string     `json:"visit_id"`
+	SHA256    string     `json:"sha256"`
+	TakenAt   *time.Time `json:"taken_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// MissingPhotos is the photos one rep's device pushed without their bytes.
+type MissingPhotos struct {
+	RepID    string         `json:"rep_id"`
+	DeviceID string         `json:"device_id"`
+	Count    int            `json:"count"`
+	Photos   []MissingPhoto `json:"photos"`
+}
+
+// MissingPhotos lists, by rep and device, the photo records p may read
+// whose bytes never arrived.
+func (e *Engine) MissingPhotos(ctx context.Context, p schema.Principal) ([]MissingPhotos, error) {
+	tokens := schema.ReadTokens(p)
+	groups := map[[2]string]*MissingPhotos{}
+	err := e.store.View(ctx, func(tx RecordTx) error {
+		for after := ""; ; {
+			page, err := tx.RecordsByRef(ctx, schema.Photos, pendingUpload, after, 500)
+			if err != nil {
+				return err
+			}
+			for _, r := range page {
+				if r.Deleted || !schema.Intersects(r.Tokens, tokens) {
+					continue
+				}
+				var ph schema.Photo
+				if err := json.Unmarshal(r.Data, &ph); err != nil {
+					return err
+				}
+				key := [2]string{ph.RepID, ph.DeviceID}
+				g := groups[key]
+				if g == nil {
+					g = &MissingPhotos{RepID: ph.RepID, DeviceID: ph.DeviceID}
+					groups[key] = g
+				}
+				g.Count++
+				g.Photos = append(g.Photos, MissingPhoto{ID: r.ID, VisitID: ph.VisitID, SHA256: ph.SHA256, TakenAt: ph.TakenAt, UpdatedAt: r.UpdatedAt})
+			}
+			if len(page) < 500 {
+				return nil
+			}
+			after = page[len(page)-1].ID
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sync.MissingPhotos: %w", err)
+	}
+	out := make([]MissingPhotos, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b MissingPhotos) int {
+		if a.RepID != b.RepID {
+			return strings.Compare(a.RepID, b.RepID)
+		}
+		return strings.Compare(a.DeviceID, b.DeviceID)
+	})
+	return out, nil
+}
