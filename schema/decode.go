@@ -214,7 +214,7 @@ func checkValue(v validator, path string, t reflect.Type, money bool, x any) boo
 		_, ok = x.(string)
 	case kind == reflect.Bool:
 		_, ok = x.(bool)
-	case kind == reflect.Int || kind == reflect.Int64:
+	case kind >= reflect.Int && kind <= reflect.Uint64:
 		n, _ := x.(json.Number)
 		_, err := strconv.ParseInt(string(n), 10, t.Bits())
 		ok = err == nil
@@ -285,6 +285,16 @@ func memberFor(obj map[string]any, name string) (string, bool) {
 	return "", false
 }
 
+// JSONKind says in plain words what JSON value a Go type takes ("a
+// string", "an integer", "a list", "an object"…), for messages that must
+// not show Go's names.
+func JSONKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return describe(t, false)
+}
+
 // describe says what JSON value a Go type takes.
 func describe(t reflect.Type, money bool) string {
 	switch kind := t.Kind(); {
@@ -295,13 +305,13 @@ func describe(t reflect.Type, money bool) string {
 			return "an integer (money is in minor units)"
 		}
 		return "an integer"
-	case kind == reflect.Float64:
+	case kind == reflect.Float64 || kind == reflect.Float32:
 		return "a number"
 	case kind == reflect.String:
 		return "a string"
 	case kind == reflect.Bool:
 		return "true or false"
-	case kind == reflect.Slice:
+	case kind == reflect.Slice || kind == reflect.Array:
 		return "an array"
 	default:
 		return "an object"

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"strings"
@@ -55,7 +56,38 @@ func readBody(limit int, drainLimit int64) fiber.Handler {
 			}
 			req.SetBody(body)
 		}
+		if err := inflate(c, limit); err != nil {
+			return err
+		}
 		return c.Next()
+	}
+}
+
+// inflate decompresses a gzip body, refusing one that inflates past
+// limit, and takes the encoding away so that nothing inflates it again.
+// Other encodings are refused.
+func inflate(c *fiber.Ctx, limit int) error {
+	req := c.Request()
+	switch enc := strings.ToLower(strings.TrimSpace(string(req.Header.ContentEncoding()))); enc {
+	case "", "identity":
+		return nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(req.Body()))
+		if err != nil {
+			return badRequest("request body is not valid gzip")
+		}
+		body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+		if err != nil {
+			return badRequest("request body is not valid gzip")
+		}
+		if len(body) > limit {
+			return schema.Errorf(schema.CodePayloadTooLarge, "request body too large once inflated: at most %d bytes", limit)
+		}
+		req.SetBody(body)
+		req.Header.Del(fiber.HeaderContentEncoding)
+		return nil
+	default:
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Encoding %q is not supported; send gzip or nothing", enc)
 	}
 }
 

@@ -183,25 +183,25 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return badRequest("request body must be a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return badRequest("request body is not valid JSON: %s", jsonProblem(err))
+		return jsonProblem("request body", err)
 	}
 	return nil
 }
 
-// jsonProblem describes a JSON decoding error without echoing the input.
-func jsonProblem(err error) string {
+// jsonProblem turns a JSON decoding error into a bad_request that names
+// the field at fault, if any, and echoes neither the input nor Go's names.
+func jsonProblem(what string, err error) *schema.Error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
 	)
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+		return badRequest("%s is not valid JSON: syntax error at byte %d", what, syn.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return schema.FieldErrorf(schema.CodeBadRequest, typ.Field, "%s must be %s", typ.Field, schema.JSONKind(typ.Type))
 	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("%s must be %s", typ.Field, typ.Type)
-		}
-		return fmt.Sprintf("expected %s", typ.Type)
+		return badRequest("%s must be %s", what, schema.JSONKind(typ.Type))
 	}
-	return "malformed JSON"
+	return badRequest("%s is not valid JSON", what)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -25,6 +26,17 @@ type writer struct {
 	tx     RecordTx
 	p      schema.Principal
 	tokens []string // the principal's read tokens
+	// rederive is set when the writer works out again what it derived
+	// before, for a record already stored (a re-stamp, a photo's bytes
+	// arriving): references that have since gone are tolerated, and the
+	// caller's scope is not asked.
+	rederive bool
+}
+
+// rederiver returns a writer for re-deriving stored records in w's unit of
+// work.
+func (w *writer) rederiver() *writer {
+	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true}
 }
 
 // rejection is a reason to refuse a mutation; the caller sees it.
@@ -33,18 +45,21 @@ func rejection(code, field, format string, args ...any) *schema.Error {
 }
 
 // reference loads a record that rec points at, which must exist and not
-// be deleted (else validation_failed) and, unless the writer is deriving
-// for a re-stamp (w.tokens nil), be readable by the writer (else
-// forbidden).
+// be deleted (else validation_failed) and be readable by the writer (else
+// forbidden). When re-deriving, a reference that has gone is no refusal:
+// the stored record (a tombstone keeps its tokens) or nil comes back, with
+// no decoded record.
 func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
 	r, err := w.tx.Record(ctx, c, id)
-	if errors.Is(err, ErrNotFound) || (err == nil && r.Deleted) {
-		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s", field, singular(c))
-	}
-	if err != nil {
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return nil, nil, err
-	}
-	if w.tokens != nil && !schema.Intersects(r.Tokens, w.tokens) {
+	case err != nil || r.Deleted:
+		if w.rederive {
+			return r, nil, nil
+		}
+		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s", field, singular(c))
+	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
 		return nil, nil, rejection(schema.CodeForbidden, field, "%s refers to a %s outside the caller's scope", field, singular(c))
 	}
 	rec, err := schema.Decode(c, r.Data)
@@ -54,16 +69,17 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 	return r, rec, nil
 }
 
+// singular names one record of a collection.
 func singular(c schema.Collection) string {
 	switch c {
 	case schema.Territories:
 		return "territory"
-	case schema.Customers:
-		return "customer"
-	case schema.Visits:
-		return "visit"
+	case schema.PriceLists:
+		return "price list"
+	case schema.RoutePlans:
+		return "route plan"
 	}
-	return string(c)
+	return strings.TrimSuffix(string(c), "s")
 }
 
 // derive sets the server-owned fields of rec, a record of collection c
@@ -82,11 +98,11 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 	case *schema.Product:
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {
-			_, cust, err := w.reference(ctx, schema.Customers, cid, fmt.Sprintf("customer_ids[%d]", i))
+			cust, _, err := w.reference(ctx, schema.Customers, cid, fmt.Sprintf("customer_ids[%d]", i))
 			if err != nil {
 				return nil, err
 			}
-			d.facts.Territories = append(d.facts.Territories, cust.(*schema.Customer).TerritoryID)
+			d.facts.Territories = append(d.facts.Territories, territoriesOf(cust)...)
 			d.refs = append(d.refs, "customer:"+cid)
 		}
 		d.facts.Distributor = r.DistributorID
@@ -124,8 +140,11 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 }
 
 // territoriesOf reads the territories a stored record belongs to back from
-// its read tokens.
+// its read tokens; none for nil.
 func territoriesOf(r *Record) []string {
+	if r == nil {
+		return nil
+	}
 	prefix := string(r.Collection) + "|terr:"
 	var out []string
 	for _, t := range r.Tokens {
@@ -137,11 +156,14 @@ func territoriesOf(r *Record) []string {
 }
 
 func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.Record, d *derived) error {
-	_, c, err := w.reference(ctx, schema.Customers, v.CustomerID, "customer_id")
+	custRec, c, err := w.reference(ctx, schema.Customers, v.CustomerID, "customer_id")
 	if err != nil {
 		return err
 	}
-	cust := c.(*schema.Customer)
+	cust, _ := c.(*schema.Customer)
+	if cust == nil {
+		cust = &schema.Customer{} // gone since: no location to measure from
+	}
 	switch {
 	case prev != nil:
 		v.RepID = prev.(*schema.Visit).RepID
@@ -162,13 +184,13 @@ func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.R
 		secs := int64(v.CheckOut.At.Sub(v.CheckIn.At).Seconds())
 		v.DurationS = &secs
 	}
-	d.facts = schema.Facts{Owner: v.RepID, Territories: []string{cust.TerritoryID}}
+	d.facts = schema.Facts{Owner: v.RepID, Territories: territoriesOf(custRec)}
 	d.refs = []string{"customer:" + v.CustomerID, "rep:" + v.RepID}
 	return nil
 }
 
 func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.Record, d *derived) error {
-	_, c, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
+	custRec, _, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
 	if err != nil {
 		return err
 	}
@@ -191,7 +213,7 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 		return rejection(schema.CodeValidationFailed, "lines", "the order total does not fit in 64 bits")
 	}
 	o.Total = total
-	d.facts = schema.Facts{Owner: o.PlacedBy, Territories: []string{c.(*schema.Customer).TerritoryID}, Distributor: o.DistributorID}
+	d.facts = schema.Facts{Owner: o.PlacedBy, Territories: territoriesOf(custRec), Distributor: o.DistributorID}
 	d.refs = []string{"customer:" + o.CustomerID}
 	if o.VisitID != "" {
 		d.refs = append(d.refs, "visit:"+o.VisitID)
@@ -207,7 +229,12 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 	if err != nil {
 		return err
 	}
-	r.RepID = v.(*schema.Visit).RepID
+	switch {
+	case v != nil:
+		r.RepID = v.(*schema.Visit).RepID
+	case prev != nil:
+		r.RepID = prev.(*schema.Photo).RepID // the visit has gone since
+	}
 	if prev != nil {
 		r.DeviceID = prev.(*schema.Photo).DeviceID
 	} else {

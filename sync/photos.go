@@ -72,8 +72,7 @@ func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("stored photo %s does not decode: %w", r.ID, err)
 	}
-	inner := &writer{e: w.e, tx: w.tx, p: w.p}
-	d, err := inner.derive(ctx, schema.Photos, r.ID, rec, rec)
+	d, err := w.rederiver().derive(ctx, schema.Photos, r.ID, rec, rec)
 	if err != nil {
 		return err
 	}

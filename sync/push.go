@@ -110,7 +110,8 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 		} else {
 			m.MutationID = ""
 		}
-		return m, rejection(schema.CodeValidationFailed, "", "mutation is malformed: %s", mutationProblem(err))
+		field, problem := mutationProblem(err)
+		return m, rejection(schema.CodeValidationFailed, field, "%s", problem)
 	}
 	bad := func(field, format string, args ...any) (Mutation, *schema.Error) {
 		return m, rejection(schema.CodeValidationFailed, field, format, args...)
@@ -139,15 +140,21 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 	return m, nil
 }
 
-func mutationProblem(err error) string {
+// mutationProblem says what is wrong with a mutation that does not decode,
+// and in which field, without Go's names.
+func mutationProblem(err error) (field, problem string) {
 	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) {
-		return fmt.Sprintf("%s must be %s", typ.Field, typ.Type)
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		return typ.Field, fmt.Sprintf("%s must be %s", typ.Field, schema.JSONKind(typ.Type))
+	case errors.As(err, &typ):
+		return "", "a mutation must be a JSON object"
 	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return "unknown field " + strings.TrimPrefix(msg, "json: unknown field ")
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return name, fmt.Sprintf("%s is not a field of a mutation", name)
 	}
-	return "not a JSON object of the mutation's fields"
+	return "", "a mutation must be a JSON object of the mutation's fields"
 }
 
 func collectionNames() string {
@@ -340,14 +347,17 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return nil, PushResult{}, err
 	}
+	// Past this point the record is written: whatever fails now must not
+	// be answered as a refusal, but fail the whole push (and, where the
+	// store has transactions, undo it).
 	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !equalStrings(cur.Tokens, next.Tokens) {
 		if err := w.restampDependents(ctx, "customer:"+m.ID); err != nil {
-			return nil, PushResult{}, err
+			return nil, PushResult{}, afterWrite(err)
 		}
 	}
 	written, err := w.recheckPhoto(ctx, next)
 	if err != nil {
-		return nil, PushResult{}, err
+		return nil, PushResult{}, afterWrite(err)
 	}
 	return written, PushResult{Status: StatusApplied, Version: written.Version}, nil
 }
@@ -425,8 +435,7 @@ func (w *writer) restamp(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("stored %s %s does not decode: %w", r.Collection, r.ID, err)
 	}
-	inner := &writer{e: w.e, tx: w.tx, p: w.p} // no tokens: references need not be the caller's
-	d, err := inner.derive(ctx, r.Collection, r.ID, rec, rec)
+	d, err := w.rederiver().derive(ctx, r.Collection, r.ID, rec, rec)
 	if err != nil {
 		return fmt.Errorf("restamp %s %s: %w", r.Collection, r.ID, err)
 	}
@@ -473,4 +482,15 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// afterWrite turns any error met after a record was written into one that
+// fails the push rather than refusing the mutation: a refusal says that
+// nothing was written.
+func afterWrite(err error) error {
+	var se *schema.Error
+	if errors.As(err, &se) {
+		return fmt.Errorf("after the write: %s", se.Error())
+	}
+	return err
 }
