@@ -28,7 +28,7 @@ type fieldTeam struct {
 	admin, rep1, rep2, mgr session
 }
 
-func newFieldTeam(t *testing.T, blobs media.BlobStore) *fieldTeam {
+func newFieldTeam(t testing.TB, blobs media.BlobStore) *fieldTeam {
 	t.Helper()
 	ts := startServerWith(t, blobs)
 	f := &fieldTeam{ts: ts, admin: ts.login(t, adminName, adminPassword, "laptop")}
@@ -53,7 +53,7 @@ func mut(mid, coll, id string, base int64, data any) map[string]any {
 }
 
 // push sends mutations and requires each applied; it returns the versions.
-func (f *fieldTeam) push(t *testing.T, s session, muts ...map[string]any) []float64 {
+func (f *fieldTeam) push(t testing.TB, s session, muts ...map[string]any) []float64 {
 	t.Helper()
 	r := f.ts.call(t, "POST", "/v1/sync/push", s.Access, map[string]any{"device_id": "d", "mutations": muts})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
