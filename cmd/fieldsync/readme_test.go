@@ -50,6 +50,13 @@ func TestReadmeQuickstart(t *testing.T) {
 		`"mutation_id":"m-4","status":"merged","version":3`,
 		`"notes":"Deliveries by the back door"`,
 		`"mutation_id":"m-5","status":"conflict"`,
+		`{"results":[{"mutation_id":"m-6","status":"applied","version":1},{"mutation_id":"m-7","status":"applied","version":1}]}`,
+		"HTTP/1.1 404 Not Found",
+		`"created":true`,
+		`"id":"ph-1","version":2`,
+		`"uploaded":true`,
+		`"exif_taken_at":"2026-11-23T09:05:00Z"`,
+		"same bytes back",
 	} {
 		assert.Contains(t, text, want)
 	}
