@@ -622,6 +622,7 @@ func TestPushRejectionAfterAWriteLeavesNothing(t *testing.T) {
 		setup []string // pushed as the admin, each must be applied
 	}{
 		{"an order whose visit was deleted", []string{
+			`{"mutation_id":"m-p","collection":"products","id":"p-1","op":"upsert","base_version":0,"data":{"sku":"S1","name":"Soap","unit":"each","price":100,"active":true}}`,
 			`{"mutation_id":"m-v","collection":"visits","id":"v-1","op":"upsert","base_version":0,"data":{"customer_id":"c-1","check_in":{"at":"2025-01-01T10:00:00Z","lat":1,"lng":1}}}`,
 			`{"mutation_id":"m-o","collection":"orders","id":"o-1","op":"upsert","base_version":0,"data":{"customer_id":"c-1","visit_id":"v-1","lines":[{"product_id":"p-1","quantity":1,"unit_price":100}],"status":"draft"}}`,
 			`{"mutation_id":"m-vd","collection":"visits","id":"v-1","op":"delete","base_version":1}`,

@@ -18,6 +18,8 @@ type derived struct {
 	data  json.RawMessage
 	facts schema.Facts
 	refs  []string
+	// repriced is set when the server replaced prices the client sent.
+	repriced bool
 }
 
 // writer is one principal writing within one unit of work.
@@ -26,6 +28,10 @@ type writer struct {
 	tx     RecordTx
 	p      schema.Principal
 	tokens []string // the principal's read tokens
+	// batch is the push being applied and at the mutation being
+	// applied, so that a rule may look ahead in the batch.
+	batch []json.RawMessage
+	at    int
 	// rederive is set when the writer works out again what it derived
 	// before, for a record already stored (a re-stamp, a photo's bytes
 	// arriving): references that have since gone are tolerated, and the
@@ -106,6 +112,9 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			d.refs = append(d.refs, "customer:"+cid)
 		}
 		d.facts.Distributor = r.DistributorID
+		if r.DistributorID != "" {
+			d.refs = append(d.refs, "distributor:"+r.DistributorID)
+		}
 	case *schema.RoutePlan:
 		rep, err := w.e.store.User(ctx, r.RepID)
 		if errors.Is(err, ErrNotFound) || (err == nil && rep.Role != schema.RoleRep) {
@@ -186,11 +195,17 @@ func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.R
 	}
 	d.facts = schema.Facts{Owner: v.RepID, Territories: territoriesOf(custRec)}
 	d.refs = []string{"customer:" + v.CustomerID, "rep:" + v.RepID}
+	if v.CheckOut == nil {
+		d.refs = append(d.refs, openVisit(v.RepID))
+		if !w.rederive {
+			return w.checkOneOpenVisit(ctx, v.RepID)
+		}
+	}
 	return nil
 }
 
 func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.Record, d *derived) error {
-	custRec, _, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
+	custRec, c, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
 	if err != nil {
 		return err
 	}
@@ -199,13 +214,32 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 			return err
 		}
 	}
+	var was *schema.Order
 	if prev != nil {
-		p := prev.(*schema.Order)
-		o.PlacedBy, o.DistributorID = p.PlacedBy, p.DistributorID
+		was = prev.(*schema.Order)
+		o.PlacedBy, o.DistributorID = was.PlacedBy, was.DistributorID
 	} else {
 		o.PlacedBy, o.DistributorID = w.p.UserID, ""
 		if w.p.Role == schema.RoleDistributor {
 			o.DistributorID = w.p.DistributorID
+		}
+	}
+	if !w.rederive {
+		if err := w.checkOrderMove(was, o); err != nil {
+			return err
+		}
+		cust := c.(*schema.Customer)
+		if was == nil || was.Status == schema.OrderDraft { // prices hold from submission on
+			if d.repriced, err = w.priceOrder(ctx, o, cust); err != nil {
+				return err
+			}
+		}
+		if o.Status == schema.OrderSubmitted && (was == nil || was.Status == schema.OrderDraft) {
+			total, _ := o.LinesTotal()
+			o.Total = total
+			if err := checkCredit(o, cust); err != nil {
+				return err
+			}
 		}
 	}
 	total, ok := o.LinesTotal()

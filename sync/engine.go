@@ -52,6 +52,9 @@ type Config struct {
 	// FutureSkew is how far ahead of the server's clock a reported event
 	// time may be; default 24 hours.
 	FutureSkew time.Duration
+	// Location is the time zone in which a visit's check-in falls on a
+	// route plan's date; default UTC.
+	Location *time.Location
 }
 
 // Engine runs push and pull. It keeps no state of its own between calls,
@@ -68,6 +71,7 @@ type Engine struct {
 	answerTTL    time.Duration
 	geofenceM    float64
 	futureSkew   time.Duration
+	location     *time.Location
 }
 
 // New builds an Engine.
@@ -93,6 +97,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.location = cfg.Location; e.location == nil {
+		e.location = time.UTC
 	}
 	return e, nil
 }

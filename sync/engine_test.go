@@ -182,8 +182,7 @@ func TestServerOwnedFieldsAreComputed(t *testing.T) {
 	e.seed()
 	v := with(visit("c-1", 52.5205, 13.405), "rep_id", "u-rep2", "distance_m", 0, "within_geofence", true,
 		"check_out", map[string]any{"at": "2026-11-23T09:25:00Z", "lat": 52.52, "lng": 13.405})
-	far := with(visit("c-1", 52.53, 13.405), "check_out", nil)
-	delete(far, "check_out")
+	far := with(visit("c-1", 52.53, 13.405), "check_out", map[string]any{"at": "2026-11-23T09:10:00Z", "lat": 52.53, "lng": 13.405})
 	e.ok("rep1", up(schema.Visits, "v-1", 0, v), up(schema.Visits, "v-far", 0, far))
 	e.ok("rep1", up(schema.Orders, "o-1", 0, map[string]any{"customer_id": "c-1", "status": "draft", "placed_by": "u-admin", "total": 1,
 		"lines": []any{map[string]any{"product_id": "p-1", "quantity": 3, "unit_price": 250, "discount": 50}}}))

@@ -140,7 +140,7 @@ func FuzzPush(f *testing.F) {
 	rep := schema.Principal{UserID: "u-rep", Role: schema.RoleRep, Territories: []string{"t-1"}}
 	fuzzSeed(f, engine, rep,
 		`{"collection":"visits","id":"v-1","data":{"customer_id":"c-1","check_in":{"at":"2025-01-01T10:00:00Z","lat":52.5,"lng":13.4}}}`,
-		`{"collection":"visits","id":"v-del","data":{"customer_id":"c-1","check_in":{"at":"2025-01-01T11:00:00Z","lat":52.5,"lng":13.4}}}`,
+		`{"collection":"visits","id":"v-del","data":{"customer_id":"c-1","check_in":{"at":"2025-01-01T11:00:00Z","lat":52.5,"lng":13.4},"check_out":{"at":"2025-01-01T11:20:00Z","lat":52.5,"lng":13.4}}}`,
 		`{"collection":"orders","id":"o-1","data":{"customer_id":"c-1","visit_id":"v-1","lines":[{"product_id":"p-1","quantity":1,"unit_price":1299}],"status":"draft"}}`,
 	)
 
@@ -166,8 +166,8 @@ func FuzzPush(f *testing.F) {
 				`{"mutation_id":"` + g + `-admin-b","collection":"customers","id":"` + g + `-c","op":"upsert","base_version":0,"data":{"code":"C","name":"N","territory_id":"` + g + `-t","grade":"B"}}`,
 			},
 			schema.RoleRep: {
-				`{"mutation_id":"` + g + `-rep-a","collection":"visits","id":"` + g + `-v","op":"upsert","base_version":0,"data":{"customer_id":"` + g + `-c","check_in":{"at":"2025-01-01T10:00:00Z","lat":1,"lng":1}}}`,
-				`{"mutation_id":"` + g + `-rep-b","collection":"orders","id":"` + g + `-o","op":"upsert","base_version":0,"data":{"customer_id":"` + g + `-c","lines":[{"product_id":"p-1","quantity":2,"unit_price":50}],"status":"draft"}}`,
+				`{"mutation_id":"` + g + `-rep-a","collection":"visits","id":"` + g + `-v","op":"upsert","base_version":0,"data":{"customer_id":"` + g + `-c","check_in":{"at":"2025-01-01T10:00:00Z","lat":1,"lng":1},"check_out":{"at":"2025-01-01T10:10:00Z","lat":1,"lng":1}}}`,
+				`{"mutation_id":"` + g + `-rep-b","collection":"orders","id":"` + g + `-o","op":"upsert","base_version":0,"data":{"customer_id":"` + g + `-c","lines":[{"product_id":"p-1","quantity":2,"unit_price":1299}],"status":"draft"}}`,
 			},
 		}
 		target, hasTarget := fuzzTarget(raw)

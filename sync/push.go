@@ -33,8 +33,9 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	}
 	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
-		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p), batch: req.Mutations}
 		for i, raw := range req.Mutations {
+			w.at = i
 			res, err := w.apply(ctx, raw)
 			if err != nil {
 				return err
@@ -358,6 +359,16 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	written, err := w.recheckPhoto(ctx, next)
 	if err != nil {
 		return nil, PushResult{}, afterWrite(err)
+	}
+	if m.Collection == schema.Visits && cur == nil {
+		if err := w.markStopDone(ctx, written); err != nil {
+			return nil, PushResult{}, afterWrite(err)
+		}
+	}
+	if d.repriced {
+		// The client's prices were replaced: it must take the record as
+		// the server priced it.
+		return written, PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 	}
 	return written, PushResult{Status: StatusApplied, Version: written.Version}, nil
 }

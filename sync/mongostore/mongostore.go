@@ -1,0 +1,227 @@
+// Package mongostore is the production record store: MongoDB through the
+// official driver, shared by several fieldsync processes.
+//
+// It uses neither multi-document transactions nor change streams, so that
+// it runs on a single node as well as on a replica set or sharded cluster,
+// and it keeps nothing that matters in one process's memory. Every write is
+// one atomic document write guarded by a version; the change feed's stable
+// watermark comes from a dense sequence of seqs kept in the database, with
+// a lease for seqs whose writer went away (see feed.go).
+//
+// It keeps to what FerretDB v1 (its test double) also does right: finds
+// with filter, sort and limit; inserts; updates, replaces and deletes keyed
+// on _id and guarded by other fields; simple counts. Joins and merges
+// happen in Go.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+var _ sync.Store = (*Store)(nil)
+
+// DefaultLease is how long a writer may hold a seq before others may
+// resolve it, when Store.Lease is zero. It bounds how long a writer that
+// crashed mid-write holds the change feed back.
+const DefaultLease = 10 * time.Second
+
+// Store is the MongoDB record store. It is safe for concurrent use, and
+// several processes may share one database. Set its fields, if at all,
+// before first use.
+type Store struct {
+	// Now is the clock that seq leases are measured with; time.Now when
+	// nil. Processes sharing a database should have clocks that agree to
+	// well within Lease.
+	Now func() time.Time
+	// Lease is how long a writer may hold a seq pending before anyone
+	// computing the watermark may resolve it; DefaultLease when zero.
+	Lease time.Duration
+
+	// stall, when set, runs in Put between taking a seq and writing at
+	// it: tests use it to make writers outlive their leases.
+	stall func()
+
+	client *mongo.Client
+	owned  bool // Close disconnects client
+	db     *mongo.Database
+
+	users, logins, failures *mongo.Collection
+	records, gone, answers  *mongo.Collection
+	seqs                    *mongo.Collection
+}
+
+// Open connects to the MongoDB at uri, checks that it answers, and brings
+// the indexes of database up to date. Close disconnects.
+func Open(ctx context.Context, uri, database string) (*Store, error) {
+	const op = "mongostore.Open"
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := client.Ping(ctx, readpref.Primary()); err != nil {
+		client.Disconnect(context.Background())
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	s, err := New(ctx, client, database)
+	if err != nil {
+		client.Disconnect(context.Background())
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// New returns a store on database through client, which stays the
+// caller's: Close leaves it connected. It brings the indexes up to date.
+func New(ctx context.Context, client *mongo.Client, database string) (*Store, error) {
+	db := client.Database(database)
+	s := &Store{
+		client:   client,
+		db:       db,
+		users:    db.Collection("users"),
+		logins:   db.Collection("logins"),
+		failures: db.Collection("login_failures"),
+		records:  db.Collection("records"),
+		gone:     db.Collection("gone"),
+		answers:  db.Collection("answers"),
+		seqs:     db.Collection("seqs"),
+	}
+	if err := s.createIndexes(ctx); err != nil {
+		return nil, fmt.Errorf("mongostore.New: %w", err)
+	}
+	return s, nil
+}
+
+// createIndexes creates every index the store queries by; creating one
+// that exists does nothing.
+func (s *Store) createIndexes(ctx context.Context) error {
+	unique := options.Index().SetUnique(true)
+	for _, ix := range []struct {
+		coll *mongo.Collection
+		keys []string
+		opts *options.IndexOptions
+	}{
+		{s.users, []string{"username"}, unique},
+		{s.logins, []string{"user_id"}, nil},
+		{s.records, []string{"tokens", "seq"}, nil},
+		{s.records, []string{"coll", "refs", "rid"}, nil},
+		{s.records, []string{"seq"}, nil},
+		{s.gone, []string{"token", "seq"}, nil},
+		{s.gone, []string{"coll", "rid", "token"}, nil},
+		{s.gone, []string{"seq"}, nil},
+		{s.answers, []string{"at"}, nil},
+		{s.seqs, []string{"state", "_id"}, nil},
+	} {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ascending(ix.keys...), Options: ix.opts}); err != nil {
+			return fmt.Errorf("index %s %v: %w", ix.coll.Name(), ix.keys, err)
+		}
+	}
+	return nil
+}
+
+// Close disconnects the client if Open made it.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("mongostore.Close: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("mongostore.Ping: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Store) lease() time.Duration {
+	if s.Lease > 0 {
+		return s.Lease
+	}
+	return DefaultLease
+}
+
+// ascending is an index key or sort order on fields, each ascending.
+func ascending(fields ...string) bson.D {
+	d := make(bson.D, len(fields))
+	for i, f := range fields {
+		d[i] = bson.E{Key: f, Value: 1}
+	}
+	return d
+}
+
+// findOne decodes into v the first document of c matching filter, in the
+// order of sort when not nil; sync.ErrNotFound when there is none, other
+// errors wrapped with op.
+func findOne(ctx context.Context, op string, c *mongo.Collection, filter, sort, v any) error {
+	opts := options.FindOne()
+	if sort != nil {
+		opts.SetSort(sort)
+	}
+	err := c.FindOne(ctx, filter, opts).Decode(v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return sync.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// matchedOne turns an update's result into nil when it matched a
+// document and into none when it matched nothing.
+func matchedOne(op string, res *mongo.UpdateResult, err error, none error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if res.MatchedCount == 0 {
+		return none
+	}
+	return nil
+}
+
+// nanos is t in Unix nanoseconds, 0 for the zero time; fromNanos undoes it
+// in UTC.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

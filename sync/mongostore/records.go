@@ -1,0 +1,320 @@
+package mongostore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+// recordDoc is one record in the records collection: the whole record,
+// its tokens, refs and history in one document, so that one guarded
+// write changes them together. _id is collection/id (collection names
+// hold no slash); UpdatedAt is Unix nanoseconds; Data is null for a
+// deleted record.
+type recordDoc struct {
+	Key       string        `bson:"_id"`
+	Coll      string        `bson:"coll"`
+	ID        string        `bson:"rid"`
+	Version   int64         `bson:"version"`
+	Deleted   bool          `bson:"deleted"`
+	UpdatedAt int64         `bson:"updated_at"`
+	UpdatedBy string        `bson:"updated_by"`
+	Data      *string       `bson:"data"`
+	Seq       int64         `bson:"seq"`
+	Tokens    []string      `bson:"tokens"`
+	Refs      []string      `bson:"refs"`
+	History   []revisionDoc `bson:"history"`
+}
+
+// revisionDoc is one sync.Revision, its data kept as the JSON text it was.
+type revisionDoc struct {
+	Version    int64  `bson:"v"`
+	MutationID string `bson:"m,omitempty"`
+	UserID     string `bson:"u,omitempty"`
+	Data       string `bson:"d,omitempty"`
+}
+
+// goneDoc says that a record lost a read token at a seq. A record may
+// have several for one token (a loss, a re-stamp, a write that lost its
+// race): each is only ever inserted, moved to a later seq, or deleted.
+type goneDoc struct {
+	Coll  string `bson:"coll"`
+	ID    string `bson:"rid"`
+	Token string `bson:"token"`
+	Seq   int64  `bson:"seq"`
+}
+
+// answerDoc is a stored answer; _id is user/mutation (user ids hold no
+// slash, see schema.CheckID); At is Unix nanoseconds.
+type answerDoc struct {
+	Key        string `bson:"_id"`
+	UserID     string `bson:"user"`
+	MutationID string `bson:"mutation"`
+	Body       string `bson:"body"`
+	At         int64  `bson:"at"`
+}
+
+func recordKey(c schema.Collection, id string) string { return string(c) + "/" + id }
+
+// key is the _id of the record g is about.
+func (g *goneDoc) key() string { return recordKey(schema.Collection(g.Coll), g.ID) }
+
+func newRecordDoc(r *sync.Record, seq int64) *recordDoc {
+	d := &recordDoc{
+		Key: recordKey(r.Collection, r.ID), Coll: string(r.Collection), ID: r.ID, Version: r.Version,
+		Deleted: r.Deleted, UpdatedAt: nanos(r.UpdatedAt), UpdatedBy: r.UpdatedBy, Seq: seq,
+		Tokens: nonNil(r.Tokens), Refs: nonNil(r.Refs), History: make([]revisionDoc, len(r.History)),
+	}
+	if r.Data != nil {
+		data := string(r.Data)
+		d.Data = &data
+	}
+	for i, h := range r.History {
+		d.History[i] = revisionDoc{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: string(h.Data)}
+	}
+	return d
+}
+
+func (d *recordDoc) record() *sync.Record {
+	r := &sync.Record{
+		Collection: schema.Collection(d.Coll), ID: d.ID, Version: d.Version, Deleted: d.Deleted,
+		UpdatedAt: fromNanos(d.UpdatedAt), UpdatedBy: d.UpdatedBy, Seq: d.Seq,
+		Tokens: nonNil(d.Tokens), Refs: nonNil(d.Refs), History: make([]sync.Revision, len(d.History)),
+	}
+	if d.Data != nil {
+		r.Data = json.RawMessage(*d.Data)
+	}
+	for i, h := range d.History {
+		r.History[i] = sync.Revision{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID}
+		if h.Data != "" {
+			r.History[i].Data = json.RawMessage(h.Data)
+		}
+	}
+	return r
+}
+
+// tx is a unit of work on the store. MongoDB gives it no atomicity of its
+// own: each write is atomic on its own, and reads see the latest state.
+type tx struct{ s *Store }
+
+// Update runs fn; its writes are not undone when it fails, as each one
+// is atomic on its own.
+func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error {
+	return fn(&tx{s})
+}
+
+// View runs fn; its reads see the latest state, not one snapshot.
+func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
+	return fn(&tx{s})
+}
+
+// Record returns the current state of a record; sync.ErrNotFound when it
+// was never written.
+func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.Record, error) {
+	d, err := t.s.recordDoc(ctx, recordKey(c, id))
+	if err != nil {
+		return nil, err
+	}
+	return d.record(), nil
+}
+
+func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
+	var d recordDoc
+	if err := findOne(ctx, "mongostore.Record", s.records, bson.M{"_id": key}, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// RecordsByRef returns the records of c whose refs hold ref, in id order,
+// at most limit of them after id after.
+func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
+	docs, err := t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", limit)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore.RecordsByRef: %w", err)
+	}
+	out := make([]*sync.Record, len(docs))
+	for i, d := range docs {
+		out[i] = d.record()
+	}
+	return out, nil
+}
+
+// findRecords returns the record documents matching filter, sorted by the
+// field sortBy when not empty, at most limit of them when limit > 0.
+func (s *Store) findRecords(ctx context.Context, filter bson.M, sortBy string, limit int) ([]*recordDoc, error) {
+	opts := options.Find()
+	if sortBy != "" {
+		opts.SetSort(ascending(sortBy))
+	}
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.records.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	var docs []*recordDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	return docs, nil
+}
+
+// prior is what a write needs of the record it replaces: its version and
+// seq, which the write is guarded on (a rewrite of the same version, or a
+// re-stamp, also changes the seq), and the tokens it holds. The zero
+// prior is no record.
+type prior struct {
+	version, seq int64
+	tokens       []string
+}
+
+// Put writes r if the stored version of the record is prev (0: it must
+// not exist) and sets r.Seq; sync.ErrStale when the stored version is not
+// prev.
+//
+// It takes a seq (pending), records the tokens r loses as gone at that
+// seq, writes the record in one document write guarded by its version,
+// and marks the seq done; see feed.go for why that order never lets a
+// reader skip the write.
+func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
+	const op = "mongostore.Put"
+	s := t.s
+	var was prior
+	d, err := s.recordDoc(ctx, recordKey(r.Collection, r.ID))
+	switch {
+	case errors.Is(err, sync.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens}
+	}
+	if was.version != prev {
+		return sync.ErrStale
+	}
+	seq, err := s.takeSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if s.stall != nil {
+		s.stall()
+	}
+	if err := s.writeAt(ctx, r, was, seq); err != nil {
+		return err
+	}
+	if r.Seq, err = s.finish(ctx, seq); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// writeAt writes r at seq, which the caller has taken, over the record
+// was describes, and sets r.Seq. When the version guard fails it takes
+// back what it wrote, gives up seq and returns sync.ErrStale. On other
+// errors it leaves seq pending, as the write may have landed: the lease
+// settles it.
+func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int64) error {
+	const op = "mongostore.Put"
+	lost, gained := missing(was.tokens, r.Tokens), missing(r.Tokens, was.tokens)
+	if len(lost) > 0 {
+		docs := make([]any, len(lost))
+		for i, tok := range lost {
+			docs[i] = goneDoc{Coll: string(r.Collection), ID: r.ID, Token: tok, Seq: seq}
+		}
+		if _, err := s.gone.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+			s.abandon(ctx, seq) // the record was not written
+			return fmt.Errorf("%s: gone: %w", op, err)
+		}
+	}
+	doc := newRecordDoc(r, seq)
+	var stale bool
+	if was.seq == 0 { // there was no record: every stored one has a seq
+		_, err := s.records.InsertOne(ctx, doc)
+		if stale = mongo.IsDuplicateKeyError(err); !stale && err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	} else {
+		res, err := s.records.ReplaceOne(ctx, bson.M{"_id": doc.Key, "version": was.version, "seq": was.seq}, doc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		stale = res.MatchedCount == 0
+	}
+	if stale {
+		// Nothing was written at seq but the gone documents; take them
+		// back and give seq up. Either may fail harmlessly: a gone
+		// document is reported only while the record holds none of the
+		// tokens asked for, when the loss it tells of is true anyway, and
+		// the lease settles seq.
+		if len(lost) > 0 {
+			s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "seq": seq})
+		}
+		s.abandon(ctx, seq)
+		return sync.ErrStale
+	}
+	r.Seq = seq
+	if len(gained) > 0 && was.seq > 0 {
+		// Losses of tokens the record holds again are over. A later loss
+		// is recorded by a writer that read this write, so at a seq taken
+		// after seq: only earlier ones go. Failing leaves documents that
+		// are not reported while the record holds the token.
+		s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "token": bson.M{"$in": gained}, "seq": bson.M{"$lt": seq}})
+	}
+	return nil
+}
+
+// missing returns the strings of a that b lacks.
+func missing(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Answer returns the stored answer to a mutation; sync.ErrNotFound when
+// there is none.
+func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
+	var d answerDoc
+	if err := findOne(ctx, "mongostore.Answer", t.s.answers, bson.M{"_id": userID + "/" + mutationID}, nil, &d); err != nil {
+		return nil, err
+	}
+	return &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}, nil
+}
+
+// SaveAnswer stores the answer to a mutation; the first one stays.
+func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
+	_, err := t.s.answers.InsertOne(ctx, answerDoc{
+		Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At),
+	})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mongostore.SaveAnswer: %w", err)
+	}
+	return nil
+}
+
+// SweepAnswers deletes answers stored before cutoff and returns how many
+// went. It also prunes the seqs the watermark has passed (see prune).
+func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
+	res, err := s.answers.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": nanos(cutoff)}})
+	if err != nil {
+		return 0, fmt.Errorf("mongostore.SweepAnswers: %w", err)
+	}
+	if err := s.prune(ctx); err != nil {
+		return int(res.DeletedCount), fmt.Errorf("mongostore.SweepAnswers: %w", err)
+	}
+	return int(res.DeletedCount), nil
+}

@@ -1,0 +1,173 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// orderMoves lists, per role, the statuses an order may go to from each
+// status ("" for a new order). Reps and distributors act on their own
+// orders (the access table sees to that), managers on those of the
+// territories they oversee.
+var orderMoves = map[schema.Role]map[string][]string{
+	schema.RoleRep:         ownOrderMoves,
+	schema.RoleDistributor: ownOrderMoves,
+	schema.RoleManager: {
+		schema.OrderSubmitted: {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderConfirmed: {schema.OrderShipped, schema.OrderCancelled},
+		schema.OrderShipped:   {schema.OrderDelivered},
+	},
+	schema.RoleAdmin: {
+		"":                    {schema.OrderDraft, schema.OrderSubmitted},
+		schema.OrderDraft:     {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
+		schema.OrderSubmitted: {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderConfirmed: {schema.OrderShipped, schema.OrderCancelled},
+		schema.OrderShipped:   {schema.OrderDelivered},
+	},
+}
+
+var ownOrderMoves = map[string][]string{
+	"":                    {schema.OrderDraft, schema.OrderSubmitted},
+	schema.OrderDraft:     {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
+	schema.OrderSubmitted: {schema.OrderCancelled},
+}
+
+// checkOrderMove refuses a status change the caller's role may not make,
+// and any change but the status to an order that is no longer a draft.
+func (w *writer) checkOrderMove(prev, next *schema.Order) error {
+	from := ""
+	if prev != nil {
+		from = prev.Status
+	}
+	if from != "" && from != schema.OrderDraft && !bytes.Equal(orderTerms(prev), orderTerms(next)) {
+		return rejection(schema.CodeInvalidTransition, "lines", "a %s order's lines, dates and notes no longer change", from)
+	}
+	if from == next.Status && from != "" && from != schema.OrderDraft {
+		return nil // nothing moves; editing a draft is a move of its own
+	}
+	if !slices.Contains(orderMoves[w.p.Role][from], next.Status) {
+		if from == "" {
+			return rejection(schema.CodeInvalidTransition, "status", "an order is created as draft or submitted, not %s", next.Status)
+		}
+		return rejection(schema.CodeInvalidTransition, "status", "a %s may not take an order from %s to %s", w.p.Role, from, next.Status)
+	}
+	return nil
+}
+
+// orderTerms is what a client agreed in an order: everything but its
+// status and the fields the server owns.
+func orderTerms(o *schema.Order) []byte {
+	terms := *o
+	terms.Status, terms.Total, terms.PlacedBy, terms.DistributorID = "", 0, "", ""
+	b, _ := json.Marshal(terms)
+	return b
+}
+
+// priceOrder sets each line's unit price from the customer's price lists
+// valid today (the most specific list, then the best quantity tier that
+// the line reaches) or else the product's list price, and reports whether
+// a client's price was replaced.
+func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.Customer) (replaced bool, err error) {
+	lists, err := w.priceLists(ctx, o.CustomerID, cust.DistributorID)
+	if err != nil {
+		return false, err
+	}
+	for i := range o.Lines {
+		line := &o.Lines[i]
+		field := fmt.Sprintf("lines[%d].product_id", i)
+		_, rec, err := w.reference(ctx, schema.Products, line.ProductID, field)
+		if err != nil {
+			return false, err
+		}
+		product := rec.(*schema.Product)
+		if !product.Active {
+			return false, rejection(schema.CodeValidationFailed, field, "%s refers to a product no longer sold", field)
+		}
+		price := product.Price
+		for _, l := range lists {
+			if p, ok := tierPrice(l, line.ProductID, line.Quantity); ok {
+				price = p
+				break
+			}
+		}
+		if line.UnitPrice != price {
+			line.UnitPrice, replaced = price, true
+		}
+		if amount, ok := line.Amount(); !ok || amount < 0 {
+			return false, rejection(schema.CodeValidationFailed, fmt.Sprintf("lines[%d].discount", i),
+				"lines[%d].discount is more than the line is worth at %d a unit", i, price)
+		}
+	}
+	return replaced, nil
+}
+
+// priceLists returns the price lists that apply to a customer today, the
+// customer's own before its distributor's.
+func (w *writer) priceLists(ctx context.Context, customerID, distributorID string) ([]*schema.PriceList, error) {
+	today := w.e.now().UTC().Format("2006-01-02")
+	var out []*schema.PriceList
+	refs := []string{"customer:" + customerID}
+	if distributorID != "" {
+		refs = append(refs, "distributor:"+distributorID)
+	}
+	for _, ref := range refs {
+		for after := ""; ; {
+			page, err := w.tx.RecordsByRef(ctx, schema.PriceLists, ref, after, 100)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range page {
+				if r.Deleted {
+					continue
+				}
+				var l schema.PriceList
+				if err := json.Unmarshal(r.Data, &l); err != nil {
+					return nil, err
+				}
+				if (l.ValidFrom == "" || l.ValidFrom <= today) && (l.ValidTo == "" || today <= l.ValidTo) {
+					out = append(out, &l)
+				}
+			}
+			if len(page) < 100 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+	}
+	return out, nil
+}
+
+// tierPrice finds a product's price in a list for a quantity: the item
+// with the highest minimum quantity the line reaches.
+func tierPrice(l *schema.PriceList, productID string, quantity int64) (int64, bool) {
+	best, found := schema.PriceItem{MinQuantity: -1}, false
+	for _, it := range l.Items {
+		if it.ProductID == productID && it.MinQuantity <= quantity && it.MinQuantity > best.MinQuantity {
+			best, found = it, true
+		}
+	}
+	return best.Price, found
+}
+
+// checkCredit refuses to submit an order that would take the customer's
+// open balance past its credit limit. A credit limit of 0 means none is
+// set.
+func checkCredit(o *schema.Order, cust *schema.Customer) error {
+	if cust.CreditLimit <= 0 {
+		return nil
+	}
+	if after := cust.OpenBalance + o.Total; after > cust.CreditLimit {
+		return rejection(schema.CodeCreditLimitExceeded, "total",
+			"open balance %s + this order %s = %s is above the credit limit %s by %s (amounts in minor units)",
+			minor(cust.OpenBalance), minor(o.Total), minor(after), minor(cust.CreditLimit), minor(after-cust.CreditLimit))
+	}
+	return nil
+}
+
+func minor(v int64) string { return strconv.FormatInt(v, 10) }

@@ -1,0 +1,259 @@
+package sync_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+func order(customer, status string, lines ...map[string]any) map[string]any {
+	ls := make([]any, len(lines))
+	for i, l := range lines {
+		ls[i] = l
+	}
+	return map[string]any{"customer_id": customer, "status": status, "lines": ls}
+}
+
+func line(product string, qty, price int) map[string]any {
+	return map[string]any{"product_id": product, "quantity": qty, "unit_price": price}
+}
+
+func TestOrderPricing(t *testing.T) {
+	e := newEnv(t)
+	e.seed() // p-1 lists at 250; c-1 in t-1, c-2 in t-2
+	e.ok("admin",
+		up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Rice", "unit": "kg", "price": 400, "active": true}),
+		up(schema.Products, "p-old", 0, map[string]any{"sku": "S3", "name": "Old", "unit": "kg", "price": 100, "active": false}),
+		up(schema.Customers, "c-3", 0, with(customer("t-1", "B"), "distributor_id", "d-1")),
+		up(schema.PriceLists, "pl-c1", 0, map[string]any{"name": "Ana's", "customer_ids": []string{"c-1"},
+			"valid_from": "2026-11-01", "valid_to": "2026-12-31",
+			"items": []any{map[string]any{"product_id": "p-1", "price": 230}, map[string]any{"product_id": "p-1", "price": 200, "min_quantity": 10}}}),
+		up(schema.PriceLists, "pl-old", 0, map[string]any{"name": "Summer", "customer_ids": []string{"c-1"},
+			"valid_from": "2026-06-01", "valid_to": "2026-08-31", "items": []any{map[string]any{"product_id": "p-2", "price": 1}}}),
+		up(schema.PriceLists, "pl-d1", 0, map[string]any{"name": "Distributor d-1", "distributor_id": "d-1",
+			"items": []any{map[string]any{"product_id": "p-2", "price": 350}}}),
+	)
+	tests := []struct {
+		name      string
+		order     map[string]any
+		status    string
+		wantPrice []float64
+		wantTotal float64
+		code      string
+	}{
+		{"list price", order("c-2", "draft", line("p-1", 2, 250)), sync.StatusApplied, []float64{250}, 500, ""},
+		{"the customer's list", order("c-1", "draft", line("p-1", 2, 230)), sync.StatusApplied, []float64{230}, 460, ""},
+		{"a quantity tier", order("c-1", "draft", line("p-1", 12, 200)), sync.StatusApplied, []float64{200}, 2400, ""},
+		{"an expired list is ignored", order("c-1", "draft", line("p-2", 1, 400)), sync.StatusApplied, []float64{400}, 400, ""},
+		{"the distributor's list", order("c-3", "draft", line("p-2", 2, 350)), sync.StatusApplied, []float64{350}, 700, ""},
+		{"a wrong client price is replaced", order("c-1", "draft", line("p-1", 12, 250), line("p-2", 1, 5)), sync.StatusMerged, []float64{200, 400}, 2800, ""},
+		{"a product no longer sold", order("c-1", "draft", line("p-old", 1, 100)), sync.StatusRejected, nil, 0, schema.CodeValidationFailed},
+		{"an unknown product", order("c-1", "draft", line("p-none", 1, 100)), sync.StatusRejected, nil, 0, schema.CodeValidationFailed},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.push("admin", up(schema.Orders, fmt.Sprintf("o-%d", i), 0, tt.order))[0]
+			require.Equal(t, tt.status, res.Status, "%+v", res)
+			if tt.code != "" {
+				assert.Equal(t, tt.code, res.Error.Code)
+				return
+			}
+			_, changes, _ := e.pull("admin", "")
+			var got schema.Order
+			for _, ch := range changes {
+				if ch.ID == fmt.Sprintf("o-%d", i) {
+					require.NoError(t, json.Unmarshal(ch.Data, &got))
+				}
+			}
+			var prices []float64
+			for _, l := range got.Lines {
+				prices = append(prices, float64(l.UnitPrice))
+			}
+			assert.Equal(t, tt.wantPrice, prices)
+			assert.Equal(t, int64(tt.wantTotal), got.Total)
+			if tt.status == sync.StatusMerged {
+				assert.Equal(t, float64(2800), data(t, res.Record)["total"], "the merged answer carries the priced record")
+			}
+		})
+	}
+}
+
+func TestCreditLimitOnSubmit(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	e.ok("admin",
+		up(schema.Customers, "c-owing", 0, with(customer("t-1", "A"), "credit_limit", 1000, "open_balance", 600)),
+		up(schema.Customers, "c-free", 0, with(customer("t-1", "A"), "credit_limit", 0, "open_balance", 999999)))
+	tests := []struct {
+		name, customer, status string
+		qty                    int
+		code                   string
+	}{
+		{"a draft is not checked", "c-owing", "draft", 10, ""},
+		{"within the limit", "c-owing", "submitted", 1, ""},
+		{"exactly at the limit", "c-owing", "submitted", 400 / 250, ""},
+		{"over the limit", "c-owing", "submitted", 2, schema.CodeCreditLimitExceeded},
+		{"no limit set", "c-free", "submitted", 100, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.push("rep1", up(schema.Orders, fmt.Sprintf("o-%d", i), 0, order(tt.customer, tt.status, line("p-1", tt.qty, 250))))[0]
+			if tt.code == "" {
+				assert.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+				return
+			}
+			require.Equal(t, sync.StatusRejected, res.Status)
+			assert.Equal(t, tt.code, res.Error.Code)
+			assert.Contains(t, res.Error.Message, "open balance 600 + this order 500 = 1100 is above the credit limit 1000 by 100")
+		})
+	}
+	t.Run("submitting a draft is checked", func(t *testing.T) {
+		res := e.push("rep1", up(schema.Orders, "o-0", 1, order("c-owing", "submitted", line("p-1", 10, 250))))[0]
+		require.Equal(t, sync.StatusRejected, res.Status)
+		assert.Equal(t, schema.CodeCreditLimitExceeded, res.Error.Code)
+	})
+}
+
+// Every status change by every role.
+func TestOrderTransitions(t *testing.T) {
+	statuses := []string{"draft", "submitted", "confirmed", "shipped", "delivered", "cancelled"}
+	allowed := map[string][]string{
+		"rep":   {"draft>draft", "draft>submitted", "draft>cancelled", "submitted>cancelled"},
+		"dist":  {"draft>draft", "draft>submitted", "draft>cancelled", "submitted>cancelled"},
+		"mgr":   {"submitted>confirmed", "submitted>cancelled", "confirmed>shipped", "confirmed>cancelled", "shipped>delivered"},
+		"admin": {"draft>draft", "draft>submitted", "draft>cancelled", "submitted>confirmed", "submitted>cancelled", "confirmed>shipped", "confirmed>cancelled", "shipped>delivered"},
+	}
+	// The path to each status, walked by the admin.
+	paths := map[string][]string{
+		"draft": nil, "submitted": {"submitted"}, "confirmed": {"submitted", "confirmed"},
+		"shipped": {"submitted", "confirmed", "shipped"}, "delivered": {"submitted", "confirmed", "shipped", "delivered"},
+		"cancelled": {"cancelled"},
+	}
+	e := newEnv(t)
+	e.seed()
+	e.ok("admin", up(schema.Customers, "c-d", 0, with(customer("t-1", "C"), "distributor_id", "d-1")))
+	actors := map[string]string{"rep": "rep1", "dist": "dist", "mgr": "mgr", "admin": "admin"}
+	n := 0
+	for role, user := range actors {
+		for _, from := range statuses {
+			for _, to := range statuses {
+				if from == to && from != "draft" {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s %s>%s", role, from, to), func(t *testing.T) {
+					n++
+					id := fmt.Sprintf("o-%d", n)
+					owner := user
+					if role == "mgr" || role == "admin" {
+						owner = "rep1"
+					}
+					cust := "c-1"
+					if role == "dist" {
+						cust = "c-d"
+					}
+					e.ok(owner, up(schema.Orders, id, 0, order(cust, "draft", line("p-1", 1, 250))))
+					v := int64(1)
+					for _, s := range paths[from] {
+						e.ok("admin", up(schema.Orders, id, v, order(cust, s, line("p-1", 1, 250))))
+						v++
+					}
+					res := e.push(user, up(schema.Orders, id, v, order(cust, to, line("p-1", 1, 250))))[0]
+					want := false
+					for _, a := range allowed[role] {
+						want = want || a == from+">"+to
+					}
+					if want {
+						assert.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+						return
+					}
+					require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+					assert.Contains(t, []string{schema.CodeInvalidTransition, schema.CodeForbidden}, res.Error.Code)
+				})
+			}
+		}
+	}
+	t.Run("created only as draft or submitted", func(t *testing.T) {
+		for _, s := range []string{"confirmed", "shipped", "delivered", "cancelled"} {
+			res := e.push("admin", up(schema.Orders, "o-new-"+s, 0, order("c-1", s, line("p-1", 1, 250))))[0]
+			assert.Equal(t, schema.CodeInvalidTransition, res.Error.Code, s)
+		}
+	})
+	t.Run("a submitted order's lines no longer change", func(t *testing.T) {
+		e.ok("rep1", up(schema.Orders, "o-lines", 0, order("c-1", "submitted", line("p-1", 1, 250))))
+		res := e.push("rep1", up(schema.Orders, "o-lines", 1, order("c-1", "submitted", line("p-1", 3, 250))))[0]
+		require.Equal(t, sync.StatusRejected, res.Status)
+		assert.Equal(t, schema.CodeInvalidTransition, res.Error.Code)
+	})
+}
+
+func TestOneOpenVisitPerRep(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	closed := with(visit("c-1", 52.52, 13.405), "check_out", map[string]any{"at": "2026-11-23T09:20:00Z", "lat": 52.52, "lng": 13.405})
+	e.ok("rep1", up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)))
+
+	res := e.push("rep1", up(schema.Visits, "v-2", 0, visit("c-1", 52.52, 13.405)))[0]
+	require.Equal(t, sync.StatusRejected, res.Status)
+	assert.Equal(t, schema.CodeVisitOpen, res.Error.Code)
+	assert.Contains(t, res.Error.Message, "v-1")
+
+	e.ok("rep1", up(schema.Visits, "v-closed", 0, closed))
+	e.ok("rep1", up(schema.Visits, "v-1", 1, with(visit("c-1", 52.52, 13.405), "notes", "still here")))
+
+	res2 := e.push("rep1", up(schema.Visits, "v-3", 0, visit("c-1", 52.52, 13.405)), up(schema.Visits, "v-1", 2, closed))
+	assert.Equal(t, []string{"applied", "applied"}, statuses(res2), "the same push checks out of the open one")
+
+	e.ok("rep2", up(schema.Visits, "v-other", 0, visit("c-2", 52.52, 13.405)))
+}
+
+func TestVisitMarksItsPlannedStopDone(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	e.ok("admin",
+		up(schema.Customers, "c-9", 0, customer("t-1", "C")),
+		up(schema.RoutePlans, "rp-23", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23", "stops": []any{
+			map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"},
+			map[string]any{"customer_id": "c-9", "position": 2, "status": "planned"}}}),
+		up(schema.RoutePlans, "rp-24", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-24", "stops": []any{
+			map[string]any{"customer_id": "c-9", "position": 1, "status": "planned"}}}))
+	_, _, cp := e.pull("rep1", "")
+	closed := func(customer, at string) map[string]any {
+		v := visit(customer, 52.52, 13.405)
+		v["check_in"].(map[string]any)["at"] = at
+		v["check_out"] = map[string]any{"at": at, "lat": 52.52, "lng": 13.405}
+		return v
+	}
+	e.ok("rep1", up(schema.Visits, "v-1", 0, closed("c-1", "2026-11-23T09:00:00Z")))
+	e.ok("rep1", up(schema.Visits, "v-2", 0, with(closed("c-9", "2026-11-23T11:00:00Z"), "route_plan_id", "rp-24")))
+
+	_, changes, _ := e.pull("rep1", cp)
+	plans := map[string]schema.RoutePlan{}
+	for _, ch := range changes {
+		if ch.Collection == schema.RoutePlans {
+			var p schema.RoutePlan
+			require.NoError(t, json.Unmarshal(ch.Data, &p))
+			plans[ch.ID] = p
+		}
+	}
+	require.Contains(t, plans, "rp-23")
+	assert.Equal(t, "done", plans["rp-23"].Stops[0].Status, "the check-in on the plan's day")
+	assert.Equal(t, "planned", plans["rp-23"].Stops[1].Status, "c-9 was visited for another plan")
+	require.Contains(t, plans, "rp-24")
+	assert.Equal(t, "done", plans["rp-24"].Stops[0].Status, "the plan the visit names")
+
+	ctx := context.Background()
+	var rp *sync.Record
+	require.NoError(t, e.store.View(ctx, func(tx sync.RecordTx) error {
+		var err error
+		rp, err = tx.Record(ctx, schema.RoutePlans, "rp-23")
+		return err
+	}))
+	assert.Equal(t, int64(2), rp.Version, "a new version")
+}
