@@ -72,7 +72,9 @@ type RecordTx interface {
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
 	// Put writes r if the stored version of the record is prev (0: the
-	// record must not exist), and sets r.Seq. Tokens the record had before
+	// record must not exist), and sets r.Seq. r.Version may equal prev: a
+	// re-stamp gives a record new tokens at a new seq without a new
+	// version. Tokens the record had before
 	// and lacks now stay in the feed as gone at the new seq, so that their
 	// holders learn of the loss. ErrStale when the stored version is not
 	// prev.

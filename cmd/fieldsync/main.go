@@ -11,9 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/fieldsync/fieldsync/media/miniostore"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/mongostore"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -100,10 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if cfg.mongoURI != "" {
-		return errors.New("FIELDSYNC_MONGO_URI: the MongoDB store is not available in this build yet")
-	}
-	store, err := sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -169,4 +169,22 @@ func openBlobs(ctx context.Context, cfg config) (media.BlobStore, error) {
 		Endpoint: cfg.s3Endpoint, AccessKey: cfg.s3AccessKey, SecretKey: cfg.s3SecretKey,
 		Bucket: cfg.s3Bucket, Secure: cfg.s3Secure,
 	})
+}
+
+// openStore opens the record store: MongoDB when a URI is set (the
+// database named in its path, else "fieldsync"), else SQLite in the data
+// dir.
+func openStore(ctx context.Context, cfg config) (sync.Store, error) {
+	if cfg.mongoURI == "" {
+		return sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
+	}
+	u, err := url.Parse(cfg.mongoURI)
+	if err != nil {
+		return nil, errors.New("FIELDSYNC_MONGO_URI is not a valid URI")
+	}
+	database := strings.Trim(u.Path, "/")
+	if database == "" {
+		database = "fieldsync"
+	}
+	return mongostore.Open(ctx, cfg.mongoURI, database)
 }
