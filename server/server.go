@@ -137,7 +137,11 @@ func (s *Server) routes() {
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
 	v1.Get("/media/:sha256", s.authenticate, s.getPhoto)
-	v1.Get("/reports/photos/missing", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.missingPhotos)
+	reports := v1.Group("/reports", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin))
+	reports.Get("/coverage", s.coverage)
+	reports.Get("/unvisited", s.unvisited)
+	reports.Get("/devices", s.devices)
+	reports.Get("/photos/missing", s.missingPhotos)
 
 	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
 	admin.Post("/users", s.createUser)

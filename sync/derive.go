@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -20,6 +21,8 @@ type derived struct {
 	refs  []string
 	// repriced is set when the server replaced prices the client sent.
 	repriced bool
+	// report is what reports count of the record.
+	report []Fact
 }
 
 // writer is one principal writing within one unit of work.
@@ -101,6 +104,7 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
+		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch}}
 	case *schema.Product:
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {
@@ -125,8 +129,11 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 		}
 		d.facts = schema.Facts{Owner: r.RepID, Territories: rep.Territories}
 		d.refs = []string{"rep:" + r.RepID, "rep-date:" + r.RepID + ":" + r.Date}
+		if d.report, err = w.stopFacts(ctx, r); err != nil {
+			return nil, err
+		}
 	case *schema.Visit:
-		if err := w.deriveVisit(ctx, r, prev, d); err != nil {
+		if err := w.deriveVisit(ctx, id, r, prev, d); err != nil {
 			return nil, err
 		}
 	case *schema.Order:
@@ -164,7 +171,7 @@ func territoriesOf(r *Record) []string {
 	return out
 }
 
-func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.Record, d *derived) error {
+func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, prev schema.Record, d *derived) error {
 	custRec, c, err := w.reference(ctx, schema.Customers, v.CustomerID, "customer_id")
 	if err != nil {
 		return err
@@ -195,6 +202,12 @@ func (w *writer) deriveVisit(ctx context.Context, v *schema.Visit, prev schema.R
 	}
 	d.facts = schema.Facts{Owner: v.RepID, Territories: territoriesOf(custRec)}
 	d.refs = []string{"customer:" + v.CustomerID, "rep:" + v.RepID}
+	flag := -1
+	if v.WithinGeofence != nil {
+		flag = map[bool]int{false: 0, true: 1}[*v.WithinGeofence]
+	}
+	d.report = []Fact{{Kind: FactVisit, Rep: v.RepID, Customer: v.CustomerID, Territory: first(territoriesOf(custRec)),
+		Visit: id, At: v.CheckIn.At.UTC(), Flag: flag}}
 	if v.CheckOut == nil {
 		d.refs = append(d.refs, openVisit(v.RepID))
 		if !w.rederive {
@@ -209,9 +222,16 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	if err != nil {
 		return err
 	}
+	at := w.e.now().UTC()
 	if o.VisitID != "" {
-		if _, _, err := w.reference(ctx, schema.Visits, o.VisitID, "visit_id"); err != nil {
+		_, v, err := w.reference(ctx, schema.Visits, o.VisitID, "visit_id")
+		if err != nil {
 			return err
+		}
+		if v != nil {
+			at = v.(*schema.Visit).CheckIn.At.UTC()
+		} else if prev != nil {
+			at = Epoch // the visit has gone since
 		}
 	}
 	var was *schema.Order
@@ -248,6 +268,12 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	}
 	o.Total = total
 	d.facts = schema.Facts{Owner: o.PlacedBy, Territories: territoriesOf(custRec), Distributor: o.DistributorID}
+	counted := 1
+	if o.Status == schema.OrderCancelled {
+		counted = 0
+	}
+	d.report = []Fact{{Kind: FactOrder, Rep: o.PlacedBy, Customer: o.CustomerID, Territory: first(territoriesOf(custRec)),
+		Visit: o.VisitID, At: at, Flag: counted}}
 	d.refs = []string{"customer:" + o.CustomerID}
 	if o.VisitID != "" {
 		d.refs = append(d.refs, "visit:"+o.VisitID)
@@ -289,4 +315,30 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 		d.refs = append(d.refs, pendingUpload)
 	}
 	return nil
+}
+
+// stopFacts returns a fact for each stop of a route plan, in the territory
+// of the stop's customer.
+func (w *writer) stopFacts(ctx context.Context, plan *schema.RoutePlan) ([]Fact, error) {
+	day, err := time.Parse("2006-01-02", plan.Date)
+	if err != nil {
+		return nil, err
+	}
+	facts := make([]Fact, 0, len(plan.Stops))
+	for _, stop := range plan.Stops {
+		cust, err := w.tx.Record(ctx, schema.Customers, stop.CustomerID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		facts = append(facts, Fact{Kind: FactStop, Rep: plan.RepID, Customer: stop.CustomerID,
+			Territory: first(territoriesOf(cust)), Day: plan.Date, At: day})
+	}
+	return facts, nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

@@ -72,6 +72,7 @@ type Engine struct {
 	geofenceM    float64
 	futureSkew   time.Duration
 	location     *time.Location
+	notes        deviceNotes
 }
 
 // New builds an Engine.

@@ -20,7 +20,7 @@ import (
 
 // env is an engine on a fresh SQLite store with a few users.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *sqlitestore.Store
 	eng   *sync.Engine
 	now   time.Time
@@ -28,7 +28,7 @@ type env struct {
 	users map[string]schema.Principal
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	store, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "fieldsync.db"))
 	require.NoError(t, err)

@@ -82,7 +82,7 @@ func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
 	next := *r
 	next.Version, next.Data, next.Refs = r.Version+1, d.data, d.refs
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
-	next.Tokens = schema.RecordTokens(schema.Photos, d.facts)
+	next.Tokens, next.Facts = schema.RecordTokens(schema.Photos, d.facts), d.report
 	next.History = w.history(schema.Photos, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
 	return w.tx.Put(ctx, &next, r.Version)
 }

@@ -66,6 +66,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest)
 	if err != nil {
 		return nil, fmt.Errorf("sync.Pull: %w", err)
 	}
+	e.noteSync(ctx, p, false)
 	return &PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.budget == 0}, nil
 }
 

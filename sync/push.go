@@ -47,6 +47,7 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	if err != nil {
 		return nil, fmt.Errorf("sync.Push: %w", err)
 	}
+	e.noteSync(ctx, p, true)
 	return resp, nil
 }
 
@@ -342,7 +343,7 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	next := &Record{
 		Collection: m.Collection, ID: m.ID, Version: prevVersion + 1,
 		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Data: d.data,
-		Tokens: schema.RecordTokens(m.Collection, d.facts), Refs: d.refs,
+		Tokens: schema.RecordTokens(m.Collection, d.facts), Refs: d.refs, Facts: d.report,
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
@@ -455,7 +456,7 @@ func (w *writer) restamp(ctx context.Context, r *Record) error {
 		return nil
 	}
 	next := *r
-	next.Tokens = tokens
+	next.Tokens, next.Facts = tokens, d.report
 	if err := w.tx.Put(ctx, &next, r.Version); err != nil {
 		return err
 	}

@@ -32,6 +32,35 @@ type Record struct {
 	// History lists the most recent writes, oldest first, the current
 	// one last.
 	History []Revision
+	// Facts are what reports read of the record (none for a deleted one).
+	Facts []Fact
+}
+
+// Fact kinds.
+const (
+	FactVisit    = "visit"    // one per visit
+	FactStop     = "stop"     // one per planned stop of a route plan
+	FactOrder    = "order"    // one per order
+	FactCustomer = "customer" // one per customer
+)
+
+// Epoch is the At of facts that are about no time, such as a customer's.
+var Epoch = time.Unix(0, 0).UTC()
+
+// Fact is one row of what reports count, derived from a record when it is
+// written, and kept by the store where it can be found by kind, territory
+// and time, or by kind, customer and time.
+type Fact struct {
+	Kind      string    `json:"k"`
+	Rep       string    `json:"r,omitempty"` // the rep of a visit or stop; who placed an order
+	Customer  string    `json:"c,omitempty"`
+	Territory string    `json:"t,omitempty"` // the customer's territory
+	Visit     string    `json:"v,omitempty"` // a visit's own id; the visit an order came from
+	Label     string    `json:"l,omitempty"` // a customer's name
+	Grade     string    `json:"g,omitempty"` // a customer's grade
+	Day       string    `json:"d,omitempty"` // a stop's plan date
+	At        time.Time `json:"a"`           // a visit's check-in; a stop's date at 00:00 UTC; an order's visit's check-in
+	Flag      int       `json:"f"`           // visit: 1 within the geofence, 0 outside, -1 unknown; order: 1 counted, 0 cancelled
 }
 
 // Revision is one past write of a record: who made it, through which
@@ -105,4 +134,59 @@ type RecordStore interface {
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// ReportStore finds the facts reports count, through indexes, and keeps
+// when each device last synced. Implementations must be safe for
+// concurrent use by several processes sharing the store.
+type ReportStore interface {
+	// Facts returns, in no order, the facts of a kind whose territory is
+	// one of territories (any, when territories is nil) and whose At is in
+	// [from, to).
+	Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]Fact, error)
+	// LatestFact returns the fact of a kind about a customer with the
+	// latest At, or ErrNotFound.
+	LatestFact(ctx context.Context, kind, customerID string) (*Fact, error)
+	// CoverageCounts counts, per rep, what the coverage report shows, for
+	// the facts of territories (all, when nil) on the days of q.
+	CoverageCounts(ctx context.Context, q CoverageQuery) ([]RepCoverage, error)
+	// NoteDeviceSync records that a user's device pushed (push true) or
+	// pulled at a time; an older time never replaces a newer one.
+	NoteDeviceSync(ctx context.Context, userID, deviceID string, push bool, at time.Time) error
+	// DeviceSyncs returns when every device last pushed and pulled.
+	DeviceSyncs(ctx context.Context) ([]DeviceSync, error)
+}
+
+// DeviceSync is when one user's device last pushed and pulled; zero times
+// for never.
+type DeviceSync struct {
+	UserID     string
+	DeviceID   string
+	LastPushAt time.Time
+	LastPullAt time.Time
+}
+
+// Day is one local day of a report: its date and the instants it runs
+// between, [Start, End).
+type Day struct {
+	Date       string
+	Start, End time.Time
+}
+
+// CoverageQuery asks for the coverage counts of some territories (all,
+// when nil) over consecutive days.
+type CoverageQuery struct {
+	Territories []string
+	Days        []Day
+}
+
+// RepCoverage is what one rep did over a report's days: planned stops and
+// those visited (that rep checked in at that customer on that day), visits
+// and those without a planned stop, orders (not cancelled) from those
+// visits and the visits with one, visits whose geofence is known and
+// those within it.
+type RepCoverage struct {
+	Rep                                   string
+	Planned, Visited, Visits, Unplanned   int
+	Orders, Struck, GeofenceKnown, Within int
 }

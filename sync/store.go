@@ -47,6 +47,8 @@ type UserStore interface {
 	UserByName(ctx context.Context, username string) (*schema.User, error)
 	// CountUsers returns how many users exist.
 	CountUsers(ctx context.Context) (int, error)
+	// Users returns every user, in id order.
+	Users(ctx context.Context) ([]*schema.User, error)
 
 	// CreateLogin stores a new login.
 	CreateLogin(ctx context.Context, l *Login) error
@@ -75,6 +77,7 @@ type UserStore interface {
 type Store interface {
 	UserStore
 	RecordStore
+	ReportStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

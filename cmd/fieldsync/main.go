@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// Time zones for reports' tz, on machines without a zone database.
+	_ "time/tzdata"
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/filestore"

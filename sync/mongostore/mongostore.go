@@ -8,6 +8,9 @@
 // watermark comes from a dense sequence of seqs kept in the database, with
 // a lease for seqs whose writer went away (see feed.go).
 //
+// Report facts live in their records' documents and are found through a
+// collection that indexes them (see reports.go).
+//
 // It keeps to what FerretDB v1 (its test double) also does right: finds
 // with filter, sort and limit; inserts; updates, replaces and deletes keyed
 // on _id and guarded by other fields; simple counts. Joins and merges
@@ -58,6 +61,7 @@ type Store struct {
 	users, logins, failures *mongo.Collection
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
+	facts, devices          *mongo.Collection
 }
 
 // Open connects to the MongoDB at uri, checks that it answers, and brings
@@ -95,6 +99,8 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		gone:     db.Collection("gone"),
 		answers:  db.Collection("answers"),
 		seqs:     db.Collection("seqs"),
+		facts:    db.Collection("facts"),
+		devices:  db.Collection("device_syncs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fmt.Errorf("mongostore.New: %w", err)
@@ -121,6 +127,10 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.gone, []string{"seq"}, nil},
 		{s.answers, []string{"at"}, nil},
 		{s.seqs, []string{"state", "_id"}, nil},
+		{s.facts, []string{"kind", "territory", "at"}, nil},
+		{s.facts, []string{"kind", "customer", "at"}, nil},
+		{s.facts, []string{"rec", "seq"}, nil},
+		{s.devices, []string{"user", "device"}, nil},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ascending(ix.keys...), Options: ix.opts}); err != nil {
 			return fmt.Errorf("index %s %v: %w", ix.coll.Name(), ix.keys, err)

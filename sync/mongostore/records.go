@@ -17,7 +17,7 @@ import (
 )
 
 // recordDoc is one record in the records collection: the whole record,
-// its tokens, refs and history in one document, so that one guarded
+// its tokens, refs, history and facts in one document, so that one guarded
 // write changes them together. _id is collection/id (collection names
 // hold no slash); UpdatedAt is Unix nanoseconds; Data is null for a
 // deleted record.
@@ -34,6 +34,9 @@ type recordDoc struct {
 	Tokens    []string      `bson:"tokens"`
 	Refs      []string      `bson:"refs"`
 	History   []revisionDoc `bson:"history"`
+	// Facts are the record's report facts, null when it has none (nil
+	// Facts); the facts collection indexes them (see reports.go).
+	Facts []factDoc `bson:"facts"`
 }
 
 // revisionDoc is one sync.Revision, its data kept as the JSON text it was.
@@ -82,6 +85,7 @@ func newRecordDoc(r *sync.Record, seq int64) *recordDoc {
 	for i, h := range r.History {
 		d.History[i] = revisionDoc{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: string(h.Data)}
 	}
+	d.Facts = newFactDocs(r.Facts)
 	return d
 }
 
@@ -100,6 +104,7 @@ func (d *recordDoc) record() *sync.Record {
 			r.History[i].Data = json.RawMessage(h.Data)
 		}
 	}
+	r.Facts = facts(d.Facts)
 	return r
 }
 
@@ -173,11 +178,12 @@ func (s *Store) findRecords(ctx context.Context, filter bson.M, sortBy string, l
 
 // prior is what a write needs of the record it replaces: its version and
 // seq, which the write is guarded on (a rewrite of the same version, or a
-// re-stamp, also changes the seq), and the tokens it holds. The zero
-// prior is no record.
+// re-stamp, also changes the seq), the tokens it holds and its facts. The
+// zero prior is no record.
 type prior struct {
 	version, seq int64
 	tokens       []string
+	facts        []factDoc
 }
 
 // Put writes r if the stored version of the record is prev (0: it must
@@ -185,9 +191,11 @@ type prior struct {
 // prev.
 //
 // It takes a seq (pending), records the tokens r loses as gone at that
-// seq, writes the record in one document write guarded by its version,
-// and marks the seq done; see feed.go for why that order never lets a
-// reader skip the write.
+// seq and indexes r's facts when they changed, writes the record in one
+// document write guarded by its version, drops the index entries of the
+// facts it replaced, and marks the seq done; see feed.go for why that
+// order never lets a reader skip the write, and reports.go for why it
+// never lets a report miss a fact.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "mongostore.Put"
 	s := t.s
@@ -198,7 +206,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	case err != nil:
 		return err
 	default:
-		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens}
+		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts}
 	}
 	if was.version != prev {
 		return sync.ErrStale
@@ -226,18 +234,27 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 // settles it.
 func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int64) error {
 	const op = "mongostore.Put"
+	doc := newRecordDoc(r, seq)
 	lost, gained := missing(was.tokens, r.Tokens), missing(r.Tokens, was.tokens)
+	// Facts that did not change keep their index entries, whichever write
+	// made them.
+	refacts := !slices.Equal(was.facts, doc.Facts)
+	if refacts {
+		if err := s.indexFacts(ctx, doc, seq); err != nil {
+			s.takeBack(ctx, doc, seq, nil, true)
+			return fmt.Errorf("%s: facts: %w", op, err)
+		}
+	}
 	if len(lost) > 0 {
 		docs := make([]any, len(lost))
 		for i, tok := range lost {
 			docs[i] = goneDoc{Coll: string(r.Collection), ID: r.ID, Token: tok, Seq: seq}
 		}
 		if _, err := s.gone.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
-			s.abandon(ctx, seq) // the record was not written
+			s.takeBack(ctx, doc, seq, lost, refacts) // the record was not written
 			return fmt.Errorf("%s: gone: %w", op, err)
 		}
 	}
-	doc := newRecordDoc(r, seq)
 	var stale bool
 	if was.seq == 0 { // there was no record: every stored one has a seq
 		_, err := s.records.InsertOne(ctx, doc)
@@ -252,18 +269,13 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 		stale = res.MatchedCount == 0
 	}
 	if stale {
-		// Nothing was written at seq but the gone documents; take them
-		// back and give seq up. Either may fail harmlessly: a gone
-		// document is reported only while the record holds none of the
-		// tokens asked for, when the loss it tells of is true anyway, and
-		// the lease settles seq.
-		if len(lost) > 0 {
-			s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "seq": seq})
-		}
-		s.abandon(ctx, seq)
+		s.takeBack(ctx, doc, seq, lost, refacts)
 		return sync.ErrStale
 	}
 	r.Seq = seq
+	if refacts && was.seq > 0 {
+		s.unindexFacts(ctx, doc.Key, seq)
+	}
 	if len(gained) > 0 && was.seq > 0 {
 		// Losses of tokens the record holds again are over. A later loss
 		// is recorded by a writer that read this write, so at a seq taken
@@ -272,6 +284,23 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 		s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "token": bson.M{"$in": gained}, "seq": bson.M{"$lt": seq}})
 	}
 	return nil
+}
+
+// takeBack undoes what a write at seq wrote before its record document,
+// which it did not write: the gone documents of the tokens lost, the
+// index entries of its facts when indexed, and gives seq up. Each may fail
+// harmlessly: a gone document is reported only while the record holds
+// none of the tokens asked for, when the loss it tells of is true anyway;
+// an index entry of facts the record does not have only costs a read of
+// the record (see reports.go); and the lease settles seq.
+func (s *Store) takeBack(ctx context.Context, doc *recordDoc, seq int64, lost []string, indexed bool) {
+	if len(lost) > 0 {
+		s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "seq": seq})
+	}
+	if indexed {
+		s.facts.DeleteMany(ctx, bson.M{"rec": doc.Key, "seq": seq})
+	}
+	s.abandon(ctx, seq)
 }
 
 // missing returns the strings of a that b lacks.

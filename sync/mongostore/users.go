@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
@@ -86,6 +87,24 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("mongostore.CountUsers: %w", err)
 	}
 	return int(n), nil
+}
+
+// Users returns every user, in id order.
+func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
+	const op = "mongostore.Users"
+	cur, err := s.users.Find(ctx, bson.M{}, options.Find().SetSort(ascending("_id")))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	out := make([]*schema.User, len(docs))
+	for i := range docs {
+		out[i] = docs[i].user()
+	}
+	return out, nil
 }
 
 // loginDoc is a login in the logins collection; RevokedAt is 0 while the

@@ -90,11 +90,11 @@ func (t *tx) nextSeq(ctx context.Context) (int64, error) {
 	return t.seq, nil
 }
 
-const recordColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history"
+const recordColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history, r.facts"
 
 // feedColumns are recordColumns without what readers of the feed do not
 // need.
-const feedColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]'"
+const feedColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]', 'null'"
 
 // scanRecord reads recordColumns, after any columns in extra.
 func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record, error) {
@@ -104,8 +104,9 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 		updated               int64
 		data                  sql.NullString
 		tokens, refs, history string
+		facts                 string
 	)
-	dest := append(extra, &coll, &r.ID, &r.Version, &r.Deleted, &updated, &r.UpdatedBy, &data, &r.Seq, &tokens, &refs, &history)
+	dest := append(extra, &coll, &r.ID, &r.Version, &r.Deleted, &updated, &r.UpdatedBy, &data, &r.Seq, &tokens, &refs, &history, &facts)
 	if err := sc.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 	for _, f := range []struct {
 		raw string
 		dst any
-	}{{refs, &r.Refs}, {history, &r.History}} {
+	}{{refs, &r.Refs}, {history, &r.History}, {facts, &r.Facts}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
 			return nil, fmt.Errorf("record %s/%s: %w", coll, r.ID, err)
 		}
@@ -190,12 +191,16 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	facts, err := json.Marshal(r.Facts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	var data any
 	if r.Data != nil {
 		data = string(r.Data)
 	}
 	coll := string(r.Collection)
-	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history, coll, r.ID}
+	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history, string(facts), coll, r.ID}
 	var res sql.Result
 	if old == nil {
 		res, err = t.stmt(ctx, t.q.insert).ExecContext(ctx, args...)
@@ -227,6 +232,20 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if added := listMinus(r.Refs, oldRefs); added != nil {
 		if _, err := t.stmt(ctx, t.q.addRefs).ExecContext(ctx, coll, r.ID, added); err != nil {
 			return fmt.Errorf("%s: refs: %w", op, err)
+		}
+	}
+	if old != nil && !slices.Equal(old.Facts, r.Facts) {
+		if _, err := t.stmt(ctx, t.q.dropFacts).ExecContext(ctx, coll, r.ID); err != nil {
+			return fmt.Errorf("%s: facts: %w", op, err)
+		}
+	}
+	if len(r.Facts) > 0 && (old == nil || !slices.Equal(old.Facts, r.Facts)) {
+		raw, err := json.Marshal(factRows(r.Facts))
+		if err != nil {
+			return fmt.Errorf("%s: facts: %w", op, err)
+		}
+		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, coll, r.ID, string(raw)); err != nil {
+			return fmt.Errorf("%s: facts: %w", op, err)
 		}
 	}
 	r.Seq = seq
@@ -399,6 +418,7 @@ type queries struct {
 	record, byRef, insert, update               *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
+	dropFacts, addFacts                         *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -410,10 +430,16 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.record, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ?`},
-		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
+		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, facts, coll, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
-			tokens = ?, refs = ?, history = ? WHERE coll = ? AND id = ? AND version = ?`},
+			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
+		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
+		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
+			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
+				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
+				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f'
+			FROM json_each(?3)`},
 		{&q.holdTokens, `INSERT INTO record_tokens (coll, id, token, seq, gone) SELECT ?1, ?2, value, ?3, 0 FROM json_each(?4) WHERE true
 			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1

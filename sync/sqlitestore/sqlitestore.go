@@ -160,6 +160,33 @@ var migrations = []string{
 		seq INTEGER NOT NULL
 	);
 	INSERT INTO feed (one, seq) VALUES (1, 0);`,
+	`CREATE TABLE facts (
+		coll TEXT NOT NULL,
+		id TEXT NOT NULL,
+		n INTEGER NOT NULL,
+		kind TEXT NOT NULL,
+		rep TEXT NOT NULL,
+		customer TEXT NOT NULL,
+		territory TEXT NOT NULL,
+		visit TEXT NOT NULL,
+		label TEXT NOT NULL,
+		grade TEXT NOT NULL,
+		day TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		flag INTEGER NOT NULL,
+		PRIMARY KEY (coll, id, n)
+	) WITHOUT ROWID;
+	ALTER TABLE records ADD COLUMN facts TEXT NOT NULL DEFAULT 'null';
+	CREATE INDEX facts_by_territory ON facts(kind, territory, at);
+	CREATE INDEX facts_by_customer ON facts(kind, customer, at);
+	CREATE INDEX facts_by_time ON facts(kind, at);
+	CREATE TABLE device_syncs (
+		user_id TEXT NOT NULL,
+		device_id TEXT NOT NULL,
+		last_push INTEGER NOT NULL DEFAULT 0,
+		last_pull INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (user_id, device_id)
+	) WITHOUT ROWID;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -24,6 +24,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore(t)) })
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, newStore(t)) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, newStore) })
+	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
 }
 
 // at is a fixed instant, rounded as stores keep times.

@@ -1,0 +1,341 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	gosync "sync"
+	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// noteEvery is how often one instance records the same device's pushes or
+// pulls: sync freshness is read in minutes, and a write per pull would
+// cost more than it tells.
+const noteEvery = 30 * time.Second
+
+// deviceNotes remembers when this instance last recorded each device's
+// push or pull. It only saves writes; nothing depends on it.
+type deviceNotes struct {
+	mu   gosync.Mutex
+	last map[string]time.Time
+}
+
+// noteSync records that p's device pushed or pulled, at most once per
+// noteEvery per instance.
+func (e *Engine) noteSync(ctx context.Context, p schema.Principal, push bool) {
+	if p.DeviceID == "" {
+		return
+	}
+	now := e.now().UTC()
+	key := fmt.Sprintf("%s\x00%s\x00%t", p.UserID, p.DeviceID, push)
+	e.notes.mu.Lock()
+	if e.notes.last == nil {
+		e.notes.last = map[string]time.Time{}
+	}
+	if now.Sub(e.notes.last[key]) < noteEvery {
+		e.notes.mu.Unlock()
+		return
+	}
+	e.notes.last[key] = now
+	e.notes.mu.Unlock()
+	if err := e.store.NoteDeviceSync(ctx, p.UserID, p.DeviceID, push, now); err != nil {
+		e.log.Warn("noting a device sync", "err", err)
+	}
+}
+
+// ReportScope works out the territories a report covers for p: those it
+// oversees (all, for an admin: nil), narrowed to one when asked.
+func ReportScope(p schema.Principal, territory string) ([]string, error) {
+	switch {
+	case p.Role == schema.RoleAdmin && territory == "":
+		return nil, nil
+	case p.Role == schema.RoleAdmin:
+		return []string{territory}, nil
+	case p.Role != schema.RoleManager:
+		return nil, schema.Errorf(schema.CodeForbidden, "reports are for managers and admins")
+	case territory == "":
+		return p.Territories, nil
+	case p.HasTerritory(territory):
+		return []string{territory}, nil
+	}
+	return nil, schema.FieldErrorf(schema.CodeForbidden, "territory_id", "territory_id is not one the caller oversees")
+}
+
+// CoverageRow is one rep's line of the coverage report.
+type CoverageRow struct {
+	RepID              string     `json:"rep_id"`
+	PlannedStops       int        `json:"planned_stops"`
+	VisitedStops       int        `json:"visited_stops"`
+	Coverage           *float64   `json:"coverage"`
+	UnplannedVisits    int        `json:"unplanned_visits"`
+	Visits             int        `json:"visits"`
+	Orders             int        `json:"orders"`
+	StrikeRate         *float64   `json:"strike_rate"`
+	GeofenceCompliance *float64   `json:"geofence_compliance"`
+	LastPushAt         *time.Time `json:"last_push_at"`
+	LastPullAt         *time.Time `json:"last_pull_at"`
+}
+
+// CoverageTotals sums the coverage report's rows.
+type CoverageTotals struct {
+	PlannedStops int      `json:"planned_stops"`
+	VisitedStops int      `json:"visited_stops"`
+	Coverage     *float64 `json:"coverage"`
+	Visits       int      `json:"visits"`
+	Orders       int      `json:"orders"`
+	StrikeRate   *float64 `json:"strike_rate"`
+}
+
+// CoverageReport is planned stops against visits made, per rep.
+type CoverageReport struct {
+	From   string         `json:"from"`
+	To     string         `json:"to"`
+	TZ     string         `json:"tz"`
+	Reps   []*CoverageRow `json:"reps"`
+	Totals CoverageTotals `json:"totals"`
+}
+
+// ratio returns part/whole rounded to four places, or nil when whole is 0.
+func ratio(part, whole int) *float64 {
+	if whole == 0 {
+		return nil
+	}
+	r := math.Round(float64(part)/float64(whole)*10000) / 10000
+	return &r
+}
+
+// days parses a report's date range: from and to are inclusive dates; the
+// range runs from the start of from to the start of the day after to, in
+// loc.
+func days(from, to string, loc *time.Location) (start, end time.Time, err error) {
+	f, err1 := time.ParseInLocation("2006-01-02", from, loc)
+	t, err2 := time.ParseInLocation("2006-01-02", to, loc)
+	switch {
+	case err1 != nil:
+		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "from", "from must be a date, YYYY-MM-DD")
+	case err2 != nil:
+		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "to must be a date, YYYY-MM-DD")
+	case t.Before(f):
+		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "to must not be before from")
+	case t.Sub(f) > 366*24*time.Hour:
+		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "a report covers at most a year")
+	}
+	return f, t.AddDate(0, 0, 1), nil
+}
+
+// Coverage reports, for the reps of p's territories (or of one of them),
+// planned stops against visits made between two dates in loc.
+func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, territory string, loc *time.Location) (*CoverageReport, error) {
+	scope, err := ReportScope(p, territory)
+	if err != nil {
+		return nil, err
+	}
+	start, end, err := days(from, to, loc)
+	if err != nil {
+		return nil, err
+	}
+	q := CoverageQuery{Territories: scope}
+	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
+		q.Days = append(q.Days, Day{Date: d.Format("2006-01-02"), Start: d.UTC(), End: d.AddDate(0, 0, 1).UTC()})
+	}
+	counts, err := e.store.CoverageCounts(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sync.Coverage: %w", err)
+	}
+	rows := map[string]*CoverageRow{}
+	row := func(rep string) *CoverageRow {
+		if rows[rep] == nil {
+			rows[rep] = &CoverageRow{RepID: rep}
+		}
+		return rows[rep]
+	}
+	struck, known, within := map[string]int{}, map[string]int{}, map[string]int{}
+	for _, c := range counts {
+		r := row(c.Rep)
+		r.PlannedStops, r.VisitedStops, r.Visits, r.UnplannedVisits, r.Orders = c.Planned, c.Visited, c.Visits, c.Unplanned, c.Orders
+		struck[c.Rep], known[c.Rep], within[c.Rep] = c.Struck, c.GeofenceKnown, c.Within
+	}
+	if err := e.addAssignedReps(ctx, scope, row); err != nil {
+		return nil, err
+	}
+	if err := e.addFreshness(ctx, rows); err != nil {
+		return nil, err
+	}
+	report := &CoverageReport{From: from, To: to, TZ: loc.String(), Reps: []*CoverageRow{}}
+	totalStruck := 0
+	for _, r := range rows {
+		r.Coverage = ratio(r.VisitedStops, r.PlannedStops)
+		r.StrikeRate = ratio(struck[r.RepID], r.Visits)
+		r.GeofenceCompliance = ratio(within[r.RepID], known[r.RepID])
+		report.Reps = append(report.Reps, r)
+		t := &report.Totals
+		t.PlannedStops += r.PlannedStops
+		t.VisitedStops += r.VisitedStops
+		t.Visits += r.Visits
+		t.Orders += r.Orders
+		totalStruck += struck[r.RepID]
+	}
+	slices.SortFunc(report.Reps, func(a, b *CoverageRow) int { return compare(a.RepID, b.RepID) })
+	report.Totals.Coverage = ratio(report.Totals.VisitedStops, report.Totals.PlannedStops)
+	report.Totals.StrikeRate = ratio(totalStruck, report.Totals.Visits)
+	return report, nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// addAssignedReps gives every active rep assigned to a territory in scope
+// a row, so that a rep who did nothing shows as such.
+func (e *Engine) addAssignedReps(ctx context.Context, scope []string, row func(string) *CoverageRow) error {
+	users, err := e.store.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("sync.Coverage: %w", err)
+	}
+	for _, u := range users {
+		if u.Role == schema.RoleRep && u.Active && (scope == nil || slices.ContainsFunc(u.Territories, func(t string) bool { return slices.Contains(scope, t) })) {
+			row(u.ID)
+		}
+	}
+	return nil
+}
+
+// addFreshness fills in when each rep's devices last pushed and pulled.
+func (e *Engine) addFreshness(ctx context.Context, rows map[string]*CoverageRow) error {
+	syncs, err := e.store.DeviceSyncs(ctx)
+	if err != nil {
+		return fmt.Errorf("sync.Coverage: %w", err)
+	}
+	latest := func(cur *time.Time, t time.Time) *time.Time {
+		if t.IsZero() || (cur != nil && !t.After(*cur)) {
+			return cur
+		}
+		return &t
+	}
+	for _, d := range syncs {
+		if r := rows[d.UserID]; r != nil {
+			r.LastPushAt = latest(r.LastPushAt, d.LastPushAt)
+			r.LastPullAt = latest(r.LastPullAt, d.LastPullAt)
+		}
+	}
+	return nil
+}
+
+// UnvisitedCustomer is a customer nobody visited for the report's days.
+type UnvisitedCustomer struct {
+	CustomerID  string     `json:"customer_id"`
+	Name        string     `json:"name"`
+	Grade       string     `json:"grade"`
+	TerritoryID string     `json:"territory_id"`
+	LastVisitAt *time.Time `json:"last_visit_at"`
+}
+
+// Unvisited lists the customers of p's territories (or of one of them)
+// with no visit in the last days days: never visited first, then the
+// longest unvisited.
+func (e *Engine) Unvisited(ctx context.Context, p schema.Principal, daysAgo int, territory string) ([]UnvisitedCustomer, error) {
+	scope, err := ReportScope(p, territory)
+	if err != nil {
+		return nil, err
+	}
+	if daysAgo < 1 || daysAgo > 3650 {
+		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "days", "days must be between 1 and 3650")
+	}
+	customers, err := e.store.Facts(ctx, FactCustomer, scope, Epoch, Epoch.Add(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("sync.Unvisited: %w", err)
+	}
+	cutoff := e.now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
+	out := []UnvisitedCustomer{}
+	for _, c := range customers {
+		last, err := e.store.LatestFact(ctx, FactVisit, c.Customer)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("sync.Unvisited: %w", err)
+		}
+		u := UnvisitedCustomer{CustomerID: c.Customer, Name: c.Label, Grade: c.Grade, TerritoryID: c.Territory}
+		if last != nil {
+			if !last.At.Before(cutoff) {
+				continue
+			}
+			at := last.At
+			u.LastVisitAt = &at
+		}
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b UnvisitedCustomer) int {
+		switch {
+		case a.LastVisitAt == nil && b.LastVisitAt != nil:
+			return -1
+		case a.LastVisitAt != nil && b.LastVisitAt == nil:
+			return 1
+		case a.LastVisitAt != nil && !a.LastVisitAt.Equal(*b.LastVisitAt):
+			return a.LastVisitAt.Compare(*b.LastVisitAt)
+		}
+		return compare(a.CustomerID, b.CustomerID)
+	})
+	return out, nil
+}
+
+// DeviceRow is when one device of a user last synced; a user who never
+// synced has one row with no device.
+type DeviceRow struct {
+	UserID     string      `json:"user_id"`
+	Username   string      `json:"username"`
+	Role       schema.Role `json:"role"`
+	DeviceID   *string     `json:"device_id"`
+	LastPushAt *time.Time  `json:"last_push_at"`
+	LastPullAt *time.Time  `json:"last_pull_at"`
+}
+
+// Devices reports when each device of the users p oversees (the reps of
+// its territories; everyone, for an admin) last pushed and pulled.
+func (e *Engine) Devices(ctx context.Context, p schema.Principal, territory string) ([]DeviceRow, error) {
+	scope, err := ReportScope(p, territory)
+	if err != nil {
+		return nil, err
+	}
+	users, err := e.store.Users(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sync.Devices: %w", err)
+	}
+	syncs, err := e.store.DeviceSyncs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sync.Devices: %w", err)
+	}
+	byUser := map[string][]DeviceSync{}
+	for _, d := range syncs {
+		byUser[d.UserID] = append(byUser[d.UserID], d)
+	}
+	when := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	out := []DeviceRow{}
+	for _, u := range users {
+		inScope := scope == nil || (u.Role == schema.RoleRep && slices.ContainsFunc(u.Territories, func(t string) bool { return slices.Contains(scope, t) }))
+		if !inScope {
+			continue
+		}
+		if len(byUser[u.ID]) == 0 {
+			out = append(out, DeviceRow{UserID: u.ID, Username: u.Username, Role: u.Role})
+		}
+		for _, d := range byUser[u.ID] {
+			device := d.DeviceID
+			out = append(out, DeviceRow{UserID: u.ID, Username: u.Username, Role: u.Role, DeviceID: &device,
+				LastPushAt: when(d.LastPushAt), LastPullAt: when(d.LastPullAt)})
+		}
+	}
+	return out, nil
+}

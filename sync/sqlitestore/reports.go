@@ -1,0 +1,231 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+)
+
+// factRow is how a fact travels to the one INSERT that stores a record's
+// facts: times as Unix nanoseconds.
+type factRow struct {
+	sync.Fact
+	At int64 `json:"a"`
+}
+
+func factRows(facts []sync.Fact) []factRow {
+	rows := make([]factRow, len(facts))
+	for i, f := range facts {
+		rows[i] = factRow{Fact: f, At: f.At.UnixNano()}
+	}
+	return rows
+}
+
+const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag"
+
+func scanFact(sc interface{ Scan(...any) error }) (sync.Fact, error) {
+	var (
+		f  sync.Fact
+		at int64
+	)
+	err := sc.Scan(&f.Kind, &f.Rep, &f.Customer, &f.Territory, &f.Visit, &f.Label, &f.Grade, &f.Day, &at, &f.Flag)
+	f.At = time.Unix(0, at).UTC()
+	return f, err
+}
+
+// Facts returns the facts of a kind in territories within [from, to),
+// through the (kind, territory, at) index.
+func (s *Store) Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]sync.Fact, error) {
+	query := "SELECT " + factColumns + " FROM facts WHERE kind = ? AND at >= ? AND at < ?"
+	args := []any{kind, from.UnixNano(), to.UnixNano()}
+	if territories != nil {
+		if len(territories) == 0 {
+			return nil, nil
+		}
+		query += " AND territory IN (?" + strings.Repeat(", ?", len(territories)-1) + ")"
+		for _, t := range territories {
+			args = append(args, t)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.Facts: %w", err)
+	}
+	defer rows.Close()
+	var out []sync.Fact
+	for rows.Next() {
+		f, err := scanFact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore.Facts: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// LatestFact returns a customer's fact of a kind with the latest At.
+func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.Fact, error) {
+	f, err := scanFact(s.r.QueryRowContext(ctx, "SELECT "+factColumns+
+		" FROM facts WHERE kind = ? AND customer = ? ORDER BY at DESC LIMIT 1", kind, customerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.LatestFact: %w", err)
+	}
+	return &f, nil
+}
+
+// NoteDeviceSync records a device's push or pull.
+func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, push bool, at time.Time) error {
+	column := "last_pull"
+	if push {
+		column = "last_push"
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO device_syncs (user_id, device_id, `+column+`) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, device_id) DO UPDATE SET `+column+` = max(`+column+`, excluded.`+column+`)`,
+		userID, deviceID, at.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlitestore.NoteDeviceSync: %w", err)
+	}
+	return nil
+}
+
+// DeviceSyncs returns when every device last pushed and pulled.
+func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT user_id, device_id, last_push, last_pull FROM device_syncs ORDER BY user_id, device_id")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.DeviceSyncs: %w", err)
+	}
+	defer rows.Close()
+	var out []sync.DeviceSync
+	for rows.Next() {
+		var (
+			d          sync.DeviceSync
+			push, pull int64
+		)
+		if err := rows.Scan(&d.UserID, &d.DeviceID, &push, &pull); err != nil {
+			return nil, fmt.Errorf("sqlitestore.DeviceSyncs: %w", err)
+		}
+		d.LastPushAt, d.LastPullAt = unixOrZero(push), unixOrZero(pull)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func unixOrZero(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Users returns every user, in id order.
+func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id FROM users ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.Users: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlitestore.Users: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]*schema.User, 0, len(ids))
+	for _, id := range ids {
+		u, err := s.User(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// coverageSQL counts coverage in one statement. The days come as a JSON
+// list of [date, start, end] (Unix nanoseconds), so that a visit falls on
+// its local day whatever the time zone does; {{scope}} narrows each fact
+// to the territories when there are any.
+const coverageSQL = `
+WITH
+days(day, s, e) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' FROM json_each(:days)),
+v AS MATERIALIZED (
+	SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
+	WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}),
+st AS MATERIALIZED (
+	SELECT f.rep, f.customer, f.day FROM facts f
+	WHERE f.kind = 'stop' AND f.at >= :stopsFrom AND f.at < :stopsTo AND f.day BETWEEN :first AND :last {{scope}}),
+o AS MATERIALIZED (
+	SELECT f.visit, count(*) AS n FROM facts f
+	WHERE f.kind = 'order' AND f.flag = 1 AND f.visit <> '' AND f.at >= :from AND f.at < :to {{scope}}
+	GROUP BY f.visit),
+vd AS MATERIALIZED (SELECT DISTINCT rep, customer, day FROM v),
+sd AS MATERIALIZED (SELECT DISTINCT rep, customer, day FROM st)
+SELECT rep, sum(planned), sum(visited), sum(visits), sum(unplanned), sum(orders), sum(struck), sum(known), sum(within) FROM (
+	SELECT st.rep AS rep, 1 AS planned, vd.rep IS NOT NULL AS visited, 0 AS visits, 0 AS unplanned,
+		0 AS orders, 0 AS struck, 0 AS known, 0 AS within
+	FROM st LEFT JOIN vd ON vd.rep = st.rep AND vd.customer = st.customer AND vd.day = st.day
+	UNION ALL
+	SELECT v.rep, 0, 0, 1, sd.rep IS NULL, coalesce(o.n, 0), o.n IS NOT NULL, v.flag >= 0, v.flag = 1
+	FROM v LEFT JOIN sd ON sd.rep = v.rep AND sd.customer = v.customer AND sd.day = v.day
+		LEFT JOIN o ON o.visit = v.visit
+) GROUP BY rep`
+
+// CoverageCounts counts coverage per rep in SQLite, through the facts
+// indexes.
+func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
+	if len(q.Days) == 0 || (q.Territories != nil && len(q.Territories) == 0) {
+		return nil, nil
+	}
+	days := make([][3]any, len(q.Days))
+	for i, d := range q.Days {
+		days[i] = [3]any{d.Date, d.Start.UnixNano(), d.End.UnixNano()}
+	}
+	rawDays, err := json.Marshal(days)
+	if err != nil {
+		return nil, err
+	}
+	from, to := q.Days[0].Start, q.Days[len(q.Days)-1].End
+	query, scope := coverageSQL, ""
+	args := []any{
+		sql.Named("days", string(rawDays)),
+		sql.Named("from", from.UnixNano()), sql.Named("to", to.UnixNano()),
+		sql.Named("stopsFrom", from.AddDate(0, 0, -1).UnixNano()), sql.Named("stopsTo", to.AddDate(0, 0, 1).UnixNano()),
+		sql.Named("first", q.Days[0].Date), sql.Named("last", q.Days[len(q.Days)-1].Date),
+	}
+	if q.Territories != nil {
+		rawTerr, err := json.Marshal(q.Territories)
+		if err != nil {
+			return nil, err
+		}
+		scope = "AND f.territory IN (SELECT value FROM json_each(:territories))"
+		args = append(args, sql.Named("territories", string(rawTerr)))
+	}
+	query = strings.ReplaceAll(query, "{{scope}}", scope)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
+	}
+	defer rows.Close()
+	var out []sync.RepCoverage
+	for rows.Next() {
+		var c sync.RepCoverage
+		if err := rows.Scan(&c.Rep, &c.Planned, &c.Visited, &c.Visits, &c.Unplanned, &c.Orders, &c.Struck, &c.GeofenceKnown, &c.Within); err != nil {
+			return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
