@@ -47,6 +47,8 @@ type config struct {
 	jwtSecret, adminUser, adminPassword, logLevel  string
 	shutdownTimeout, photoGrace                    time.Duration
 	maxPhotoBytes                                  int64
+	geofenceM                                      float64
+	tz                                             string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -73,6 +75,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
 	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")
+	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
+	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -128,7 +132,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Info("first admin created", slog.String("username", cfg.adminUser))
 		}
 	}
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos)})
+	loc, err := time.LoadLocation(cfg.tz)
+	if err != nil {
+		return fmt.Errorf("FIELDSYNC_TZ: %w", err)
+	}
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos),
+		GeofenceM: cfg.geofenceM, Location: loc})
 	if err != nil {
 		return err
 	}
