@@ -81,7 +81,10 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 // headPhoto answers 200 when a photo's bytes are stored, else 404, so that
 // clients skip uploads the server has.
 func (s *Server) headPhoto(c *fiber.Ctx) error {
-	sum := c.Params("sha256")
+	sum, err := photoHash(c)
+	if err != nil {
+		return err
+	}
 	info, ok, err := s.photos.Exists(c.UserContext(), sum)
 	if err != nil {
 		return err

@@ -204,6 +204,8 @@ func testPhotos(t *testing.T, blobs media.BlobStore) {
 				assert.Equal(t, tt.code, r.ErrorCode())
 				if media.ValidHash(tt.hash) {
 					assert.Equal(t, http.StatusNotFound, ts.stored(t, f.rep1.Access, tt.hash), "nothing kept")
+				} else {
+					assert.Equal(t, http.StatusBadRequest, ts.stored(t, f.rep1.Access, tt.hash), "HEAD checks the hash as PUT does")
 				}
 			})
 		}

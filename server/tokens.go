@@ -66,7 +66,9 @@ func (t *tokenIssuer) access(claims accessClaims) (string, error) {
 	now := t.now()
 	claims.Issuer = tokenIssuerName
 	claims.IssuedAt = jwt.NewNumericDate(now)
-	claims.ExpiresAt = jwt.NewNumericDate(now.Add(t.ttl))
+	// JWT times are whole seconds: round the expiry up, so that a token
+	// never lives less than the ttl the client is told.
+	claims.ExpiresAt = jwt.NewNumericDate(now.Add(t.ttl).Add(time.Second - 1).Truncate(time.Second))
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.accessKey)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
