@@ -178,6 +178,10 @@ type Day struct {
 type CoverageQuery struct {
 	Territories []string
 	Days        []Day
+	// Offset, when set, is the zone's offset from UTC in seconds, the same
+	// on every day of the range (no change of clocks in it): a store may
+	// then work out a time's local day by arithmetic.
+	Offset *int
 }
 
 // RepCoverage is what one rep did over a report's days: planned stops and

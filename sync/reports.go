@@ -142,6 +142,11 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
 		q.Days = append(q.Days, Day{Date: d.Format("2006-01-02"), Start: d.UTC(), End: d.AddDate(0, 0, 1).UTC()})
 	}
+	_, first := start.Zone()
+	_, last := end.Add(-time.Nanosecond).Zone()
+	if first == last && end.Sub(start) == time.Duration(len(q.Days))*24*time.Hour {
+		q.Offset = &first
+	}
 	counts, err := e.store.CoverageCounts(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("sync.Coverage: %w", err)

@@ -21,7 +21,10 @@ import (
 //
 //	go test -run '^$' -bench CoverageMonth -benchtime 5x ./sync/
 func BenchmarkCoverageMonth(b *testing.B) {
-	const reps, stopsPerDay, visitedPerDay, days = 200, 20, 18, 30
+	reps, stopsPerDay, visitedPerDay, days := 200, 20, 18, 30
+	if testing.Short() {
+		reps = 10
+	}
 	e := newEnv(b)
 	e.now = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()

@@ -160,10 +160,9 @@ func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
 // to the territories when there are any.
 const coverageSQL = `
 WITH
-days(day, s, e) AS (SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' FROM json_each(:days)),
-v AS MATERIALIZED (
-	SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
-	WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}),
+days(day, s, e) AS MATERIALIZED (
+	SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' FROM json_each(:days)),
+v AS MATERIALIZED ({{visits}}),
 st AS MATERIALIZED (
 	SELECT f.rep, f.customer, f.day FROM facts f
 	WHERE f.kind = 'stop' AND f.at >= :stopsFrom AND f.at < :stopsTo AND f.day BETWEEN :first AND :last {{scope}}),
@@ -171,17 +170,25 @@ o AS MATERIALIZED (
 	SELECT f.visit, count(*) AS n FROM facts f
 	WHERE f.kind = 'order' AND f.flag = 1 AND f.visit <> '' AND f.at >= :from AND f.at < :to {{scope}}
 	GROUP BY f.visit),
-vd AS MATERIALIZED (SELECT DISTINCT rep, customer, day FROM v),
-sd AS MATERIALIZED (SELECT DISTINCT rep, customer, day FROM st)
-SELECT rep, sum(planned), sum(visited), sum(visits), sum(unplanned), sum(orders), sum(struck), sum(known), sum(within) FROM (
-	SELECT st.rep AS rep, 1 AS planned, vd.rep IS NOT NULL AS visited, 0 AS visits, 0 AS unplanned,
-		0 AS orders, 0 AS struck, 0 AS known, 0 AS within
-	FROM st LEFT JOIN vd ON vd.rep = st.rep AND vd.customer = st.customer AND vd.day = st.day
-	UNION ALL
-	SELECT v.rep, 0, 0, 1, sd.rep IS NULL, coalesce(o.n, 0), o.n IS NOT NULL, v.flag >= 0, v.flag = 1
-	FROM v LEFT JOIN sd ON sd.rep = v.rep AND sd.customer = v.customer AND sd.day = v.day
-		LEFT JOIN o ON o.visit = v.visit
-) GROUP BY rep`
+-- Stops and visits meet per (rep, customer, day): a stop is visited when
+-- its call has a visit, a visit is unplanned when its call has no stop.
+calls AS (
+	SELECT rep, sum(stop) AS stops, sum(visit) AS visits FROM (
+		SELECT rep, customer, day, 1 AS stop, 0 AS visit FROM st
+		UNION ALL
+		SELECT rep, customer, day, 0, 1 FROM v)
+	GROUP BY rep, customer, day),
+by_call AS (
+	SELECT rep, sum(stops) AS planned, sum(CASE WHEN visits > 0 THEN stops ELSE 0 END) AS visited,
+		sum(visits) AS visits, sum(CASE WHEN stops = 0 THEN visits ELSE 0 END) AS unplanned
+	FROM calls GROUP BY rep),
+by_visit AS (
+	SELECT v.rep, sum(coalesce(o.n, 0)) AS orders, sum(o.n IS NOT NULL) AS struck,
+		sum(v.flag >= 0) AS known, sum(v.flag = 1) AS within
+	FROM v LEFT JOIN o ON o.visit = v.visit GROUP BY v.rep)
+SELECT c.rep, c.planned, c.visited, c.visits, c.unplanned,
+	coalesce(b.orders, 0), coalesce(b.struck, 0), coalesce(b.known, 0), coalesce(b.within, 0)
+FROM by_call c LEFT JOIN by_visit b ON b.rep = c.rep`
 
 // CoverageCounts counts coverage per rep in SQLite, through the facts
 // indexes.
@@ -213,6 +220,14 @@ func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]syn
 		scope = "AND f.territory IN (SELECT value FROM json_each(:territories))"
 		args = append(args, sql.Named("territories", string(rawTerr)))
 	}
+	visits := `SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
+		WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
+	if q.Offset != nil { // one offset all along: the local day by arithmetic
+		visits = `SELECT f.rep, f.customer, f.visit, f.flag, date(f.at / 1000000000 + :offset, 'unixepoch') AS day FROM facts f
+			WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
+		args = append(args, sql.Named("offset", *q.Offset))
+	}
+	query = strings.ReplaceAll(query, "{{visits}}", visits)
 	query = strings.ReplaceAll(query, "{{scope}}", scope)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -75,6 +75,12 @@ func testCoverageCounts(t *testing.T, s sync.Store) {
 	generic, err := sync.CountCoverage(ctx, q, s.Facts)
 	require.NoError(t, err)
 	assert.Equal(t, want, sorted(generic), "the shared counter agrees")
+	offset := 3600
+	q.Offset = &offset
+	got, err = s.CoverageCounts(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, want, sorted(got), "told the zone's one offset")
+	q.Offset = nil
 
 	q.Territories = []string{"t-2"}
 	got, err = s.CoverageCounts(ctx, q)
