@@ -106,8 +106,9 @@ func BenchmarkPush500(b *testing.B) {
 				id, mid := fmt.Sprintf("c-%d", k), fmt.Sprintf("bulk-%d", k)
 				batches[i] = append(batches[i], &sync.Record{Collection: schema.Customers, ID: id, Version: 1,
 					UpdatedAt: time.Now(), UpdatedBy: "u-admin", Data: data,
-					Tokens: []string{"customers|all", "customers|terr:t-1"}, Refs: []string{"territory:t-1"},
-					History: []sync.Revision{{Version: 1, MutationID: mid, UserID: "u-admin", Data: data}}})
+					Tokens: []string{"customers|all", "customers|terr:t-1"}, Refs: []string{},
+					History: []sync.Revision{{Version: 1, MutationID: mid, UserID: "u-admin", Data: data}},
+					Facts: []sync.Fact{{Kind: sync.FactCustomer, Customer: id, Territory: "t-1", Label: "Outlet", Grade: "B", At: sync.Epoch}}})
 				answers[i] = append(answers[i], &sync.Answer{UserID: "u-admin", MutationID: mid,
 					Body: json.RawMessage(`{"mutation_id":"` + mid + `","status":"applied","version":1}`), At: time.Now()})
 			}
