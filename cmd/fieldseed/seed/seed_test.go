@@ -1,0 +1,149 @@
+package seed_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	fieldsync "github.com/fieldsync/fieldsync/clients/go"
+	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
+	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed/seedtest"
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+func small(url string) seed.Config {
+	return seed.Config{URL: url, Admin: seedtest.AdminName, Password: seedtest.AdminPassword,
+		Territories: 2, RepsPerTerritory: 2, Customers: 50, Products: 10, PriceLists: 3, Days: 3, Seed: 7}
+}
+
+func TestSeedScopesAndIdempotence(t *testing.T) {
+	ctx := context.Background()
+	url := seedtest.StartServer(t)
+	var out bytes.Buffer
+	sum, err := seed.Run(ctx, &out, small(url))
+	require.NoError(t, err, out.String())
+	assert.Equal(t, 4, sum.Reps)
+	assert.Equal(t, 6, sum.UsersCreated, "4 reps and a manager per region")
+	assert.Equal(t, 12, sum.RoutePlans)
+	assert.Equal(t, sum.Mutations, sum.Applied, out.String())
+	assert.Contains(t, out.String(), "rep1-password")
+
+	admin := login(t, url, seedtest.AdminName, seedtest.AdminPassword)
+	all, checkpoint := pullAll(t, url, admin, "")
+	assert.Equal(t, 2+50+10+3+12, all, "every record on the server")
+
+	// rep1 works t-01 and sees its territory and its own plans only.
+	rep := openRep(t, url, "rep1")
+	_, err = rep.Sync(ctx)
+	require.NoError(t, err)
+	customers, err := rep.List(ctx, schema.Customers)
+	require.NoError(t, err)
+	assert.Len(t, customers, 25)
+	for _, r := range customers {
+		var c schema.Customer
+		require.NoError(t, r.Decode(&c))
+		assert.Equal(t, "t-01", c.TerritoryID, r.ID)
+	}
+	territories, err := rep.List(ctx, schema.Territories)
+	require.NoError(t, err)
+	require.Len(t, territories, 1)
+	assert.Equal(t, "t-01", territories[0].ID)
+	plans, err := rep.List(ctx, schema.RoutePlans)
+	require.NoError(t, err)
+	assert.Len(t, plans, 3)
+	for _, r := range plans {
+		assert.True(t, strings.HasPrefix(r.ID, "rp-rep1-"), r.ID)
+		var p schema.RoutePlan
+		require.NoError(t, r.Decode(&p))
+		assert.GreaterOrEqual(t, len(p.Stops), 8)
+		assert.LessOrEqual(t, len(p.Stops), 20)
+	}
+	lists, err := rep.List(ctx, schema.PriceLists)
+	require.NoError(t, err)
+	for _, r := range lists {
+		var pl schema.PriceList
+		require.NoError(t, r.Decode(&pl))
+		for _, id := range pl.CustomerIDs {
+			assert.Contains(t, idsOf(customers), id, "price list %s", r.ID)
+		}
+	}
+
+	// A second run answers the same and writes nothing.
+	out.Reset()
+	again, err := seed.Run(ctx, &out, small(url))
+	require.NoError(t, err, out.String())
+	assert.Equal(t, 0, again.UsersCreated)
+	assert.Equal(t, sum.Mutations, again.Applied)
+	n, _ := pullAll(t, url, admin, checkpoint)
+	assert.Zero(t, n, "changes after the second run")
+}
+
+func idsOf(rs []fieldsync.Record) []string {
+	var ids []string
+	for _, r := range rs {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func openRep(t *testing.T, url, name string) *fieldsync.Client {
+	t.Helper()
+	c, err := fieldsync.Open(context.Background(), fieldsync.Config{BaseURL: url, Username: name, Password: name + "-password",
+		DeviceID: "phone-" + name, StorePath: filepath.Join(t.TempDir(), "fieldsync.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func post(t *testing.T, url, token string, in, out any) {
+	t.Helper()
+	body, err := json.Marshal(in)
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+}
+
+func login(t *testing.T, url, user, password string) string {
+	t.Helper()
+	var ans struct {
+		AccessToken string `json:"access_token"`
+	}
+	post(t, url+"/v1/auth/login", "", map[string]string{"username": user, "password": password, "device_id": "test"}, &ans)
+	return ans.AccessToken
+}
+
+// pullAll pulls from checkpoint until the server has no more and returns
+// how many changes came and the last checkpoint.
+func pullAll(t *testing.T, url, token, checkpoint string) (int, string) {
+	t.Helper()
+	n := 0
+	for {
+		var page struct {
+			Changes    []json.RawMessage `json:"changes"`
+			Checkpoint string            `json:"checkpoint"`
+			HasMore    bool              `json:"has_more"`
+		}
+		post(t, url+"/v1/sync/pull", token, map[string]any{"checkpoint": checkpoint, "limit": 1000}, &page)
+		n += len(page.Changes)
+		checkpoint = page.Checkpoint
+		if !page.HasMore {
+			return n, checkpoint
+		}
+	}
+}
