@@ -6,23 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
-	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/media/miniostore"
 	"github.com/fieldsync/fieldsync/media/miniotest"
 	"github.com/fieldsync/fieldsync/server"
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -72,39 +67,12 @@ func minioBlobs(tb testing.TB) media.BlobStore {
 // folder in the server's temp dir).
 func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server.Config)) *testServer {
 	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { store.Close() })
-	_, err = server.EnsureAdmin(ctx, store, adminName, adminPassword, time.Now())
-	require.NoError(tb, err)
-	secret, err := server.LoadSecret(dir, "")
-	require.NoError(tb, err)
-	if blobs == nil {
-		blobs, err = filestore.Open(filepath.Join(dir, "photos"))
-		require.NoError(tb, err)
-	}
-	photos := media.NewPhotos(blobs, 25_000_000)
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: testLogger(), Photos: server.PhotoFacts(photos)})
-	require.NoError(tb, err)
-	cfg := server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: testLogger()}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	srv, err := server.New(cfg)
-	require.NoError(tb, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(tb, srv.Shutdown(ctx))
-		<-done
-	})
-	return &testServer{URL: "http://" + ln.Addr().String(), Dir: dir, Secret: secret, Store: store}
+	srv := servertest.Start(tb, servertest.Options{AdminPassword: adminPassword, Blobs: blobs, Server: func(c *server.Config) {
+		for _, f := range tweak {
+			f(c)
+		}
+	}})
+	return &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store}
 }
 
 // response is a decoded answer.
@@ -188,12 +156,4 @@ func (ts *testServer) createUser(tb testing.TB, admin session, user map[string]a
 	r := ts.call(tb, "POST", "/v1/admin/users", admin.Access, user)
 	require.Equalf(tb, http.StatusCreated, r.Status, "create user: %s", r.Raw)
 	return str(r.Body["id"])
-}
-
-// testLogger shows server logs only with go test -v.
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.Default()
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

@@ -108,7 +108,7 @@ func BenchmarkPush500(b *testing.B) {
 					UpdatedAt: time.Now(), UpdatedBy: "u-admin", Data: data,
 					Tokens: []string{"customers|all", "customers|terr:t-1"}, Refs: []string{},
 					History: []sync.Revision{{Version: 1, MutationID: mid, UserID: "u-admin", Data: data}},
-					Facts: []sync.Fact{{Kind: sync.FactCustomer, Customer: id, Territory: "t-1", Label: "Outlet", Grade: "B", At: sync.Epoch}}})
+					Facts:   []sync.Fact{{Kind: sync.FactCustomer, Customer: id, Territory: "t-1", Label: "Outlet", Grade: "B", At: sync.Epoch}}})
 				answers[i] = append(answers[i], &sync.Answer{UserID: "u-admin", MutationID: mid,
 					Body: json.RawMessage(`{"mutation_id":"` + mid + `","status":"applied","version":1}`), At: time.Now()})
 			}

@@ -19,8 +19,8 @@ import (
 
 func TestExpiredTokens(t *testing.T) {
 	t.Parallel()
-	// Access tokens live 1.5 s (the server rounds expiry down to the
-	// second, so at least half a second).
+	// Access tokens live 1.5 s (the server rounds expiry up to the
+	// second, so at most 2.5 s).
 	tm := newTeam(t, func(_ *sync.Config, s *server.Config) { s.AccessTTL = 1500 * time.Millisecond })
 	ctx := context.Background()
 	frozen := time.Now()
@@ -46,7 +46,7 @@ func TestExpiredTokens(t *testing.T) {
 			c := tm.open(t, "rep1", "phone-"+string(rune('a'+i)), tweaks...)
 			_, err := c.Sync(ctx)
 			require.NoError(t, err)
-			time.Sleep(1600 * time.Millisecond)
+			time.Sleep(2600 * time.Millisecond) // past any token's expiry
 			if tt.spoil {
 				c.SpoilRefreshToken()
 			}

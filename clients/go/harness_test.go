@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -19,12 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
-	"github.com/fieldsync/fieldsync/media"
-	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync"
-	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
 // The admin signs in like every test user, with password(adminName).
@@ -43,40 +40,25 @@ type serverOption func(*sync.Config, *server.Config)
 
 func startServer(tb testing.TB, opts ...serverOption) *testServer {
 	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { store.Close() })
-	_, err = server.EnsureAdmin(ctx, store, adminName, password(adminName), time.Now())
-	require.NoError(tb, err)
-	secret, err := server.LoadSecret(dir, "")
-	require.NoError(tb, err)
-	blobs, err := filestore.Open(filepath.Join(dir, "photos"))
-	require.NoError(tb, err)
-	photos := media.NewPhotos(blobs, 25_000_000)
-	logger := quietLogger()
-	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: server.PhotoFacts(photos)}
-	serverCfg := server.Config{Store: store, Photos: photos, Secret: secret, Logger: logger}
-	for _, o := range opts {
-		o(&engineCfg, &serverCfg)
-	}
-	serverCfg.Engine, err = sync.New(engineCfg)
-	require.NoError(tb, err)
-	srv, err := server.New(serverCfg)
-	require.NoError(tb, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(tb, srv.Shutdown(ctx))
-		<-done
+	// Each option sees both configurations; what it does to one takes
+	// effect when that one is built.
+	var engineCfg sync.Config
+	srv := servertest.Start(tb, servertest.Options{
+		AdminPassword: password(adminName),
+		Engine: func(c *sync.Config) {
+			for _, o := range opts {
+				o(c, &server.Config{})
+			}
+			engineCfg = *c
+		},
+		Server: func(c *server.Config) {
+			for _, o := range opts {
+				scratch := engineCfg
+				o(&scratch, c)
+			}
+		},
 	})
-	ts := &testServer{URL: "http://" + ln.Addr().String()}
-	return ts
+	return &testServer{URL: srv.URL}
 }
 
 // quietLogger shows logs only with go test -v.

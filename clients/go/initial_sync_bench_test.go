@@ -99,4 +99,3 @@ func sampleHeap(peak *uint64, base uint64) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
-

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
-	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed/seedtest"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 func TestLoadShortRun(t *testing.T) {
 	ctx := context.Background()
-	url := seedtest.StartServer(t)
-	_, err := seed.Run(ctx, &bytes.Buffer{}, seed.Config{URL: url, Admin: seedtest.AdminName, Password: seedtest.AdminPassword,
+	url := servertest.Start(t, servertest.Options{}).URL
+	_, err := seed.Run(ctx, &bytes.Buffer{}, seed.Config{URL: url, Admin: servertest.AdminName, Password: servertest.AdminPassword,
 		Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3})
 	require.NoError(t, err)
 

@@ -8,13 +8,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed/seedtest"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 func TestRun(t *testing.T) {
-	url := seedtest.StartServer(t)
+	url := servertest.Start(t, servertest.Options{}).URL
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"-url", url, "-admin", seedtest.AdminName, "-password", seedtest.AdminPassword,
+	err := run(context.Background(), []string{"-url", url, "-admin", servertest.AdminName, "-password", servertest.AdminPassword,
 		"-territories", "1", "-reps-per-territory", "1", "-customers", "10", "-products", "2", "-price-lists", "1", "-days", "2",
 		"-user-password", "s3cret-pass"}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())

@@ -3,58 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
-	"github.com/fieldsync/fieldsync/media"
-	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/server"
-	"github.com/fieldsync/fieldsync/sync"
-	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 const adminPassword = "admin-password"
 
-// startServer runs a real fieldsync server on a loopback port with a fresh
-// SQLite store and photo folder, as clients/go/harness_test.go does, and
-// returns its URL.
+// startServer runs a real fieldsync server in the test and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
-	must(t, err)
-	t.Cleanup(func() { store.Close() })
-	_, err = server.EnsureAdmin(ctx, store, "admin", adminPassword, time.Now())
-	must(t, err)
-	secret, err := server.LoadSecret(dir, "")
-	must(t, err)
-	blobs, err := filestore.Open(filepath.Join(dir, "photos"))
-	must(t, err)
-	photos := media.NewPhotos(blobs, 25_000_000)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: logger, Photos: server.PhotoFacts(photos)})
-	must(t, err)
-	srv, err := server.New(server.Config{Store: store, Photos: photos, Secret: secret, Logger: logger, Engine: engine})
-	must(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		must(t, srv.Shutdown(ctx))
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return servertest.Start(t, servertest.Options{AdminPassword: adminPassword}).URL
 }
 
 func must(t *testing.T, err error) {

@@ -14,18 +14,18 @@ import (
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
-	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed/seedtest"
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 func small(url string) seed.Config {
-	return seed.Config{URL: url, Admin: seedtest.AdminName, Password: seedtest.AdminPassword,
+	return seed.Config{URL: url, Admin: servertest.AdminName, Password: servertest.AdminPassword,
 		Territories: 2, RepsPerTerritory: 2, Customers: 50, Products: 10, PriceLists: 3, Days: 3, Seed: 7}
 }
 
 func TestSeedScopesAndIdempotence(t *testing.T) {
 	ctx := context.Background()
-	url := seedtest.StartServer(t)
+	url := servertest.Start(t, servertest.Options{}).URL
 	var out bytes.Buffer
 	sum, err := seed.Run(ctx, &out, small(url))
 	require.NoError(t, err, out.String())
@@ -35,7 +35,7 @@ func TestSeedScopesAndIdempotence(t *testing.T) {
 	assert.Equal(t, sum.Mutations, sum.Applied, out.String())
 	assert.Contains(t, out.String(), "rep1-password")
 
-	admin := login(t, url, seedtest.AdminName, seedtest.AdminPassword)
+	admin := login(t, url, servertest.AdminName, servertest.AdminPassword)
 	all, checkpoint := pullAll(t, url, admin, "")
 	assert.Equal(t, 2+50+10+3+12, all, "every record on the server")
 
