@@ -17,8 +17,9 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// bcryptCost is the work factor of stored password hashes.
-const bcryptCost = 11
+// bcryptCost is the work factor of stored password hashes: bcrypt's
+// default, about 60 ms of one core here.
+const bcryptCost = bcrypt.DefaultCost
 
 // dummyHash is compared against when a username is unknown, so that an
 // unknown user and a wrong password take the same time.
@@ -87,7 +88,10 @@ func (s *Server) login(c *fiber.Ctx) error {
 	} else if !errors.Is(err, sync.ErrNotFound) {
 		return err
 	}
-	match := bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) == nil
+	match, err := s.checkPassword(ctx, hash, req.Password)
+	if err != nil {
+		return err
+	}
 	if u == nil || !match || !u.Active {
 		n, until, err := s.store.NoteLoginFailure(ctx, req.Username, now, s.cfg.LoginFailureWindow)
 		if err != nil {
@@ -265,4 +269,17 @@ func requireRole(roles ...schema.Role) fiber.Handler {
 		}
 		return schema.Errorf(schema.CodeForbidden, "this endpoint is not for the %s role", p.Role)
 	}
+}
+
+// checkPassword compares a password with its hash, at most one comparison
+// per core at a time: a storm of logins (every phone of a region after an
+// outage) then queues here instead of starving pushes and pulls of CPU.
+func (s *Server) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return false, schema.Errorf(schema.CodeUnavailable, "the server is busy; try again")
+	}
+	defer func() { <-s.hashing }()
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
 }

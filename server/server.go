@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -59,6 +60,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
+	hashing chan struct{} // one slot per core for password checks
 }
 
 // New builds a Server from cfg.
@@ -102,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
+		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",

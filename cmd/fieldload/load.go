@@ -48,6 +48,13 @@ type Config struct {
 	// an order and with a shelf photo.
 	OrderChance float64
 	PhotoChance float64
+	// Ramp spreads the devices' starts (sign-in and first sync) evenly
+	// over this long, as phones come online over a morning, not in one
+	// second; 0 starts them all at once.
+	Ramp time.Duration
+	// Warmup leaves requests sent in the first Warmup of the run out of
+	// the figures, so that they describe the steady state.
+	Warmup time.Duration
 	// PID is the server's process id, to read its resident memory from
 	// /proc; 0 reads the process_resident_memory_bytes gauge of /metrics.
 	PID int
@@ -118,7 +125,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		defer os.RemoveAll(dir)
 		cfg.TempDir = dir
 	}
-	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}}
+	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup)}
 	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: http.DefaultTransport, rec: rec}}
 	mem := &rssSampler{cfg: cfg, hc: &http.Client{Timeout: 5 * time.Second}}
 	mem.sample(ctx)
@@ -146,7 +153,17 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range cfg.Devices {
 		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu,
 			rnd: mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
-		devices.Go(func() { d.run(ctx, deadline) })
+		delay := time.Duration(0)
+		if cfg.Devices > 1 {
+			delay = cfg.Ramp * time.Duration(i) / time.Duration(cfg.Devices)
+		}
+		devices.Go(func() {
+			select {
+			case <-time.After(delay):
+				d.run(ctx, deadline)
+			case <-ctx.Done():
+			}
+		})
 	}
 	devices.Wait()
 	close(stopSampling)
@@ -154,7 +171,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	mem.sample(ctx)
 	elapsed := time.Since(start)
 	res.ElapsedS = elapsed.Seconds()
-	res.Endpoints = rec.stats(elapsed)
+	res.Endpoints = rec.stats(max(elapsed-cfg.Warmup, time.Millisecond))
 	res.RSS, res.RSSError = mem.stats()
 	return res, nil
 }
@@ -345,9 +362,13 @@ type recorder struct {
 	mu   gosync.Mutex
 	lat  map[string][]time.Duration
 	errs map[string]int
+	from time.Time // requests sent before are not counted
 }
 
 func (r *recorder) add(endpoint string, d time.Duration, failed bool) {
+	if time.Now().Add(-d).Before(r.from) {
+		return // sent during the warm-up
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lat[endpoint] = append(r.lat[endpoint], d)

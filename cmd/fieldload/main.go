@@ -62,8 +62,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.PhotoChance, "photos", 0.2, "chance that a visit comes with a photo")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.DurationVar(&cfg.Ramp, "ramp", -1, "spread the devices' starts over this long (default: one interval)")
+	fs.DurationVar(&cfg.Warmup, "warmup", -1, "leave requests of the run's first part out of the figures (default: ramp plus one interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.Ramp < 0 {
+		cfg.Ramp = cfg.Interval
+	}
+	if cfg.Warmup < 0 {
+		cfg.Warmup = cfg.Ramp + cfg.Interval
 	}
 	res, err := Load(ctx, cfg)
 	if err != nil {

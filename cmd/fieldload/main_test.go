@@ -26,7 +26,7 @@ func TestLoadShortRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr bytes.Buffer
 	err = run(ctx, []string{"-url", url, "-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
-		"-orders", "0.5", "-photos", "0.3", "-json", out}, &stdout, &stderr)
+		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-json", out}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 	t.Log("\n" + stdout.String())
 
