@@ -549,3 +549,13 @@ func TestNeverSkipWhileLeasesRunOut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, n, "readers abandoned seqs of live writers")
 }
+
+// Two engine instances on one FerretDB, as two fieldsync processes on one
+// MongoDB would be (one connection: FerretDB's guarded updates are not
+// atomic under concurrency).
+func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
+	storetest.TestConvergence(t, func(t *testing.T) []sync.Store {
+		s := MustOpen(t)
+		return []sync.Store{s, s}
+	}, 40)
+}
