@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -184,20 +185,10 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 		t.Orders += r.Orders
 		totalStruck += struck[r.RepID]
 	}
-	slices.SortFunc(report.Reps, func(a, b *CoverageRow) int { return compare(a.RepID, b.RepID) })
+	slices.SortFunc(report.Reps, func(a, b *CoverageRow) int { return strings.Compare(a.RepID, b.RepID) })
 	report.Totals.Coverage = ratio(report.Totals.VisitedStops, report.Totals.PlannedStops)
 	report.Totals.StrikeRate = ratio(totalStruck, report.Totals.Visits)
 	return report, nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // addAssignedReps gives every active rep assigned to a territory in scope
@@ -286,7 +277,7 @@ func (e *Engine) Unvisited(ctx context.Context, p schema.Principal, daysAgo int,
 		case a.LastVisitAt != nil && !a.LastVisitAt.Equal(*b.LastVisitAt):
 			return a.LastVisitAt.Compare(*b.LastVisitAt)
 		}
-		return compare(a.CustomerID, b.CustomerID)
+		return strings.Compare(a.CustomerID, b.CustomerID)
 	})
 	return out, nil
 }

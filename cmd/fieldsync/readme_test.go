@@ -15,8 +15,13 @@ import (
 // TestReadmeQuickstart runs the README's quickstart as a new user would
 // paste it, in a copy of the tree, changing only the port it listens on.
 func TestReadmeQuickstart(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("the quickstart needs curl")
+	for _, tool := range []string{"bash", "curl", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("the README's quickstart needs %s", tool)
+			}
+			t.Skipf("the README's quickstart needs %s, which this machine lacks", tool)
+		}
 	}
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
