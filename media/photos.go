@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -34,6 +35,37 @@ type Photos struct {
 	blobs   BlobStore
 	maxSize int64
 	now     func() time.Time
+	// redirect, when not 0, is how long presigned URLs live when the blob
+	// store can make them.
+	redirect time.Duration
+}
+
+// Presigner is a blob store that can hand out short-lived URLs for reading
+// an object without credentials.
+type Presigner interface {
+	PresignedGet(ctx context.Context, key string, expiry time.Duration) (*url.URL, error)
+}
+
+// WithRedirects makes PresignedURL hand out URLs that live for expiry,
+// when the blob store can make them; 0 turns them off.
+func (p *Photos) WithRedirects(expiry time.Duration) *Photos {
+	p.redirect = expiry
+	return p
+}
+
+// PresignedURL returns a short-lived URL to read a photo's bytes straight
+// from the blob store, or ok false when redirects are off or the store
+// cannot make one.
+func (p *Photos) PresignedURL(ctx context.Context, sum string) (u string, ok bool, err error) {
+	ps, can := p.blobs.(Presigner)
+	if p.redirect <= 0 || !can || !ValidHash(sum) {
+		return "", false, nil
+	}
+	signed, err := ps.PresignedGet(ctx, Key(sum), p.redirect)
+	if err != nil {
+		return "", false, fmt.Errorf("media.Photos.PresignedURL: %w", err)
+	}
+	return signed.String(), true, nil
 }
 
 // NewPhotos keeps photos in blobs, refusing any larger than maxSize bytes.

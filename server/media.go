@@ -96,8 +96,9 @@ func (s *Server) headPhoto(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusOK)
 }
 
-// getPhoto sends a photo's bytes to callers who may read a photo record
-// that names it; to anyone else it does not exist.
+// getPhoto sends a photo's bytes, or a redirect to a short-lived URL of the
+// photo store, to callers who may read a photo record that names it; to
+// anyone else it does not exist.
 func (s *Server) getPhoto(c *fiber.Ctx) error {
 	sum, err := photoHash(c)
 	if err != nil {
@@ -111,6 +112,12 @@ func (s *Server) getPhoto(c *fiber.Ctx) error {
 	errNone := schema.Errorf(schema.CodeNotFound, "no such photo")
 	if !ok {
 		return errNone
+	}
+	if u, ok, err := s.photos.PresignedURL(ctx, sum); err != nil {
+		return err
+	} else if ok {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Redirect(u, fiber.StatusFound)
 	}
 	rc, info, err := s.photos.Open(ctx, sum)
 	if errors.Is(err, media.ErrNotExist) {

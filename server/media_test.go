@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // fieldTeam is a server with two territories, a customer in each, and a
@@ -30,7 +31,12 @@ type fieldTeam struct {
 
 func newFieldTeam(t testing.TB, blobs media.BlobStore) *fieldTeam {
 	t.Helper()
-	ts := startServerWith(t, blobs)
+	return newFieldTeamOn(t, startServerWith(t, blobs))
+}
+
+// newFieldTeamOn sets the team up on a running server.
+func newFieldTeamOn(t testing.TB, ts *testServer) *fieldTeam {
+	t.Helper()
 	f := &fieldTeam{ts: ts, admin: ts.login(t, adminName, adminPassword, "laptop")}
 	ts.createUser(t, f.admin, map[string]any{"username": "rep1", "password": "rep1-password", "role": "rep", "territories": []string{"t-1"}})
 	ts.createUser(t, f.admin, map[string]any{"username": "rep2", "password": "rep2-password", "role": "rep", "territories": []string{"t-2"}})
@@ -326,4 +332,37 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	t.Logf("heap in use before %.1f MiB, peak %.1f MiB (+%.1f MiB) for a 25 MB upload",
 		float64(before.HeapInuse)/(1<<20), float64(peak)/(1<<20), growth)
 	assert.Less(t, growth, 8.0, "the heap grows by a few MB, not by the photo")
+}
+
+// With redirects on, a reader of a photo gets a short-lived URL of MinIO
+// itself; anyone else still gets 404.
+func TestPhotoRedirects(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{AdminPassword: adminPassword, Blobs: minioBlobs(t), PhotoRedirect: time.Minute})
+	f := newFieldTeamOn(t, &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store})
+	body := jpeg(200_000)
+	f.push(t, f.rep1, photoRecord("ph-r", body))
+	r := f.ts.upload(t, f.rep1.Access, sum(body), "image/jpeg", bytes.NewReader(body), int64(len(body)))
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequest("GET", f.ts.URL+"/v1/media/"+sum(body), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+f.rep1.Access)
+	resp, err := noRedirects.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	location := resp.Header.Get("Location")
+	assert.Contains(t, location, "X-Amz-Signature=", "a presigned URL")
+
+	got, err := http.Get(location) // no credentials of ours
+	require.NoError(t, err)
+	defer got.Body.Close()
+	raw, err := io.ReadAll(got.Body)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, got.StatusCode)
+	assert.Equal(t, body, raw, "the URL serves the bytes")
+
+	assert.Equal(t, http.StatusNotFound, f.ts.call(t, "GET", "/v1/media/"+sum(body), f.rep2.Access, nil).Status,
+		"no URL for a caller who may not read the photo")
 }

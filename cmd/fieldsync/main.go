@@ -45,7 +45,7 @@ type config struct {
 	s3Endpoint, s3AccessKey, s3SecretKey, s3Bucket string
 	s3Secure                                       bool
 	jwtSecret, adminUser, adminPassword, logLevel  string
-	shutdownTimeout, photoGrace                    time.Duration
+	shutdownTimeout, photoGrace, photoRedirect     time.Duration
 	maxPhotoBytes                                  int64
 	geofenceM                                      float64
 	tz                                             string
@@ -75,6 +75,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
 	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")
+	fs.DurationVar(&c.photoRedirect, "photo-redirect", 0, "answer photo GETs with a redirect to a presigned S3 URL living this long (0: stream through the server)")
 	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
 	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
 	if err := fs.Parse(args); err != nil {
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	photos := media.NewPhotos(blobs, cfg.maxPhotoBytes)
+	photos := media.NewPhotos(blobs, cfg.maxPhotoBytes).WithRedirects(cfg.photoRedirect)
 	secret, err := server.LoadSecret(cfg.dataDir, cfg.jwtSecret)
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ type Options struct {
 	AdminPassword string
 	// Blobs keeps photo bytes; default a folder in the server's temp dir.
 	Blobs media.BlobStore
+	// PhotoRedirect, when not 0, makes photo GETs redirect to presigned
+	// URLs of the blob store that live this long.
+	PhotoRedirect time.Duration
 	// Engine and Server, when set, adjust the configurations before the
 	// engine and the server are built.
 	Engine func(*sync.Config)
@@ -68,7 +71,7 @@ func Start(tb testing.TB, opts Options) *Server {
 		opts.Blobs, err = filestore.Open(filepath.Join(dir, "photos"))
 		require.NoError(tb, err)
 	}
-	photos := media.NewPhotos(opts.Blobs, 25_000_000)
+	photos := media.NewPhotos(opts.Blobs, 25_000_000).WithRedirects(opts.PhotoRedirect)
 	logger := Logger()
 	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: server.PhotoFacts(photos)}
 	if opts.Engine != nil {
