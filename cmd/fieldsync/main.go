@@ -47,6 +47,7 @@ type config struct {
 	jwtSecret, adminUser, adminPassword, logLevel  string
 	shutdownTimeout, photoGrace, photoRedirect     time.Duration
 	maxPhotoBytes                                  int64
+	pushMaxMutations, pushMaxBytes                 int
 	geofenceM                                      float64
 	tz                                             string
 }
@@ -76,6 +77,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
 	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")
 	fs.DurationVar(&c.photoRedirect, "photo-redirect", 0, "answer photo GETs with a redirect to a presigned S3 URL living this long (0: stream through the server)")
+	fs.IntVar(&c.pushMaxMutations, "push-max-mutations", 500, "most mutations one push may carry")
+	fs.IntVar(&c.pushMaxBytes, "push-max-bytes", 5_000_000, "largest push body, in bytes")
 	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
 	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
 	if err := fs.Parse(args); err != nil {
@@ -138,13 +141,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("FIELDSYNC_TZ: %w", err)
 	}
 	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos),
-		GeofenceM: cfg.geofenceM, Location: loc})
+		GeofenceM: cfg.geofenceM, Location: loc, MaxMutations: cfg.pushMaxMutations, MaxPushBytes: cfg.pushMaxBytes})
 	if err != nil {
 		return err
 	}
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
-	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log})
+	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
+		BodyLimit: max(8<<20, cfg.pushMaxBytes)})
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,13 @@ type process struct {
 // waits until it listens.
 func startBinary(t *testing.T, dir string, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary)
+	return startBinaryWith(t, dir, nil, env...)
+}
+
+// startBinaryWith is startBinary with command-line arguments.
+func startBinaryWith(t *testing.T, dir string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
 	stdout, err := cmd.StdoutPipe()
@@ -190,4 +196,22 @@ func login(t *testing.T, addr string) string {
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	return body.AccessToken
+}
+
+func TestPushLimitsAreSettings(t *testing.T) {
+	p := startBinaryWith(t, t.TempDir(), []string{"-push-max-mutations", "2", "-push-max-bytes", "1000"},
+		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
+	base := "http://" + p.addr
+	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	territory := func(n int) map[string]any {
+		return mutation(fmt.Sprintf("m-%d", n), "territories", fmt.Sprintf("t-%d", n), 0, map[string]any{"name": "T", "region": "R"})
+	}
+	assert.Len(t, c.push(t, territory(1), territory(2)), 2, "within the limits")
+	var out map[string]any
+	status := c.post(t, "/v1/sync/push", map[string]any{"mutations": []any{territory(3), territory(4), territory(5)}}, &out)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status, "three mutations are one too many")
+	status = c.post(t, "/v1/sync/push", map[string]any{"mutations": []any{territory(6)}, "pad": strings.Repeat(" ", 1000)}, &out)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status, "over the byte limit")
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t))
 }
