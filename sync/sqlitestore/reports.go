@@ -162,33 +162,31 @@ const coverageSQL = `
 WITH
 days(day, s, e) AS MATERIALIZED (
 	SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' FROM json_each(:days)),
-v AS MATERIALIZED ({{visits}}),
-st AS MATERIALIZED (
-	SELECT f.rep, f.customer, f.day FROM facts f
+-- Days are compared as whole days since 1970-01-01: a stop's At is its
+-- date at 00:00 UTC, a visit's local date is worked out below.
+v AS ({{visits}}),
+st AS (
+	SELECT f.rep, f.customer, f.at / 86400000000000 AS day FROM facts f
 	WHERE f.kind = 'stop' AND f.at >= :stopsFrom AND f.at < :stopsTo AND f.day BETWEEN :first AND :last {{scope}}),
 o AS MATERIALIZED (
 	SELECT f.visit, count(*) AS n FROM facts f
 	WHERE f.kind = 'order' AND f.flag = 1 AND f.visit <> '' AND f.at >= :from AND f.at < :to {{scope}}
 	GROUP BY f.visit),
--- Stops and visits meet per (rep, customer, day): a stop is visited when
--- its call has a visit, a visit is unplanned when its call has no stop.
+-- Stops and visits meet per call (rep, customer, day): a stop is visited
+-- when its call has a visit, a visit is unplanned when its call has no
+-- stop. Each side is read once.
 calls AS (
-	SELECT rep, sum(stop) AS stops, sum(visit) AS visits FROM (
-		SELECT rep, customer, day, 1 AS stop, 0 AS visit FROM st
+	SELECT rep, sum(stop) AS stops, sum(visit) AS visits, sum(orders) AS orders, sum(struck) AS struck,
+		sum(known) AS known, sum(within) AS within
+	FROM (
+		SELECT rep, customer, day, 1 AS stop, 0 AS visit, 0 AS orders, 0 AS struck, 0 AS known, 0 AS within FROM st
 		UNION ALL
-		SELECT rep, customer, day, 0, 1 FROM v)
-	GROUP BY rep, customer, day),
-by_call AS (
-	SELECT rep, sum(stops) AS planned, sum(CASE WHEN visits > 0 THEN stops ELSE 0 END) AS visited,
-		sum(visits) AS visits, sum(CASE WHEN stops = 0 THEN visits ELSE 0 END) AS unplanned
-	FROM calls GROUP BY rep),
-by_visit AS (
-	SELECT v.rep, sum(coalesce(o.n, 0)) AS orders, sum(o.n IS NOT NULL) AS struck,
-		sum(v.flag >= 0) AS known, sum(v.flag = 1) AS within
-	FROM v LEFT JOIN o ON o.visit = v.visit GROUP BY v.rep)
-SELECT c.rep, c.planned, c.visited, c.visits, c.unplanned,
-	coalesce(b.orders, 0), coalesce(b.struck, 0), coalesce(b.known, 0), coalesce(b.within, 0)
-FROM by_call c LEFT JOIN by_visit b ON b.rep = c.rep`
+		SELECT v.rep, v.customer, v.day, 0, 1, coalesce(o.n, 0), o.n IS NOT NULL, v.flag >= 0, v.flag = 1
+		FROM v LEFT JOIN o ON o.visit = v.visit)
+	GROUP BY rep, customer, day)
+SELECT rep, sum(stops), sum(CASE WHEN visits > 0 THEN stops ELSE 0 END), sum(visits),
+	sum(CASE WHEN stops = 0 THEN visits ELSE 0 END), sum(orders), sum(struck), sum(known), sum(within)
+FROM calls GROUP BY rep`
 
 // CoverageCounts counts coverage per rep in SQLite, through the facts
 // indexes.
@@ -198,7 +196,11 @@ func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]syn
 	}
 	days := make([][3]any, len(q.Days))
 	for i, d := range q.Days {
-		days[i] = [3]any{d.Date, d.Start.UnixNano(), d.End.UnixNano()}
+		date, err := time.Parse("2006-01-02", d.Date)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore.CoverageCounts: day %q: %w", d.Date, err)
+		}
+		days[i] = [3]any{date.Unix() / 86400, d.Start.UnixNano(), d.End.UnixNano()}
 	}
 	rawDays, err := json.Marshal(days)
 	if err != nil {
@@ -223,7 +225,7 @@ func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]syn
 	visits := `SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
 		WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
 	if q.Offset != nil { // one offset all along: the local day by arithmetic
-		visits = `SELECT f.rep, f.customer, f.visit, f.flag, date(f.at / 1000000000 + :offset, 'unixepoch') AS day FROM facts f
+		visits = `SELECT f.rep, f.customer, f.visit, f.flag, (f.at / 1000000000 + :offset) / 86400 AS day FROM facts f
 			WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
 		args = append(args, sql.Named("offset", *q.Offset))
 	}
