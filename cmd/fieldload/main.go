@@ -79,7 +79,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	writeTable(stdout, cfg, res)
 	if jsonPath != "" {
-		return writeJSON(jsonPath, res)
+		if err := writeJSON(jsonPath, res); err != nil {
+			return err
+		}
+	}
+	if res.SyncFails > 0 {
+		return fmt.Errorf("%d of %d syncs failed", res.SyncFails, res.Syncs)
 	}
 	return nil
 }
