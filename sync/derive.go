@@ -161,14 +161,7 @@ func territoriesOf(r *Record) []string {
 	if r == nil {
 		return nil
 	}
-	prefix := string(r.Collection) + "|terr:"
-	var out []string
-	for _, t := range r.Tokens {
-		if len(t) > len(prefix) && t[:len(prefix)] == prefix {
-			out = append(out, t[len(prefix):])
-		}
-	}
-	return out
+	return factsOf(r).Territories
 }
 
 func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, prev schema.Record, d *derived) error {
@@ -254,19 +247,18 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 				return err
 			}
 		}
-		if o.Status == schema.OrderSubmitted && (was == nil || was.Status == schema.OrderDraft) {
-			total, _ := o.LinesTotal()
-			o.Total = total
-			if err := checkCredit(o, cust); err != nil {
-				return err
-			}
-		}
 	}
 	total, ok := o.LinesTotal()
 	if !ok {
 		return rejection(schema.CodeValidationFailed, "lines", "the order total does not fit in 64 bits")
 	}
 	o.Total = total
+	submitting := o.Status == schema.OrderSubmitted && (was == nil || was.Status == schema.OrderDraft)
+	if !w.rederive && submitting {
+		if err := checkCredit(o, c.(*schema.Customer)); err != nil {
+			return err
+		}
+	}
 	d.facts = schema.Facts{Owner: o.PlacedBy, Territories: territoriesOf(custRec), Distributor: o.DistributorID}
 	counted := 1
 	if o.Status == schema.OrderCancelled {

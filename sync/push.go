@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -352,7 +353,7 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	// Past this point the record is written: whatever fails now must not
 	// be answered as a refusal, but fail the whole push (and, where the
 	// store has transactions, undo it).
-	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !equalStrings(cur.Tokens, next.Tokens) {
+	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !slices.Equal(cur.Tokens, next.Tokens) {
 		if err := w.restampDependents(ctx, "customer:"+m.ID); err != nil {
 			return nil, PushResult{}, afterWrite(err)
 		}
@@ -452,7 +453,7 @@ func (w *writer) restamp(ctx context.Context, r *Record) error {
 		return fmt.Errorf("restamp %s %s: %w", r.Collection, r.ID, err)
 	}
 	tokens := schema.RecordTokens(r.Collection, d.facts)
-	if equalStrings(tokens, r.Tokens) {
+	if slices.Equal(tokens, r.Tokens) {
 		return nil
 	}
 	next := *r
@@ -482,18 +483,6 @@ func factsOf(r *Record) schema.Facts {
 		}
 	}
 	return f
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // afterWrite turns any error met after a record was written into one that
