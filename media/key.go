@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // ErrInvalidKey is returned (wrapped) by every BlobStore method given a key
@@ -26,7 +28,7 @@ const (
 // "photos/ab/cd/<sha256>". If sha256hex is not 64 lower-case hex digits, Key
 // returns "", which every BlobStore refuses as an invalid key.
 func Key(sha256hex string) string {
-	if len(sha256hex) != 64 || strings.Trim(sha256hex, "0123456789abcdef") != "" {
+	if !schema.ValidSHA256(sha256hex) {
 		return ""
 	}
 	return "photos/" + sha256hex[0:2] + "/" + sha256hex[2:4] + "/" + sha256hex

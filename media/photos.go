@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // Errors of Photos.Put.
@@ -25,9 +27,6 @@ var (
 	// ErrNotPhoto: the bytes are not of the declared photo type.
 	ErrNotPhoto = errors.New("media: bytes are not of the declared content type")
 )
-
-// PhotoContentTypes are the content types a photo may have.
-var PhotoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
 
 // Photos keeps photo bytes in a BlobStore, addressed by their SHA-256, so
 // that retries and duplicates cost nothing. It is safe for concurrent use.
@@ -58,7 +57,7 @@ func (p *Photos) WithRedirects(expiry time.Duration) *Photos {
 // cannot make one.
 func (p *Photos) PresignedURL(ctx context.Context, sum string) (u string, ok bool, err error) {
 	ps, can := p.blobs.(Presigner)
-	if p.redirect <= 0 || !can || !ValidHash(sum) {
+	if p.redirect <= 0 || !can || !schema.ValidSHA256(sum) {
 		return "", false, nil
 	}
 	signed, err := ps.PresignedGet(ctx, Key(sum), p.redirect)
@@ -79,9 +78,6 @@ func (p *Photos) MaxSize() int64 { return p.maxSize }
 // Ping reports whether the blob store answers.
 func (p *Photos) Ping(ctx context.Context) error { return p.blobs.Ping(ctx) }
 
-// ValidHash reports whether s is a lowercase SHA-256 hex digest.
-func ValidHash(s string) bool { return Key(s) != "" }
-
 // Put streams a photo from r into the store under its hash. size is the
 // number of bytes, or -1 when unknown. The bytes are hashed and their
 // leading bytes checked against contentType as they pass; they are kept
@@ -90,7 +86,7 @@ func ValidHash(s string) bool { return Key(s) != "" }
 func (p *Photos) Put(ctx context.Context, sum, contentType string, size int64, r io.Reader) (created bool, err error) {
 	const op = "media.Photos.Put"
 	switch {
-	case !ValidHash(sum):
+	case !schema.ValidSHA256(sum):
 		return false, ErrBadHash
 	case size > p.maxSize:
 		return false, ErrTooLarge
@@ -150,7 +146,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 
 // Exists reports whether a photo's bytes are stored.
 func (p *Photos) Exists(ctx context.Context, sum string) (BlobInfo, bool, error) {
-	if !ValidHash(sum) {
+	if !schema.ValidSHA256(sum) {
 		return BlobInfo{}, false, nil
 	}
 	info, err := p.blobs.Stat(ctx, Key(sum))
@@ -165,7 +161,7 @@ func (p *Photos) Exists(ctx context.Context, sum string) (BlobInfo, bool, error)
 
 // Open returns a reader of a photo's bytes, or ErrNotExist.
 func (p *Photos) Open(ctx context.Context, sum string) (io.ReadCloser, BlobInfo, error) {
-	if !ValidHash(sum) {
+	if !schema.ValidSHA256(sum) {
 		return nil, BlobInfo{}, ErrNotExist
 	}
 	return p.blobs.Open(ctx, Key(sum))
@@ -206,7 +202,7 @@ func (p *Photos) SweepOrphans(ctx context.Context, grace time.Duration, referenc
 	removed := 0
 	for _, key := range old {
 		sum := key[strings.LastIndexByte(key, '/')+1:]
-		if !ValidHash(sum) {
+		if !schema.ValidSHA256(sum) {
 			continue
 		}
 		ref, err := referenced(ctx, sum)

@@ -28,7 +28,7 @@ func (f photoFacts) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts
 // photoHash reads and checks the {sha256} path parameter.
 func photoHash(c *fiber.Ctx) (string, error) {
 	sum := c.Params("sha256")
-	if !media.ValidHash(sum) {
+	if !schema.ValidSHA256(sum) {
 		return "", schema.FieldErrorf(schema.CodeBadRequest, "sha256", "the path must end in the photo's SHA-256 as 64 lowercase hex digits")
 	}
 	return sum, nil
@@ -42,7 +42,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 		return err
 	}
 	contentType := c.Get(fiber.HeaderContentType)
-	if !slices.Contains(media.PhotoContentTypes, contentType) {
+	if !slices.Contains(schema.PhotoContentTypes, contentType) {
 		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be one of image/jpeg, image/png, image/webp, image/heic")
 	}
 	size := int64(c.Request().Header.ContentLength())

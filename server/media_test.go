@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -208,7 +209,7 @@ func testPhotos(t *testing.T, blobs media.BlobStore) {
 				r := ts.upload(t, f.rep1.Access, tt.hash, tt.contentType, bytes.NewReader(tt.body), int64(len(tt.body)))
 				assert.Equal(t, tt.status, r.Status, string(r.Raw))
 				assert.Equal(t, tt.code, r.ErrorCode())
-				if media.ValidHash(tt.hash) {
+				if schema.ValidSHA256(tt.hash) {
 					assert.Equal(t, http.StatusNotFound, ts.stored(t, f.rep1.Access, tt.hash), "nothing kept")
 				} else {
 					assert.Equal(t, http.StatusBadRequest, ts.stored(t, f.rep1.Access, tt.hash), "HEAD checks the hash as PUT does")
