@@ -129,29 +129,20 @@ func unixOrZero(n int64) time.Time {
 
 // Users returns every user, in id order.
 func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id FROM users ORDER BY id")
+	rows, err := s.r.QueryContext(ctx, "SELECT "+userColumns+" FROM users ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Users: %w", err)
 	}
-	var ids []string
+	defer rows.Close()
+	out := []*schema.User{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlitestore.Users: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	out := make([]*schema.User, 0, len(ids))
-	for _, id := range ids {
-		u, err := s.User(ctx, id)
+		u, err := scanUser(rows)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlitestore.Users: %w", err)
 		}
 		out = append(out, u)
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // coverageSQL counts coverage in one statement. The days come as a JSON

@@ -56,21 +56,28 @@ func (s *Store) UserByName(ctx context.Context, username string) (*schema.User, 
 }
 
 func (s *Store) queryUser(ctx context.Context, column, value string) (*schema.User, error) {
-	row := s.r.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE "+column+" = ?", value)
-	var (
-		u                schema.User
-		role, terr       string
-		created, updated int64
-	)
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &role, &terr, &u.DistributorID, &u.Active, &created, &updated)
+	u, err := scanUser(s.r.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE "+column+" = ?", value))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.User: %w", err)
 	}
+	return u, nil
+}
+
+// scanUser reads userColumns.
+func scanUser(sc interface{ Scan(...any) error }) (*schema.User, error) {
+	var (
+		u                schema.User
+		role, terr       string
+		created, updated int64
+	)
+	if err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &role, &terr, &u.DistributorID, &u.Active, &created, &updated); err != nil {
+		return nil, err
+	}
 	if err := json.Unmarshal([]byte(terr), &u.Territories); err != nil {
-		return nil, fmt.Errorf("sqlitestore.User: territories: %w", err)
+		return nil, fmt.Errorf("territories: %w", err)
 	}
 	u.Role = schema.Role(role)
 	u.CreatedAt, u.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
