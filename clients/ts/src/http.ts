@@ -228,6 +228,7 @@ export class Api {
   }
 
   async #renew(signal?: AbortSignal): Promise<string> {
+    await this.#load()
     this.#access = ''
     const refresh = this.#refresh
     if (refresh) {
