@@ -189,6 +189,16 @@ export class FieldsyncClient {
     })
   }
 
+  /** The server's address, as given. */
+  get baseUrl(): string {
+    return this.#o.baseUrl
+  }
+
+  /** The device's id, as given. */
+  get deviceId(): string {
+    return this.#o.deviceId
+  }
+
   /** The user signed in, when known (after login, or a sync on a kept session). */
   get user(): User | undefined {
     return this.#user

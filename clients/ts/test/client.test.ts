@@ -75,7 +75,7 @@ test('push and pull in pages; folding, rebasing, conflicts and rejections kept',
   await s.write(...many)
   const c = await s.client('rep-n', 'phone-1', { batchSize: 3, pullLimit: 4 })
   const first = await c.sync()
-  assert.equal(first.pulled, 1 + 3 + 24, 'own territory, its customers, every product')
+  assert.equal(first.pulled, 1 + 3 + 24 + 1, 'own territory, its customers, every product, its route plan')
   assert.equal((await c.list('products')).length, 24)
   assert.deepEqual((await c.list('customers')).map(r => r.id), ['c-1', 'c-2', 'c-3'])
   assert.equal(await c.get('customers', 'c-4'), undefined, 'another territory is not pulled')

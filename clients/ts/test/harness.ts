@@ -154,14 +154,16 @@ export class Server {
 }
 
 /** The territories, users and records the scenarios share. */
-export async function seedField(s: Server): Promise<void> {
+export async function seedField(s: Server): Promise<Record<string, string>> {
   await s.write(
     { collection: 'territories', id: 't-north', data: { name: 'North', region: 'EU' } },
     { collection: 'territories', id: 't-south', data: { name: 'South', region: 'EU' } },
   )
-  await s.createUser('rep-n', 'rep', ['t-north'])
-  await s.createUser('rep-s', 'rep', ['t-south'])
-  await s.createUser('boss', 'manager', ['t-north', 't-south'])
+  const ids: Record<string, string> = {
+    'rep-n': await s.createUser('rep-n', 'rep', ['t-north']),
+    'rep-s': await s.createUser('rep-s', 'rep', ['t-south']),
+    boss: await s.createUser('boss', 'manager', ['t-north', 't-south']),
+  }
   const customers = []
   for (let i = 1; i <= 6; i++) {
     const t = i <= 3 ? 't-north' : 't-south'
@@ -171,6 +173,12 @@ export async function seedField(s: Server): Promise<void> {
   await s.write(
     { collection: 'products', id: 'p-1', data: { sku: 'SKU-1', name: 'Cola', unit: 'case', price: 1200, active: true } },
   )
+  const today = new Date().toISOString().slice(0, 10)
+  await s.write(
+    { collection: 'route_plans', id: 'rp-n', data: { rep_id: ids['rep-n'], date: today, stops: [{ customer_id: 'c-1', position: 0, status: 'planned' }, { customer_id: 'c-2', position: 1, status: 'planned' }] } },
+    { collection: 'route_plans', id: 'rp-s', data: { rep_id: ids['rep-s'], date: today, stops: [{ customer_id: 'c-4', position: 0, status: 'planned' }] } },
+  )
+  return ids
 }
 
 let visitClock = Date.now() - 48 * 3600_000
