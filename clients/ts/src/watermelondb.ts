@@ -5,6 +5,7 @@ import { synchronize, type SyncConflictResolver, type SyncDatabaseChangeSet, typ
 
 import type { FieldsyncClient } from './client.js'
 import { sha256Hex } from './client.js'
+import { FieldsyncError } from './errors.js'
 import { canonical } from './outbox.js'
 import { collections, type Collection, type Envelope, type ErrorBody, type Mutation, type PushResult, type RecordData } from './wire.js'
 
@@ -127,7 +128,16 @@ export async function syncWithFieldsync(o: SyncWithFieldsyncOptions): Promise<Wa
     let checkpoint = lastPulledAt ? kept[String(lastPulledAt)] ?? '' : ''
     const byTable = new Map<string, Map<string, Envelope>>(tables.map(t => [t, new Map()]))
     for (;;) {
-      const page = await client.api.pull({ checkpoint, limit: o.pullLimit ?? 500, collections: tables })
+      let page
+      try {
+        page = await client.api.pull({ checkpoint, limit: o.pullLimit ?? 500, collections: tables })
+      } catch (err) {
+        // A checkpoint made for another set of tables (the schema grew) is
+        // refused: start again from the beginning.
+        if (!(err instanceof FieldsyncError) || err.status !== 400 || checkpoint === '' || report.pulled > 0) throw err
+        checkpoint = ''
+        continue
+      }
       for (const e of page.changes ?? []) byTable.get(e.collection)?.set(e.id, e)
       report.pulled += page.changes?.length ?? 0
       const moved = page.checkpoint !== checkpoint

@@ -10,7 +10,8 @@ import logger from '@nozbe/watermelondb/utils/common/logger/index.js'
 
 ;((logger as unknown as { default?: { silence: () => void } }).default ?? (logger as unknown as { silence: () => void })).silence()
 
-const LokiJSAdapter = (LokiJSAdapterModule as unknown as { default?: typeof LokiJSAdapterModule }).default ?? LokiJSAdapterModule
+type LokiJSAdapterClass = new (o: { schema: typeof schema, useWebWorker: boolean, useIncrementalIndexedDB: boolean, dbName: string }) => ConstructorParameters<typeof Database>[0]['adapter']
+const LokiJSAdapter: LokiJSAdapterClass = (LokiJSAdapterModule as unknown as { default?: LokiJSAdapterClass }).default ?? (LokiJSAdapterModule as unknown as LokiJSAdapterClass)
 
 const cols = (spec: Record<string, 'string' | 'number' | 'boolean'>): ColumnSchema[] => [
   { name: 'version', type: 'number' },
