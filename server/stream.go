@@ -253,20 +253,9 @@ func parseCollections(list string) ([]schema.Collection, error) {
 	if list == "" {
 		return nil, nil
 	}
-	return checkCollections("collections", strings.Split(list, ","))
-}
-
-// checkCollections validates collection names and returns them sorted
-// without repeats, or nil when they name every collection.
-func checkCollections(field string, names []string) ([]schema.Collection, error) {
-	var out []schema.Collection
-	for i, n := range names {
-		c := schema.Collection(strings.TrimSpace(n))
-		if !c.Valid() {
-			return nil, schema.FieldErrorf(schema.CodeValidationFailed, field, "%s[%d] is not a collection", field, i)
-		}
-		out = append(out, c)
+	var names []schema.Collection
+	for _, n := range strings.Split(list, ",") {
+		names = append(names, schema.Collection(strings.TrimSpace(n)))
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return sync.CollectionSet("collections", names)
 }

@@ -115,9 +115,9 @@ func TestStreamRestrictedToCollections(t *testing.T) {
 	assert.Equal(t, []string{"visits"}, collectionsOf(t, ev))
 
 	r := f.ts.call(t, "GET", "/v1/sync/stream?collections=visits,nope", f.mgr.Access, nil)
-	assert.Equal(t, http.StatusUnprocessableEntity, r.Status)
-	assert.Equal(t, "validation_failed", r.ErrorCode())
-	assert.Equal(t, "collections", r.Body["error"].(map[string]any)["field"])
+	assert.Equal(t, http.StatusBadRequest, r.Status)
+	assert.Equal(t, "bad_request", r.ErrorCode())
+	assert.Equal(t, "collections[1]", r.Body["error"].(map[string]any)["field"])
 }
 
 func TestStreamRefusesWithoutAGoodToken(t *testing.T) {
