@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	gosync "sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,6 +48,21 @@ type Config struct {
 	LoginFailureWindow time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
+	// StreamPoll is how often the server's watcher of the change feed
+	// polls the store for live streams; default 500 ms.
+	StreamPoll time.Duration
+	// StreamHeartbeat is how often a live stream sends a ping comment and
+	// rechecks its caller's login; default 15 seconds.
+	StreamHeartbeat time.Duration
+	// MaxStreams is how many live streams the server holds open at once;
+	// more are refused with 503. Default 10,000.
+	MaxStreams int
+	// MaxStreamsPerUser is how many live streams one user holds open at
+	// once; a new one past it ends that user's oldest. Default 8.
+	MaxStreamsPerUser int
+	// CORSOrigins are the origins (scheme://host[:port]) whose browser
+	// apps may call the API; none when empty.
+	CORSOrigins []string
 }
 
 // Server is the fieldsync HTTP server.
@@ -61,6 +77,11 @@ type Server struct {
 	metrics *metrics
 	app     *fiber.App
 	hashing chan struct{} // one slot per core for password checks
+	watcher *sync.Watcher
+	streams *streams
+	// stopWatch stops the watcher; set by Serve.
+	watchMu   gosync.Mutex
+	stopWatch context.CancelFunc
 }
 
 // New builds a Server from cfg.
@@ -95,6 +116,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
+	if cfg.StreamHeartbeat <= 0 {
+		cfg.StreamHeartbeat = defaultHeartbeat
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = defaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = defaultMaxStreamsPerUser
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -105,6 +135,8 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
 		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
+		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
@@ -136,6 +168,7 @@ func (s *Server) routes() {
 
 	v1.Post("/sync/push", s.authenticate, s.push)
 	v1.Post("/sync/pull", s.authenticate, s.pull)
+	v1.Get("/sync/stream", s.authenticate, s.stream)
 
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
@@ -152,17 +185,30 @@ func (s *Server) routes() {
 	admin.Patch("/users/:id", s.updateUser)
 }
 
-// Serve answers requests on ln until Shutdown.
+// Serve answers requests on ln until Shutdown, and watches the change
+// feed for live streams meanwhile.
 func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.watchMu.Lock()
+	s.stopWatch = cancel
+	s.watchMu.Unlock()
+	go s.watcher.Run(ctx)
+	defer cancel()
 	if err := s.app.Listener(ln); err != nil {
 		return fmt.Errorf("server.Serve: %w", err)
 	}
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests
-// to finish, at most until ctx is done.
+// Shutdown ends live streams, stops accepting connections and waits for
+// in-flight requests to finish, at most until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.streams.shutdown()
+	s.watchMu.Lock()
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	s.watchMu.Unlock()
 	return s.app.ShutdownWithContext(ctx)
 }
 

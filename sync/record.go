@@ -81,6 +81,13 @@ type Change struct {
 	Record *Record
 }
 
+// FeedEntry is one write of the change feed as the live watcher sees
+// it: its seq and the read tokens it concerns, held or lost, sorted.
+type FeedEntry struct {
+	Seq    int64
+	Tokens []string
+}
+
 // Answer is the stored reply to one mutation, replayed when the same user
 // sends the same mutation id again.
 type Answer struct {
@@ -131,6 +138,14 @@ type RecordStore interface {
 	// Changes returns, in seq order, at most limit changes with after < seq
 	// <= upto of records that hold, or have lost, one of tokens.
 	Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]Change, error)
+	// Feed returns, in seq order, at most limit entries with after < seq
+	// <= upto, one per seq at which a record was last written or lost a
+	// token: the tokens the records written there hold and those lost
+	// there. through is how far it read: every entry with after < seq <=
+	// through is among them, and through is upto when they are all there
+	// are. It is what the live watcher reads to learn whom writes concern,
+	// without reading records.
+	Feed(ctx context.Context, after, upto int64, limit int) (entries []FeedEntry, through int64, err error)
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)

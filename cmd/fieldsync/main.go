@@ -50,6 +50,8 @@ type config struct {
 	pushMaxMutations, pushMaxBytes                 int
 	geofenceM                                      float64
 	tz                                             string
+	accessTTL, streamPoll, streamHeartbeat         time.Duration
+	maxStreams, maxStreamsPerUser                  int
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -81,6 +83,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.pushMaxBytes, "push-max-bytes", 5_000_000, "largest push body, in bytes")
 	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
 	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
+	fs.DurationVar(&c.accessTTL, "access-ttl", 15*time.Minute, "how long an access token lives")
+	fs.DurationVar(&c.streamPoll, "stream-poll", 500*time.Millisecond, "how often the store is polled for writes to tell live streams of")
+	fs.DurationVar(&c.streamHeartbeat, "stream-heartbeat", 15*time.Second, "how often a live stream sends a ping and rechecks its caller")
+	fs.IntVar(&c.maxStreams, "max-streams", 10_000, "most live streams open at once on this instance")
+	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 8, "most live streams of one user on this instance; a new one ends the oldest")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -148,7 +155,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
-		BodyLimit: max(8<<20, cfg.pushMaxBytes)})
+		BodyLimit: max(8<<20, cfg.pushMaxBytes), AccessTTL: cfg.accessTTL,
+		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat,
+		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser})
 	if err != nil {
 		return err
 	}

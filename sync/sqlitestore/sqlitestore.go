@@ -188,6 +188,8 @@ var migrations = []string{
 		last_pull INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user_id, device_id)
 	) WITHOUT ROWID;`,
+	// The live watcher reads every token a write touched, by seq.
+	`CREATE INDEX record_tokens_seq ON record_tokens(seq);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
