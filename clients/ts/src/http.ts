@@ -186,10 +186,11 @@ export class Api {
    * GET /v1/sync/stream: the open response, its body not read. It is not
    * retried here (the subscriber has its own backoff) and has no timeout.
    */
-  async openStream(signal: AbortSignal): Promise<{ response: Response, token: string }> {
+  async openStream(signal: AbortSignal, collections?: readonly string[]): Promise<{ response: Response, token: string }> {
+    const query = collections?.length ? `?collections=${encodeURIComponent(collections.join(','))}` : ''
     for (let renewed = false; ;) {
       const token = await this.token(signal)
-      const res = await this.#o.fetch(this.#o.baseUrl + '/v1/sync/stream', {
+      const res = await this.#o.fetch(this.#o.baseUrl + '/v1/sync/stream' + query, {
         headers: { Accept: 'text/event-stream', Authorization: `Bearer ${token}` }, signal,
       })
       if (res.status === 401 && !renewed) {

@@ -163,7 +163,7 @@ export function replicateFieldsync<T extends FieldsyncDocument>(o: ReplicateFiel
   })
 
   if (live) {
-    const stop = client.subscribe(() => stream$.next('RESYNC'), { onReady: () => stream$.next('RESYNC') })
+    const stop = client.subscribe(() => stream$.next('RESYNC'), { collections: [coll], onReady: () => stream$.next('RESYNC') })
     state.onCancel.push(() => { stop(); stream$.complete() })
   }
   return state

@@ -1,5 +1,5 @@
 import { backoff, sleep, type Api, type RetryPolicy } from './http.js'
-import type { ChangesEvent } from './wire.js'
+import type { ChangesEvent, Collection } from './wire.js'
 
 /** How a subscription behaves. */
 export interface SubscribeOptions {
@@ -9,6 +9,8 @@ export interface SubscribeOptions {
   onError?: (err: unknown) => void
   /** Reconnect waits: exponential from baseDelayMs (default 500) up to maxDelayMs (default 30,000), with jitter. */
   retry?: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>
+  /** Only tell of writes to these collections; default every collection the caller may read. */
+  collections?: readonly Collection[]
   /** A stream silent this long (no event, no ping) is dropped and opened again; default 45,000 ms. */
   idleTimeoutMs?: number
 }
@@ -80,7 +82,7 @@ export function subscribe(api: Api, onChanges: (e: ChangesEvent) => unknown, o: 
       let expired = false
       try {
         arm()
-        const { response, token } = await api.openStream(conn.signal)
+        const { response, token } = await api.openStream(conn.signal, o.collections)
         if (!response.body) throw new Error('stream: this fetch cannot stream response bodies')
         const reader = response.body.getReader()
         const decoder = new TextDecoder()

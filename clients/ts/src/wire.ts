@@ -129,5 +129,7 @@ export interface PullResponse {
   has_more: boolean
 }
 
-/** The data of a `changes` event of GET /v1/sync/stream. */
-export type ChangesEvent = { [key: string]: unknown }
+/** The data of a `changes` event of GET /v1/sync/stream: which collections to pull. */
+export interface ChangesEvent {
+  collections?: Collection[]
+}

@@ -4,7 +4,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import 'fake-indexeddb/auto'
 
 import { FieldsyncClient, FieldsyncError, IndexedDBStorage, MemoryStorage, NotFoundError, SSEParser, localWins, sha256Hex } from '../src/index.ts'
-import { FlakyProxy, Server, password, seedField, visit } from './harness.ts'
+import { FlakyProxy, Server, password, seedField, visit, waitFor } from './harness.ts'
 
 const jpeg = (n: number) => {
   const b = new Uint8Array(64 + n)
@@ -288,4 +288,41 @@ test('server-sent events are parsed by hand across chunk boundaries', () => {
   assert.deepEqual(p.push('\n: ping\n\nevent: chan'), [{ event: 'ready', data: '{}' }])
   assert.deepEqual(p.push('ges\r\ndata: {"a":1}\r'), [])
   assert.deepEqual(p.push('\n\r\nevent: expired\n\n'), [{ event: 'changes', data: '{"a":1}' }, { event: 'expired', data: '' }])
+})
+
+test('subscribe: changes within a second, nothing from other territories, renews the token and reconnects when it expires', async t => {
+  const s = await Server.start(t, ['-access-ttl', '3s', '-stream-heartbeat', '1s'])
+  await seedField(s)
+  const c = await s.client('rep-n', 'phone-1')
+  await c.sync()
+  let readies = 0
+  const events: unknown[] = []
+  const errors: unknown[] = []
+  const stop = c.subscribe(e => { events.push(e) }, { onReady: () => { readies++ }, onError: e => errors.push(e), retry: { baseDelayMs: 20, maxDelayMs: 200 } })
+  t.after(stop)
+  await waitFor('ready', () => readies === 1)
+
+  // A write in another territory sends nothing; one in the rep's, an event naming its collection.
+  const c4 = (await s.record('customers', 'c-4'))!
+  await s.write({ collection: 'customers', id: 'c-4', base_version: c4.version, data: { ...c4.data, notes: 'south' } })
+  await new Promise(r => setTimeout(r, 1500))
+  assert.equal(events.length, 0, 'nothing for a write the rep may not read')
+  const start = Date.now()
+  const c1 = (await s.record('customers', 'c-1'))!
+  await s.write({ collection: 'customers', id: 'c-1', base_version: c1.version, data: { ...c1.data, notes: 'north' } })
+  await waitFor('a changes event', () => events.length > 0, 2000)
+  t.diagnostic(`changes event after ${Date.now() - start} ms`)
+  assert.deepEqual((events[0] as { collections?: string[] }).collections, ['customers'])
+  await c.sync()
+  assert.equal((await c.get('customers', 'c-1'))?.data.notes, 'north')
+
+  // The access token lives 3 s: the server says expired, the client renews
+  // the token and is back at once.
+  await waitFor('a reconnect after expiry', () => readies >= 2, 8000)
+  assert.ok(c.stats.refreshes >= 1, 'renewed by refresh')
+  events.length = 0
+  const c2 = (await s.record('customers', 'c-2'))!
+  await s.write({ collection: 'customers', id: 'c-2', base_version: c2.version, data: { ...c2.data, notes: 'after expiry' } })
+  await waitFor('a changes event on the new stream', () => events.length > 0, 2000)
+  stop()
 })
