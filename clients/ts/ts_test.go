@@ -74,6 +74,7 @@ func TestTypeScriptClient(t *testing.T) {
 	}
 	require.NoError(t, err, "npm test failed")
 	require.Contains(t, out.String(), "# fail 0")
+	require.Contains(t, out.String(), "# skipped 0", "no test of the client may be skipped")
 	require.NotContains(t, out.String(), "# pass 0\n")
 }
 

@@ -76,9 +76,9 @@ export interface WriteSet {
 /**
  * Storage keeps a client's state on the device: records, outbox, queued
  * photos, conflicts, rejections and a few meta values (checkpoint, refresh
- * token, owner). One client uses a storage at a time; the client runs one
- * commit at a time. `commit` must be atomic: after a crash the storage has
- * all of a write set or none of it.
+ * token, owner). One client uses a storage at a time. `commit` must be
+ * atomic (after a crash the storage has all of a write set or none of it)
+ * and must apply commits in the order they were called.
  */
 export interface Storage {
   record(collection: Collection, id: string): Promise<StoredRecord | undefined>

@@ -326,3 +326,18 @@ test('subscribe: changes within a second, nothing from other territories, renews
   await waitFor('a changes event on the new stream', () => events.length > 0, 2000)
   stop()
 })
+
+test('the built package uses no Node built-ins', async () => {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const dir = new URL('../dist/', import.meta.url)
+  const files = (await readdir(dir)).filter(f => f.endsWith('.js'))
+  assert.ok(files.includes('index.js') && files.includes('rxdb.js') && files.includes('watermelondb.js'), 'npm test builds dist first')
+  for (const f of files) {
+    const js = await readFile(new URL(f, dir), 'utf8')
+    const imports = [...js.matchAll(/from\s+'([^']+)'/g)].map(m => m[1]!)
+    for (const spec of imports) {
+      assert.ok(spec.startsWith('./') || ['rxdb/plugins/replication', 'rxjs', '@nozbe/watermelondb', '@nozbe/watermelondb/sync/index.js'].includes(spec), `${f} imports ${spec}`)
+    }
+    assert.doesNotMatch(js, /\brequire\(|\bprocess\.|\bBuffer\b/, `${f} uses Node`)
+  }
+})
