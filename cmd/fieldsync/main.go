@@ -52,6 +52,7 @@ type config struct {
 	tz                                             string
 	accessTTL, streamPoll, streamHeartbeat         time.Duration
 	maxStreams, maxStreamsPerUser                  int
+	corsOrigins                                    string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -88,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.streamHeartbeat, "stream-heartbeat", 15*time.Second, "how often a live stream sends a ping and rechecks its caller")
 	fs.IntVar(&c.maxStreams, "max-streams", 10_000, "most live streams open at once on this instance")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 8, "most live streams of one user on this instance; a new one ends the oldest")
+	fs.StringVar(&c.corsOrigins, "cors-origins", env("FIELDSYNC_CORS_ORIGINS", ""), "comma-separated origins whose browser apps may call the API (FIELDSYNC_CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -157,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
 		BodyLimit: max(8<<20, cfg.pushMaxBytes), AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat,
-		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser})
+		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ",")})
 	if err != nil {
 		return err
 	}
