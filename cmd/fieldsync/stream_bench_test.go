@@ -184,6 +184,8 @@ func BenchmarkStreamLatency(b *testing.B) {
 			status := admin.post(b, "/v1/admin/users", map[string]any{"username": name, "password": name + "-password", "role": "rep",
 				"territories": []string{fmt.Sprintf("t-%d", i)}}, nil)
 			require.Equal(b, http.StatusCreated, status)
+			tid := fmt.Sprintf("t-%d", i)
+			require.Equal(b, "applied", admin.push(b, mutation("m-"+tid, "territories", tid, 0, map[string]any{"name": tid, "region": "R"}))[0].Status)
 			streams[i] = servertest.OpenStream(b, rbase, signIn(b, rbase, name, name+"-password"), "")
 			ev, ok := streams[i].Next(10 * time.Second)
 			require.True(b, ok)
