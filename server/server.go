@@ -54,9 +54,14 @@ type Config struct {
 	// StreamPoll is how often the server's watcher of the change feed
 	// polls the store for live streams; default 500 ms.
 	StreamPoll time.Duration
-	// StreamHeartbeat is how often a live stream sends a ping comment and
-	// rechecks its caller's login; default 15 seconds.
+	// StreamHeartbeat is how often a live stream sends a ping comment;
+	// default 15 seconds.
 	StreamHeartbeat time.Duration
+	// StreamRecheck is how often a live stream rechecks its caller's
+	// login and user (a store read each), ending the stream of a user
+	// signed out or deactivated and following a change of scope; default
+	// one minute.
+	StreamRecheck time.Duration
 	// MaxStreams is how many live streams the server holds open at once;
 	// more are refused with 503. Default 10,000.
 	MaxStreams int
@@ -125,6 +130,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StreamHeartbeat <= 0 {
 		cfg.StreamHeartbeat = defaultHeartbeat
+	}
+	if cfg.StreamRecheck <= 0 {
+		cfg.StreamRecheck = defaultRecheck
 	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = defaultMaxStreams
