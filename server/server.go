@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"runtime"
+	"strings"
 	gosync "sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
@@ -51,9 +54,14 @@ type Config struct {
 	// StreamPoll is how often the server's watcher of the change feed
 	// polls the store for live streams; default 500 ms.
 	StreamPoll time.Duration
-	// StreamHeartbeat is how often a live stream sends a ping comment and
-	// rechecks its caller's login; default 15 seconds.
+	// StreamHeartbeat is how often a live stream sends a ping comment;
+	// default 15 seconds.
 	StreamHeartbeat time.Duration
+	// StreamRecheck is how often a live stream rechecks its caller's
+	// login and user (a store read each), ending the stream of a user
+	// signed out or deactivated and following a change of scope; default
+	// one minute.
+	StreamRecheck time.Duration
 	// MaxStreams is how many live streams the server holds open at once;
 	// more are refused with 503. Default 10,000.
 	MaxStreams int
@@ -79,9 +87,13 @@ type Server struct {
 	hashing chan struct{} // one slot per core for password checks
 	watcher *sync.Watcher
 	streams *streams
-	// stopWatch stops the watcher; set by Serve.
-	watchMu   gosync.Mutex
-	stopWatch context.CancelFunc
+	// serving is what Serve started and Shutdown stops.
+	serving struct {
+		gosync.Mutex
+		stopped   bool
+		ln        net.Listener
+		stopWatch context.CancelFunc
+	}
 }
 
 // New builds a Server from cfg.
@@ -119,11 +131,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StreamHeartbeat <= 0 {
 		cfg.StreamHeartbeat = defaultHeartbeat
 	}
+	if cfg.StreamRecheck <= 0 {
+		cfg.StreamRecheck = defaultRecheck
+	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = defaultMaxStreams
 	}
 	if cfg.MaxStreamsPerUser <= 0 {
 		cfg.MaxStreamsPerUser = defaultMaxStreamsPerUser
+	}
+	origins, err := checkOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -150,13 +169,25 @@ func New(cfg Config) (*Server, error) {
 		JSONEncoder:           json.Marshal,
 		JSONDecoder:           json.Unmarshal,
 	})
-	s.routes()
+	s.routes(origins)
 	return s, nil
 }
 
-func (s *Server) routes() {
+func (s *Server) routes(origins []string) {
 	app := s.app
-	app.Use(s.observe, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(s.observe)
+	if len(origins) > 0 {
+		// Browser apps send their bearer token themselves: no cookies, so
+		// no credentials mode.
+		app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(origins, ","),
+			AllowMethods:  "GET,POST,PUT,PATCH,HEAD",
+			AllowHeaders:  "Authorization,Content-Type",
+			ExposeHeaders: "Retry-After,WWW-Authenticate",
+			MaxAge:        600,
+		}))
+	}
+	app.Use(readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -186,15 +217,26 @@ func (s *Server) routes() {
 }
 
 // Serve answers requests on ln until Shutdown, and watches the change
-// feed for live streams meanwhile.
+// feed for live streams meanwhile. After Shutdown it returns at once.
 func (s *Server) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.watchMu.Lock()
-	s.stopWatch = cancel
-	s.watchMu.Unlock()
-	go s.watcher.Run(ctx)
 	defer cancel()
+	sv := &s.serving
+	sv.Lock()
+	if sv.stopped {
+		sv.Unlock()
+		return ln.Close()
+	}
+	sv.ln, sv.stopWatch = ln, cancel
+	sv.Unlock()
+	go s.watcher.Run(ctx)
 	if err := s.app.Listener(ln); err != nil {
+		sv.Lock()
+		stopped := sv.stopped
+		sv.Unlock()
+		if stopped { // ln closed by Shutdown before Fiber knew it
+			return nil
+		}
 		return fmt.Errorf("server.Serve: %w", err)
 	}
 	return nil
@@ -204,12 +246,21 @@ func (s *Server) Serve(ln net.Listener) error {
 // in-flight requests to finish, at most until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.streams.shutdown()
-	s.watchMu.Lock()
-	if s.stopWatch != nil {
-		s.stopWatch()
+	sv := &s.serving
+	sv.Lock()
+	sv.stopped = true
+	if sv.stopWatch != nil {
+		sv.stopWatch()
 	}
-	s.watchMu.Unlock()
-	return s.app.ShutdownWithContext(ctx)
+	sv.Unlock()
+	err := s.app.ShutdownWithContext(ctx)
+	// Serve may have handed ln to Fiber after Fiber looked for it.
+	sv.Lock()
+	if sv.ln != nil {
+		sv.ln.Close()
+	}
+	sv.Unlock()
+	return err
 }
 
 // observe is the outermost middleware: it turns errors into responses so
@@ -257,4 +308,23 @@ func jsonProblem(what string, err error) *schema.Error {
 		return badRequest("%s must be %s", what, schema.JSONKind(typ.Type))
 	}
 	return badRequest("%s is not valid JSON", what)
+}
+
+// checkOrigins validates CORS origins: each scheme://host[:port], http or
+// https, with nothing else. It returns them lower-cased.
+func checkOrigins(origins []string) ([]string, error) {
+	var out []string
+	for _, o := range origins {
+		o = strings.ToLower(strings.TrimSpace(o))
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(u.Host, "*") {
+			return nil, fmt.Errorf("server.New: CORS origin %q is not scheme://host[:port]", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 // Live stream defaults.
 const (
 	defaultHeartbeat         = 15 * time.Second
+	defaultRecheck           = time.Minute
 	defaultMaxStreams        = 10_000
 	defaultMaxStreamsPerUser = 8
 	// streamWriteTimeout bounds each write to a stream: a client that
@@ -137,14 +138,16 @@ func (s *Server) stream(c *fiber.Ctx) error {
 }
 
 // runStream writes a stream's events until it ends: the token expires,
-// the login or user stops being good, the server shuts down, or the
-// client goes away (a write fails).
+// the login or user stops being good (seen at a recheck), the server
+// shuts down, or the client goes away (a write fails).
 func (s *Server) runStream(st *sse, l *liveStream, sub *sync.Subscription, p schema.Principal, cols []schema.Collection, exp time.Time) {
 	if !st.event("ready", struct{}{}) {
 		return
 	}
 	heartbeat := time.NewTicker(s.cfg.StreamHeartbeat)
 	defer heartbeat.Stop()
+	recheck := time.NewTicker(s.cfg.StreamRecheck)
+	defer recheck.Stop()
 	expires := time.NewTimer(exp.Sub(s.now()))
 	defer expires.Stop()
 	for {
@@ -166,6 +169,7 @@ func (s *Server) runStream(st *sse, l *liveStream, sub *sync.Subscription, p sch
 			if !st.comment("ping") {
 				return
 			}
+		case <-recheck.C:
 			now, err := s.caller(context.Background(), p.UserID, p.LoginID)
 			var se *schema.Error
 			switch {

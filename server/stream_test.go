@@ -160,7 +160,7 @@ func TestStreamSendsPingsAndEndsWhenTheTokenExpires(t *testing.T) {
 }
 
 func TestStreamEndsWhenTheUserIsDeactivated(t *testing.T) {
-	f := streamTeam(t, func(c *server.Config) { c.StreamHeartbeat = 100 * time.Millisecond })
+	f := streamTeam(t, func(c *server.Config) { c.StreamRecheck = 100 * time.Millisecond })
 	st := openStream(t, f, f.rep2, "")
 	drain(st)
 	r := f.ts.call(t, "PATCH", "/v1/admin/users/"+f.rep2.UserID, f.admin.Access, map[string]any{"active": false})
@@ -172,7 +172,7 @@ func TestStreamEndsWhenTheUserIsDeactivated(t *testing.T) {
 }
 
 func TestStreamFollowsAScopeChange(t *testing.T) {
-	f := streamTeam(t, func(c *server.Config) { c.StreamHeartbeat = 100 * time.Millisecond })
+	f := streamTeam(t, func(c *server.Config) { c.StreamRecheck = 100 * time.Millisecond })
 	st := openStream(t, f, f.rep2, "")
 	drain(st)
 	r := f.ts.call(t, "PATCH", "/v1/admin/users/"+f.rep2.UserID, f.admin.Access, map[string]any{"territories": []string{"t-1"}})

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
@@ -31,7 +30,7 @@ func only(r storetest.Replica, collections ...schema.Collection) storetest.Repli
 func (e *env) pullSet(user, checkpoint string, limit int, into storetest.Replica, collections ...schema.Collection) string {
 	e.t.Helper()
 	for {
-		resp, err := e.eng.Pull(context.Background(), e.users[user], &sync.PullRequest{Checkpoint: checkpoint, Limit: limit, Collections: collections})
+		resp, err := e.eng.Pull(context.Background(), e.users[user], &schema.PullRequest{Checkpoint: checkpoint, Limit: limit, Collections: collections})
 		require.NoError(e.t, err)
 		for _, ch := range resp.Changes {
 			require.Contains(e.t, collections, ch.Collection, "only the collections asked for")
@@ -68,22 +67,22 @@ func TestPullRestrictedToCollections(t *testing.T) {
 	t.Run("order and repeats do not matter", func(t *testing.T) {
 		other := storetest.Replica{}
 		cp := e.pullSet("rep1", "", 1000, other, schema.Customers, schema.Visits, schema.Customers)
-		_, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Checkpoint: cp, Collections: set})
+		_, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Checkpoint: cp, Collections: set})
 		assert.NoError(t, err)
 	})
 	t.Run("every collection named is no restriction", func(t *testing.T) {
-		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Collections: schema.Collections})
+		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Collections: schema.Collections})
 		require.NoError(t, err)
-		_, err = e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Checkpoint: resp.Checkpoint})
+		_, err = e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Checkpoint: resp.Checkpoint})
 		assert.NoError(t, err)
 	})
 
 	bound := func(t *testing.T) string {
-		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Collections: set})
+		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Collections: set})
 		require.NoError(t, err)
 		return resp.Checkpoint
 	}
-	unbound, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{})
+	unbound, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{})
 	require.NoError(t, err)
 	bad := []struct {
 		name       string
@@ -99,7 +98,7 @@ func TestPullRestrictedToCollections(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Checkpoint: tt.checkpoint, Collections: tt.set})
+			_, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Checkpoint: tt.checkpoint, Collections: tt.set})
 			var se *schema.Error
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, schema.CodeBadRequest, se.Code)

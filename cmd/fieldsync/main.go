@@ -51,7 +51,9 @@ type config struct {
 	geofenceM                                      float64
 	tz                                             string
 	accessTTL, streamPoll, streamHeartbeat         time.Duration
+	streamRecheck                                  time.Duration
 	maxStreams, maxStreamsPerUser                  int
+	corsOrigins                                    string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -85,9 +87,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
 	fs.DurationVar(&c.accessTTL, "access-ttl", 15*time.Minute, "how long an access token lives")
 	fs.DurationVar(&c.streamPoll, "stream-poll", 500*time.Millisecond, "how often the store is polled for writes to tell live streams of")
-	fs.DurationVar(&c.streamHeartbeat, "stream-heartbeat", 15*time.Second, "how often a live stream sends a ping and rechecks its caller")
+	fs.DurationVar(&c.streamHeartbeat, "stream-heartbeat", 15*time.Second, "how often a live stream sends a ping")
+	fs.DurationVar(&c.streamRecheck, "stream-recheck", time.Minute, "how often a live stream rechecks that its caller is still signed in and what it may read")
 	fs.IntVar(&c.maxStreams, "max-streams", 10_000, "most live streams open at once on this instance")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 8, "most live streams of one user on this instance; a new one ends the oldest")
+	fs.StringVar(&c.corsOrigins, "cors-origins", env("FIELDSYNC_CORS_ORIGINS", ""), "comma-separated origins whose browser apps may call the API (FIELDSYNC_CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -156,8 +160,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
 		BodyLimit: max(8<<20, cfg.pushMaxBytes), AccessTTL: cfg.accessTTL,
-		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat,
-		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser})
+		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
+		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ",")})
 	if err != nil {
 		return err
 	}

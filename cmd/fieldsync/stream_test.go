@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,8 +25,15 @@ type streamPair struct {
 
 func startStreamPair(t *testing.T, args ...string) *streamPair {
 	t.Helper()
+	return startStreamPairOn(t, nil, args...)
+}
+
+// startStreamPairOn is startStreamPair with more environment, such as a
+// shared MongoDB.
+func startStreamPairOn(t *testing.T, extra []string, args ...string) *streamPair {
+	t.Helper()
 	dir := t.TempDir()
-	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	env := append([]string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}, extra...)
 	sp := &streamPair{}
 	for range 2 {
 		p := startBinaryWith(t, dir, args, env...)
@@ -71,7 +79,17 @@ func settle(streams ...*servertest.Stream) {
 // A subscriber on one process hears of a write made through the other
 // within 2 s; a subscriber in another territory hears nothing.
 func TestStreamAcrossTwoProcessesOnOneSQLiteFile(t *testing.T) {
-	sp := startStreamPair(t)
+	testStreamAcrossProcesses(t, startStreamPair(t))
+}
+
+// The same on one MongoDB (FerretDB, one connection per process: the
+// writes here come one at a time, which FerretDB keeps atomic).
+func TestStreamAcrossTwoProcessesOnMongoDB(t *testing.T) {
+	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_stream?maxPoolSize=1"
+	testStreamAcrossProcesses(t, startStreamPairOn(t, []string{"FIELDSYNC_MONGO_URI=" + uri}))
+}
+
+func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 	rep2 := open(t, sp.bases[0], sp.rep2) // on the process the write does not go through
 	rep1 := open(t, sp.bases[0], sp.rep1)
 	settle(rep1, rep2)

@@ -227,6 +227,10 @@ func feed(t *testing.T, s sync.Store, after int64, limit int) ([]sync.FeedEntry,
 	return all, reads
 }
 
+func entry(seq int64, tokens ...string) sync.FeedEntry {
+	return sync.FeedEntry{Seq: seq, Tokens: tokens}
+}
+
 func testFeed(t *testing.T, s sync.Store) {
 	t1, t2, all := "customers|terr:t-1", "customers|terr:t-2", "customers|all"
 	a := rec("c-a", 1, []string{all, t1}, `{"n":1}`)
@@ -237,37 +241,37 @@ func testFeed(t *testing.T, s sync.Store) {
 	put(t, s, c, 0)
 
 	got, _ := feed(t, s, 0, 10)
-	assert.Equal(t, []sync.FeedEntry{{a.Seq, []string{all, t1}}, {b.Seq, []string{all, t2}}, {c.Seq, []string{all, t1, t2}}}, got)
+	assert.Equal(t, []sync.FeedEntry{entry(a.Seq, all, t1), entry(b.Seq, all, t2), entry(c.Seq, all, t1, t2)}, got)
 	paged, reads := feed(t, s, 0, 1)
 	assert.Equal(t, got, paged, "read a page at a time")
 	assert.Equal(t, 3, reads)
 	got, _ = feed(t, s, a.Seq, 10)
-	assert.Equal(t, []sync.FeedEntry{{b.Seq, []string{all, t2}}, {c.Seq, []string{all, t1, t2}}}, got, "after")
+	assert.Equal(t, []sync.FeedEntry{entry(b.Seq, all, t2), entry(c.Seq, all, t1, t2)}, got, "after")
 	entries, through, err := s.Feed(context.Background(), 0, a.Seq, 10)
 	require.NoError(t, err)
-	assert.Equal(t, []sync.FeedEntry{{a.Seq, []string{all, t1}}}, entries, "upto")
+	assert.Equal(t, []sync.FeedEntry{entry(a.Seq, all, t1)}, entries, "upto")
 	assert.Equal(t, a.Seq, through)
 
 	// c-a moves from t-1 to t-2: its entry names the token it lost too.
 	a2 := rec("c-a", 2, []string{all, t2}, `{"n":1,"moved":true}`)
 	put(t, s, a2, 1)
 	got, _ = feed(t, s, c.Seq, 10)
-	assert.Equal(t, []sync.FeedEntry{{a2.Seq, []string{all, t1, t2}}}, got)
+	assert.Equal(t, []sync.FeedEntry{entry(a2.Seq, all, t1, t2)}, got)
 
 	// Another write to c-a: the loss stays where it happened.
 	a3 := rec("c-a", 3, []string{all, t2}, `{"n":1,"moved":"again"}`)
 	put(t, s, a3, 2)
 	got, _ = feed(t, s, c.Seq, 10)
-	assert.Equal(t, []sync.FeedEntry{{a2.Seq, []string{t1}}, {a3.Seq, []string{all, t2}}}, got)
+	assert.Equal(t, []sync.FeedEntry{entry(a2.Seq, t1), entry(a3.Seq, all, t2)}, got)
 	got, _ = feed(t, s, a2.Seq, 10)
-	assert.Equal(t, []sync.FeedEntry{{a3.Seq, []string{all, t2}}}, got)
+	assert.Equal(t, []sync.FeedEntry{entry(a3.Seq, all, t2)}, got)
 
 	// A deleted record keeps its tokens: their holders hear of it.
 	del := rec("c-b", 2, []string{all, t2}, `null`)
 	del.Data, del.Deleted = nil, true
 	put(t, s, del, 1)
 	got, _ = feed(t, s, a3.Seq, 10)
-	assert.Equal(t, []sync.FeedEntry{{del.Seq, []string{all, t2}}}, got)
+	assert.Equal(t, []sync.FeedEntry{entry(del.Seq, all, t2)}, got)
 
 	got, _ = feed(t, s, del.Seq, 10)
 	assert.Empty(t, got, "nothing after the last write")
