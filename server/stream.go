@@ -27,6 +27,8 @@ const (
 	// streamWriteTimeout bounds each write to a stream: a client that
 	// stops reading is dropped after it.
 	streamWriteTimeout = 30 * time.Second
+	// recheckTimeout bounds the store reads of a recheck.
+	recheckTimeout = 10 * time.Second
 )
 
 // streams keeps count of the open live streams of one server, refuses
@@ -158,11 +160,11 @@ func (s *Server) runStream(st *sse, l *liveStream, sub *sync.Subscription, p sch
 			st.event("expired", map[string]string{"reason": "token_expired"})
 			return
 		case <-sub.Wake():
-			cols := sub.Take()
-			if len(cols) == 0 { // already told with an earlier wake
+			changed := sub.Take()
+			if len(changed) == 0 { // already told with an earlier wake
 				continue
 			}
-			if !st.event("changes", changesEvent{Collections: cols}) {
+			if !st.event("changes", changesEvent{Collections: changed}) {
 				return
 			}
 		case <-heartbeat.C:
@@ -170,7 +172,9 @@ func (s *Server) runStream(st *sse, l *liveStream, sub *sync.Subscription, p sch
 				return
 			}
 		case <-recheck.C:
-			now, err := s.caller(context.Background(), p.UserID, p.LoginID)
+			ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
+			now, err := s.caller(ctx, p.UserID, p.LoginID)
+			cancel()
 			var se *schema.Error
 			switch {
 			case errors.As(err, &se) && se.Code == schema.CodeUnauthorized:

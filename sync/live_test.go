@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestWatcherWakesTheSubscribersOfAWrite(t *testing.T) {
 
 	// Two writes before the subscriber looks: one wake-up naming both.
 	e.ok("admin", up(schema.Customers, "c-1", 1, customer("t-1", "B")), up(schema.Territories, "t-1", 1, territory("Far North")))
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, []schema.Collection{schema.Customers, schema.Territories}, woken(rep1, 5*time.Second))
 	assert.Nil(t, woken(rep1, quiet), "told once")
 	assert.Nil(t, woken(mgrVisits, quiet), "not its collection")
@@ -70,5 +71,13 @@ func TestWatcherWakesTheSubscribersOfAWrite(t *testing.T) {
 	assert.Nil(t, woken(rep2, quiet), "rep2 now listens to t-3 only")
 	assert.Nil(t, woken(rep1, quiet), "a closed subscription hears nothing")
 	e.ok("admin", up(schema.Territories, "t-3", 0, territory("East")), up(schema.Customers, "c-3", 0, customer("t-3", "C")))
-	assert.Equal(t, []schema.Collection{schema.Customers, schema.Territories}, woken(rep2, 5*time.Second))
+	var got []schema.Collection // two commits: one wake-up or two
+	for len(got) < 2 {
+		cols := woken(rep2, 5*time.Second)
+		if cols == nil {
+			break
+		}
+		got = slices.Compact(slices.Sorted(slices.Values(append(got, cols...))))
+	}
+	assert.Equal(t, []schema.Collection{schema.Customers, schema.Territories}, got)
 }

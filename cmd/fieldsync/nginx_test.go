@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -103,7 +104,7 @@ func TestStreamThroughNginx(t *testing.T) {
 	for i := range 3 {
 		id := fmt.Sprintf("c-n%d", i)
 		r := admin.push(t, mutation("n-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": "t-2", "grade": "B"}))[0]
-		require.Equal(t, "applied", r.Status)
+		require.Equal(t, schema.PushApplied, r.Status)
 		ev, ok := st.Next(2 * time.Second)
 		require.True(t, ok, "write %d comes through within 2 s", i)
 		assert.Equal(t, "changes", ev.Name)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -137,7 +138,7 @@ func BenchmarkStreamMemory(b *testing.B) {
 		admin := client{base: base, token: token}
 		written := time.Now()
 		res := admin.push(b, mutation("fan-out", "territories", "t-fan", 0, map[string]any{"name": "Fan", "region": "R"}))
-		require.Equal(b, "applied", res[0].Status)
+		require.Equal(b, schema.PushApplied, res[0].Status)
 		pushed := time.Since(written)
 		var last time.Duration
 		for _, st := range streams {
@@ -185,7 +186,7 @@ func BenchmarkStreamLatency(b *testing.B) {
 				"territories": []string{fmt.Sprintf("t-%d", i)}}, nil)
 			require.Equal(b, http.StatusCreated, status)
 			tid := fmt.Sprintf("t-%d", i)
-			require.Equal(b, "applied", admin.push(b, mutation("m-"+tid, "territories", tid, 0, map[string]any{"name": tid, "region": "R"}))[0].Status)
+			require.Equal(b, schema.PushApplied, admin.push(b, mutation("m-"+tid, "territories", tid, 0, map[string]any{"name": tid, "region": "R"}))[0].Status)
 			streams[i] = servertest.OpenStream(b, rbase, signIn(b, rbase, name, name+"-password"), "")
 			ev, ok := streams[i].Next(10 * time.Second)
 			require.True(b, ok)
@@ -218,7 +219,7 @@ func BenchmarkStreamLatency(b *testing.B) {
 					sent := time.Now()
 					r := admin.push(b, mutation("m-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": fmt.Sprintf("t-%d", lane), "grade": "B"}))
 					committed := time.Now()
-					if len(r) != 1 || r[0].Status != "applied" {
+					if len(r) != 1 || r[0].Status != schema.PushApplied {
 						panic(fmt.Sprintf("push %s: %+v", id, r))
 					}
 					ev, ok := streams[lane].Next(10 * time.Second)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -50,7 +51,7 @@ func startStreamPairOn(t *testing.T, extra []string, args ...string) *streamPair
 		mutation("s-2", "territories", "t-2", 0, map[string]any{"name": "Two", "region": "R"}),
 		mutation("s-3", "customers", "c-1", 0, map[string]any{"code": "C1", "name": "Shop 1", "territory_id": "t-1", "grade": "A"}),
 		mutation("s-4", "customers", "c-2", 0, map[string]any{"code": "C2", "name": "Shop 2", "territory_id": "t-2", "grade": "A"})) {
-		require.Equal(t, "applied", r.Status)
+		require.Equal(t, schema.PushApplied, r.Status)
 	}
 	sp.rep1 = signIn(t, sp.bases[0], "rep1", "rep1-password")
 	sp.rep2 = signIn(t, sp.bases[1], "rep2", "rep2-password")
@@ -98,7 +99,7 @@ func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 	for i, id := range []string{"c-3", "c-4", "c-5"} {
 		start := time.Now()
 		r := other.push(t, mutation("w-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": "t-2", "grade": "B"}))[0]
-		require.Equal(t, "applied", r.Status)
+		require.Equal(t, schema.PushApplied, r.Status)
 		ev, ok := rep2.Next(2 * time.Second)
 		require.True(t, ok, "write %d: rep2 hears of it within 2 s", i)
 		assert.Equal(t, "changes", ev.Name)
@@ -110,7 +111,7 @@ func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 
 	// The write that takes c-2 out of rep2's territory reaches rep2 too.
 	r := other.push(t, mutation("move", "customers", "c-2", 1, map[string]any{"code": "C2", "name": "Shop 2", "territory_id": "t-1", "grade": "A"}))[0]
-	require.Equal(t, "applied", r.Status)
+	require.Equal(t, schema.PushApplied, r.Status)
 	for name, st := range map[string]*servertest.Stream{"rep1": rep1, "rep2": rep2} {
 		ev, ok := st.Next(2 * time.Second)
 		require.True(t, ok, name)
