@@ -25,7 +25,6 @@ var statusByCode = map[string]int{
 	schema.CodeRateLimited:         http.StatusTooManyRequests,
 	schema.CodeInvalidTransition:   http.StatusConflict,
 	schema.CodeCreditLimitExceeded: http.StatusConflict,
-	schema.CodeVisitOpen:           http.StatusConflict,
 	schema.CodeUnavailable:         http.StatusServiceUnavailable,
 	schema.CodeInternal:            http.StatusInternalServerError,
 }

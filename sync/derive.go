@@ -31,10 +31,6 @@ type writer struct {
 	tx     RecordTx
 	p      schema.Principal
 	tokens []string // the principal's read tokens
-	// batch is the push being applied and at the mutation being
-	// applied, so that a rule may look ahead in the batch.
-	batch []json.RawMessage
-	at    int
 	// rederive is set when the writer works out again what it derived
 	// before, for a record already stored (a re-stamp, a photo's bytes
 	// arriving): references that have since gone are tolerated, and the
@@ -201,10 +197,22 @@ func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, pr
 	}
 	d.report = []Fact{{Kind: FactVisit, Rep: v.RepID, Customer: v.CustomerID, Territory: first(territoriesOf(custRec)),
 		Visit: id, At: v.CheckIn.At.UTC(), Flag: flag}}
+	switch {
+	case v.CheckOut != nil:
+		v.CheckOutMissing = false
+	case !w.rederive: // re-deriving keeps the flag as stored
+		later, err := w.tx.RepFactAfter(ctx, FactVisit, v.RepID, v.CheckIn.At, id)
+		if err != nil {
+			return err
+		}
+		v.CheckOutMissing = later
+	}
 	if v.CheckOut == nil {
-		d.refs = append(d.refs, openVisit(v.RepID))
-		if !w.rederive {
-			return w.checkOneOpenVisit(ctx, v.RepID)
+		open := d.report[0]
+		open.Kind = FactOpen
+		d.report = append(d.report, open)
+		if !v.CheckOutMissing {
+			d.refs = append(d.refs, openVisit(v.RepID))
 		}
 	}
 	return nil

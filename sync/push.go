@@ -34,9 +34,8 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	}
 	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
-		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p), batch: req.Mutations}
+		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
 		for i, raw := range req.Mutations {
-			w.at = i
 			res, err := w.apply(ctx, raw)
 			if err != nil {
 				return err
@@ -367,6 +366,11 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 			return nil, PushResult{}, afterWrite(err)
 		}
 	}
+	if m.Collection == schema.Visits {
+		if err := w.markCheckOutsMissing(ctx, written); err != nil {
+			return nil, PushResult{}, afterWrite(err)
+		}
+	}
 	if d.repriced {
 		// The client's prices were replaced: it must take the record as
 		// the server priced it.
@@ -405,7 +409,8 @@ func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bo
 	}
 	next := &Record{
 		Collection: m.Collection, ID: m.ID, Version: cur.Version + 1, Deleted: true,
-		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens, Refs: cur.Refs,
+		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens,
+		Refs: slices.DeleteFunc(slices.Clone(cur.Refs), isOpenVisitRef),
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {

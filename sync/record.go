@@ -39,6 +39,7 @@ type Record struct {
 // Fact kinds.
 const (
 	FactVisit    = "visit"    // one per visit
+	FactOpen     = "open"     // one per visit with no check-out, beside its visit fact
 	FactStop     = "stop"     // one per planned stop of a route plan
 	FactOrder    = "order"    // one per order
 	FactCustomer = "customer" // one per customer
@@ -100,6 +101,9 @@ type RecordTx interface {
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
+	// RepFactAfter reports whether a record other than except has a fact
+	// of a kind by rep whose At is after after.
+	RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error)
 	// Put writes r if the stored version of the record is prev (0: the
 	// record must not exist), and sets r.Seq. r.Version may equal prev: a
 	// re-stamp gives a record new tokens at a new seq without a new

@@ -74,6 +74,7 @@ type CoverageRow struct {
 	Coverage           *float64   `json:"coverage"`
 	UnplannedVisits    int        `json:"unplanned_visits"`
 	Visits             int        `json:"visits"`
+	OpenVisits         int        `json:"open_visits"`
 	Orders             int        `json:"orders"`
 	StrikeRate         *float64   `json:"strike_rate"`
 	GeofenceCompliance *float64   `json:"geofence_compliance"`
@@ -164,6 +165,13 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 		r := row(c.Rep)
 		r.PlannedStops, r.VisitedStops, r.Visits, r.UnplannedVisits, r.Orders = c.Planned, c.Visited, c.Visits, c.Unplanned, c.Orders
 		struck[c.Rep], known[c.Rep], within[c.Rep] = c.Struck, c.GeofenceKnown, c.Within
+	}
+	open, err := e.store.Facts(ctx, FactOpen, scope, start.UTC(), end.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("sync.Coverage: %w", err)
+	}
+	for _, f := range open {
+		row(f.Rep).OpenVisits++
 	}
 	if err := e.addAssignedReps(ctx, scope, row); err != nil {
 		return nil, err

@@ -168,6 +168,20 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	return out, rows.Err()
 }
 
+// RepFactAfter reports whether a record other than except has a fact of
+// a kind by rep later than after, through the (kind, rep, at) index.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	var one int
+	err := t.stmt(ctx, t.q.repFactAfter).QueryRowContext(ctx, kind, rep, after.UnixNano(), except).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore.RepFactAfter: %w", err)
+	}
+	return true, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -418,7 +432,7 @@ type queries struct {
 	record, byRef, insert, update               *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
-	dropFacts, addFacts                         *sql.Stmt
+	dropFacts, addFacts, repFactAfter           *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -435,6 +449,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
+		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
 		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),

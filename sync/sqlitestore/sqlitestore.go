@@ -188,6 +188,7 @@ var migrations = []string{
 		last_pull INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user_id, device_id)
 	) WITHOUT ROWID;`,
+	`CREATE INDEX facts_by_rep ON facts(kind, rep, at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
