@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,11 +50,12 @@ func rejection(code, field, format string, args ...any) *schema.Error {
 	return &schema.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// reference loads a record that rec points at, which must exist and not
-// be deleted (else validation_failed) and be readable by the writer (else
-// forbidden). When re-deriving, a reference that has gone is no refusal:
-// the stored record (a tombstone keeps its tokens) or nil comes back, with
-// no decoded record.
+// reference loads a record that rec points at, which must exist, not be
+// deleted and be readable by the writer; else the mutation is refused with
+// validation_failed, the same answer whichever it is, so that nothing is
+// learnt of records the writer cannot see. When re-deriving, a reference
+// that has gone is no refusal: the stored record (a tombstone keeps its
+// tokens) or nil comes back, with no decoded record.
 func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
 	r, err := w.tx.Record(ctx, c, id)
 	switch {
@@ -63,15 +65,21 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 		if w.rederive {
 			return r, nil, nil
 		}
-		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s", field, singular(c))
+		return nil, nil, noSuchReference(c, field)
 	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
-		return nil, nil, rejection(schema.CodeForbidden, field, "%s refers to a %s outside the caller's scope", field, singular(c))
+		return nil, nil, noSuchReference(c, field)
 	}
 	rec, err := schema.Decode(c, r.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
 	}
 	return r, rec, nil
+}
+
+// noSuchReference refuses a reference to a record that does not exist or
+// that the writer cannot see.
+func noSuchReference(c schema.Collection, field string) *schema.Error {
+	return rejection(schema.CodeValidationFailed, field, "%s refers to no %s the caller can see", field, singular(c))
 }
 
 // singular names one record of a collection.
@@ -117,15 +125,15 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 		}
 	case *schema.RoutePlan:
 		rep, err := w.e.store.User(ctx, r.RepID)
-		if errors.Is(err, ErrNotFound) || (err == nil && rep.Role != schema.RoleRep) {
-			return nil, rejection(schema.CodeValidationFailed, "rep_id", "rep_id refers to no rep")
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
+		}
+		if err != nil || rep.Role != schema.RoleRep || !w.seesUser(rep) {
+			return nil, rejection(schema.CodeValidationFailed, "rep_id", "rep_id refers to no rep the caller can see")
 		}
 		d.facts = schema.Facts{Owner: r.RepID, Territories: rep.Territories}
 		d.refs = []string{"rep:" + r.RepID, "rep-date:" + r.RepID + ":" + r.Date}
-		if d.report, err = w.stopFacts(ctx, r); err != nil {
+		if d.report, err = w.stopFacts(ctx, r, prev); err != nil {
 			return nil, err
 		}
 	case *schema.Visit:
@@ -317,15 +325,35 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 	return nil
 }
 
+// seesUser reports whether the writer's scope reaches a user: an admin
+// every user, anyone else users who share one of its territories. Asked
+// only on fresh writes; re-deriving keeps what was written.
+func (w *writer) seesUser(u *schema.User) bool {
+	return w.rederive || w.p.Role == schema.RoleAdmin || slices.ContainsFunc(u.Territories, w.p.HasTerritory)
+}
+
 // stopFacts returns a fact for each stop of a route plan, in the territory
-// of the stop's customer.
-func (w *writer) stopFacts(ctx context.Context, plan *schema.RoutePlan) ([]Fact, error) {
+// of the stop's customer. A stop whose customer was not on the plan before
+// (prev, nil for a new plan) must name a customer the writer can see.
+func (w *writer) stopFacts(ctx context.Context, plan *schema.RoutePlan, prev schema.Record) ([]Fact, error) {
 	day, err := time.Parse("2006-01-02", plan.Date)
 	if err != nil {
 		return nil, err
 	}
+	var before []schema.Stop
+	if p, ok := prev.(*schema.RoutePlan); ok {
+		before = p.Stops
+	}
 	facts := make([]Fact, 0, len(plan.Stops))
-	for _, stop := range plan.Stops {
+	for i, stop := range plan.Stops {
+		known := slices.ContainsFunc(before, func(s schema.Stop) bool { return s.CustomerID == stop.CustomerID })
+		// A role that may not change the stops (a rep) hears so from the
+		// field rules instead.
+		if !known && !w.rederive && schema.AccessRule(w.p.Role, schema.RoutePlans).UpdateFields == nil {
+			if _, _, err := w.reference(ctx, schema.Customers, stop.CustomerID, fmt.Sprintf("stops[%d].customer_id", i)); err != nil {
+				return nil, err
+			}
+		}
 		cust, err := w.tx.Record(ctx, schema.Customers, stop.CustomerID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err

@@ -196,10 +196,29 @@ func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
 // see it, with a refusal that shows nothing of it.
 func conflict(cur *Record, visible bool) (PushResult, error) {
 	if !visible {
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+		return PushResult{}, idTaken()
 	}
 	return PushResult{Status: StatusConflict, Record: envelopeOf(cur)}, nil
 }
+
+// idTaken refuses to create a record under an id that a record the caller
+// cannot see holds (or held): the only answer that tells such a record
+// exists, and all it tells.
+func idTaken() *schema.Error {
+	return rejection(schema.CodeForbidden, "id", "the id is taken; create the record under a new id (a UUID)")
+}
+
+// noSuchRecord answers an update or delete of a record that does not
+// exist or that the caller cannot see, the same in both cases.
+func noSuchRecord() *schema.Error {
+	return rejection(schema.CodeNotFound, "id", "no such record")
+}
+
+// leadsOthers lists the collections whose records others take their scope
+// from (a customer's visits, orders and price lists; a visit's photos):
+// such a record, once deleted, comes back only in the scope it had, so
+// that what belonged to it never moves to a new owner through a recreate.
+var leadsOthers = map[schema.Collection]bool{schema.Customers: true, schema.Visits: true}
 
 func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
 	rec, err := schema.Decode(m.Collection, m.Data)
@@ -212,13 +231,13 @@ func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bo
 	switch {
 	case m.BaseVersion == 0 && cur != nil && !cur.Deleted:
 		return conflict(cur, visible)
+	case m.BaseVersion == 0 && cur != nil && !visible:
+		return PushResult{}, idTaken()
 	case m.BaseVersion == 0:
 		_, res, err := w.write(ctx, m, schema.OpCreate, rec, cur)
 		return res, err
-	case cur == nil:
-		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
-	case !visible:
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur == nil || !visible:
+		return PushResult{}, noSuchRecord()
 	case cur.Deleted:
 		return conflict(cur, visible)
 	case m.BaseVersion > cur.Version:
@@ -301,10 +320,15 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 }
 
 // write checks and stores rec as the next version after cur (nil or a
-// tombstone when op is create).
+// tombstone when op is create). Recreating a deleted record is a write to
+// it: the caller must be able to write the record as it was.
 func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, PushResult, error) {
 	var prev schema.Record
 	var prevFields map[string]json.RawMessage
+	recreate := op == schema.OpCreate && cur != nil
+	if recreate && !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
+		return nil, PushResult{}, rejection(schema.CodeForbidden, "id", "the caller may not recreate this deleted %s", singular(m.Collection))
+	}
 	if op == schema.OpUpdate {
 		var err error
 		if prev, err = schema.Decode(cur.Collection, cur.Data); err != nil {
@@ -316,6 +340,24 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 		if prevFields, err = fieldsOf(cur.Data); err != nil {
 			return nil, PushResult{}, err
 		}
+		// The fields a role may change are checked before the record is
+		// derived, so that a change the caller may not make is refused as
+		// such rather than for what it refers to. The collections with such
+		// rules have no server-owned fields: the client's data is what
+		// would be written.
+		if rule := schema.AccessRule(w.p.Role, m.Collection); rule.UpdateFields != nil {
+			client, err := json.Marshal(rec)
+			if err != nil {
+				return nil, PushResult{}, err
+			}
+			newFields, err := fieldsOf(client)
+			if err != nil {
+				return nil, PushResult{}, err
+			}
+			if perr := checkUpdateFields(rule, prevFields, newFields); perr != nil {
+				return nil, PushResult{}, perr
+			}
+		}
 	}
 	d, err := w.derive(ctx, m.Collection, m.ID, rec, prev)
 	if err != nil {
@@ -324,14 +366,11 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	if !schema.CanWrite(w.p, op, m.Collection, d.facts) {
 		return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
 	}
+	if recreate && leadsOthers[m.Collection] && !slices.Equal(schema.RecordTokens(m.Collection, d.facts), cur.Tokens) {
+		return nil, PushResult{}, rejection(schema.CodeForbidden, "id",
+			"a deleted %s comes back only where it was and with the owner it had; create one elsewhere under a new id", singular(m.Collection))
+	}
 	if op == schema.OpUpdate {
-		newFields, err := fieldsOf(d.data)
-		if err != nil {
-			return nil, PushResult{}, err
-		}
-		if perr := checkUpdateFields(schema.AccessRule(w.p.Role, m.Collection), prevFields, newFields); perr != nil {
-			return nil, PushResult{}, perr
-		}
 		if bytes.Equal(d.data, cur.Data) {
 			return cur, PushResult{Status: StatusApplied, Version: cur.Version}, nil // nothing changes
 		}
@@ -398,10 +437,8 @@ func (w *writer) history(c schema.Collection, cur *Record, rev Revision, data js
 
 func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
 	switch {
-	case cur == nil:
-		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
-	case !visible:
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur == nil || !visible:
+		return PushResult{}, noSuchRecord()
 	case cur.Deleted || m.BaseVersion != cur.Version:
 		return conflict(cur, true)
 	case !schema.CanWrite(w.p, schema.OpDelete, m.Collection, factsOf(cur)):

@@ -173,8 +173,21 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 	for _, f := range open {
 		row(f.Rep).OpenVisits++
 	}
-	if err := e.addAssignedReps(ctx, scope, row); err != nil {
+	assigned, err := e.assignedReps(ctx, scope)
+	if err != nil {
 		return nil, err
+	}
+	for _, rep := range assigned {
+		row(rep)
+	}
+	if scope != nil {
+		// Facts in scope may name reps who are not (a rep moved away);
+		// a report lists only the reps of the caller's territories.
+		for rep := range rows {
+			if !slices.Contains(assigned, rep) {
+				delete(rows, rep)
+			}
+		}
 	}
 	if err := e.addFreshness(ctx, rows); err != nil {
 		return nil, err
@@ -199,19 +212,20 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 	return report, nil
 }
 
-// addAssignedReps gives every active rep assigned to a territory in scope
-// a row, so that a rep who did nothing shows as such.
-func (e *Engine) addAssignedReps(ctx context.Context, scope []string, row func(string) *CoverageRow) error {
+// assignedReps lists the active reps assigned to a territory in scope (all,
+// when nil), so that a rep who did nothing shows as such.
+func (e *Engine) assignedReps(ctx context.Context, scope []string) ([]string, error) {
 	users, err := e.store.Users(ctx)
 	if err != nil {
-		return fmt.Errorf("sync.Coverage: %w", err)
+		return nil, fmt.Errorf("sync.Coverage: %w", err)
 	}
+	var out []string
 	for _, u := range users {
 		if u.Role == schema.RoleRep && u.Active && (scope == nil || slices.ContainsFunc(u.Territories, func(t string) bool { return slices.Contains(scope, t) })) {
-			row(u.ID)
+			out = append(out, u.ID)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // addFreshness fills in when each rep's devices last pushed and pulled.
