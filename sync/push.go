@@ -225,7 +225,7 @@ func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bo
 	if err != nil {
 		return PushResult{}, err
 	}
-	if err := w.checkEventTimes(rec); err != nil {
+	if err := w.e.checkEventTimes(rec); err != nil {
 		return PushResult{}, err
 	}
 	switch {
@@ -249,12 +249,21 @@ func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bo
 	return res, err
 }
 
-// checkEventTimes refuses event times implausibly far in the future.
-func (w *writer) checkEventTimes(rec schema.Record) error {
-	limit := w.e.now().Add(w.e.futureSkew)
+// earliestEvent is the earliest event time a device may report: before
+// it, a clock was never set, and reports would count the event nowhere
+// sensible.
+var earliestEvent = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkEventTimes refuses event times implausibly far in the future, or
+// before 2000.
+func (e *Engine) checkEventTimes(rec schema.Record) error {
+	limit := e.now().Add(e.futureSkew)
 	check := func(field string, t time.Time) error {
-		if t.After(limit) {
+		switch {
+		case t.After(limit):
 			return rejection(schema.CodeValidationFailed, field, "%s is too far in the future", field)
+		case t.Before(earliestEvent):
+			return rejection(schema.CodeValidationFailed, field, "%s is before 2000: the device's clock is not set", field)
 		}
 		return nil
 	}
