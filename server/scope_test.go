@@ -189,3 +189,64 @@ func TestRoutePlansAndReportsStayInScope(t *testing.T) {
 		assert.Equal(t, tt.reps, reps)
 	}
 }
+
+// Two reps and their managers: naming another rep's photo hash in one's
+// own photo record grants nothing; only uploading the bytes does.
+func TestPhotoHashIsNoKey(t *testing.T) {
+	f := newFieldTeam(t, nil)
+	ts := f.ts
+	ts.createUser(t, f.admin, map[string]any{"username": "mgr2", "password": "mgr2-password", "role": "manager", "territories": []string{"t-2"}})
+	mgr2 := ts.login(t, "mgr2", "mgr2-password", "laptop-m2")
+	get := func(s session, hash string) int { return ts.call(t, "GET", "/v1/media/"+hash, s.Access, nil).Status }
+	head := func(s session, hash string) int { return ts.call(t, "HEAD", "/v1/media/"+hash, s.Access, nil).Status }
+	uploaded := func(s session, id string) any {
+		return f.pulled(t, s)["photos/"+id]["data"].(map[string]any)["uploaded"]
+	}
+
+	secret := jpeg(30_000)
+	f.push(t, f.rep1, photoRecord("ph-1", secret))
+	require.Equal(t, http.StatusCreated, ts.upload(t, f.rep1.Access, sum(secret), "image/jpeg", bytes.NewReader(secret), int64(len(secret))).Status)
+	require.Equal(t, true, uploaded(f.rep1, "ph-1"))
+
+	f.push(t, f.rep2, mut("v-2", "visits", "v-2", 0, map[string]any{"customer_id": "c-2",
+		"check_in": map[string]any{"at": "2026-11-23T09:00:00Z", "lat": 52.52, "lng": 13.405}}))
+	claim := photoRecord("ph-2", secret)
+	claim["data"].(map[string]any)["visit_id"] = "v-2"
+	f.push(t, f.rep2, claim)
+
+	t.Run("a record naming someone else's hash is not uploaded", func(t *testing.T) {
+		assert.Equal(t, false, uploaded(f.rep2, "ph-2"))
+	})
+	t.Run("and grants neither GET nor HEAD", func(t *testing.T) {
+		for name, s := range map[string]session{"rep2": f.rep2, "mgr2": mgr2} {
+			assert.Equal(t, http.StatusNotFound, get(s, sum(secret)), name)
+			assert.Equal(t, http.StatusNotFound, head(s, sum(secret)), name)
+		}
+		assert.Equal(t, http.StatusOK, get(f.mgr, sum(secret)), "rep1's manager reads rep1's photo")
+		assert.Equal(t, http.StatusOK, head(f.rep1, sum(secret)))
+	})
+	t.Run("a PUT of stored bytes must carry them", func(t *testing.T) {
+		fake := jpeg(len(secret))
+		r := ts.upload(t, f.rep2.Access, sum(secret), "image/jpeg", bytes.NewReader(fake), int64(len(fake)))
+		assert.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
+		assert.Equal(t, "hash_mismatch", r.ErrorCode())
+		assert.Equal(t, false, uploaded(f.rep2, "ph-2"))
+		assert.Equal(t, http.StatusNotFound, get(f.rep2, sum(secret)))
+	})
+	t.Run("uploading the bytes themselves is the proof", func(t *testing.T) {
+		r := ts.upload(t, f.rep2.Access, sum(secret), "image/jpeg", bytes.NewReader(secret), int64(len(secret)))
+		require.Equal(t, http.StatusOK, r.Status, "already stored: %s", r.Raw)
+		assert.Equal(t, true, uploaded(f.rep2, "ph-2"))
+		assert.Equal(t, http.StatusOK, get(f.rep2, sum(secret)))
+		assert.Equal(t, http.StatusOK, head(mgr2, sum(secret)))
+	})
+	t.Run("the declared size must match", func(t *testing.T) {
+		body := jpeg(10_000)
+		wrong := photoRecord("ph-3", body)
+		wrong["data"].(map[string]any)["size"] = len(body) + 1
+		f.push(t, f.rep1, wrong)
+		require.Equal(t, http.StatusCreated, ts.upload(t, f.rep1.Access, sum(body), "image/jpeg", bytes.NewReader(body), int64(len(body))).Status)
+		assert.Equal(t, false, uploaded(f.rep1, "ph-3"))
+		assert.Equal(t, http.StatusNotFound, get(f.rep1, sum(body)))
+	})
+}

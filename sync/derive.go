@@ -145,7 +145,7 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 	case *schema.Photo:
-		if err := w.derivePhoto(ctx, r, prev, d); err != nil {
+		if err := w.derivePhoto(ctx, id, r, prev, d); err != nil {
 			return nil, err
 		}
 	default:
@@ -292,7 +292,7 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 // pendingUpload is the ref of photo records whose bytes have not arrived.
 const pendingUpload = "upload:pending"
 
-func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.Record, d *derived) error {
+func (w *writer) derivePhoto(ctx context.Context, id string, r *schema.Photo, prev schema.Record, d *derived) error {
 	visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
 	if err != nil {
 		return err
@@ -303,22 +303,34 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 	case prev != nil:
 		r.RepID = prev.(*schema.Photo).RepID // the visit has gone since
 	}
+	creator := w.p.UserID
 	if prev != nil {
 		r.DeviceID = prev.(*schema.Photo).DeviceID
+		stored, err := w.tx.Record(ctx, schema.Photos, id)
+		if err != nil {
+			return err
+		}
+		creator = creatorOf(stored)
 	} else {
 		r.DeviceID = w.p.DeviceID
 	}
-	var facts PhotoFacts
-	if w.e.photos != nil {
-		if facts, err = w.e.photos.PhotoFacts(ctx, r.SHA256); err != nil {
-			return err
-		}
+	// The record counts as uploaded only when its creator proved it holds
+	// the bytes, and they are as many as it says.
+	proof, err := w.tx.PhotoProof(ctx, creator, r.SHA256)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		proof = nil
+	case err != nil:
+		return err
 	}
-	r.Uploaded = facts.Stored
-	r.ExifTakenAt, r.ExifLat, r.ExifLng = facts.TakenAt, facts.Lat, facts.Lng
+	r.Uploaded = proof != nil && proof.Size == r.Size
+	r.ExifTakenAt, r.ExifLat, r.ExifLng = nil, nil, nil
+	if r.Uploaded {
+		r.ExifTakenAt, r.ExifLat, r.ExifLng = proof.TakenAt, proof.Lat, proof.Lng
+	}
 	r.ExifDisagrees = r.Disagrees()
 	d.facts = schema.Facts{Owner: r.RepID, Territories: territoriesOf(visit)}
-	d.refs = []string{"visit:" + r.VisitID, "sha256:" + r.SHA256}
+	d.refs = []string{"visit:" + r.VisitID, photoRef(r.SHA256), photoCreator(creator)}
 	if !r.Uploaded {
 		d.refs = append(d.refs, pendingUpload)
 	}

@@ -91,6 +91,22 @@ type Answer struct {
 	At         time.Time
 }
 
+// PhotoProof is a user's proof that it holds a photo's bytes: it uploaded
+// them, and the server hashed them. It carries what the stored bytes say
+// of themselves, so that photo records are derived without reading them.
+type PhotoProof struct {
+	UserID string
+	SHA256 string
+	// Size is the number of bytes stored.
+	Size int64
+	// TakenAt, Lat and Lng are what the photo's EXIF metadata says, if
+	// anything.
+	TakenAt  *time.Time
+	Lat, Lng *float64
+	// At is when the proof was first given.
+	At time.Time
+}
+
 // RecordTx reads and writes records within one unit of work. In stores
 // with transactions the unit is atomic; elsewhere each write is atomic on
 // its own.
@@ -112,6 +128,12 @@ type RecordTx interface {
 	// holders learn of the loss. ErrStale when the stored version is not
 	// prev.
 	Put(ctx context.Context, r *Record, prev int64) error
+	// PhotoProof returns a user's proof of holding a photo's bytes;
+	// ErrNotFound when it never gave one.
+	PhotoProof(ctx context.Context, userID, sha256 string) (*PhotoProof, error)
+	// SaveProof stores a proof of holding a photo's bytes (the first one
+	// of a user and hash stays).
+	SaveProof(ctx context.Context, p *PhotoProof) error
 	// Answer returns the stored answer to a mutation; ErrNotFound when
 	// there is none.
 	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)

@@ -62,6 +62,7 @@ type Store struct {
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
+	proofs                  *mongo.Collection
 }
 
 // Open connects to the MongoDB at uri, checks that it answers, and brings
@@ -101,6 +102,7 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		seqs:     db.Collection("seqs"),
 		facts:    db.Collection("facts"),
 		devices:  db.Collection("device_syncs"),
+		proofs:   db.Collection("photo_proofs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fmt.Errorf("mongostore.New: %w", err)

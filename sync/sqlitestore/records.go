@@ -299,6 +299,47 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 	return strings.Join(r.Tokens, "\n"), string(b[0]), string(b[1]), nil
 }
 
+// proofMeta is how a proof's EXIF facts are kept, as JSON.
+type proofMeta struct {
+	TakenAt *time.Time `json:"taken_at,omitempty"`
+	Lat     *float64   `json:"lat,omitempty"`
+	Lng     *float64   `json:"lng,omitempty"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	var m proofMeta
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
+	return &p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	meta, err := json.Marshal(proofMeta{TakenAt: p.TakenAt, Lat: p.Lat, Lng: p.Lng})
+	if err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	return nil
+}
+
 // Answer returns the stored answer to a mutation.
 func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
 	for _, a := range t.answers {
@@ -433,6 +474,7 @@ type queries struct {
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
 	dropFacts, addFacts, repFactAfter           *sql.Stmt
+	proof, saveProof                            *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -462,6 +504,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answer, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
