@@ -32,11 +32,17 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	if req.DeviceID != "" && !schema.CheckID(req.DeviceID) {
 		return nil, schema.FieldErrorf(schema.CodeBadRequest, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
+	// Decoding and validation happen before the store's write lock is
+	// taken: the unit of work holds only store work.
+	batch := make([]prepared, len(req.Mutations))
+	for i, raw := range req.Mutations {
+		batch[i] = e.prepare(raw)
+	}
 	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
-		for i, raw := range req.Mutations {
-			res, err := w.apply(ctx, raw)
+		for i := range batch {
+			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
 				return err
 			}
@@ -51,12 +57,67 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	return resp, nil
 }
 
-// apply answers one mutation: the stored answer when it was answered
-// before, else a fresh one, which it stores.
-func (w *writer) apply(ctx context.Context, raw json.RawMessage) (PushResult, error) {
+// prepared is a mutation as far as it is worked out before the store's
+// write lock is taken: its envelope and, for an upsert, its record
+// decoded and validated or the reason it is refused.
+type prepared struct {
+	m Mutation
+	// malformed is why the envelope is refused; such a mutation is
+	// answered without being remembered.
+	malformed *schema.Error
+	rec       schema.Record
+	refused   error
+	// taken is set once rec was handed out: the writer changes the
+	// record it derives, so a retry decodes the data afresh.
+	taken bool
+}
+
+// prepare decodes one mutation and the record an upsert carries, and
+// checks them as far as that needs no store.
+func (e *Engine) prepare(raw json.RawMessage) prepared {
 	m, perr := decodeMutation(raw)
 	if perr != nil {
-		return PushResult{MutationID: m.MutationID, Status: StatusRejected, Error: perr}, nil
+		return prepared{m: m, malformed: perr}
+	}
+	p := prepared{m: m}
+	if m.Op == OpUpsert {
+		p.rec, p.refused = e.decodeRecord(m)
+	}
+	return p
+}
+
+// decodeRecord decodes and validates the record of an upsert, event times
+// included.
+func (e *Engine) decodeRecord(m Mutation) (schema.Record, error) {
+	rec, err := schema.Decode(m.Collection, m.Data)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkEventTimes(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// record returns the decoded record of an upsert, decoding it again when
+// an earlier try used it up.
+func (p *prepared) record(e *Engine) (schema.Record, error) {
+	if p.refused != nil {
+		return nil, p.refused
+	}
+	if !p.taken {
+		p.taken = true
+		return p.rec, nil
+	}
+	return e.decodeRecord(p.m)
+}
+
+// apply answers one mutation: the stored answer when it was answered
+// before, else a fresh one, which it stores.
+func (w *writer) apply(ctx context.Context, p *prepared) (PushResult, error) {
+	m := p.m
+	if p.malformed != nil {
+		return PushResult{MutationID: m.MutationID, Status: StatusRejected, Error: p.malformed}, nil
 	}
 	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
 	if err == nil {
@@ -71,7 +132,7 @@ func (w *writer) apply(ctx context.Context, raw json.RawMessage) (PushResult, er
 	}
 	var res PushResult
 	for try := 0; ; try++ {
-		res, err = w.decide(ctx, m)
+		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
 			break
 		}
@@ -168,7 +229,8 @@ func collectionNames() string {
 }
 
 // decide works out and performs what a mutation asks.
-func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
+func (w *writer) decide(ctx context.Context, p *prepared) (PushResult, error) {
+	m := p.m
 	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
 	if errors.Is(err, ErrNotFound) {
 		cur, err = nil, nil
@@ -189,7 +251,7 @@ func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
 	if m.Op == OpDelete {
 		return w.delete(ctx, m, cur, visible)
 	}
-	return w.upsert(ctx, m, cur, visible)
+	return w.upsert(ctx, p, cur, visible)
 }
 
 // conflict answers with the server's record, or, when the caller may not
@@ -220,12 +282,10 @@ func noSuchRecord() *schema.Error {
 // that what belonged to it never moves to a new owner through a recreate.
 var leadsOthers = map[schema.Collection]bool{schema.Customers: true, schema.Visits: true}
 
-func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
-	rec, err := schema.Decode(m.Collection, m.Data)
+func (w *writer) upsert(ctx context.Context, p *prepared, cur *Record, visible bool) (PushResult, error) {
+	m := p.m
+	rec, err := p.record(w.e)
 	if err != nil {
-		return PushResult{}, err
-	}
-	if err := w.e.checkEventTimes(rec); err != nil {
 		return PushResult{}, err
 	}
 	switch {
