@@ -37,6 +37,19 @@ type writer struct {
 	// arriving): references that have since gone are tolerated, and the
 	// caller's scope is not asked.
 	rederive bool
+	// decoded keeps the records references decoded, by collection/id, at
+	// the version decoded, so that a push naming the same product on
+	// every line decodes it once.
+	decoded map[string]decodedRef
+	// lists keeps the price lists that apply to a customer, by
+	// customer/distributor, until the writer writes a price list.
+	lists map[string][]*pricedList
+}
+
+// decodedRef is a referenced record decoded at one version.
+type decodedRef struct {
+	version int64
+	rec     schema.Record
 }
 
 // rederiver returns a writer for re-deriving stored records in w's unit of
@@ -69,10 +82,18 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
 		return nil, nil, noSuchReference(c, field)
 	}
+	key := string(c) + "/" + id
+	if d, ok := w.decoded[key]; ok && d.version == r.Version {
+		return r, d.rec, nil
+	}
 	rec, err := schema.Decode(c, r.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
 	}
+	if w.decoded == nil {
+		w.decoded = map[string]decodedRef{}
+	}
+	w.decoded[key] = decodedRef{version: r.Version, rec: rec}
 	return r, rec, nil
 }
 

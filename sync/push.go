@@ -457,6 +457,9 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return nil, PushResult{}, err
 	}
+	if m.Collection == schema.PriceLists {
+		w.lists = nil // the prices of later orders of the push may change
+	}
 	// Past this point the record is written: whatever fails now must not
 	// be answered as a refusal, but fail the whole push (and, where the
 	// store has transactions, undo it).
