@@ -69,19 +69,19 @@ func newLockBench(b *testing.B) *lockBench {
 	}
 	add(up(schema.PriceLists, "pl-1", 0, map[string]any{"name": "Key accounts", "customer_ids": []any{"c-0", "c-1"}, "items": items}))
 	for _, batch := range [][]json.RawMessage{setup} {
-		resp, err := lb.eng.Push(ctx, admin, &sync.PushRequest{Mutations: batch})
+		resp, err := lb.eng.Push(ctx, admin, &schema.PushRequest{Mutations: batch})
 		require.NoError(b, err)
 		for i, r := range resp.Results {
-			require.Equalf(b, sync.StatusApplied, r.Status, "setup %d: %+v", i, r)
+			require.Equalf(b, schema.PushApplied, r.Status, "setup %d: %+v", i, r)
 		}
 	}
 	visits := make([]json.RawMessage, benchBatch)
 	for i := range visits {
 		visits[i] = up(schema.Visits, fmt.Sprintf("v-%d", i), 0, closedVisit(fmt.Sprintf("c-%d", i%50), i, "")).withID(-10_000 - i).raw()
 	}
-	resp, err := lb.eng.Push(ctx, lb.rep, &sync.PushRequest{Mutations: visits})
+	resp, err := lb.eng.Push(ctx, lb.rep, &schema.PushRequest{Mutations: visits})
 	require.NoError(b, err)
-	require.Equal(b, sync.StatusApplied, resp.Results[benchBatch-1].Status)
+	require.Equal(b, schema.PushApplied, resp.Results[benchBatch-1].Status)
 	return lb
 }
 
@@ -160,7 +160,7 @@ func BenchmarkWorstPushLockHold(b *testing.B) {
 			lb.store.held = 0
 			b.ResetTimer()
 			for n := range b.N {
-				if _, err := lb.eng.Push(ctx, lb.rep, &sync.PushRequest{DeviceID: "phone", Mutations: batches[n]}); err != nil {
+				if _, err := lb.eng.Push(ctx, lb.rep, &schema.PushRequest{DeviceID: "phone", Mutations: batches[n]}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -25,7 +25,7 @@ const maxStaleRetries = 5
 // mutation that is refused does not stop the others. The error is a
 // *schema.Error (payload_too_large, bad_request) when the batch is refused
 // whole, and anything else when the store fails; then nothing is answered.
-func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest) (*PushResponse, error) {
+func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushRequest) (*schema.PushResponse, error) {
 	if n := len(req.Mutations); n > e.maxMutations {
 		return nil, schema.Errorf(schema.CodePayloadTooLarge, "a push carries at most %d mutations; this one has %d", e.maxMutations, n)
 	}
@@ -38,7 +38,7 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 	for i, raw := range req.Mutations {
 		batch[i] = e.prepare(raw)
 	}
-	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
+	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
 		for i := range batch {
@@ -61,7 +61,7 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 // write lock is taken: its envelope and, for an upsert, its record
 // decoded and validated or the reason it is refused.
 type prepared struct {
-	m Mutation
+	m schema.Mutation
 	// malformed is why the envelope is refused; such a mutation is
 	// answered without being remembered.
 	malformed *schema.Error
@@ -80,7 +80,7 @@ func (e *Engine) prepare(raw json.RawMessage) prepared {
 		return prepared{m: m, malformed: perr}
 	}
 	p := prepared{m: m}
-	if m.Op == OpUpsert {
+	if m.Op == schema.MutationUpsert {
 		p.rec, p.refused = e.decodeRecord(m)
 	}
 	return p
@@ -88,7 +88,7 @@ func (e *Engine) prepare(raw json.RawMessage) prepared {
 
 // decodeRecord decodes and validates the record of an upsert, event times
 // included.
-func (e *Engine) decodeRecord(m Mutation) (schema.Record, error) {
+func (e *Engine) decodeRecord(m schema.Mutation) (schema.Record, error) {
 	rec, err := schema.Decode(m.Collection, m.Data)
 	if err != nil {
 		return nil, err
@@ -114,53 +114,53 @@ func (p *prepared) record(e *Engine) (schema.Record, error) {
 
 // apply answers one mutation: the stored answer when it was answered
 // before, else a fresh one, which it stores.
-func (w *writer) apply(ctx context.Context, p *prepared) (PushResult, error) {
+func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
 	if p.malformed != nil {
-		return PushResult{MutationID: m.MutationID, Status: StatusRejected, Error: p.malformed}, nil
+		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
 	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
 	if err == nil {
-		var res PushResult
+		var res schema.PushResult
 		if err := json.Unmarshal(prior.Body, &res); err != nil {
-			return PushResult{}, fmt.Errorf("stored answer: %w", err)
+			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
 	}
 	if !errors.Is(err, ErrNotFound) {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
-	var res PushResult
+	var res schema.PushResult
 	for try := 0; ; try++ {
 		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
 			break
 		}
 		if try == maxStaleRetries {
-			return PushResult{}, fmt.Errorf("mutation %s lost %d races in a row: %w", m.MutationID, try+1, err)
+			return schema.PushResult{}, fmt.Errorf("mutation %s lost %d races in a row: %w", m.MutationID, try+1, err)
 		}
 	}
 	if err != nil {
 		var se *schema.Error
 		if !errors.As(err, &se) {
-			return PushResult{}, err
+			return schema.PushResult{}, err
 		}
-		res = PushResult{Status: StatusRejected, Error: se}
+		res = schema.PushResult{Status: schema.PushRejected, Error: se}
 	}
 	res.MutationID = m.MutationID
 	body, err := json.Marshal(res)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	if err := w.tx.SaveAnswer(ctx, &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	return res, nil
 }
 
 // decodeMutation reads and checks one mutation's envelope.
-func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
-	var m Mutation
+func decodeMutation(raw json.RawMessage) (schema.Mutation, *schema.Error) {
+	var m schema.Mutation
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
@@ -176,7 +176,7 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 		field, problem := mutationProblem(err)
 		return m, rejection(schema.CodeValidationFailed, field, "%s", problem)
 	}
-	bad := func(field, format string, args ...any) (Mutation, *schema.Error) {
+	bad := func(field, format string, args ...any) (schema.Mutation, *schema.Error) {
 		return m, rejection(schema.CodeValidationFailed, field, format, args...)
 	}
 	switch {
@@ -191,13 +191,13 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 		return bad("collection", "collection must be one of %s", collectionNames())
 	case !schema.CheckID(m.ID):
 		return bad("id", "id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
-	case m.Op != OpUpsert && m.Op != OpDelete:
+	case m.Op != schema.MutationUpsert && m.Op != schema.MutationDelete:
 		return bad("op", "op must be upsert or delete")
 	case m.BaseVersion < 0:
 		return bad("base_version", "base_version must be 0 or more")
-	case m.Op == OpUpsert && (len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null"))):
+	case m.Op == schema.MutationUpsert && (len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null"))):
 		return bad("data", "an upsert carries the whole record in data")
-	case m.Op == OpDelete && m.BaseVersion == 0:
+	case m.Op == schema.MutationDelete && m.BaseVersion == 0:
 		return bad("base_version", "a delete names the version it deletes")
 	}
 	return m, nil
@@ -229,26 +229,26 @@ func collectionNames() string {
 }
 
 // decide works out and performs what a mutation asks.
-func (w *writer) decide(ctx context.Context, p *prepared) (PushResult, error) {
+func (w *writer) decide(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
 	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
 	if errors.Is(err, ErrNotFound) {
 		cur, err = nil, nil
 	}
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	if cur != nil {
 		// Written by this very mutation before its answer was stored
 		// (the process died in between): answer as then.
 		for _, h := range cur.History {
 			if h.MutationID == m.MutationID && h.UserID == w.p.UserID {
-				return PushResult{Status: StatusApplied, Version: h.Version}, nil
+				return schema.PushResult{Status: schema.PushApplied, Version: h.Version}, nil
 			}
 		}
 	}
 	visible := cur != nil && schema.Intersects(cur.Tokens, w.tokens)
-	if m.Op == OpDelete {
+	if m.Op == schema.MutationDelete {
 		return w.delete(ctx, m, cur, visible)
 	}
 	return w.upsert(ctx, p, cur, visible)
@@ -256,11 +256,11 @@ func (w *writer) decide(ctx context.Context, p *prepared) (PushResult, error) {
 
 // conflict answers with the server's record, or, when the caller may not
 // see it, with a refusal that shows nothing of it.
-func conflict(cur *Record, visible bool) (PushResult, error) {
+func conflict(cur *Record, visible bool) (schema.PushResult, error) {
 	if !visible {
-		return PushResult{}, idTaken()
+		return schema.PushResult{}, idTaken()
 	}
-	return PushResult{Status: StatusConflict, Record: envelopeOf(cur)}, nil
+	return schema.PushResult{Status: schema.PushConflict, Record: envelopeOf(cur)}, nil
 }
 
 // idTaken refuses to create a record under an id that a record the caller
@@ -282,26 +282,26 @@ func noSuchRecord() *schema.Error {
 // that what belonged to it never moves to a new owner through a recreate.
 var leadsOthers = map[schema.Collection]bool{schema.Customers: true, schema.Visits: true}
 
-func (w *writer) upsert(ctx context.Context, p *prepared, cur *Record, visible bool) (PushResult, error) {
+func (w *writer) upsert(ctx context.Context, p *prepared, cur *Record, visible bool) (schema.PushResult, error) {
 	m := p.m
 	rec, err := p.record(w.e)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	switch {
 	case m.BaseVersion == 0 && cur != nil && !cur.Deleted:
 		return conflict(cur, visible)
 	case m.BaseVersion == 0 && cur != nil && !visible:
-		return PushResult{}, idTaken()
+		return schema.PushResult{}, idTaken()
 	case m.BaseVersion == 0:
 		_, res, err := w.write(ctx, m, schema.OpCreate, rec, cur)
 		return res, err
 	case cur == nil || !visible:
-		return PushResult{}, noSuchRecord()
+		return schema.PushResult{}, noSuchRecord()
 	case cur.Deleted:
 		return conflict(cur, visible)
 	case m.BaseVersion > cur.Version:
-		return PushResult{}, rejection(schema.CodeValidationFailed, "base_version", "base_version %d is ahead of the server's version", m.BaseVersion)
+		return schema.PushResult{}, rejection(schema.CodeValidationFailed, "base_version", "base_version %d is ahead of the server's version", m.BaseVersion)
 	case m.BaseVersion < cur.Version:
 		return w.merge(ctx, m, rec, cur)
 	}
@@ -346,7 +346,7 @@ func (e *Engine) checkEventTimes(rec schema.Record) error {
 // merge handles an upsert from a stale base: for mergeable collections,
 // when the client's changes and the server's since that base touch
 // different fields, both are kept.
-func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *Record) (PushResult, error) {
+func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record, cur *Record) (schema.PushResult, error) {
 	if !mergeable[m.Collection] {
 		return conflict(cur, true)
 	}
@@ -361,13 +361,13 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 	}
 	client, err := json.Marshal(rec)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	baseFields, err1 := fieldsOf(base)
 	curFields, err2 := fieldsOf(cur.Data)
 	clientFields, err3 := fieldsOf(client)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	merged, ok := merge(baseFields, curFields, clientFields)
 	if !ok {
@@ -375,39 +375,39 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 	}
 	data, err := json.Marshal(merged)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	mergedRec, err := schema.Decode(m.Collection, data)
 	if err != nil {
 		return conflict(cur, true) // each side valid, together not
 	}
 	written, res, err := w.write(ctx, m, schema.OpUpdate, mergedRec, cur)
-	if err != nil || res.Status != StatusApplied {
+	if err != nil || res.Status != schema.PushApplied {
 		return res, err
 	}
-	return PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
+	return schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 }
 
 // write checks and stores rec as the next version after cur (nil or a
 // tombstone when op is create). Recreating a deleted record is a write to
 // it: the caller must be able to write the record as it was.
-func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, PushResult, error) {
+func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, schema.PushResult, error) {
 	var prev schema.Record
 	var prevFields map[string]json.RawMessage
 	recreate := op == schema.OpCreate && cur != nil
 	if recreate && !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
-		return nil, PushResult{}, rejection(schema.CodeForbidden, "id", "the caller may not recreate this deleted %s", singular(m.Collection))
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the caller may not recreate this deleted %s", singular(m.Collection))
 	}
 	if op == schema.OpUpdate {
 		var err error
 		if prev, err = schema.Decode(cur.Collection, cur.Data); err != nil {
-			return nil, PushResult{}, fmt.Errorf("stored %s %s does not decode: %w", cur.Collection, cur.ID, err)
+			return nil, schema.PushResult{}, fmt.Errorf("stored %s %s does not decode: %w", cur.Collection, cur.ID, err)
 		}
 		if !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
-			return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not change this record")
+			return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not change this record")
 		}
 		if prevFields, err = fieldsOf(cur.Data); err != nil {
-			return nil, PushResult{}, err
+			return nil, schema.PushResult{}, err
 		}
 		// The fields a role may change are checked before the record is
 		// derived, so that a change the caller may not make is refused as
@@ -417,31 +417,31 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 		if rule := schema.AccessRule(w.p.Role, m.Collection); rule.UpdateFields != nil {
 			client, err := json.Marshal(rec)
 			if err != nil {
-				return nil, PushResult{}, err
+				return nil, schema.PushResult{}, err
 			}
 			newFields, err := fieldsOf(client)
 			if err != nil {
-				return nil, PushResult{}, err
+				return nil, schema.PushResult{}, err
 			}
 			if perr := checkUpdateFields(rule, prevFields, newFields); perr != nil {
-				return nil, PushResult{}, perr
+				return nil, schema.PushResult{}, perr
 			}
 		}
 	}
 	d, err := w.derive(ctx, m.Collection, m.ID, rec, prev)
 	if err != nil {
-		return nil, PushResult{}, err
+		return nil, schema.PushResult{}, err
 	}
 	if !schema.CanWrite(w.p, op, m.Collection, d.facts) {
-		return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
 	}
 	if recreate && leadsOthers[m.Collection] && !slices.Equal(schema.RecordTokens(m.Collection, d.facts), cur.Tokens) {
-		return nil, PushResult{}, rejection(schema.CodeForbidden, "id",
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "id",
 			"a deleted %s comes back only where it was and with the owner it had; create one elsewhere under a new id", singular(m.Collection))
 	}
 	if op == schema.OpUpdate {
 		if bytes.Equal(d.data, cur.Data) {
-			return cur, PushResult{Status: StatusApplied, Version: cur.Version}, nil // nothing changes
+			return cur, schema.PushResult{Status: schema.PushApplied, Version: cur.Version}, nil // nothing changes
 		}
 	}
 	var prevVersion int64
@@ -455,7 +455,7 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
-		return nil, PushResult{}, err
+		return nil, schema.PushResult{}, err
 	}
 	if m.Collection == schema.PriceLists {
 		w.lists = nil // the prices of later orders of the push may change
@@ -465,29 +465,29 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	// store has transactions, undo it).
 	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !slices.Equal(cur.Tokens, next.Tokens) {
 		if err := w.restampDependents(ctx, "customer:"+m.ID); err != nil {
-			return nil, PushResult{}, afterWrite(err)
+			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	written, err := w.recheckPhoto(ctx, next)
 	if err != nil {
-		return nil, PushResult{}, afterWrite(err)
+		return nil, schema.PushResult{}, afterWrite(err)
 	}
 	if m.Collection == schema.Visits && cur == nil {
 		if err := w.markStopDone(ctx, written); err != nil {
-			return nil, PushResult{}, afterWrite(err)
+			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	if m.Collection == schema.Visits {
 		if err := w.markCheckOutsMissing(ctx, written); err != nil {
-			return nil, PushResult{}, afterWrite(err)
+			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	if d.repriced {
 		// The client's prices were replaced: it must take the record as
 		// the server priced it.
-		return written, PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
+		return written, schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 	}
-	return written, PushResult{Status: StatusApplied, Version: written.Version}, nil
+	return written, schema.PushResult{Status: schema.PushApplied, Version: written.Version}, nil
 }
 
 // history returns cur's history with rev added, at most historyDepth
@@ -507,14 +507,14 @@ func (w *writer) history(c schema.Collection, cur *Record, rev Revision, data js
 	return h
 }
 
-func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
+func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, visible bool) (schema.PushResult, error) {
 	switch {
 	case cur == nil || !visible:
-		return PushResult{}, noSuchRecord()
+		return schema.PushResult{}, noSuchRecord()
 	case cur.Deleted || m.BaseVersion != cur.Version:
 		return conflict(cur, true)
 	case !schema.CanWrite(w.p, schema.OpDelete, m.Collection, factsOf(cur)):
-		return PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not delete this %s", singular(m.Collection))
+		return schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not delete this %s", singular(m.Collection))
 	}
 	next := &Record{
 		Collection: m.Collection, ID: m.ID, Version: cur.Version + 1, Deleted: true,
@@ -523,9 +523,9 @@ func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bo
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
-	return PushResult{Status: StatusApplied, Version: next.Version}, nil
+	return schema.PushResult{Status: schema.PushApplied, Version: next.Version}, nil
 }
 
 // restampDependents gives the records that depend on a changed record
