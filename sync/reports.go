@@ -74,12 +74,14 @@ type CoverageRow struct {
 	Coverage           *float64   `json:"coverage"`
 	UnplannedVisits    int        `json:"unplanned_visits"`
 	Visits             int        `json:"visits"`
-	OpenVisits         int        `json:"open_visits"`
 	Orders             int        `json:"orders"`
 	StrikeRate         *float64   `json:"strike_rate"`
 	GeofenceCompliance *float64   `json:"geofence_compliance"`
 	LastPushAt         *time.Time `json:"last_push_at"`
 	LastPullAt         *time.Time `json:"last_pull_at"`
+	// OpenVisits counts the rep's visits with no check-out: in progress,
+	// or left without one.
+	OpenVisits int `json:"open_visits"`
 }
 
 // CoverageTotals sums the coverage report's rows.
