@@ -151,8 +151,12 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 
 // EnsureAdmin creates a first admin when the store has no user at all. It
 // does nothing when users exist, and is safe to run from several
-// instances starting at once.
+// instances starting at once. It refuses an empty password: such an admin
+// could never sign in.
 func EnsureAdmin(ctx context.Context, store sync.UserStore, username, password string, now time.Time) (created bool, err error) {
+	if password == "" {
+		return false, schema.FieldErrorf(schema.CodeValidationFailed, "password", "the first admin needs a password")
+	}
 	n, err := store.CountUsers(ctx)
 	if err != nil || n > 0 {
 		return false, err

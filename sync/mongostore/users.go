@@ -91,8 +91,30 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // Users returns every user, in id order.
 func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
-	const op = "mongostore.Users"
-	cur, err := s.users.Find(ctx, bson.M{}, options.Find().SetSort(ascending("_id")))
+	return s.ListUsers(ctx, sync.UserFilter{})
+}
+
+// ListUsers returns the users that f selects, in id order.
+func (s *Store) ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error) {
+	const op = "mongostore.ListUsers"
+	filter := bson.M{}
+	if f.After != "" {
+		filter["_id"] = bson.M{"$gt": f.After}
+	}
+	if f.Role != "" {
+		filter["role"] = string(f.Role)
+	}
+	if f.Territory != "" {
+		filter["territories"] = f.Territory
+	}
+	if f.Active != nil {
+		filter["active"] = *f.Active
+	}
+	opts := options.Find().SetSort(ascending("_id"))
+	if f.Limit > 0 {
+		opts.SetLimit(int64(f.Limit))
+	}
+	cur, err := s.users.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
