@@ -61,6 +61,15 @@ type Server struct {
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // the process's exit status, once exited is closed
 	buckets atomic.Int64
+	stopped atomic.Bool // Stop was called: the exit is expected
+}
+
+// Stop ends the server before its test does, as an outage would; later
+// requests to Endpoint fail to connect. Stopping a Shared server would
+// break the package's other tests: use Start for this.
+func (s *Server) Stop() {
+	s.stopped.Store(true)
+	s.terminate()
 }
 
 // Start starts a MinIO server for tb and stops it when tb ends. It skips tb
@@ -298,6 +307,9 @@ func (s *Server) waitReady() error {
 // stop ends the server, reporting an error if it had already exited on its
 // own.
 func (s *Server) stop() error {
+	if s.stopped.Load() {
+		return nil
+	}
 	select {
 	case <-s.exited:
 		return fmt.Errorf("minio had exited on its own (%v); output:\n%s", s.waitErr, s.output.String())
