@@ -305,12 +305,14 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	peak := before.HeapInuse
-	done := make(chan struct{})
+	// The sampler owns its peak and hands it over when told to stop.
+	done, peaks := make(chan struct{}), make(chan uint64)
 	go func() {
+		peak := before.HeapInuse
 		for {
 			select {
 			case <-done:
+				peaks <- peak
 				return
 			case <-time.After(2 * time.Millisecond):
 				var m runtime.MemStats
@@ -330,6 +332,7 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	}()
 	r := f.ts.upload(t, f.rep1.Access, hash, "image/jpeg", pr, int64(len(body)))
 	close(done)
+	peak := <-peaks
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	runtime.ReadMemStats(&after)
 	growth := float64(peak-before.HeapInuse) / (1 << 20)
