@@ -182,6 +182,11 @@ func requireBinary(tb testing.TB) string {
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 			tb.Fatalf("miniotest: CI=true and %v", err)
 		}
+		if _, ok := tb.(*testing.B); ok {
+			// go test -bench prints a skipped benchmark's reason only
+			// with -v; without it, a run would say nothing but PASS.
+			fmt.Fprintf(os.Stderr, "%s: skipped: miniotest: %v\n", tb.Name(), err)
+		}
 		tb.Skipf("miniotest: skipping, %v", err)
 	default:
 		tb.Fatalf("miniotest: %v", err)
