@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,12 @@ takes its value from it when the flag is not given.`,
 		newUserCommand(con),
 		newHealthCommand(con),
 	)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "unknown shorthand flag") {
+			return fmt.Errorf("%w (long flags take two dashes, as in --addr)", err)
+		}
+		return err
+	})
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	root.SetOut(con.stdout)

@@ -63,6 +63,12 @@ func TestUnknownCommandFails(t *testing.T) {
 	out, code := fieldsync(t, t.TempDir(), "", []string{"bogus"})
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, `fieldsync: unknown command "bogus"`)
+	out, code = fieldsync(t, t.TempDir(), "", []string{"-addr", "127.0.0.1:0"})
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "long flags take two dashes, as in --addr")
+	out, code = fieldsync(t, t.TempDir(), "", []string{"user", "list", "-role", "rep"})
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "long flags take two dashes", "subcommands too")
 }
 
 func TestFirstRunSaysHowToCreateAnAdmin(t *testing.T) {
