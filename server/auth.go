@@ -174,7 +174,6 @@ func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
 	access, err := s.tokens.access(accessClaims{
 		RegisteredClaims: jwtSubject(u.ID, l.ID, l.Generation),
 		Role:             string(u.Role),
-		Territories:      u.Territories,
 		DeviceID:         l.DeviceID,
 		LoginID:          l.ID,
 	})

@@ -23,6 +23,27 @@ import (
 // closed with it unread is reset, so that the client never sees the
 // answer (a 413 above all). Past drainLimit the connection is closed.
 
+// checkFraming refuses a request whose Content-Length headers disagree:
+// which one frames the body is ambiguous (fasthttp would take the last),
+// so the request is refused and the connection closed.
+func checkFraming(c *fiber.Ctx) error {
+	var first []byte
+	for line := range bytes.Lines(c.Request().Header.RawHeaders()) {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(bytes.TrimSpace(name), []byte(fiber.HeaderContentLength)) {
+			continue
+		}
+		value = bytes.TrimSpace(value)
+		if first == nil {
+			first = value
+		} else if !bytes.Equal(first, value) {
+			c.Context().SetConnectionClose()
+			return badRequest("conflicting Content-Length headers")
+		}
+	}
+	return c.Next()
+}
+
 // streamsBody reports whether a request's handler reads the body stream
 // itself.
 func streamsBody(c *fiber.Ctx) bool {

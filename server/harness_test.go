@@ -79,6 +79,7 @@ func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server
 type response struct {
 	Status int
 	Header http.Header
+	Close  bool // the server closes the connection after it
 	Body   map[string]any
 	Raw    []byte
 }

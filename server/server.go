@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -111,12 +112,15 @@ func New(cfg Config) (*Server, error) {
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
 		StreamRequestBody:     true,
-		ReadTimeout:           2 * time.Minute,
-		WriteTimeout:          2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          s.handleError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		// No endpoint takes a form: a multipart body is JSON's to refuse
+		// (415), not the HTTP layer's to parse.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  2 * time.Minute,
+		WriteTimeout:                 2 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 s.handleError,
+		JSONEncoder:                  json.Marshal,
+		JSONDecoder:                  json.Unmarshal,
 	})
 	s.routes()
 	return s, nil
@@ -124,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.observe, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(s.observe, recoverPanics, checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -185,6 +189,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // decodeJSON reads the request body as JSON into v.
 func decodeJSON(c *fiber.Ctx, v any) error {
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
 	body := c.Body()
 	if len(body) == 0 {
 		return badRequest("request body must be a JSON object")
@@ -193,6 +200,14 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return jsonProblem("request body", err)
 	}
 	return nil
+}
+
+// isJSON reports whether a request's Content-Type says JSON; a request
+// that names none is taken as JSON.
+func isJSON(contentType string) bool {
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	mediaType = strings.TrimSpace(mediaType)
+	return mediaType == "" || strings.EqualFold(mediaType, fiber.MIMEApplicationJSON)
 }
 
 // jsonProblem turns a JSON decoding error into a bad_request that names

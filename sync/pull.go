@@ -52,7 +52,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest)
 		cp.Fill = &backfill{Target: now}
 	}
 
-	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit}
+	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit, out: []*Envelope{}}
 	for pg.budget > 0 {
 		done, err := pg.step(ctx, cp)
 		if err != nil {
