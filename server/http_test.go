@@ -198,3 +198,34 @@ func TestOverflowingQuantityIsReportedOnTheQuantity(t *testing.T) {
 		assert.Equal(t, "lines[1].quantity", res.Error.Field, res.Error.Message)
 	}
 }
+
+func TestChunkedPhotoUploadAnswersWhenTheBodyEnds(t *testing.T) {
+	ts := startServer(t)
+	admin := ts.login(t, adminName, adminPassword, "d-admin")
+	photo := jpeg(300 << 10)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	// The connection stays open after the last chunk, as a kept-alive
+	// client's does. The server's read timeout is minutes; the answer must
+	// come long before it.
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	w := bufio.NewWriter(conn)
+	fmt.Fprintf(w, "PUT /v1/media/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n",
+		sum(photo), admin.Access)
+	for rest := photo; len(rest) > 0; {
+		n := min(len(rest), 64<<10)
+		fmt.Fprintf(w, "%x\r\n%s\r\n", n, rest[:n])
+		rest = rest[n:]
+	}
+	io.WriteString(w, "0\r\n\r\n")
+	require.NoError(t, w.Flush())
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "an answer before the read timeout")
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, resp.StatusCode, string(raw))
+	assert.Equal(t, http.StatusOK, ts.stored(t, admin.Access, sum(photo)))
+}
