@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -59,36 +58,17 @@ func TestTokensStaySmallWhateverTheScope(t *testing.T) {
 func TestOversizedRequestHeadsAnswer431(t *testing.T) {
 	ts := startServer(t)
 	admin := ts.login(t, adminName, adminPassword, "d-admin")
-	big := strings.Repeat("a", 64<<10)
-	tests := []struct {
-		name  string
-		build func() *http.Request
-	}{
-		{"header", func() *http.Request {
-			req, _ := http.NewRequest("GET", ts.URL+"/healthz", nil)
-			req.Header.Set("X-Padding", big)
-			return req
-		}},
-		{"bearer token", func() *http.Request {
-			req, _ := http.NewRequest("POST", ts.URL+"/v1/sync/pull", nil)
-			req.Header.Set("Authorization", "Bearer "+admin.Access+big)
-			return req
-		}},
-		{"query string", func() *http.Request {
-			req, _ := http.NewRequest("GET", ts.URL+"/v1/reports/unvisited?days=30&territory_id="+url.QueryEscape(big), nil)
-			req.Header.Set("Authorization", "Bearer "+admin.Access)
-			return req
-		}},
+	big := strings.Repeat("a", 32<<10)
+	// Sent in one write, so that the whole request is on its way before
+	// the server answers and closes.
+	tests := []struct{ name, request string }{
+		{"header", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + big + "\r\n\r\n"},
+		{"bearer token", "POST /v1/sync/pull HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.Access + big + "\r\nContent-Length: 0\r\n\r\n"},
+		{"query string", "GET /v1/reports/unvisited?days=30&territory_id=" + big + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin.Access + "\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.DefaultClient.Do(tt.build())
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			raw, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			r := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-			inputAssertError(t, r, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large")
+			inputAssertError(t, ts.rawExchange(t, tt.request), http.StatusRequestHeaderFieldsTooLarge, "headers_too_large")
 		})
 	}
 	assert.Equal(t, http.StatusOK, ts.call(t, "GET", "/healthz", "", nil).Status, "the server keeps serving")
