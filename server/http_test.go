@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // rawExchange writes request, as is, on a new connection to ts and reads
@@ -208,4 +210,54 @@ func TestChunkedPhotoUploadAnswersWhenTheBodyEnds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusCreated, resp.StatusCode, string(raw))
 	assert.Equal(t, http.StatusOK, ts.stored(t, admin.Access, sum(photo)))
+}
+
+func TestPullPagesStopAtTheByteLimit(t *testing.T) {
+	const maxPullBytes = 16 << 10
+	srv := servertest.Start(t, servertest.Options{AdminPassword: adminPassword, Engine: func(c *sync.Config) { c.MaxPullBytes = maxPullBytes }})
+	ts := &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store}
+	admin := ts.login(t, adminName, adminPassword, "d-admin")
+	mutations := []string{inputTerritory("m-t", "t-1")}
+	for i := range 40 {
+		mutations = append(mutations, fmt.Sprintf(`{"mutation_id":"m-%d","collection":"customers","id":"c-%02d","op":"upsert","base_version":0,"data":`+
+			`{"code":"C-%d","name":"Shop","territory_id":"t-1","grade":"A","lat":52.5,"lng":13.4,"notes":%q}}`, i, i, i, strings.Repeat("n", 3000)))
+	}
+	r, results := inputPush(t, ts, admin.Access, inputBatch(mutations...))
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	for _, res := range results {
+		require.Equal(t, "applied", res.Status, string(r.Raw))
+	}
+
+	seen := map[string]bool{}
+	cp, pages := "", 0
+	for {
+		r := ts.call(t, "POST", "/v1/sync/pull", admin.Access, map[string]any{"checkpoint": cp, "limit": 1000})
+		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+		var page struct {
+			Changes []struct {
+				Collection, ID string
+				Data           json.RawMessage
+			} `json:"changes"`
+			Checkpoint string `json:"checkpoint"`
+			HasMore    bool   `json:"has_more"`
+		}
+		require.NoError(t, json.Unmarshal(r.Raw, &page))
+		pages++
+		size := 0
+		for i, ch := range page.Changes {
+			assert.Less(t, size, maxPullBytes, "change %d comes after the page reached its bytes", i)
+			size += len(ch.Data)
+			seen[ch.Collection+"/"+ch.ID] = true
+		}
+		if page.HasMore {
+			assert.GreaterOrEqual(t, size, maxPullBytes, "a page with more to come is full")
+		}
+		cp = page.Checkpoint
+		if !page.HasMore {
+			break
+		}
+		require.Less(t, pages, 100, "the pull ends")
+	}
+	assert.Len(t, seen, 41, "every record arrives")
+	assert.Greater(t, pages, 5, "40 records of about 3 KB come in pages of about 16 KB")
 }

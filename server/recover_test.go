@@ -20,9 +20,7 @@ import (
 // panickyStore is a record store whose change feed panics.
 type panickyStore struct{ sync.Store }
 
-func (panickyStore) Changes(context.Context, []string, int64, int64, int) ([]sync.Change, error) {
-	panic("the feed is broken")
-}
+func (panickyStore) Watermark(context.Context) (int64, error) { panic("the feed is broken") }
 
 // syncBuffer is a log sink safe for the server's goroutines.
 type syncBuffer struct {
