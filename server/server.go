@@ -41,11 +41,15 @@ type Config struct {
 	Now func() time.Time
 	// AccessTTL is how long an access token lives; default 15 minutes.
 	AccessTTL time.Duration
-	// LoginFailureLimit failed logins for one username within
-	// LoginFailureWindow lock that username out until the window ends;
-	// defaults 5 and 15 minutes.
+	// LoginFailureLimit failed sign-ins of one username from one client
+	// address within LoginFailureWindow are answered at once; after them
+	// that pair slows down, its next attempts allowed LoginBackoff, then
+	// 3, 7, 15… × LoginBackoff after the window opened, never later than
+	// its end. Other addresses are not slowed. Defaults 5, 15 minutes and
+	// 1 second.
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
+	LoginBackoff       time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
 }
@@ -61,7 +65,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
-	hashing chan struct{} // one slot per core for password checks
+	hashing *hashQueue // one slot per core for password checks
 }
 
 // New builds a Server from cfg.
@@ -93,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	if cfg.LoginBackoff <= 0 {
+		cfg.LoginBackoff = time.Second
+	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
@@ -105,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
-		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
