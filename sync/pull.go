@@ -23,7 +23,7 @@ const maxExtraScopes = 4
 // removals for records that left p's scope. When p's scope has changed
 // since the checkpoint was made, the pages first add what p may now read
 // and remove what it no longer may.
-func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest) (*PullResponse, error) {
+func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullRequest) (*schema.PullResponse, error) {
 	limit := req.Limit
 	switch {
 	case limit == 0:
@@ -52,7 +52,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest)
 		cp.Fill = &backfill{Target: now}
 	}
 
-	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit, bytes: e.maxPullBytes, out: []*Envelope{}}
+	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit, bytes: e.maxPullBytes, out: []*schema.Envelope{}}
 	for !pg.full() {
 		done, err := pg.step(ctx, cp)
 		if err != nil {
@@ -67,7 +67,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest)
 		return nil, fmt.Errorf("sync.Pull: %w", err)
 	}
 	e.noteSync(ctx, p, false)
-	return &PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.full()}, nil
+	return &schema.PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.full()}, nil
 }
 
 // page gathers one pull's changes.
@@ -77,7 +77,7 @@ type page struct {
 	readable []string // the caller's tokens now
 	budget   int      // feed entries left to read in this page
 	bytes    int      // record data left to read in this page
-	out      []*Envelope
+	out      []*schema.Envelope
 }
 
 // full reports whether the page has read as many feed entries or as much
