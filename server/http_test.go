@@ -160,7 +160,7 @@ func TestOverflowingQuantityIsReportedOnTheQuantity(t *testing.T) {
 	))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	for _, res := range results {
-		require.Equal(t, "applied", res.Status, string(r.Raw))
+		require.Equal(t, schema.PushApplied, res.Status, string(r.Raw))
 	}
 	order := func(mid, id, unitPrice string) string {
 		return `{"mutation_id":"` + mid + `","collection":"orders","id":"` + id + `","op":"upsert","base_version":0,"data":` +
@@ -174,7 +174,7 @@ func TestOverflowingQuantityIsReportedOnTheQuantity(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Len(t, results, 2)
 	for _, res := range results {
-		assert.Equal(t, "rejected", res.Status, string(r.Raw))
+		assert.Equal(t, schema.PushRejected, res.Status, string(r.Raw))
 		require.NotNil(t, res.Error, string(r.Raw))
 		assert.Equal(t, "validation_failed", res.Error.Code)
 		assert.Equal(t, "lines[1].quantity", res.Error.Field, res.Error.Message)
@@ -225,7 +225,7 @@ func TestPullPagesStopAtTheByteLimit(t *testing.T) {
 	r, results := inputPush(t, ts, admin.Access, inputBatch(mutations...))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	for _, res := range results {
-		require.Equal(t, "applied", res.Status, string(r.Raw))
+		require.Equal(t, schema.PushApplied, res.Status, string(r.Raw))
 	}
 
 	seen := map[string]bool{}
