@@ -2,7 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,11 +186,11 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	cur, err := s.facts.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var entries []factEntry
 	if err := cur.All(ctx, &entries); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var keys []string
 	seen := make(map[string]bool, len(entries))
@@ -203,7 +202,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	held, err := s.recordFacts(ctx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var out []sync.Fact
 	for _, h := range held {
@@ -233,7 +232,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetBatchSize(latestBatch).
 			SetProjection(bson.D{{Key: "rec", Value: 1}, {Key: "at", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	defer cur.Close(context.Background())
 	var (
@@ -243,7 +242,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 	for cur.Next(ctx) {
 		var e factEntry
 		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		if best != nil && e.At <= best.At {
 			break
@@ -254,7 +253,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		read[e.Rec] = true
 		held, err := s.recordFacts(ctx, []string{e.Rec})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		for _, h := range held {
 			for i, f := range h.Facts {
@@ -265,7 +264,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if best == nil {
 		return nil, sync.ErrNotFound
@@ -281,7 +280,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
 	out, err := sync.CountCoverage(ctx, q, s.Facts)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.CoverageCounts: %w", err)
+		return nil, fail("mongostore.CoverageCounts", err)
 	}
 	return out, nil
 }
@@ -324,7 +323,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -335,11 +334,11 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
 	const op = "mongostore.DeviceSyncs"
 	cur, err := s.devices.Find(ctx, bson.M{}, options.Find().SetSort(ascending("user", "device")))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []deviceDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]sync.DeviceSync, len(docs))
 	for i, d := range docs {
@@ -358,14 +357,14 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 	cur, err := s.facts.Find(ctx, bson.M{"kind": kind, "rep": rep, "at": bson.M{"$gt": after.UnixNano()}},
 		options.Find().SetBatchSize(latestBatch).SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, fail(op, err)
 	}
 	defer cur.Close(context.Background())
 	read := map[string]bool{}
 	for cur.Next(ctx) {
 		var e factEntry
 		if err := cur.Decode(&e); err != nil {
-			return false, fmt.Errorf("%s: %w", op, err)
+			return false, fail(op, err)
 		}
 		if read[e.Rec] || strings.HasSuffix(e.Rec, "/"+except) {
 			continue
@@ -373,7 +372,7 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 		read[e.Rec] = true
 		held, err := s.recordFacts(ctx, []string{e.Rec})
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", op, err)
+			return false, fail(op, err)
 		}
 		for _, h := range held {
 			for _, f := range h.Facts {
@@ -384,7 +383,7 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, fail(op, err)
 	}
 	return false, nil
 }
