@@ -44,11 +44,15 @@ type Config struct {
 	Now func() time.Time
 	// AccessTTL is how long an access token lives; default 15 minutes.
 	AccessTTL time.Duration
-	// LoginFailureLimit failed logins for one username within
-	// LoginFailureWindow lock that username out until the window ends;
-	// defaults 5 and 15 minutes.
+	// LoginFailureLimit failed sign-ins of one username from one client
+	// address within LoginFailureWindow are answered at once; after them
+	// that pair slows down, its next attempts allowed LoginBackoff, then
+	// 3, 7, 15… × LoginBackoff after the window opened, never later than
+	// its end. Other addresses are not slowed. Defaults 5, 15 minutes and
+	// 1 second.
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
+	LoginBackoff       time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
 	// StreamPoll is how often the server's watcher of the change feed
@@ -84,7 +88,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
-	hashing chan struct{} // one slot per core for password checks
+	hashing *hashQueue // one slot per core for password checks
 	watcher *sync.Watcher
 	streams *streams
 	// serving is what Serve started and Shutdown stops.
@@ -125,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	if cfg.LoginBackoff <= 0 {
+		cfg.LoginBackoff = time.Second
+	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
@@ -153,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
-		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
 		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
 		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
@@ -162,12 +169,15 @@ func New(cfg Config) (*Server, error) {
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
 		StreamRequestBody:     true,
-		ReadTimeout:           2 * time.Minute,
-		WriteTimeout:          2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          s.handleError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		// No endpoint takes a form: a multipart body is JSON's to refuse
+		// (415), not the HTTP layer's to parse.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  2 * time.Minute,
+		WriteTimeout:                 2 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 s.handleError,
+		JSONEncoder:                  json.Marshal,
+		JSONDecoder:                  json.Unmarshal,
 	})
 	s.routes(origins)
 	return s, nil
@@ -175,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes(origins []string) {
 	app := s.app
-	app.Use(s.observe)
+	app.Use(s.observe, recoverPanics)
 	if len(origins) > 0 {
 		// Browser apps send their bearer token themselves: no cookies, so
 		// no credentials mode.
@@ -187,7 +197,7 @@ func (s *Server) routes(origins []string) {
 			MaxAge:        600,
 		}))
 	}
-	app.Use(readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -212,6 +222,7 @@ func (s *Server) routes(origins []string) {
 
 	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
 	admin.Post("/users", s.createUser)
+	admin.Get("/users", s.listUsers)
 	admin.Get("/users/:id", s.showUser)
 	admin.Patch("/users/:id", s.updateUser)
 }
@@ -282,6 +293,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // decodeJSON reads the request body as JSON into v.
 func decodeJSON(c *fiber.Ctx, v any) error {
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
 	body := c.Body()
 	if len(body) == 0 {
 		return badRequest("request body must be a JSON object")
@@ -290,6 +304,14 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return jsonProblem("request body", err)
 	}
 	return nil
+}
+
+// isJSON reports whether a request's Content-Type says JSON; a request
+// that names none is taken as JSON.
+func isJSON(contentType string) bool {
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	mediaType = strings.TrimSpace(mediaType)
+	return mediaType == "" || strings.EqualFold(mediaType, fiber.MIMEApplicationJSON)
 }
 
 // jsonProblem turns a JSON decoding error into a bad_request that names

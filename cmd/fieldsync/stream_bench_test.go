@@ -89,7 +89,7 @@ func per(before, after footprint, n int) footprint {
 func BenchmarkStreamMemory(b *testing.B) {
 	const n = 1000
 	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
-	args := []string{"-max-streams-per-user", "1000"}
+	args := []string{"--max-streams-per-user", "1000"}
 	for range b.N {
 		// Baseline: idle keep-alive connections.
 		idle := startBinaryWith(b, b.TempDir(), args, env...)

@@ -124,7 +124,7 @@ func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 }
 
 func TestStreamExpiresCapsAndEndsOnSIGTERM(t *testing.T) {
-	sp := startStreamPair(t, "-access-ttl", "6s", "-max-streams", "2", "-stream-heartbeat", "1s")
+	sp := startStreamPair(t, "--access-ttl", "6s", "--max-streams", "2", "--stream-heartbeat", "1s")
 	a := open(t, sp.bases[1], signIn(t, sp.bases[1], "rep1", "rep1-password"))
 	b := open(t, sp.bases[1], signIn(t, sp.bases[1], "rep2", "rep2-password"))
 
