@@ -215,6 +215,7 @@ export async function waitFor(what: string, cond: () => Promise<boolean> | boole
 export class FlakyProxy {
   readonly url: string
   #flaky = false
+  #flakySince = 0
   dropped = 0
   cut = 0
   stalled = 0
@@ -235,7 +236,10 @@ export class FlakyProxy {
       client.on('close', () => proxy.#sockets.delete(client))
       client.on('error', () => undefined)
       const n = ++proxy.#n
-      const mode = !proxy.#flaky ? 'pass' : (['drop', 'pass', 'cut', 'stall', 'pass'] as const)[n % 5]!
+      // While flaky, connections take turns: the first is cut after its
+      // request went through, the next stalls, then one passes, one is
+      // dropped at once, one passes, and again.
+      const mode = !proxy.#flaky ? 'pass' : (['cut', 'stall', 'pass', 'drop', 'pass'] as const)[(n - proxy.#flakySince) % 5]!
       if (mode === 'drop') { proxy.dropped++; client.destroy(); return }
       if (mode === 'stall') { proxy.stalled++; return } // read nothing, answer nothing
       const upstream = net.connect(Number(port), hostname)
@@ -263,6 +267,7 @@ export class FlakyProxy {
   /** Turns the faults on or off; either way, open connections are cut. */
   setFlaky(on: boolean): void {
     this.#flaky = on
+    this.#flakySince = this.#n + 1
     for (const s of this.#sockets) s.destroy()
   }
 
