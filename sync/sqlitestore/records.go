@@ -168,6 +168,20 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	return out, rows.Err()
 }
 
+// RepFactAfter reports whether a record other than except has a fact of
+// a kind by rep later than after, through the (kind, rep, at) index.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	var one int
+	err := t.stmt(ctx, t.q.repFactAfter).QueryRowContext(ctx, kind, rep, after.UnixNano(), except).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore.RepFactAfter: %w", err)
+	}
+	return true, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -283,6 +297,47 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 		b[1] = []byte("[]")
 	}
 	return strings.Join(r.Tokens, "\n"), string(b[0]), string(b[1]), nil
+}
+
+// proofMeta is how a proof's EXIF facts are kept, as JSON.
+type proofMeta struct {
+	TakenAt *time.Time `json:"taken_at,omitempty"`
+	Lat     *float64   `json:"lat,omitempty"`
+	Lng     *float64   `json:"lng,omitempty"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	var m proofMeta
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
+	return &p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	meta, err := json.Marshal(proofMeta{TakenAt: p.TakenAt, Lat: p.Lat, Lng: p.Lng})
+	if err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	return nil
 }
 
 // Answer returns the stored answer to a mutation.
@@ -505,7 +560,8 @@ type queries struct {
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
 	feedRecords                                 *sql.Stmt
-	dropFacts, addFacts                         *sql.Stmt
+	dropFacts, addFacts, repFactAfter           *sql.Stmt
+	proof, saveProof                            *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -522,6 +578,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
+		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
 		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
@@ -534,6 +591,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answer, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},

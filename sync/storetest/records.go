@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
 	t.Run("ChangesStopAtBytes", func(t *testing.T) { testChangesStopAtBytes(t, newStore(t)) })
 	t.Run("Answers", func(t *testing.T) { testAnswers(t, newStore(t)) })
+	t.Run("PhotoProofs", func(t *testing.T) { testPhotoProofs(t, newStore(t)) })
 	t.Run("ConcurrentWritersNeverSkip", func(t *testing.T) { testNeverSkip(t, newStore(t)) })
 	t.Run("OneWinnerPerVersion", func(t *testing.T) { testOneWinner(t, newStore(t)) })
 }
@@ -282,6 +284,36 @@ func testAnswers(t *testing.T, s sync.Store) {
 		assert.ErrorIs(t, err, sync.ErrNotFound, "swept")
 		_, err = tx.Answer(ctx, "u-1", "m-1")
 		assert.NoError(t, err, "kept")
+		return nil
+	}))
+}
+
+func testPhotoProofs(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	taken, lat, lng := at.Add(-time.Hour), 52.5, 13.4
+	hash := strings.Repeat("ab", 32)
+	p := &sync.PhotoProof{UserID: "u-1", SHA256: hash, Size: 1234, TakenAt: &taken, Lat: &lat, Lng: &lng, At: at}
+	bare := &sync.PhotoProof{UserID: "u-2", SHA256: hash, Size: 1234, At: at}
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+		_, err := tx.PhotoProof(ctx, "u-1", hash)
+		require.ErrorIs(t, err, sync.ErrNotFound, "none yet")
+		return errors.Join(tx.SaveProof(ctx, p), tx.SaveProof(ctx, bare))
+	}))
+	again := *p
+	again.Size, again.At = 99, at.Add(time.Hour)
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveProof(ctx, &again) }), "saving again is not an error")
+
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		got, err := tx.PhotoProof(ctx, "u-1", hash)
+		require.NoError(t, err)
+		assert.Equal(t, p, got, "every field comes back; the first proof stays")
+		got, err = tx.PhotoProof(ctx, "u-2", hash)
+		require.NoError(t, err)
+		assert.Equal(t, bare, got, "no EXIF facts")
+		_, err = tx.PhotoProof(ctx, "u-3", hash)
+		assert.ErrorIs(t, err, sync.ErrNotFound, "proofs are per user")
+		_, err = tx.PhotoProof(ctx, "u-1", strings.Repeat("cd", 32))
+		assert.ErrorIs(t, err, sync.ErrNotFound, "and per hash")
 		return nil
 	}))
 }
