@@ -230,6 +230,15 @@ type Order struct {
 // PhotoContentTypes lists the content types a photo may have.
 var PhotoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
 
+// PhotoFacts is what the photo store knows of a photo's bytes: whether
+// they are stored and, when they are, the time and place their EXIF
+// metadata gives (nil when it gives none).
+type PhotoFacts struct {
+	Stored   bool
+	TakenAt  *time.Time
+	Lat, Lng *float64
+}
+
 // MaxPhotoSize is the largest photo a record may describe, in bytes.
 const MaxPhotoSize = 100 << 20
 

@@ -152,7 +152,7 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 // EnsureAdmin creates a first admin when the store has no user at all. It
 // does nothing when users exist, and is safe to run from several
 // instances starting at once.
-func EnsureAdmin(ctx context.Context, store sync.UserStore, username, password string, now time.Time) (created bool, err error) {
+func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password string, now time.Time) (created bool, err error) {
 	n, err := store.CountUsers(ctx)
 	if err != nil || n > 0 {
 		return false, err

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"slices"
@@ -11,19 +10,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 )
-
-// PhotoFacts lets the sync engine ask the photo store about a photo's
-// bytes.
-func PhotoFacts(p *media.Photos) sync.PhotoChecker { return photoFacts{p} }
-
-type photoFacts struct{ p *media.Photos }
-
-func (f photoFacts) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts, error) {
-	meta, stored, err := f.p.Meta(ctx, sum)
-	return sync.PhotoFacts{Stored: stored, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, err
-}
 
 // photoHash reads and checks the {sha256} path parameter.
 func photoHash(c *fiber.Ctx) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // Pinger is anything readiness depends on: the record store, the photo store.
@@ -25,10 +26,13 @@ type Pinger interface {
 // Config is what a Server is built from. Zero fields take the documented
 // defaults.
 type Config struct {
-	// Store keeps users, logins and records. Required.
-	Store sync.Store
+	// Store keeps users and logins, and answers readiness checks.
+	// Required.
+	Store Store
 	// Engine runs push and pull. Required.
 	Engine *sync.Engine
+	// Reports reads the managers' reports. Required.
+	Reports *report.Reports
 	// Photos keeps photo bytes. Required.
 	Photos *media.Photos
 	// Secret signs access tokens (HS256) and derives the keys of refresh
@@ -45,15 +49,20 @@ type Config struct {
 	// defaults 5 and 15 minutes.
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
-	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
+	// MaxPushBytes is the largest push body, in bytes; a larger push is
+	// refused whole with 413. Default 5 MB.
+	MaxPushBytes int
+	// BodyLimit is the largest request body read, in bytes; default 8 MiB
+	// or MaxPushBytes, whichever is larger.
 	BodyLimit int
 }
 
 // Server is the fieldsync HTTP server.
 type Server struct {
 	cfg     Config
-	store   sync.Store
+	store   Store
 	engine  *sync.Engine
+	reports *report.Reports
 	photos  *media.Photos
 	log     *slog.Logger
 	now     func() time.Time
@@ -70,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Engine == nil {
 		return nil, errors.New("server.New: no sync engine")
+	}
+	if cfg.Reports == nil {
+		return nil, errors.New("server.New: no reports")
 	}
 	if cfg.Photos == nil {
 		return nil, errors.New("server.New: no photo store")
@@ -92,13 +104,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	if cfg.MaxPushBytes <= 0 {
+		cfg.MaxPushBytes = 5_000_000
+	}
 	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 8 << 20
+		cfg.BodyLimit = max(8<<20, cfg.MaxPushBytes)
 	}
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
 		engine:  cfg.Engine,
+		reports: cfg.Reports,
 		photos:  cfg.Photos,
 		log:     cfg.Logger,
 		now:     cfg.Now,

@@ -292,7 +292,7 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 	} else {
 		r.DeviceID = w.p.DeviceID
 	}
-	var facts PhotoFacts
+	var facts schema.PhotoFacts
 	if w.e.photos != nil {
 		if facts, err = w.e.photos.PhotoFacts(ctx, r.SHA256); err != nil {
 			return err

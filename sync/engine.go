@@ -8,20 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-)
 
-// PhotoFacts is what the photo store knows of a photo's bytes: whether
-// they are stored and, when they are, what their EXIF metadata says.
-type PhotoFacts struct {
-	Stored   bool
-	TakenAt  *time.Time
-	Lat, Lng *float64
-}
+	"github.com/fieldsync/fieldsync/schema"
+)
 
 // PhotoChecker tells the engine what the photo store knows of the bytes
 // of a photo, so that a photo record's server-owned fields can be set.
 type PhotoChecker interface {
-	PhotoFacts(ctx context.Context, sha256 string) (PhotoFacts, error)
+	PhotoFacts(ctx context.Context, sha256 string) (schema.PhotoFacts, error)
 }
 
 // Config is what an Engine is built from; zero fields take the documented
@@ -39,8 +33,6 @@ type Config struct {
 	Now func() time.Time
 	// MaxMutations is the most mutations one push may carry; default 500.
 	MaxMutations int
-	// MaxPushBytes is the largest push body in bytes; default 5 MB.
-	MaxPushBytes int
 	// HistoryDepth is how many recent versions a record keeps to decide
 	// merges and replays; default 10.
 	HistoryDepth int
@@ -66,7 +58,6 @@ type Engine struct {
 	now          func() time.Time
 	cpKey        []byte
 	maxMutations int
-	maxPushBytes int
 	historyDepth int
 	answerTTL    time.Duration
 	geofenceM    float64
@@ -87,7 +78,6 @@ func New(cfg Config) (*Engine, error) {
 		store: cfg.Store, photos: cfg.Photos, log: cfg.Logger, now: cfg.Now,
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
-		maxPushBytes: orDefault(cfg.MaxPushBytes, 5_000_000),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
 		geofenceM:    orDefault(cfg.GeofenceM, 200),
@@ -117,9 +107,6 @@ func deriveKey(secret []byte, purpose string) []byte {
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
-
-// MaxPushBytes is the largest push body the engine accepts.
-func (e *Engine) MaxPushBytes() int { return e.maxPushBytes }
 
 // SweepAnswers removes answers older than the configured TTL.
 func (e *Engine) SweepAnswers(ctx context.Context) (int, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
 // The admin signs in like every test user, with password(adminName).
@@ -31,6 +32,7 @@ const adminName = "admin"
 // fresh SQLite store and photo folder.
 type testServer struct {
 	URL     string
+	Store   *sqlitestore.Store
 	adminMu gosync.Mutex
 	admin   string // the admin's access token
 }
@@ -58,7 +60,7 @@ func startServer(tb testing.TB, opts ...serverOption) *testServer {
 			}
 		},
 	})
-	return &testServer{URL: srv.URL}
+	return &testServer{URL: srv.URL, Store: srv.Store}
 }
 
 // quietLogger shows logs only with go test -v.

@@ -5,17 +5,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"syscall"
 	"time"
 	// Time zones for reports' tz, on machines without a zone database.
@@ -27,6 +25,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/mongostore"
+	"github.com/fieldsync/fieldsync/sync/report"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -68,7 +67,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.s3AccessKey, "s3-access-key", env("FIELDSYNC_S3_ACCESS_KEY", ""), "S3 access key (FIELDSYNC_S3_ACCESS_KEY)")
 	fs.StringVar(&c.s3SecretKey, "s3-secret-key", env("FIELDSYNC_S3_SECRET_KEY", ""), "S3 secret key (FIELDSYNC_S3_SECRET_KEY)")
 	fs.StringVar(&c.s3Bucket, "s3-bucket", env("FIELDSYNC_S3_BUCKET", "fieldsync"), "S3 bucket, created if missing (FIELDSYNC_S3_BUCKET)")
-	fs.BoolVar(&c.s3Secure, "s3-secure", env("FIELDSYNC_S3_SECURE", "") == "true", "use TLS to reach S3 (FIELDSYNC_S3_SECURE)")
+	secure, err := strconv.ParseBool(env("FIELDSYNC_S3_SECURE", "false"))
+	if err != nil {
+		return c, fmt.Errorf("FIELDSYNC_S3_SECURE must be true or false (or 1, 0, t, f, TRUE, FALSE), not %q", getenv("FIELDSYNC_S3_SECURE"))
+	}
+	fs.BoolVar(&c.s3Secure, "s3-secure", secure, "use TLS to reach S3 (FIELDSYNC_S3_SECURE)")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", env("FIELDSYNC_JWT_SECRET", ""), "token signing secret; generated in the data dir when empty (FIELDSYNC_JWT_SECRET)")
 	fs.StringVar(&c.adminUser, "admin-user", env("FIELDSYNC_ADMIN_USER", ""), "first admin, created when no user exists (FIELDSYNC_ADMIN_USER)")
 	fs.StringVar(&c.adminPassword, "admin-password", env("FIELDSYNC_ADMIN_PASSWORD", ""), "first admin's password (FIELDSYNC_ADMIN_PASSWORD)")
@@ -140,15 +143,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("FIELDSYNC_TZ: %w", err)
 	}
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos),
-		GeofenceM: cfg.geofenceM, Location: loc, MaxMutations: cfg.pushMaxMutations, MaxPushBytes: cfg.pushMaxBytes})
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: photos,
+		GeofenceM: cfg.geofenceM, Location: loc, MaxMutations: cfg.pushMaxMutations})
 	if err != nil {
 		return err
 	}
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
-	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
-		BodyLimit: max(8<<20, cfg.pushMaxBytes)})
+	srv, err := server.New(server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos,
+		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes})
 	if err != nil {
 		return err
 	}
@@ -187,20 +190,20 @@ func openBlobs(ctx context.Context, cfg config) (media.BlobStore, error) {
 	})
 }
 
-// openStore opens the record store: MongoDB when a URI is set (the
-// database named in its path, else "fieldsync"), else SQLite in the data
-// dir.
-func openStore(ctx context.Context, cfg config) (sync.Store, error) {
+// recordStore is what each record store adapter provides to the pieces
+// main wires.
+type recordStore interface {
+	sync.Store
+	server.Store
+	report.Store
+	Close() error
+}
+
+// openStore opens the record store: MongoDB when a URI is set, else SQLite
+// in the data dir.
+func openStore(ctx context.Context, cfg config) (recordStore, error) {
 	if cfg.mongoURI == "" {
 		return sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
 	}
-	u, err := url.Parse(cfg.mongoURI)
-	if err != nil {
-		return nil, errors.New("FIELDSYNC_MONGO_URI is not a valid URI")
-	}
-	database := strings.Trim(u.Path, "/")
-	if database == "" {
-		database = "fieldsync"
-	}
-	return mongostore.Open(ctx, cfg.mongoURI, database)
+	return mongostore.Open(ctx, cfg.mongoURI)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,7 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		"short secret":  {"FIELDSYNC_JWT_SECRET=short"},
 		"bad log level": {"FIELDSYNC_LOG_LEVEL=loud"},
 		"weak admin":    {"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=x"},
+		"s3 secure yes": {"FIELDSYNC_S3_SECURE=yes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(binary)
@@ -181,6 +183,30 @@ func TestBadSettingsFailClearly(t *testing.T) {
 			assert.Equal(t, 1, exit.ExitCode())
 			assert.Contains(t, string(out), "fieldsync:")
 		})
+	}
+}
+
+func TestS3SecureSpellings(t *testing.T) {
+	for value, want := range map[string]bool{"": false, "true": true, "1": true, "TRUE": true, "t": true, "false": false, "0": false, "F": false} {
+		cfg, err := parseConfig(nil, func(name string) string {
+			if name == "FIELDSYNC_S3_SECURE" {
+				return value
+			}
+			return ""
+		})
+		require.NoErrorf(t, err, "FIELDSYNC_S3_SECURE=%q", value)
+		assert.Equalf(t, want, cfg.s3Secure, "FIELDSYNC_S3_SECURE=%q", value)
+	}
+	for _, value := range []string{"yes", "on", "secure", "2"} {
+		_, err := parseConfig(nil, func(name string) string {
+			if name == "FIELDSYNC_S3_SECURE" {
+				return value
+			}
+			return ""
+		})
+		require.Errorf(t, err, "FIELDSYNC_S3_SECURE=%q", value)
+		assert.Contains(t, err.Error(), "FIELDSYNC_S3_SECURE must be true or false")
+		assert.Contains(t, err.Error(), strconv.Quote(value))
 	}
 }
 

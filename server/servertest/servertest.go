@@ -19,6 +19,7 @@ import (
 	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -73,13 +74,13 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	photos := media.NewPhotos(opts.Blobs, 25_000_000).WithRedirects(opts.PhotoRedirect)
 	logger := Logger()
-	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: server.PhotoFacts(photos)}
+	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: photos}
 	if opts.Engine != nil {
 		opts.Engine(&engineCfg)
 	}
 	engine, err := sync.New(engineCfg)
 	require.NoError(tb, err)
-	serverCfg := server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: logger}
+	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger}
 	if opts.Server != nil {
 		opts.Server(&serverCfg)
 	}

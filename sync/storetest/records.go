@@ -17,7 +17,7 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
+func testRecords(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("PutAndRead", func(t *testing.T) { testPutAndRead(t, newStore(t)) })
 	t.Run("Refs", func(t *testing.T) { testRefs(t, newStore(t)) })
 	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
@@ -34,12 +34,12 @@ func rec(id string, version int64, tokens []string, data string) *sync.Record {
 	}
 }
 
-func put(t *testing.T, s sync.Store, r *sync.Record, prev int64) {
+func put(t *testing.T, s Store, r *sync.Record, prev int64) {
 	t.Helper()
 	require.NoError(t, s.Update(context.Background(), func(tx sync.RecordTx) error { return tx.Put(context.Background(), r, prev) }))
 }
 
-func read(t *testing.T, s sync.Store, c schema.Collection, id string) (*sync.Record, error) {
+func read(t *testing.T, s Store, c schema.Collection, id string) (*sync.Record, error) {
 	t.Helper()
 	var r *sync.Record
 	err := s.View(context.Background(), func(tx sync.RecordTx) error {
@@ -50,7 +50,7 @@ func read(t *testing.T, s sync.Store, c schema.Collection, id string) (*sync.Rec
 	return r, err
 }
 
-func testPutAndRead(t *testing.T, s sync.Store) {
+func testPutAndRead(t *testing.T, s Store) {
 	ctx := context.Background()
 	_, err := read(t, s, schema.Customers, "c-1")
 	assert.ErrorIs(t, err, sync.ErrNotFound)
@@ -86,7 +86,7 @@ func testPutAndRead(t *testing.T, s sync.Store) {
 	assert.ErrorIs(t, err, sync.ErrNotFound, "ids are per collection")
 }
 
-func testRefs(t *testing.T, s sync.Store) {
+func testRefs(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i := range 5 {
 		r := rec(fmt.Sprintf("v-%d", i), 1, []string{"visits|all"}, `{}`)
@@ -122,7 +122,7 @@ func testRefs(t *testing.T, s sync.Store) {
 	}))
 }
 
-func changes(t *testing.T, s sync.Store, tokens []string, after int64, limit int) []sync.Change {
+func changes(t *testing.T, s Store, tokens []string, after int64, limit int) []sync.Change {
 	t.Helper()
 	wm, err := s.Watermark(context.Background())
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func summary(chs []sync.Change) []seen {
 	return out
 }
 
-func testChanges(t *testing.T, s sync.Store) {
+func testChanges(t *testing.T, s Store) {
 	t1, t2 := "customers|terr:t-1", "customers|terr:t-2"
 	a := rec("c-a", 1, []string{t1}, `{"n":1}`)
 	b := rec("c-b", 1, []string{t2}, `{"n":2}`)
@@ -201,7 +201,7 @@ func testChanges(t *testing.T, s sync.Store) {
 	assert.GreaterOrEqual(t, wm, del.Seq, "the watermark covers every committed write")
 }
 
-func testAnswers(t *testing.T, s sync.Store) {
+func testAnswers(t *testing.T, s Store) {
 	ctx := context.Background()
 	a := &sync.Answer{UserID: "u-1", MutationID: "m-1", Body: json.RawMessage(`{"status":"applied","version":1}`), At: at}
 	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, a) }))
@@ -235,7 +235,7 @@ func testAnswers(t *testing.T, s sync.Store) {
 // testNeverSkip is the change-feed invariant: readers that page through
 // Changes up to the watermark, while writers keep writing, end with
 // exactly the final version of every record.
-func testNeverSkip(t *testing.T, s sync.Store) {
+func testNeverSkip(t *testing.T, s Store) {
 	ctx := context.Background()
 	const (
 		writers = 4
@@ -303,7 +303,7 @@ func testNeverSkip(t *testing.T, s sync.Store) {
 
 // testOneWinner: of many concurrent writes from the same version, exactly
 // one lands.
-func testOneWinner(t *testing.T, s sync.Store) {
+func testOneWinner(t *testing.T, s Store) {
 	ctx := context.Background()
 	put(t, s, rec("c-1", 1, []string{"customers|all"}, `{}`), 0)
 	var wins atomic.Int32
