@@ -29,7 +29,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 		return err
 	}
 	contentType := c.Get(fiber.HeaderContentType)
-	if !slices.Contains(schema.PhotoContentTypes, contentType) {
+	if !slices.Contains(schema.PhotoContentTypes(), contentType) {
 		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be one of image/jpeg, image/png, image/webp, image/heic")
 	}
 	size := int64(c.Request().Header.ContentLength())

@@ -70,6 +70,7 @@ type Server struct {
 	metrics *metrics
 	app     *fiber.App
 	hashing chan struct{} // one slot per core for password checks
+	openAPI []byte        // the OpenAPI document as JSON
 }
 
 // New builds a Server from cfg.
@@ -110,7 +111,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = max(8<<20, cfg.MaxPushBytes)
 	}
+	openAPI, err := openAPIJSON()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		openAPI: openAPI,
 		cfg:     cfg,
 		store:   cfg.Store,
 		engine:  cfg.Engine,
@@ -146,6 +152,7 @@ func (s *Server) routes() {
 	app.Get("/metrics", s.metrics.handler())
 
 	v1 := app.Group("/v1")
+	v1.Get("/openapi.json", s.openAPIDocument)
 	v1.Post("/auth/login", s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/logout", s.authenticate, s.logout)

@@ -60,7 +60,7 @@ func Readable(tb testing.TB, s sync.RecordStore, p schema.Principal) Replica {
 	wm, err := s.Watermark(ctx)
 	require.NoError(tb, err)
 	var all []string
-	for _, c := range schema.Collections {
+	for _, c := range schema.Collections() {
 		all = append(all, string(c)+"|all")
 	}
 	tokens := schema.ReadTokens(p)
