@@ -128,9 +128,9 @@ func (ts *testServer) open(tb testing.TB, username, device string, tweak ...func
 func (ts *testServer) config(tb testing.TB, username, device string) fieldsync.Config {
 	cfg := fieldsync.Config{
 		BaseURL: ts.URL, Username: username, Password: password(username), DeviceID: device,
-		StorePath:  filepath.Join(tb.TempDir(), "fieldsync.db"),
-		Logger:     quietLogger(),
-		Retry:      fieldsync.RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond},
+		StorePath: filepath.Join(tb.TempDir(), "fieldsync.db"),
+		Logger:    quietLogger(),
+		Retry:     fieldsync.RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond},
 	}
 	if ts.HTTP != nil {
 		cfg.HTTPClient = &http.Client{Transport: ts.HTTP.Transport, Timeout: fieldsync.DefaultRequestTimeout}
