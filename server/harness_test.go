@@ -78,6 +78,13 @@ func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server
 // response is a decoded answer.
 type response = servertest.Response
 
+// callWith is call through a given client.
+func (ts *testServer) callWith(tb testing.TB, client *http.Client, method, path, token string, body any) response {
+	tb.Helper()
+	c := servertest.Client{URL: ts.URL, HTTP: client}
+	return c.Call(tb, method, path, token, body)
+}
+
 // session is a signed-in caller.
 type session = servertest.Session
 

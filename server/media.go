@@ -39,11 +39,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	if size < 0 {
 		size = -1
 	}
-	body := c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytesReader(c.Body())
-	}
-	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, body)
+	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, requestBody(c))
 	switch {
 	case errors.Is(err, media.ErrTooLarge):
 		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
@@ -65,12 +61,20 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	return c.Status(status).JSON(fiber.Map{"sha256": sum, "created": created})
 }
 
-// headPhoto answers 200 when a photo's bytes are stored, else 404, so that
-// clients skip uploads the server has.
+// headPhoto answers 200 when a photo's bytes are stored and the caller may
+// read them (as GET), else 404, so that clients skip uploads the server
+// has for them.
 func (s *Server) headPhoto(c *fiber.Ctx) error {
 	sum, err := photoHash(c)
 	if err != nil {
 		return err
+	}
+	ok, err := s.engine.CanReadPhoto(c.UserContext(), *principal(c), sum)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.SendStatus(fiber.StatusNotFound)
 	}
 	info, ok, err := s.photos.Exists(c.UserContext(), sum)
 	if err != nil {

@@ -24,6 +24,8 @@ type Store interface {
 	User(ctx context.Context, id string) (*schema.User, error)
 	// UserByName returns a user by username; sync.ErrNotFound when missing.
 	UserByName(ctx context.Context, username string) (*schema.User, error)
+	// ListUsers returns the users that f selects, in id order.
+	ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error)
 
 	// CreateLogin stores a new login.
 	CreateLogin(ctx context.Context, l *sync.Login) error

@@ -25,7 +25,8 @@ type Config struct {
 	Store Store
 	// Secret keys the MAC of checkpoints. At least 32 bytes. Required.
 	Secret []byte
-	// Photos, when set, tells whether a photo's bytes have arrived.
+	// Photos, when set, tells what the photo store holds of bytes that a
+	// user uploaded (PhotoArrived), read before the upload is recorded.
 	Photos PhotoChecker
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
@@ -33,6 +34,9 @@ type Config struct {
 	Now func() time.Time
 	// MaxMutations is the most mutations one push may carry; default 500.
 	MaxMutations int
+	// MaxPullBytes is how much record data a pull page carries: the page
+	// ends with the change that reaches it; default 1 MiB.
+	MaxPullBytes int
 	// HistoryDepth is how many recent versions a record keeps to decide
 	// merges and replays; default 10.
 	HistoryDepth int
@@ -58,6 +62,7 @@ type Engine struct {
 	now          func() time.Time
 	cpKey        []byte
 	maxMutations int
+	maxPullBytes int
 	historyDepth int
 	answerTTL    time.Duration
 	geofenceM    float64
@@ -78,6 +83,7 @@ func New(cfg Config) (*Engine, error) {
 		store: cfg.Store, photos: cfg.Photos, log: cfg.Logger, now: cfg.Now,
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
+		maxPullBytes: orDefault(cfg.MaxPullBytes, 1<<20),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
 		geofenceM:    orDefault(cfg.GeofenceM, 200),

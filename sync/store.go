@@ -33,6 +33,16 @@ type Login struct {
 // Revoked reports whether the login has been revoked.
 func (l *Login) Revoked() bool { return !l.RevokedAt.IsZero() }
 
+// UserFilter selects users for a store's ListUsers; its zero value selects
+// every user.
+type UserFilter struct {
+	Role      schema.Role // only users of this role, when not empty
+	Territory string      // only users with this territory, when not empty
+	Active    *bool       // only active (or only inactive) users, when set
+	After     string      // only users whose id sorts after this one
+	Limit     int         // at most this many users; 0 for all
+}
+
 // Store is what the engine needs of the record store: records and their
 // change feed, users (to find a rep's territories), and a note of each
 // device's last sync. Implementations must be safe for concurrent use by

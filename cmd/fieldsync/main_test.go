@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,7 +57,13 @@ func startBinary(t *testing.T, dir string, env ...string) *process {
 // startBinaryWith is startBinary with command-line arguments.
 func startBinaryWith(t *testing.T, dir string, args []string, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startProgram(t, binary, dir, args, env...)
+}
+
+// startProgram is startBinaryWith for a build of fieldsync at bin.
+func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
 	stdout, err := cmd.StdoutPipe()
@@ -186,30 +191,6 @@ func TestBadSettingsFailClearly(t *testing.T) {
 	}
 }
 
-func TestS3SecureSpellings(t *testing.T) {
-	for value, want := range map[string]bool{"": false, "true": true, "1": true, "TRUE": true, "t": true, "false": false, "0": false, "F": false} {
-		cfg, err := parseConfig(nil, func(name string) string {
-			if name == "FIELDSYNC_S3_SECURE" {
-				return value
-			}
-			return ""
-		})
-		require.NoErrorf(t, err, "FIELDSYNC_S3_SECURE=%q", value)
-		assert.Equalf(t, want, cfg.s3Secure, "FIELDSYNC_S3_SECURE=%q", value)
-	}
-	for _, value := range []string{"yes", "on", "secure", "2"} {
-		_, err := parseConfig(nil, func(name string) string {
-			if name == "FIELDSYNC_S3_SECURE" {
-				return value
-			}
-			return ""
-		})
-		require.Errorf(t, err, "FIELDSYNC_S3_SECURE=%q", value)
-		assert.Contains(t, err.Error(), "FIELDSYNC_S3_SECURE must be true or false")
-		assert.Contains(t, err.Error(), strconv.Quote(value))
-	}
-}
-
 func login(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json",
@@ -225,7 +206,7 @@ func login(t *testing.T, addr string) string {
 }
 
 func TestPushLimitsAreSettings(t *testing.T) {
-	p := startBinaryWith(t, t.TempDir(), []string{"-push-max-mutations", "2", "-push-max-bytes", "1000"},
+	p := startBinaryWith(t, t.TempDir(), []string{"--push-max-mutations", "2", "--push-max-bytes", "1000"},
 		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	base := "http://" + p.addr
 	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}

@@ -26,6 +26,7 @@ type Client struct {
 type Response struct {
 	Status int
 	Header http.Header
+	Close  bool // the server closes the connection after it
 	Body   map[string]any
 	Raw    []byte
 }
@@ -66,7 +67,7 @@ func (c *Client) Call(tb testing.TB, method, path, token string, body any) Respo
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(tb, err)
-	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	r := Response{Status: resp.StatusCode, Header: resp.Header, Close: resp.Close, Raw: raw}
 	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		require.NoErrorf(tb, json.Unmarshal(raw, &r.Body), "body %s", raw)
 	}

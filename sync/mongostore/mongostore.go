@@ -28,7 +28,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
 )
 
@@ -63,6 +65,7 @@ type Store struct {
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
+	proofs                  *mongo.Collection
 }
 
 // DefaultDatabase is the database Open uses when the URI names none.
@@ -84,11 +87,11 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 	}
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		client.Disconnect(context.Background())
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	s, err := New(ctx, client, database)
 	if err != nil {
@@ -115,9 +118,10 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		seqs:     db.Collection("seqs"),
 		facts:    db.Collection("facts"),
 		devices:  db.Collection("device_syncs"),
+		proofs:   db.Collection("photo_proofs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
-		return nil, fmt.Errorf("mongostore.New: %w", err)
+		return nil, fail("mongostore.New", err)
 	}
 	return s, nil
 }
@@ -143,6 +147,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.seqs, []string{"state", "_id"}, nil},
 		{s.facts, []string{"kind", "territory", "at"}, nil},
 		{s.facts, []string{"kind", "customer", "at"}, nil},
+		{s.facts, []string{"kind", "rep", "at"}, nil},
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
 	} {
@@ -161,7 +166,7 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("mongostore.Close: %w", err)
+		return fail("mongostore.Close", err)
 	}
 	return nil
 }
@@ -169,7 +174,7 @@ func (s *Store) Close() error {
 // Ping reports whether the primary answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
-		return fmt.Errorf("mongostore.Ping: %w", err)
+		return fail("mongostore.Ping", err)
 	}
 	return nil
 }
@@ -210,7 +215,7 @@ func findOne(ctx context.Context, op string, c *mongo.Collection, filter, sort, 
 		return sync.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -219,7 +224,7 @@ func findOne(ctx context.Context, op string, c *mongo.Collection, filter, sort, 
 // document and into none when it matched nothing.
 func matchedOne(op string, res *mongo.UpdateResult, err error, none error) error {
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return none
@@ -248,4 +253,21 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// fail wraps err with the operation; an error of a MongoDB that cannot be
+// reached is marked schema.ErrUnavailable too.
+func fail(op string, err error) error {
+	if unreachable(err) {
+		return fmt.Errorf("%s: %w: %w", op, schema.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// unreachable reports whether err says that MongoDB could not be reached:
+// a network error, no server selectable in time, or a closed client.
+func unreachable(err error) bool {
+	var selection topology.ServerSelectionError
+	return mongo.IsNetworkError(err) || errors.As(err, &selection) ||
+		errors.Is(err, topology.ErrServerSelectionTimeout) || errors.Is(err, mongo.ErrClientDisconnected)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -146,7 +145,7 @@ func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
 	docs, err := t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", limit)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.RecordsByRef: %w", err)
+		return nil, fail("mongostore.RecordsByRef", err)
 	}
 	out := make([]*sync.Record, len(docs))
 	for i, d := range docs {
@@ -213,7 +212,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	}
 	seq, err := s.takeSeq(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	if s.stall != nil {
 		s.stall()
@@ -222,7 +221,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return err
 	}
 	if r.Seq, err = s.finish(ctx, seq); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -242,7 +241,7 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 	if refacts {
 		if err := s.indexFacts(ctx, doc, seq); err != nil {
 			s.takeBack(ctx, doc, seq, nil, true)
-			return fmt.Errorf("%s: facts: %w", op, err)
+			return fail(op+": facts", err)
 		}
 	}
 	if len(lost) > 0 {
@@ -252,19 +251,19 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 		}
 		if _, err := s.gone.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
 			s.takeBack(ctx, doc, seq, lost, refacts) // the record was not written
-			return fmt.Errorf("%s: gone: %w", op, err)
+			return fail(op+": gone", err)
 		}
 	}
 	var stale bool
 	if was.seq == 0 { // there was no record: every stored one has a seq
 		_, err := s.records.InsertOne(ctx, doc)
 		if stale = mongo.IsDuplicateKeyError(err); !stale && err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 	} else {
 		res, err := s.records.ReplaceOne(ctx, bson.M{"_id": doc.Key, "version": was.version, "seq": was.seq}, doc)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 		stale = res.MatchedCount == 0
 	}
@@ -314,6 +313,47 @@ func missing(a, b []string) []string {
 	return out
 }
 
+// proofDoc is a stored photo proof; _id is user/sha256 (user ids hold no
+// slash); times are Unix nanoseconds.
+type proofDoc struct {
+	Key     string   `bson:"_id"`
+	UserID  string   `bson:"user"`
+	SHA256  string   `bson:"sha256"`
+	Size    int64    `bson:"size"`
+	TakenAt *int64   `bson:"taken_at,omitempty"`
+	Lat     *float64 `bson:"lat,omitempty"`
+	Lng     *float64 `bson:"lng,omitempty"`
+	At      int64    `bson:"at"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes;
+// sync.ErrNotFound when there is none.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	var d proofDoc
+	if err := findOne(ctx, "mongostore.PhotoProof", t.s.proofs, bson.M{"_id": userID + "/" + sha256}, nil, &d); err != nil {
+		return nil, err
+	}
+	p := &sync.PhotoProof{UserID: d.UserID, SHA256: d.SHA256, Size: d.Size, Lat: d.Lat, Lng: d.Lng, At: fromNanos(d.At)}
+	if d.TakenAt != nil {
+		at := fromNanos(*d.TakenAt)
+		p.TakenAt = &at
+	}
+	return p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first one stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	d := proofDoc{Key: p.UserID + "/" + p.SHA256, UserID: p.UserID, SHA256: p.SHA256, Size: p.Size, Lat: p.Lat, Lng: p.Lng, At: nanos(p.At)}
+	if p.TakenAt != nil {
+		at := nanos(*p.TakenAt)
+		d.TakenAt = &at
+	}
+	if _, err := t.s.proofs.InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fail("mongostore.SaveProof", err)
+	}
+	return nil
+}
+
 // Answer returns the stored answer to a mutation; sync.ErrNotFound when
 // there is none.
 func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
@@ -330,7 +370,7 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 		Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At),
 	})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("mongostore.SaveAnswer: %w", err)
+		return fail("mongostore.SaveAnswer", err)
 	}
 	return nil
 }
@@ -340,10 +380,10 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.answers.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": nanos(cutoff)}})
 	if err != nil {
-		return 0, fmt.Errorf("mongostore.SweepAnswers: %w", err)
+		return 0, fail("mongostore.SweepAnswers", err)
 	}
 	if err := s.prune(ctx); err != nil {
-		return int(res.DeletedCount), fmt.Errorf("mongostore.SweepAnswers: %w", err)
+		return int(res.DeletedCount), fail("mongostore.SweepAnswers", err)
 	}
 	return int(res.DeletedCount), nil
 }

@@ -2,9 +2,9 @@ package mongostore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -21,8 +21,9 @@ import (
 // guarded write that changes the record changes them with it: that array
 // is the truth, and Record returns it. To be found by kind, territory and
 // time, or by kind, customer and time, each fact also has an entry in the
-// facts collection, {rec, seq, kind, territory, customer, at}, under the
-// indexes {kind, territory, at} and {kind, customer, at}.
+// facts collection, {rec, seq, kind, territory, customer, rep, at}, under
+// the indexes {kind, territory, at}, {kind, customer, at} and {kind, rep,
+// at}.
 //
 // Why not query the arrays directly, through a multikey index on
 // {facts.kind, facts.territory, facts.at}? Without $elemMatch, which
@@ -81,6 +82,7 @@ type factEntry struct {
 	Kind      string `bson:"kind"`
 	Territory string `bson:"territory"`
 	Customer  string `bson:"customer"`
+	Rep       string `bson:"rep"`
 	At        int64  `bson:"at"`
 }
 
@@ -127,7 +129,7 @@ func (s *Store) indexFacts(ctx context.Context, doc *recordDoc, seq int64) error
 	for i, f := range doc.Facts {
 		entries[i] = factEntry{
 			Key: doc.Key + "/" + strconv.FormatInt(seq, 10) + "/" + strconv.Itoa(i), Rec: doc.Key, Seq: seq,
-			Kind: f.Kind, Territory: f.Territory, Customer: f.Customer, At: f.At,
+			Kind: f.Kind, Territory: f.Territory, Customer: f.Customer, Rep: f.Rep, At: f.At,
 		}
 	}
 	_, err := s.facts.InsertMany(ctx, entries, options.InsertMany().SetOrdered(false))
@@ -185,11 +187,11 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	cur, err := s.facts.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var entries []factEntry
 	if err := cur.All(ctx, &entries); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var keys []string
 	seen := make(map[string]bool, len(entries))
@@ -201,7 +203,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	held, err := s.recordFacts(ctx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var out []sync.Fact
 	for _, h := range held {
@@ -231,7 +233,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetBatchSize(latestBatch).
 			SetProjection(bson.D{{Key: "rec", Value: 1}, {Key: "at", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	defer cur.Close(context.Background())
 	var (
@@ -241,7 +243,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 	for cur.Next(ctx) {
 		var e factEntry
 		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		if best != nil && e.At <= best.At {
 			break
@@ -252,7 +254,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		read[e.Rec] = true
 		held, err := s.recordFacts(ctx, []string{e.Rec})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		for _, h := range held {
 			for i, f := range h.Facts {
@@ -263,7 +265,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if best == nil {
 		return nil, sync.ErrNotFound
@@ -279,7 +281,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]report.RepCoverage, error) {
 	out, err := report.CountCoverage(ctx, q, s.Facts)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.CoverageCounts: %w", err)
+		return nil, fail("mongostore.CoverageCounts", err)
 	}
 	return out, nil
 }
@@ -322,7 +324,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -333,15 +335,56 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 	const op = "mongostore.DeviceSyncs"
 	cur, err := s.devices.Find(ctx, bson.M{}, options.Find().SetSort(ascending("user", "device")))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []deviceDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]report.DeviceSync, len(docs))
 	for i, d := range docs {
 		out[i] = report.DeviceSync{UserID: d.UserID, DeviceID: d.DeviceID, LastPushAt: fromNanos(d.Push), LastPullAt: fromNanos(d.Pull)}
 	}
 	return out, nil
+}
+
+// RepFactAfter reports whether a record other than except (an id of the
+// collection whose facts are of kind) has a fact of a kind by rep later
+// than after. It finds candidates through the {kind, rep, at} index and
+// reads their facts, as Facts does.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	const op = "mongostore.RepFactAfter"
+	s := t.s
+	cur, err := s.facts.Find(ctx, bson.M{"kind": kind, "rep": rep, "at": bson.M{"$gt": after.UnixNano()}},
+		options.Find().SetBatchSize(latestBatch).SetProjection(bson.D{{Key: "rec", Value: 1}}))
+	if err != nil {
+		return false, fail(op, err)
+	}
+	defer cur.Close(context.Background())
+	read := map[string]bool{}
+	for cur.Next(ctx) {
+		var e factEntry
+		if err := cur.Decode(&e); err != nil {
+			return false, fail(op, err)
+		}
+		if read[e.Rec] || strings.HasSuffix(e.Rec, "/"+except) {
+			continue
+		}
+		read[e.Rec] = true
+		held, err := s.recordFacts(ctx, []string{e.Rec})
+		if err != nil {
+			return false, fail(op, err)
+		}
+		for _, h := range held {
+			for _, f := range h.Facts {
+				if f.Kind == kind && f.Rep == rep && f.At > after.UnixNano() {
+					return true, nil
+				}
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return false, fail(op, err)
+	}
+	return false, nil
 }
