@@ -3,7 +3,7 @@ package schema
 // Collection names a kind of synced record.
 type Collection string
 
-// The eight synced collections.
+// The synced collections.
 const (
 	Territories Collection = "territories"
 	Customers   Collection = "customers"
@@ -13,13 +13,14 @@ const (
 	Visits      Collection = "visits"
 	Orders      Collection = "orders"
 	Photos      Collection = "photos"
+	Targets     Collection = "targets"
 )
 
 // Collections lists every collection, in the order a client should apply
 // them so that references point at records it already has.
-var Collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos}
+var Collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos, Targets}
 
-// Valid reports whether c is one of the eight collections.
+// Valid reports whether c is one of the synced collections.
 func (c Collection) Valid() bool {
 	for _, k := range Collections {
 		if c == k {

@@ -140,6 +140,7 @@ func (s *Server) routes() {
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
 	v1.Get("/media/:sha256", s.authenticate, s.getPhoto)
+	s.planRoutes(v1)
 	reports := v1.Group("/reports", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin))
 	reports.Get("/coverage", s.coverage)
 	reports.Get("/unvisited", s.unvisited)

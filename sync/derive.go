@@ -104,7 +104,8 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
-		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch}}
+		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch,
+			Amount: r.CreditLimit, Balance: r.OpenBalance}}
 	case *schema.Product:
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {
@@ -137,11 +138,15 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 	case *schema.Order:
-		if err := w.deriveOrder(ctx, r, prev, d); err != nil {
+		if err := w.deriveOrder(ctx, id, r, prev, d); err != nil {
 			return nil, err
 		}
 	case *schema.Photo:
 		if err := w.derivePhoto(ctx, r, prev, d); err != nil {
+			return nil, err
+		}
+	case *schema.Target:
+		if err := w.deriveTarget(ctx, r, prev, d); err != nil {
 			return nil, err
 		}
 	default:
@@ -210,7 +215,7 @@ func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, pr
 	return nil
 }
 
-func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.Record, d *derived) error {
+func (w *writer) deriveOrder(ctx context.Context, id string, o *schema.Order, prev schema.Record, d *derived) error {
 	custRec, c, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
 	if err != nil {
 		return err
@@ -231,7 +236,9 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	if prev != nil {
 		was = prev.(*schema.Order)
 		o.PlacedBy, o.DistributorID = was.PlacedBy, was.DistributorID
+		o.SubmittedAt, o.HoldReason = was.SubmittedAt, was.HoldReason
 	} else {
+		o.SubmittedAt, o.HoldReason = nil, nil
 		o.PlacedBy, o.DistributorID = w.p.UserID, ""
 		if w.p.Role == schema.RoleDistributor {
 			o.DistributorID = w.p.DistributorID
@@ -255,7 +262,9 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	o.Total = total
 	submitting := o.Status == schema.OrderSubmitted && (was == nil || was.Status == schema.OrderDraft)
 	if !w.rederive && submitting {
-		if err := checkCredit(o, c.(*schema.Customer)); err != nil {
+		now := w.e.now().UTC()
+		o.SubmittedAt = &now
+		if err := w.holdOverCredit(ctx, id, o, c.(*schema.Customer)); err != nil {
 			return err
 		}
 	}
@@ -266,6 +275,7 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	}
 	d.report = []Fact{{Kind: FactOrder, Rep: o.PlacedBy, Customer: o.CustomerID, Territory: first(territoriesOf(custRec)),
 		Visit: o.VisitID, At: at, Flag: counted}}
+	d.report = append(d.report, saleFacts(o, first(territoriesOf(custRec)))...)
 	d.refs = []string{"customer:" + o.CustomerID}
 	if o.VisitID != "" {
 		d.refs = append(d.refs, "visit:"+o.VisitID)

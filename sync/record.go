@@ -38,10 +38,13 @@ type Record struct {
 
 // Fact kinds.
 const (
-	FactVisit    = "visit"    // one per visit
-	FactStop     = "stop"     // one per planned stop of a route plan
-	FactOrder    = "order"    // one per order
-	FactCustomer = "customer" // one per customer
+	FactVisit     = "visit"      // one per visit
+	FactStop      = "stop"       // one per planned stop of a route plan
+	FactOrder     = "order"      // one per order
+	FactCustomer  = "customer"   // one per customer
+	FactSale      = "sale"       // one per order once submitted, at its submission
+	FactOpenOrder = "open_order" // one per order submitted, on hold, confirmed or shipped, at Epoch
+	FactTarget    = "target"     // one per target, at the start of its month in UTC
 )
 
 // Epoch is the At of facts that are about no time, such as a customer's.
@@ -61,6 +64,10 @@ type Fact struct {
 	Day       string    `json:"d,omitempty"` // a stop's plan date
 	At        time.Time `json:"a"`           // a visit's check-in; a stop's date at 00:00 UTC; an order's visit's check-in
 	Flag      int       `json:"f"`           // visit: 1 within the geofence, 0 outside, -1 unknown; order: 1 counted, 0 cancelled
+	Amount    int64     `json:"m,omitempty"` // a sale's order total; a customer's credit limit; a target's order amount
+	Balance   int64     `json:"b,omitempty"` // a customer's open balance
+	Count     int64     `json:"n,omitempty"` // a target's visits
+	Status    string    `json:"s,omitempty"` // a sale's order status
 }
 
 // Revision is one past write of a record: who made it, through which
@@ -144,6 +151,9 @@ type ReportStore interface {
 	// one of territories (any, when territories is nil) and whose At is in
 	// [from, to).
 	Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]Fact, error)
+	// RepFacts returns, in no order, the facts of a kind about a rep whose
+	// At is in [from, to).
+	RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]Fact, error)
 	// LatestFact returns the fact of a kind about a customer with the
 	// latest At, or ErrNotFound.
 	LatestFact(ctx context.Context, kind, customerID string) (*Fact, error)

@@ -129,6 +129,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.seqs, []string{"state", "_id"}, nil},
 		{s.facts, []string{"kind", "territory", "at"}, nil},
 		{s.facts, []string{"kind", "customer", "at"}, nil},
+		{s.facts, []string{"kind", "rep", "at"}, nil},
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
 	} {

@@ -435,10 +435,11 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
-		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
+		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
-				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f'
+				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
+				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
 			FROM json_each(?3)`},
 		{&q.holdTokens, `INSERT INTO record_tokens (coll, id, token, seq, gone) SELECT ?1, ?2, value, ?3, 0 FROM json_each(?4) WHERE true
 			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`},

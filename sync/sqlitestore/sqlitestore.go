@@ -188,6 +188,11 @@ var migrations = []string{
 		last_pull INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user_id, device_id)
 	) WITHOUT ROWID;`,
+	`ALTER TABLE facts ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN status TEXT NOT NULL DEFAULT '';
+	CREATE INDEX facts_by_rep ON facts(kind, rep, at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
