@@ -17,6 +17,7 @@ func (s *Server) planRoutes(v1 fiber.Router) {
 	v1.Get("/reports/targets", s.authenticate, s.targetsReport)
 	v1.Get("/reports/daily", s.authenticate, s.dailyReport)
 	v1.Get("/reports/credit", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.creditReport)
+	v1.Get("/audit", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.auditTrail)
 }
 
 // splitTargets writes a rep's twelve monthly targets from a yearly one.
@@ -75,4 +76,23 @@ func (s *Server) creditReport(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(report)
+}
+
+// auditTrail returns a page of the audit trail, newest first.
+func (s *Server) auditTrail(c *fiber.Ctx) error {
+	limit := 0
+	if v := c.Query("limit"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			return schema.FieldErrorf(schema.CodeValidationFailed, "limit", "limit must be 1 to 1000")
+		}
+	}
+	page, err := s.engine.Audit(c.UserContext(), *principal(c), sync.AuditRequest{
+		Collection: c.Query("collection"), ID: c.Query("id"), UserID: c.Query("user_id"),
+		From: c.Query("from"), To: c.Query("to"), Limit: limit, Cursor: c.Query("cursor"),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
 }

@@ -40,6 +40,8 @@ type writer struct {
 	// arriving): references that have since gone are tolerated, and the
 	// caller's scope is not asked.
 	rederive bool
+	// merging is set while a merge writes, for the audit trail.
+	merging bool
 }
 
 // rederiver returns a writer for re-deriving stored records in w's unit of

@@ -294,7 +294,9 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 	if err != nil {
 		return conflict(cur, true) // each side valid, together not
 	}
+	w.merging = true
 	written, res, err := w.write(ctx, m, schema.OpUpdate, mergedRec, cur)
+	w.merging = false
 	if err != nil || res.Status != StatusApplied {
 		return res, err
 	}
@@ -347,6 +349,13 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 		Tokens: schema.RecordTokens(m.Collection, d.facts), Refs: d.refs, Facts: d.report,
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
+	action := map[bool]string{true: AuditCreate, false: AuditUpdate}[op == schema.OpCreate]
+	if w.merging {
+		action = AuditMerge
+	}
+	if err := w.audit(action, cur, next); err != nil {
+		return nil, PushResult{}, err
+	}
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return nil, PushResult{}, err
 	}
@@ -408,6 +417,9 @@ func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bo
 		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens, Refs: cur.Refs,
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
+	if err := w.audit(AuditDelete, cur, next); err != nil {
+		return PushResult{}, err
+	}
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
 		return PushResult{}, err
 	}

@@ -34,6 +34,13 @@ type Record struct {
 	History []Revision
 	// Facts are what reports read of the record (none for a deleted one).
 	Facts []Fact
+	// Audit holds the audit entries of the record's latest writes, oldest
+	// first, the current write's last when it made a new version. A store
+	// writes them in the same write as the record — in its transaction,
+	// or inside its document — so that no change is ever kept without its
+	// entry nor an entry without its change; it may keep none of them
+	// with the record once they are in its audit trail.
+	Audit []AuditEntry
 }
 
 // Fact kinds.

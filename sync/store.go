@@ -78,6 +78,7 @@ type Store interface {
 	UserStore
 	RecordStore
 	ReportStore
+	AuditStore
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -62,6 +62,7 @@ type Store struct {
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
+	audit, meta             *mongo.Collection
 }
 
 // Open connects to the MongoDB at uri, checks that it answers, and brings
@@ -101,6 +102,8 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		seqs:     db.Collection("seqs"),
 		facts:    db.Collection("facts"),
 		devices:  db.Collection("device_syncs"),
+		audit:    db.Collection("audit"),
+		meta:     db.Collection("meta"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fmt.Errorf("mongostore.New: %w", err)
@@ -132,6 +135,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.facts, []string{"kind", "rep", "at"}, nil},
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
+		{s.audit, []string{"at", "_id"}, nil},
+		{s.audit, []string{"coll", "rid", "at"}, nil},
+		{s.audit, []string{"user_id", "at"}, nil},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ascending(ix.keys...), Options: ix.opts}); err != nil {
 			return fmt.Errorf("index %s %v: %w", ix.coll.Name(), ix.keys, err)

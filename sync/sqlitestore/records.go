@@ -248,6 +248,9 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 			return fmt.Errorf("%s: facts: %w", op, err)
 		}
 	}
+	if err := t.writeAudit(ctx, r, prev); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	r.Seq = seq
 	t.known[coll+"/"+r.ID] = &stored
 	return nil

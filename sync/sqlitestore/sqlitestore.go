@@ -193,6 +193,21 @@ var migrations = []string{
 	ALTER TABLE facts ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE facts ADD COLUMN status TEXT NOT NULL DEFAULT '';
 	CREATE INDEX facts_by_rep ON facts(kind, rep, at);`,
+	`CREATE TABLE audit (
+		key TEXT PRIMARY KEY,
+		at INTEGER NOT NULL,
+		user_id TEXT NOT NULL,
+		device_id TEXT NOT NULL,
+		action TEXT NOT NULL,
+		coll TEXT NOT NULL,
+		rid TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		changes TEXT NOT NULL,
+		territories TEXT NOT NULL
+	) WITHOUT ROWID;
+	CREATE INDEX audit_by_time ON audit(at, key);
+	CREATE INDEX audit_by_record ON audit(coll, rid, at);
+	CREATE INDEX audit_by_user ON audit(user_id, at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -60,3 +60,10 @@ func TestConvergenceOfTwoHandlesOnOneFile(t *testing.T) {
 		return out
 	}, 150)
 }
+
+// Every version written through the engine has exactly one audit entry:
+// the entry is inserted in the record's own transaction, so there is
+// nothing to lose.
+func TestAuditOfEveryVersion(t *testing.T) {
+	storetest.TestAuditSurvivesLostProjection(t, MustOpen(t), func(*testing.T) {})
+}
