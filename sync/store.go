@@ -35,12 +35,16 @@ func (l *Login) Revoked() bool { return !l.RevokedAt.IsZero() }
 
 // UserStore keeps users, their logins and failed-login counters.
 // Implementations must be safe for concurrent use by several processes.
+//
+// The methods that change something take the audit entries of the change,
+// if any, and write them in the same store write as the change (see
+// Record.Audit).
 type UserStore interface {
 	// CreateUser stores a new user; ErrExists when the username is taken.
-	CreateUser(ctx context.Context, u *schema.User) error
+	CreateUser(ctx context.Context, u *schema.User, audit ...AuditEntry) error
 	// UpdateUser replaces a user's role, territories, distributor,
 	// password hash, active flag and UpdatedAt; ErrNotFound when missing.
-	UpdateUser(ctx context.Context, u *schema.User) error
+	UpdateUser(ctx context.Context, u *schema.User, audit ...AuditEntry) error
 	// User returns a user by id; ErrNotFound when missing.
 	User(ctx context.Context, id string) (*schema.User, error)
 	// UserByName returns a user by username; ErrNotFound when missing.
@@ -51,21 +55,22 @@ type UserStore interface {
 	Users(ctx context.Context) ([]*schema.User, error)
 
 	// CreateLogin stores a new login.
-	CreateLogin(ctx context.Context, l *Login) error
+	CreateLogin(ctx context.Context, l *Login, audit ...AuditEntry) error
 	// Login returns a login by id; ErrNotFound when missing.
 	Login(ctx context.Context, id string) (*Login, error)
 	// AdvanceLogin moves a good login from generation from to from+1;
 	// ErrStale when the login is revoked or no longer at from.
 	AdvanceLogin(ctx context.Context, id string, from int64) error
-	// RevokeLogin revokes one login (no error if already revoked).
-	RevokeLogin(ctx context.Context, id string, at time.Time) error
+	// RevokeLogin revokes one login (no error, and no audit entry written,
+	// if already revoked).
+	RevokeLogin(ctx context.Context, id string, at time.Time, audit ...AuditEntry) error
 	// RevokeUserLogins revokes every login of a user.
 	RevokeUserLogins(ctx context.Context, userID string, at time.Time) error
 
 	// NoteLoginFailure counts a failed login for username within a window
 	// that starts at the first failure and lasts window, and returns the
 	// count and when the window ends.
-	NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration) (int, time.Time, error)
+	NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration, audit ...AuditEntry) (int, time.Time, error)
 	// LoginFailures returns the failures counted for username in the
 	// window open at now, and when it ends.
 	LoginFailures(ctx context.Context, username string, now time.Time) (int, time.Time, error)

@@ -187,6 +187,9 @@ func (s *Store) SweepAudit(ctx context.Context, cutoff time.Time) (int, error) {
 	if err := s.catchUpAudit(ctx); err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := s.catchUpEvents(ctx); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
 	res, err := s.audit.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": cutoff.UnixNano()}})
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)

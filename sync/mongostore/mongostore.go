@@ -136,6 +136,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
 		{s.audit, []string{"at", "_id"}, nil},
+		{s.users, []string{"audit_at"}, nil},
+		{s.logins, []string{"audit_at"}, nil},
+		{s.failures, []string{"audit_at"}, nil},
 		{s.audit, []string{"coll", "rid", "at"}, nil},
 		{s.audit, []string{"user_id", "at"}, nil},
 	} {

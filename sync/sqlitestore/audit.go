@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -19,21 +20,48 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version <= prev {
 			continue
 		}
-		changes, err := json.Marshal(e.Changes)
-		if err != nil {
+		if err := insertAudit(ctx, t.t, e); err != nil {
 			return err
-		}
-		terrs, err := json.Marshal(nonNilStrings(e.Territories))
-		if err != nil {
-			return err
-		}
-		if _, err := t.t.ExecContext(ctx, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-			e.Key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, string(changes), string(terrs)); err != nil {
-			return fmt.Errorf("audit: %w", err)
 		}
 	}
 	return nil
+}
+
+// insertAudit inserts one audit entry through db, a transaction.
+func insertAudit(ctx context.Context, db *sql.Tx, e sync.AuditEntry) error {
+	changes, err := json.Marshal(e.Changes)
+	if err != nil {
+		return err
+	}
+	terrs, err := json.Marshal(nonNilStrings(e.Territories))
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+		e.Key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, string(changes), string(terrs)); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// withAudit runs change in a write transaction and inserts the audit
+// entries in the same transaction: both commit or neither does.
+func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := change(tx); err != nil {
+		return err
+	}
+	for _, e := range audit {
+		if err := insertAudit(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 func nonNilStrings(s []string) []string {

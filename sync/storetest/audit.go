@@ -183,3 +183,58 @@ func TestAuditSurvivesLostProjection(t *testing.T, s sync.Store, lose func(t *te
 	require.NoError(t, err)
 	AuditOfEveryVersion(t, s)
 }
+
+// testAuditEvents: the audit entries handed to the user store's writes
+// are in the trail once the write is, and not when it did nothing.
+func testAuditEvents(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	admin := schema.Principal{UserID: "u-0", DeviceID: "laptop", Role: schema.RoleAdmin}
+	u := newUser("u-1", "ana")
+	require.NoError(t, s.CreateUser(ctx, u, sync.UserAudit(admin, nil, u, at)))
+	before := *u
+	u.Role, u.UpdatedAt = schema.RoleManager, at.Add(time.Second)
+	require.NoError(t, s.UpdateUser(ctx, u, sync.UserAudit(admin, &before, u, at.Add(time.Second))))
+	l := &sync.Login{ID: "l-1", UserID: "u-1", DeviceID: "phone", Generation: 1, CreatedAt: at.Add(2 * time.Second)}
+	require.NoError(t, s.CreateLogin(ctx, l, sync.LoginAudit(sync.AuditLogin, "u-1", "phone", "l-1", at.Add(2*time.Second))))
+	require.NoError(t, s.RevokeLogin(ctx, "l-1", at.Add(3*time.Second), sync.LoginAudit(sync.AuditLogout, "u-1", "phone", "l-1", at.Add(3*time.Second))))
+	require.NoError(t, s.RevokeLogin(ctx, "l-1", at.Add(4*time.Second), sync.LoginAudit(sync.AuditLogout, "u-1", "phone", "l-1-again", at.Add(4*time.Second))),
+		"revoking a revoked login is no error")
+	for i := range 3 {
+		when := at.Add(time.Duration(5+i) * time.Second)
+		_, _, err := s.NoteLoginFailure(ctx, "ana", when, time.Minute, sync.LoginAudit(sync.AuditLoginFailed, "u-1", "tablet", "", when))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.ClearLoginFailures(ctx, "ana"))
+
+	got, err := s.AuditEntries(ctx, sync.AuditQuery{Limit: 100})
+	require.NoError(t, err)
+	var actions []string
+	for _, e := range got {
+		actions = append(actions, e.Action)
+	}
+	assert.Equal(t, []string{"login_failed", "login_failed", "login_failed", "logout", "login", "user_update", "user_create"}, actions,
+		"newest first; the second logout revoked nothing and left no entry")
+	require.Len(t, got, 7)
+	assert.Equal(t, map[string]sync.FieldChange{"role": {From: json.RawMessage(`"rep"`), To: json.RawMessage(`"manager"`)}}, got[5].Changes)
+	assert.Equal(t, "u-0", got[5].UserID)
+	assert.Equal(t, "laptop", got[5].DeviceID)
+	assert.Equal(t, "tablet", got[0].DeviceID)
+	assert.Equal(t, json.RawMessage(`"(changed)"`), got[6].Changes["password"].To)
+	assert.NotContains(t, string(must(json.Marshal(got))), "hash-u-1", "no password hash")
+
+	manager, err := s.AuditEntries(ctx, sync.AuditQuery{Limit: 100, Territories: []string{"t-1"}})
+	require.NoError(t, err)
+	assert.Empty(t, manager, "sign-ins and user changes belong to no territory")
+	_, err = s.SweepAudit(ctx, time.Time{})
+	require.NoError(t, err)
+	again, err := s.AuditEntries(ctx, sync.AuditQuery{Limit: 100})
+	require.NoError(t, err)
+	assert.Equal(t, got, again, "a sweep adds nothing twice")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -26,6 +26,7 @@ func testPlans(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("TargetsReport", func(t *testing.T) { testTargetsReport(t, newBed(t, newStore(t))) })
 	t.Run("DailyReport", func(t *testing.T) { testDailyReport(t, newBed(t, newStore(t))) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newBed(t, newStore(t))) })
+	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, newStore(t)) })
 }
 
 // bed is an engine on a store with a settable clock and a few users:
