@@ -9,15 +9,16 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// planRoutes adds targets and the reports a rep may read for itself (the
-// engine narrows a rep to its own rows). They are registered before the
-// managers' report group so that its role check does not apply to them.
+// planRoutes adds targets, the reports a rep may read for itself (the
+// engine narrows a rep to its own rows), the audit trail and imports.
+// They are registered before the report and admin groups.
 func (s *Server) planRoutes(v1 fiber.Router) {
 	v1.Post("/targets/split", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.splitTargets)
 	v1.Get("/reports/targets", s.authenticate, s.targetsReport)
 	v1.Get("/reports/daily", s.authenticate, s.dailyReport)
 	v1.Get("/reports/credit", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.creditReport)
 	v1.Get("/audit", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin), s.auditTrail)
+	v1.Post("/admin/import/:collection", s.authenticate, requireRole(schema.RoleAdmin), s.importRecords)
 }
 
 // splitTargets writes a rep's twelve monthly targets from a yearly one.

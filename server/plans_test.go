@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/server"
 )
 
 func TestPlansOverHTTP(t *testing.T) {
@@ -123,5 +127,52 @@ func TestAuditOfSignInsAndUsers(t *testing.T) {
 		m := e.(map[string]any)
 		assert.NotContains(t, []string{"login", "login_failed", "logout", "user_create", "user_update"}, m["action"])
 		assert.False(t, strings.HasPrefix(m["id"].(string), "t-2") || m["id"] == "c-2", "a manager sees only its territories: %v", m)
+	}
+}
+
+func TestImportOverHTTP(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.ImportLimit = 200 })
+	admin := ts.login(t, adminName, adminPassword, "laptop")
+	send := func(path, contentType, body string) response {
+		t.Helper()
+		req, err := http.NewRequest("POST", ts.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Authorization", "Bearer "+admin.Access)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		r := response{Status: resp.StatusCode, Raw: raw}
+		require.NoError(t, json.Unmarshal(raw, &r.Body), string(raw))
+		return r
+	}
+	file := "name,region\nNorth,EU\nSouth,EU\n"
+	r := send("/v1/admin/import/territories?dry_run=true", "text/csv", file)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, 2.0, r.Body["created"])
+	r = send("/v1/admin/import/territories", "text/csv; charset=utf-8", file)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, 2.0, r.Body["created"])
+	r = send("/v1/admin/import/territories", "text/csv", file)
+	assert.Equal(t, 2.0, r.Body["unchanged"], "the same file twice changes nothing")
+
+	tests := []struct {
+		name, path, ctype, body string
+		status                  int
+		code                    string
+	}{
+		{"not CSV", "/v1/admin/import/territories", "application/json", "{}", 415, "unsupported_media_type"},
+		{"not importable", "/v1/admin/import/orders", "text/csv", file, 404, "not_found"},
+		{"bad switch", "/v1/admin/import/territories?dry_run=yes", "text/csv", file, 422, "validation_failed"},
+		{"over the limit", "/v1/admin/import/territories", "text/csv", "name,region\n" + strings.Repeat("Somewhere,EU\n", 20), 413, "payload_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := send(tt.path, tt.ctype, tt.body)
+			assert.Equal(t, tt.status, r.Status, string(r.Raw))
+			assert.Equal(t, tt.code, r.ErrorCode())
+		})
 	}
 }

@@ -47,6 +47,9 @@ type Config struct {
 	LoginFailureWindow time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
+	// ImportLimit is the largest CSV file an import streams, in bytes;
+	// default 1 GiB.
+	ImportLimit int64
 }
 
 // Server is the fieldsync HTTP server.
@@ -94,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
+	}
+	if cfg.ImportLimit <= 0 {
+		cfg.ImportLimit = 1 << 30
 	}
 	s := &Server{
 		cfg:     cfg,

@@ -101,14 +101,17 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 	switch r := rec.(type) {
 	case *schema.Territory:
 		d.facts.Territories = []string{id}
+		d.refs = []string{naturalRef(c, r.Name)}
 	case *schema.Customer:
 		if _, _, err := w.reference(ctx, schema.Territories, r.TerritoryID, "territory_id"); err != nil {
 			return nil, err
 		}
 		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
+		d.refs = []string{naturalRef(c, r.Code)}
 		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch,
 			Amount: r.CreditLimit, Balance: r.OpenBalance}}
 	case *schema.Product:
+		d.refs = []string{naturalRef(c, r.SKU)}
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {
 			cust, _, err := w.reference(ctx, schema.Customers, cid, fmt.Sprintf("customer_ids[%d]", i))
@@ -119,6 +122,7 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			d.refs = append(d.refs, "customer:"+cid)
 		}
 		d.facts.Distributor = r.DistributorID
+		d.refs = append(d.refs, naturalRef(c, r.Name))
 		if r.DistributorID != "" {
 			d.refs = append(d.refs, "distributor:"+r.DistributorID)
 		}

@@ -27,6 +27,7 @@ func testPlans(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("DailyReport", func(t *testing.T) { testDailyReport(t, newBed(t, newStore(t))) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newBed(t, newStore(t))) })
 	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, newStore(t)) })
+	t.Run("Import", func(t *testing.T) { testImport(t, newBed(t, newStore(t))) })
 }
 
 // bed is an engine on a store with a settable clock and a few users:
