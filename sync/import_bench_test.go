@@ -45,7 +45,7 @@ func BenchmarkImportCustomers(b *testing.B) {
 			peak := measurePeak(b, func() {
 				for range b.N {
 					for n := range rows / benchBatch {
-						resp, err := eng.Push(ctx, admin, &sync.PushRequest{Mutations: pushBatch(n)})
+						resp, err := eng.Push(ctx, admin, &schema.PushRequest{Mutations: pushBatch(n)})
 						require.NoError(b, err)
 						require.Len(b, resp.Results, benchBatch)
 					}

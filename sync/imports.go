@@ -335,7 +335,7 @@ func setPath(m map[string]any, path []string, v any) {
 // plannedRow is what one good row asks for.
 type plannedRow struct {
 	line int
-	m    Mutation
+	m    schema.Mutation
 	kind string // "create", "update", "unchanged"
 }
 
@@ -377,16 +377,16 @@ func (im *importer) chunk(ctx context.Context, rows []importRow) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	resp, err := im.e.Push(ctx, im.p, &PushRequest{DeviceID: im.p.DeviceID, Mutations: batch})
+	resp, err := im.e.Push(ctx, im.p, &schema.PushRequest{DeviceID: im.p.DeviceID, Mutations: batch})
 	if err != nil {
 		return fmt.Errorf("sync.Import: %w", err)
 	}
 	for i, r := range resp.Results {
 		pr := pushed[i]
 		switch {
-		case r.Status == StatusRejected:
+		case r.Status == schema.PushRejected:
 			im.res.fail(pr.line, r.Error.Field, "%s", r.Error.Message)
-		case r.Status == StatusConflict:
+		case r.Status == schema.PushConflict:
 			im.res.fail(pr.line, "", "the record changed while the file was imported; import again")
 		case r.Version == pr.m.BaseVersion:
 			im.count("unchanged")
@@ -514,8 +514,8 @@ func (im *importer) plan(ctx context.Context, tx RecordTx, row importRow) (*plan
 	if err != nil {
 		return nil, err
 	}
-	pr := &plannedRow{line: row.line, m: Mutation{MutationID: im.batch + "-" + strconv.Itoa(row.line), Collection: im.c, ID: id,
-		Op: OpUpsert, BaseVersion: base, Data: canonical}, kind: "create"}
+	pr := &plannedRow{line: row.line, m: schema.Mutation{MutationID: im.batch + "-" + strconv.Itoa(row.line), Collection: im.c, ID: id,
+		Op: schema.MutationUpsert, BaseVersion: base, Data: canonical}, kind: "create"}
 	if cur != nil {
 		pr.kind = "update"
 		if bytes.Equal(canonical, cur.Data) {

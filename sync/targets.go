@@ -75,7 +75,7 @@ type SplitRequest struct {
 
 // SplitResponse is the twelve targets a split wrote, January first.
 type SplitResponse struct {
-	Targets []*Envelope `json:"targets"`
+	Targets []*schema.Envelope `json:"targets"`
 }
 
 // check validates a split request.
@@ -181,7 +181,7 @@ func (e *Engine) SplitTargets(ctx context.Context, p schema.Principal, req *Spli
 	err = e.store.View(ctx, func(tx RecordTx) error {
 		for i := range 12 {
 			month := fmt.Sprintf("%04d-%02d", req.Year, i+1)
-			m := Mutation{MutationID: "split-" + randomID(), Collection: schema.Targets, ID: targetID(req.RepID, month), Op: OpUpsert}
+			m := schema.Mutation{MutationID: "split-" + randomID(), Collection: schema.Targets, ID: targetID(req.RepID, month), Op: schema.MutationUpsert}
 			page, err := tx.RecordsByRef(ctx, schema.Targets, targetRef(req.RepID, month), "", 10)
 			if err != nil {
 				return err
@@ -218,20 +218,20 @@ func (e *Engine) SplitTargets(ctx context.Context, p schema.Principal, req *Spli
 		}
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	resp, err := e.Push(ctx, p, &PushRequest{DeviceID: p.DeviceID, Mutations: batch})
+	resp, err := e.Push(ctx, p, &schema.PushRequest{DeviceID: p.DeviceID, Mutations: batch})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	out := &SplitResponse{}
 	err = e.store.View(ctx, func(tx RecordTx) error {
 		for i, res := range resp.Results {
-			if res.Status != StatusApplied && res.Status != StatusMerged {
+			if res.Status != schema.PushApplied && res.Status != schema.PushMerged {
 				if res.Error != nil {
 					return res.Error
 				}
 				return schema.Errorf(schema.CodeConflict, "the target of month %d changed meanwhile; split again", i+1)
 			}
-			var m Mutation
+			var m schema.Mutation
 			if err := json.Unmarshal(batch[i], &m); err != nil {
 				return err
 			}

@@ -36,11 +36,11 @@ func testAudit(t *testing.T, b *bed) {
 	b.now = b.now.Add(time.Minute)
 	// rep1 still holds version 2 and changes the notes again: a merge.
 	res := b.push("rep1", b.up(schema.Customers, "c-1", 2, with(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "front door")))[0]
-	require.Equal(t, sync.StatusMerged, res.Status, "%+v", res)
+	require.Equal(t, schema.PushMerged, res.Status, "%+v", res)
 	b.now = b.now.Add(time.Minute)
 	b.ok("admin", b.up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Brush", "unit": "each", "price": 100, "active": true}))
 	b.now = b.now.Add(time.Minute)
-	b.ok("admin", mutation("del-p-2", schema.Products, "p-2", sync.OpDelete, 1, nil))
+	b.ok("admin", mutation("del-p-2", schema.Products, "p-2", schema.MutationDelete, 1, nil))
 
 	page := func(user string, req sync.AuditRequest) *sync.AuditPage {
 		t.Helper()

@@ -79,12 +79,12 @@ func shop(code, territory string, lat float64, limit, balance int64) map[string]
 
 func (b *bed) up(c schema.Collection, id string, base int64, data any) json.RawMessage {
 	b.n++
-	return mutation(fmt.Sprintf("pm-%d", b.n), c, id, sync.OpUpsert, base, data)
+	return mutation(fmt.Sprintf("pm-%d", b.n), c, id, schema.MutationUpsert, base, data)
 }
 
-func (b *bed) push(user string, muts ...json.RawMessage) []sync.PushResult {
+func (b *bed) push(user string, muts ...json.RawMessage) []schema.PushResult {
 	b.t.Helper()
-	resp, err := b.e.Push(context.Background(), b.users[user], &sync.PushRequest{DeviceID: "dev-" + user, Mutations: muts})
+	resp, err := b.e.Push(context.Background(), b.users[user], &schema.PushRequest{DeviceID: "dev-" + user, Mutations: muts})
 	require.NoError(b.t, err)
 	return resp.Results
 }
@@ -92,7 +92,7 @@ func (b *bed) push(user string, muts ...json.RawMessage) []sync.PushResult {
 func (b *bed) ok(user string, muts ...json.RawMessage) {
 	b.t.Helper()
 	for i, r := range b.push(user, muts...) {
-		require.Containsf(b.t, []string{sync.StatusApplied, sync.StatusMerged}, r.Status, "mutation %d: %+v", i, r)
+		require.Containsf(b.t, []schema.PushStatus{schema.PushApplied, schema.PushMerged}, r.Status, "mutation %d: %+v", i, r)
 	}
 }
 
@@ -124,7 +124,7 @@ func testCreditHolds(t *testing.T, b *bed) {
 	assert.Nil(t, o1["hold_reason"])
 
 	res := b.push("rep1", b.up(schema.Orders, "o-2", 0, order("c-low", "submitted", 1))) // 600 + 250 + 250 = 1100
-	require.Equal(t, sync.StatusApplied, res[0].Status, "an order over the limit is taken, not refused: %+v", res[0])
+	require.Equal(t, schema.PushApplied, res[0].Status, "an order over the limit is taken, not refused: %+v", res[0])
 	_, o2 := b.record(schema.Orders, "o-2")
 	assert.Equal(t, "credit_hold", o2["status"])
 	assert.Equal(t, map[string]any{"code": "credit_limit_exceeded",
@@ -159,13 +159,13 @@ func testCreditHolds(t *testing.T, b *bed) {
 			}
 			res := b.push(m.user, b.up(schema.Orders, m.id, m.version, order("c-low", m.to, qty)))[0]
 			if m.want == "" {
-				require.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+				require.Equal(t, schema.PushApplied, res.Status, "%+v", res)
 				_, got := b.record(schema.Orders, m.id)
 				assert.Equal(t, m.to, got["status"])
 				assert.NotNil(t, got["hold_reason"], "the reason stays after the hold is released")
 				return
 			}
-			require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+			require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 			assert.Equal(t, m.want, res.Error.Code)
 		})
 	}
@@ -264,7 +264,7 @@ func testTargetScope(t *testing.T, b *bed) {
 	for _, p := range pushes {
 		t.Run(p.name, func(t *testing.T) {
 			res := b.push(p.user, p.mut)[0]
-			require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+			require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 			assert.Equal(t, p.code, res.Error.Code)
 		})
 	}
@@ -278,9 +278,9 @@ func testTargetScope(t *testing.T, b *bed) {
 		assert.Equal(t, int64(1), v, "a refused split writes nothing")
 		assert.Equal(t, 100.0, jan["order_amount"])
 		res := b.push("mgr", b.up(schema.Targets, "tgt-u-rep1-2027-03", 2, target("u-rep1", "2027-03", 5, 5, true)))[0]
-		assert.Equal(t, sync.StatusRejected, res.Status)
+		assert.Equal(t, schema.PushRejected, res.Status)
 		res = b.push("mgr", b.up(schema.Targets, "tgt-u-rep1-2027-03", 2, target("u-rep1", "2027-03", 5, 5, false)))[0]
-		assert.Equal(t, sync.StatusRejected, res.Status, "nor unlock")
+		assert.Equal(t, schema.PushRejected, res.Status, "nor unlock")
 
 		got, err := b.e.SplitTargets(ctx, b.users["admin"], &sync.SplitRequest{RepID: "u-rep1", Year: 2027, OrderAmount: 2400, Visits: 12})
 		require.NoError(t, err, "an admin may")
