@@ -105,6 +105,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if isDataCommand(args) {
+		return runDataCommand(ctx, args[0], args[1:], getenv, stdout)
+	}
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		return err

@@ -233,3 +233,30 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	return tx.Commit()
 }
+
+// Snapshot writes a consistent copy of the database to path, which must
+// not exist, while the store keeps serving reads and writes: SQLite's
+// VACUUM INTO reads one snapshot in a read transaction, so the copy holds
+// every transaction committed before it began and none after. It returns
+// the feed seq of that copy: every change up to it is in the copy.
+func (s *Store) Snapshot(ctx context.Context, path string) (int64, error) {
+	const op = "sqlitestore.Snapshot"
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	copied, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	defer copied.Close()
+	var seq int64
+	if err := copied.QueryRowContext(ctx, "SELECT seq FROM feed WHERE one = 1").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return seq, nil
+}
