@@ -128,8 +128,8 @@ func addFile(tw *tar.Writer, src, name string) error {
 }
 
 // Restore unpacks a backup archive into dataDir, which must be empty or
-// missing, and checks that the store in it opens. A partial restore is
-// removed.
+// missing, checks that the store in it opens and moves its feed counter
+// RestoreFeedGap ahead. A partial restore is removed.
 func Restore(ctx context.Context, in, dataDir string) (err error) {
 	const op = "backup.Restore"
 	entries, err := os.ReadDir(dataDir)
@@ -186,8 +186,20 @@ func Restore(ctx context.Context, in, dataDir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	if err := s.AdvanceFeed(ctx, RestoreFeedGap); err != nil {
+		s.Close()
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	return s.Close()
 }
+
+// RestoreFeedGap is how far a restore moves the feed counter ahead.
+// Devices may hold checkpoints past the backup's watermark (they pulled
+// from the lost store after the backup); without the gap, the restored
+// store's next writes would take seqs at or below such checkpoints and
+// those devices would never pull them. 2^40 is more writes than any
+// store makes between a backup and its restore.
+const RestoreFeedGap = 1 << 40
 
 func writeFile(dst string, r io.Reader, size int64) error {
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
