@@ -212,11 +212,7 @@ func (e *Engine) SplitTargets(ctx context.Context, p schema.Principal, req *Spli
 		return nil
 	})
 	if err != nil {
-		var se *schema.Error
-		if errors.As(err, &se) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, withOp(op, err)
 	}
 	resp, err := e.Push(ctx, p, &schema.PushRequest{DeviceID: p.DeviceID, Mutations: batch})
 	if err != nil {
@@ -244,11 +240,7 @@ func (e *Engine) SplitTargets(ctx context.Context, p schema.Principal, req *Spli
 		return nil
 	})
 	if err != nil {
-		var se *schema.Error
-		if errors.As(err, &se) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, withOp(op, err)
 	}
 	return out, nil
 }
@@ -266,4 +258,14 @@ func randomID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// withOp wraps err with the operation, unless it is a *schema.Error,
+// which callers show as it is.
+func withOp(op string, err error) error {
+	var se *schema.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
