@@ -408,110 +408,31 @@ func (im *importer) count(kind string) {
 	}
 }
 
-// plan works out one row's mutation, or records why the row is bad.
+// plan works out one row's mutation, or records why the row is bad (and
+// returns nil), in four steps: its key, the record it matches, its cells
+// over that record's fields, and the checks of the result.
 func (im *importer) plan(ctx context.Context, tx RecordTx, row importRow) (*plannedRow, error) {
-	zero, _ := schema.New(im.c)
-	typ := reflect.TypeOf(zero).Elem()
-	keyField := naturalKeys[im.c]
-	var key, id string
-	for i, h := range im.header {
-		switch h {
-		case keyField:
-			key = strings.TrimSpace(row.fields[i])
-		case "id":
-			id = strings.TrimSpace(row.fields[i])
-		}
-	}
-	if key == "" {
-		im.res.fail(row.line, keyField, "%s is required", keyField)
+	key, id, ok := im.key(row)
+	if !ok {
 		return nil, nil
 	}
-	sum := sha256.Sum256([]byte(key))
-	var short [8]byte
-	copy(short[:], sum[:])
-	if first, ok := im.seen[short]; ok {
-		im.res.fail(row.line, keyField, "%s %q is also on line %d", keyField, key, first)
-		return nil, nil
-	}
-	im.seen[short] = row.line
-
-	data := map[string]any{}
-	var base int64
-	page, err := tx.RecordsByRef(ctx, im.c, naturalRef(im.c, key), "", 2)
-	if err != nil {
+	cur, id, ok, err := im.match(ctx, tx, row.line, key, id)
+	if err != nil || !ok {
 		return nil, err
 	}
-	var cur *Record
-	for _, r := range page {
-		if !r.Deleted {
-			cur = r
-		}
-	}
-	switch {
-	case cur != nil && id != "" && id != cur.ID:
-		im.res.fail(row.line, "id", "%s %q belongs to record %s, not %s", keyField, key, cur.ID, id)
-		return nil, nil
-	case cur != nil:
-		id, base = cur.ID, cur.Version
+	data := map[string]any{}
+	var base int64
+	if cur != nil {
+		base = cur.Version
 		if err := json.Unmarshal(cur.Data, &data); err != nil {
 			return nil, err
 		}
-	case id == "":
-		id = string(im.c[:4]) + "-" + hex.EncodeToString(sum[:12])
-		fallthrough
-	default:
-		if r, err := tx.Record(ctx, im.c, id); err == nil && !r.Deleted {
-			im.res.fail(row.line, "id", "id %s is taken by a record with another %s", id, keyField)
-			return nil, nil
-		} else if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
 	}
-	if !schema.CheckID(id) {
-		im.res.fail(row.line, "id", "id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+	if !im.overlay(row, data) {
 		return nil, nil
 	}
-	bad := false
-	for i, h := range im.header {
-		if h == "id" || row.fields[i] == "" {
-			continue
-		}
-		path := strings.Split(h, ".")
-		t, _ := fieldType(typ, path)
-		v, err := cellValue(t, row.fields[i])
-		if err != nil {
-			im.res.fail(row.line, h, "%s %s", h, err)
-			bad = true
-			continue
-		}
-		setPath(data, path, v)
-	}
-	if bad {
-		return nil, nil
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := schema.Decode(im.c, raw)
-	if err != nil {
-		se := schema.AsError(err)
-		if se == nil {
-			return nil, err
-		}
-		if len(se.Problems) == 0 {
-			im.res.fail(row.line, se.Field, "%s", se.Message)
-		}
-		for _, pr := range se.Problems {
-			im.res.fail(row.line, pr.Field, "%s", pr.Message)
-		}
-		return nil, nil
-	}
-	if !im.referencesExist(ctx, tx, row.line, rec) {
-		return nil, nil
-	}
-	canonical, err := json.Marshal(rec)
-	if err != nil {
+	canonical, ok, err := im.check(ctx, tx, row.line, data)
+	if err != nil || !ok {
 		return nil, err
 	}
 	pr := &plannedRow{line: row.line, m: schema.Mutation{MutationID: im.batch + "-" + strconv.Itoa(row.line), Collection: im.c, ID: id,
@@ -523,6 +444,123 @@ func (im *importer) plan(ctx context.Context, tx RecordTx, row importRow) (*plan
 		}
 	}
 	return pr, nil
+}
+
+// key reads a row's natural key and id (if the file has an id column),
+// and refuses a key the file had on an earlier line.
+func (im *importer) key(row importRow) (key, id string, ok bool) {
+	keyField := naturalKeys[im.c]
+	for i, h := range im.header {
+		switch h {
+		case keyField:
+			key = strings.TrimSpace(row.fields[i])
+		case "id":
+			id = strings.TrimSpace(row.fields[i])
+		}
+	}
+	if key == "" {
+		im.res.fail(row.line, keyField, "%s is required", keyField)
+		return "", "", false
+	}
+	sum := sha256.Sum256([]byte(key))
+	var short [8]byte
+	copy(short[:], sum[:])
+	if first, seen := im.seen[short]; seen {
+		im.res.fail(row.line, keyField, "%s %q is also on line %d", keyField, key, first)
+		return "", "", false
+	}
+	im.seen[short] = row.line
+	return key, id, true
+}
+
+// match finds the record with a row's natural key (nil when there is
+// none) and the id the row writes: the record's, the file's, or one
+// derived from the key.
+func (im *importer) match(ctx context.Context, tx RecordTx, line int, key, id string) (*Record, string, bool, error) {
+	keyField := naturalKeys[im.c]
+	page, err := tx.RecordsByRef(ctx, im.c, naturalRef(im.c, key), "", 2)
+	if err != nil {
+		return nil, "", false, err
+	}
+	var cur *Record
+	for _, r := range page {
+		if !r.Deleted {
+			cur = r
+		}
+	}
+	switch {
+	case cur != nil && id != "" && id != cur.ID:
+		im.res.fail(line, "id", "%s %q belongs to record %s, not %s", keyField, key, cur.ID, id)
+		return nil, "", false, nil
+	case cur != nil:
+		return cur, cur.ID, true, nil
+	case id == "":
+		sum := sha256.Sum256([]byte(key))
+		id = string(im.c[:4]) + "-" + hex.EncodeToString(sum[:12])
+	case !schema.CheckID(id):
+		im.res.fail(line, "id", "id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
+		return nil, "", false, nil
+	}
+	r, err := tx.Record(ctx, im.c, id)
+	switch {
+	case err == nil && !r.Deleted:
+		im.res.fail(line, "id", "id %s is taken by a record with another %s", id, keyField)
+		return nil, "", false, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, "", false, err
+	}
+	return nil, id, true, nil
+}
+
+// overlay sets the row's non-empty cells over data, and records the cells
+// that are not values of their field.
+func (im *importer) overlay(row importRow, data map[string]any) bool {
+	zero, _ := schema.New(im.c)
+	typ := reflect.TypeOf(zero).Elem()
+	ok := true
+	for i, h := range im.header {
+		if h == "id" || row.fields[i] == "" {
+			continue
+		}
+		path := strings.Split(h, ".")
+		t, _ := fieldType(typ, path)
+		v, err := cellValue(t, row.fields[i])
+		if err != nil {
+			im.res.fail(row.line, h, "%s %s", h, err)
+			ok = false
+			continue
+		}
+		setPath(data, path, v)
+	}
+	return ok
+}
+
+// check validates the record a row makes and the records it points at,
+// and returns its canonical JSON.
+func (im *importer) check(ctx context.Context, tx RecordTx, line int, data map[string]any) (json.RawMessage, bool, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, false, err
+	}
+	rec, err := schema.Decode(im.c, raw)
+	if err != nil {
+		se := schema.AsError(err)
+		if se == nil {
+			return nil, false, err
+		}
+		if len(se.Problems) == 0 {
+			im.res.fail(line, se.Field, "%s", se.Message)
+		}
+		for _, pr := range se.Problems {
+			im.res.fail(line, pr.Field, "%s", pr.Message)
+		}
+		return nil, false, nil
+	}
+	if !im.referencesExist(ctx, tx, line, rec) {
+		return nil, false, nil
+	}
+	canonical, err := json.Marshal(rec)
+	return canonical, err == nil, err
 }
 
 // referencesExist checks that the records a row points at exist, so that
