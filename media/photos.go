@@ -220,12 +220,30 @@ func (p *Photos) SweepOrphans(ctx context.Context, grace time.Duration, referenc
 	return removed, nil
 }
 
-// RunSweeper sweeps orphaned photos every interval until ctx ends.
-// Running it on several instances at once is harmless.
+// TempSweeper is a blob store that a process dying mid-Put can leave with
+// temporary files, and that can remove them.
+type TempSweeper interface {
+	// SweepTemp removes the temporary files of Puts that will never
+	// finish and returns how many went.
+	SweepTemp(ctx context.Context) (int, error)
+}
+
+// RunSweeper sweeps orphaned photos, and the temporary files of uploads
+// cut off by a crash when the blob store keeps any, every interval until
+// ctx ends. Running it on several instances at once is harmless.
 func (p *Photos) RunSweeper(ctx context.Context, interval, grace time.Duration, referenced func(ctx context.Context, sum string) (bool, error), log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if ts, ok := p.blobs.(TempSweeper); ok {
+			n, err := ts.SweepTemp(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Error("sweeping temporary files", slog.Any("err", err))
+			case n > 0:
+				log.Info("swept temporary files of cut-off uploads", slog.Int("removed", n))
+			}
+		}
 		n, err := p.SweepOrphans(ctx, grace, referenced)
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -18,6 +18,7 @@ const (
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeHashMismatch        = "hash_mismatch"
 	CodePayloadTooLarge     = "payload_too_large"
+	CodeHeadersTooLarge     = "headers_too_large"
 	CodeRateLimited         = "rate_limited"
 	CodeInvalidTransition   = "invalid_transition"
 	CodeCreditLimitExceeded = "credit_limit_exceeded"
@@ -25,6 +26,11 @@ const (
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )
+
+// ErrUnavailable marks an error of a record or photo store that cannot be
+// reached (down, unreachable, not answering in time). Store adapters wrap
+// such errors with it; users see 503 unavailable and may retry later.
+var ErrUnavailable = errors.New("store unavailable")
 
 // Error is the error users see: a stable code, a message that is safe to
 // show, and, where the problem is with one input field, that field's path.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -54,12 +55,14 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
 	ctx, now := c.UserContext(), s.now()
-	failures, until, err := s.store.LoginFailures(ctx, req.Username, now)
+	addr := c.IP()
+	key := throttleKey(addr, req.Username)
+	failures, until, err := s.store.LoginFailures(ctx, key, now)
 	if err != nil {
 		return err
 	}
-	if failures >= s.cfg.LoginFailureLimit {
-		return s.lockedOut(c, now, until)
+	if wait := s.throttleWait(failures, until, now); wait > 0 {
+		return s.slowedDown(c, wait)
 	}
 
 	u, err := s.store.UserByName(ctx, req.Username)
@@ -69,7 +72,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	} else if !errors.Is(err, sync.ErrNotFound) {
 		return err
 	}
-	match, err := s.checkPassword(ctx, hash, req.Password)
+	match, err := s.checkPassword(ctx, addr, hash, req.Password)
 	if err != nil {
 		return err
 	}
@@ -78,19 +81,18 @@ func (s *Server) login(c *fiber.Ctx) error {
 		if u != nil {
 			userID = u.ID
 		}
-		n, until, err := s.store.NoteLoginFailure(ctx, req.Username, now, s.cfg.LoginFailureWindow,
+		n, _, err := s.store.NoteLoginFailure(ctx, key, now, s.cfg.LoginFailureWindow,
 			sync.LoginAudit(sync.AuditLoginFailed, userID, req.DeviceID, "", now))
 		if err != nil {
 			return err
 		}
 		s.log.Info("login refused", slog.Int("failures", n))
-		if n > s.cfg.LoginFailureLimit {
-			return s.lockedOut(c, now, until)
-		}
 		return errBadCredentials
 	}
-	if err := s.store.ClearLoginFailures(ctx, req.Username); err != nil {
-		return err
+	if failures > 0 {
+		if err := s.store.ClearLoginFailures(ctx, key); err != nil {
+			return err
+		}
 	}
 	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: req.DeviceID, Generation: 1, CreatedAt: now.UTC()}
 	if err := s.store.CreateLogin(ctx, l, sync.LoginAudit(sync.AuditLogin, u.ID, l.DeviceID, l.ID, now)); err != nil {
@@ -100,10 +102,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 	return s.issue(c, u, l)
 }
 
-func (s *Server) lockedOut(c *fiber.Ctx, now, until time.Time) error {
-	wait := max(int(until.Sub(now).Seconds()+0.999), 1)
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
-	return schema.Errorf(schema.CodeRateLimited, "too many failed logins for this username; try again in %d seconds", wait)
+// slowedDown answers a sign-in that comes before its username and address
+// may try again.
+func (s *Server) slowedDown(c *fiber.Ctx, wait time.Duration) error {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+	return schema.Errorf(schema.CodeRateLimited, "too many failed sign-ins for this username from this address; try again in %d seconds", secs)
 }
 
 // refresh trades the current refresh token of a login for a new pair. An
@@ -160,7 +164,6 @@ func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
 	access, err := s.tokens.access(accessClaims{
 		RegisteredClaims: jwtSubject(u.ID, l.ID, l.Generation),
 		Role:             string(u.Role),
-		Territories:      u.Territories,
 		DeviceID:         l.DeviceID,
 		LoginID:          l.ID,
 	})
@@ -259,14 +262,14 @@ func requireRole(roles ...schema.Role) fiber.Handler {
 }
 
 // checkPassword compares a password with its hash, at most one comparison
-// per core at a time: a storm of logins (every phone of a region after an
-// outage) then queues here instead of starving pushes and pulls of CPU.
-func (s *Server) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
-	select {
-	case s.hashing <- struct{}{}:
-	case <-ctx.Done():
+// per core at a time, taken in turns between client addresses: a storm of
+// sign-ins (every phone of a region after an outage) then queues here
+// instead of starving pushes and pulls of CPU, and a flood from one
+// address does not hold up the sign-ins of others.
+func (s *Server) checkPassword(ctx context.Context, addr string, hash []byte, password string) (bool, error) {
+	if err := s.hashing.acquire(ctx, addr); err != nil {
 		return false, schema.Errorf(schema.CodeUnavailable, "the server is busy; try again")
 	}
-	defer func() { <-s.hashing }()
+	defer s.hashing.release()
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
 }

@@ -30,11 +30,7 @@ func (s *Server) importRecords(c *fiber.Ctx) error {
 			return schema.FieldErrorf(schema.CodeValidationFailed, f.name, "%s must be true or false", f.name)
 		}
 	}
-	var body io.Reader = bytesReader(c.Body())
-	if stream := c.Request().BodyStream(); stream != nil {
-		body = stream
-	}
-	body = &limitedReader{r: body, left: s.cfg.ImportLimit}
+	body := &limitedReader{r: requestBody(c), left: s.cfg.ImportLimit}
 	res, err := s.engine.Import(c.UserContext(), *principal(c), schema.Collection(c.Params("collection")), body, opt)
 	if errors.Is(err, errImportTooLarge) {
 		return schema.Errorf(schema.CodePayloadTooLarge, "an import file is at most %d bytes", s.cfg.ImportLimit)

@@ -52,11 +52,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	if size < 0 {
 		size = -1
 	}
-	body := c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytesReader(c.Body())
-	}
-	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, body)
+	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, requestBody(c))
 	switch {
 	case errors.Is(err, media.ErrTooLarge):
 		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())

@@ -41,6 +41,9 @@ type Config struct {
 	MaxMutations int
 	// MaxPushBytes is the largest push body in bytes; default 5 MB.
 	MaxPushBytes int
+	// MaxPullBytes is how much record data a pull page carries: the page
+	// ends with the change that reaches it; default 1 MiB.
+	MaxPullBytes int
 	// HistoryDepth is how many recent versions a record keeps to decide
 	// merges and replays; default 10.
 	HistoryDepth int
@@ -69,6 +72,7 @@ type Engine struct {
 	cpKey        []byte
 	maxMutations int
 	maxPushBytes int
+	maxPullBytes int
 	historyDepth int
 	answerTTL    time.Duration
 	geofenceM    float64
@@ -92,6 +96,7 @@ func New(cfg Config) (*Engine, error) {
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
 		maxPushBytes: orDefault(cfg.MaxPushBytes, 5_000_000),
+		maxPullBytes: orDefault(cfg.MaxPullBytes, 1<<20),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
 		geofenceM:    orDefault(cfg.GeofenceM, 200),

@@ -102,7 +102,11 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 		if line.UnitPrice != price {
 			line.UnitPrice, replaced = price, true
 		}
-		if amount, ok := line.Amount(); !ok || amount < 0 {
+		switch amount, ok := line.Amount(); {
+		case !ok:
+			return false, rejection(schema.CodeValidationFailed, fmt.Sprintf("lines[%d].quantity", i),
+				"lines[%d].quantity is too large at %d a unit: the amount does not fit in 64 bits", i, price)
+		case amount < 0:
 			return false, rejection(schema.CodeValidationFailed, fmt.Sprintf("lines[%d].discount", i),
 				"lines[%d].discount is more than the line is worth at %d a unit", i, price)
 		}

@@ -143,8 +143,13 @@ type RecordStore interface {
 	// change up to it has missed none.
 	Watermark(ctx context.Context) (int64, error)
 	// Changes returns, in seq order, at most limit changes with after < seq
-	// <= upto of records that hold, or have lost, one of tokens.
-	Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]Change, error)
+	// <= upto of records that hold, or have lost, one of tokens. When
+	// maxBytes > 0 it also stops after the change whose record Data brings
+	// the total length of the returned Data to maxBytes or more. Either
+	// way the answer is the start of the full answer, and a store never
+	// holds more than that page's records (and the keys of a page per
+	// token) in memory to make it.
+	Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]Change, error)
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)

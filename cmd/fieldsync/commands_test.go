@@ -46,11 +46,18 @@ func seedStore(t *testing.T, s sync.Store) {
 	}
 }
 
+// runCLI runs the fieldsync command line in this process, with an empty
+// environment.
+func runCLI(ctx context.Context, args []string, out *bytes.Buffer) error {
+	root := newRootCommand(console{getenv: func(string) string { return "" }, stdin: strings.NewReader(""), stdout: out, stderr: out})
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
 // The backup, restore and export commands of the binary, on the embedded
 // store and (export) on MongoDB.
 func TestDataCommands(t *testing.T) {
 	ctx := context.Background()
-	getenv := func(string) string { return "" }
 	dir := t.TempDir()
 	s, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
 	require.NoError(t, err)
@@ -59,17 +66,17 @@ func TestDataCommands(t *testing.T) {
 
 	archive := filepath.Join(t.TempDir(), "b.tgz")
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, []string{"backup", "-data-dir", dir, "-out", archive}, getenv, &out))
+	require.NoError(t, runCLI(ctx, []string{"backup", "-data-dir", dir, "-out", archive}, &out))
 	assert.Contains(t, out.String(), "store at seq 3")
 	restored := filepath.Join(t.TempDir(), "r")
-	require.NoError(t, run(ctx, []string{"restore", "-in", archive, "-data-dir", restored}, getenv, &out))
-	err = run(ctx, []string{"restore", "-in", archive, "-data-dir", restored}, getenv, &out)
+	require.NoError(t, runCLI(ctx, []string{"restore", "-in", archive, "-data-dir", restored}, &out))
+	err = runCLI(ctx, []string{"restore", "-in", archive, "-data-dir", restored}, &out)
 	require.Error(t, err, "a folder that is not empty")
-	require.Error(t, run(ctx, []string{"backup", "-data-dir", dir}, getenv, &out), "-out is required")
+	require.Error(t, runCLI(ctx, []string{"backup", "-data-dir", dir}, &out), "-out is required")
 
 	exported := t.TempDir()
 	out.Reset()
-	require.NoError(t, run(ctx, []string{"export", "-data-dir", restored, "-out", exported, "-format", "csv"}, getenv, &out))
+	require.NoError(t, runCLI(ctx, []string{"export", "-data-dir", restored, "-out", exported, "-format", "csv"}, &out))
 	assert.Contains(t, out.String(), "customers: 2")
 	data, err := os.ReadFile(filepath.Join(exported, "customers.csv"))
 	require.NoError(t, err)
@@ -88,7 +95,7 @@ func TestDataCommands(t *testing.T) {
 		require.NoError(t, ms.Close())
 		exported := t.TempDir()
 		out.Reset()
-		require.NoError(t, run(ctx, []string{"export", "-out", exported, "-mongo-uri", uri}, getenv, &out))
+		require.NoError(t, runCLI(ctx, []string{"export", "--out", exported, "--mongo-uri", uri}, &out))
 		assert.Contains(t, out.String(), "customers: 2")
 		assert.Contains(t, out.String(), "territories: 1")
 		data, err := os.ReadFile(filepath.Join(exported, "customers.jsonl"))

@@ -57,7 +57,13 @@ func startBinary(t *testing.T, dir string, env ...string) *process {
 // startBinaryWith is startBinary with command-line arguments.
 func startBinaryWith(t *testing.T, dir string, args []string, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startProgram(t, binary, dir, args, env...)
+}
+
+// startProgram is startBinaryWith for a build of fieldsync at bin.
+func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
 	stdout, err := cmd.StdoutPipe()
@@ -199,7 +205,7 @@ func login(t *testing.T, addr string) string {
 }
 
 func TestPushLimitsAreSettings(t *testing.T) {
-	p := startBinaryWith(t, t.TempDir(), []string{"-push-max-mutations", "2", "-push-max-bytes", "1000"},
+	p := startBinaryWith(t, t.TempDir(), []string{"--push-max-mutations", "2", "--push-max-bytes", "1000"},
 		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	base := "http://" + p.addr
 	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -156,17 +155,17 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 	}
 	cur, err := s.audit.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(q.Limit)))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []auditDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]sync.AuditEntry, 0, len(docs))
 	for i := range docs {
 		e, err := docs[i].entry()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		out = append(out, e)
 	}
@@ -185,14 +184,14 @@ type auditMark struct {
 func (s *Store) SweepAudit(ctx context.Context, cutoff time.Time) (int, error) {
 	const op = "mongostore.SweepAudit"
 	if err := s.catchUpAudit(ctx); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fail(op, err)
 	}
 	if err := s.catchUpEvents(ctx); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fail(op, err)
 	}
 	res, err := s.audit.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": cutoff.UnixNano()}})
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fail(op, err)
 	}
 	return int(res.DeletedCount), nil
 }

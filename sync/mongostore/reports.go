@@ -2,7 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -191,7 +190,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 		return territories == nil || slices.Contains(territories, f.Territory)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.Facts: %w", err)
+		return nil, fail("mongostore.Facts", err)
 	}
 	return out, nil
 }
@@ -201,7 +200,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 func (s *Store) RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]sync.Fact, error) {
 	out, err := s.findFacts(ctx, kind, bson.M{"rep": rep}, from, to, func(f *factDoc) bool { return f.Rep == rep })
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.RepFacts: %w", err)
+		return nil, fail("mongostore.RepFacts", err)
 	}
 	return out, nil
 }
@@ -262,7 +261,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetBatchSize(latestBatch).
 			SetProjection(bson.D{{Key: "rec", Value: 1}, {Key: "at", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	defer cur.Close(context.Background())
 	var (
@@ -272,7 +271,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 	for cur.Next(ctx) {
 		var e factEntry
 		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		if best != nil && e.At <= best.At {
 			break
@@ -283,7 +282,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		read[e.Rec] = true
 		held, err := s.recordFacts(ctx, []string{e.Rec})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		for _, h := range held {
 			for i, f := range h.Facts {
@@ -294,7 +293,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if best == nil {
 		return nil, sync.ErrNotFound
@@ -310,7 +309,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
 	out, err := sync.CountCoverage(ctx, q, s.Facts)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.CoverageCounts: %w", err)
+		return nil, fail("mongostore.CoverageCounts", err)
 	}
 	return out, nil
 }
@@ -353,7 +352,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -364,11 +363,11 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
 	const op = "mongostore.DeviceSyncs"
 	cur, err := s.devices.Find(ctx, bson.M{}, options.Find().SetSort(ascending("user", "device")))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []deviceDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]sync.DeviceSync, len(docs))
 	for i, d := range docs {

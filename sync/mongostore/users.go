@@ -56,7 +56,7 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.Au
 		return sync.ErrExists
 	}
 	if err != nil {
-		return fmt.Errorf("mongostore.CreateUser: %w", err)
+		return fail("mongostore.CreateUser", err)
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *schema.User, audit ...sync.Au
 		"distributor_id": u.DistributorID, "active": u.Active, "updated_at": nanos(u.UpdatedAt),
 	}
 	if err := s.replaceAudit(ctx, s.users, u.ID, audit, set); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	res, err := s.users.UpdateOne(ctx, bson.M{"_id": u.ID}, bson.M{"$set": set})
 	if err := matchedOne(op, res, err, sync.ErrNotFound); err != nil {
@@ -102,21 +102,43 @@ func (s *Store) findUser(ctx context.Context, filter bson.M) (*schema.User, erro
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	n, err := s.users.CountDocuments(ctx, bson.M{})
 	if err != nil {
-		return 0, fmt.Errorf("mongostore.CountUsers: %w", err)
+		return 0, fail("mongostore.CountUsers", err)
 	}
 	return int(n), nil
 }
 
 // Users returns every user, in id order.
 func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
-	const op = "mongostore.Users"
-	cur, err := s.users.Find(ctx, bson.M{}, options.Find().SetSort(ascending("_id")))
+	return s.ListUsers(ctx, sync.UserFilter{})
+}
+
+// ListUsers returns the users that f selects, in id order.
+func (s *Store) ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error) {
+	const op = "mongostore.ListUsers"
+	filter := bson.M{}
+	if f.After != "" {
+		filter["_id"] = bson.M{"$gt": f.After}
+	}
+	if f.Role != "" {
+		filter["role"] = string(f.Role)
+	}
+	if f.Territory != "" {
+		filter["territories"] = f.Territory
+	}
+	if f.Active != nil {
+		filter["active"] = *f.Active
+	}
+	opts := options.Find().SetSort(ascending("_id"))
+	if f.Limit > 0 {
+		opts.SetLimit(int64(f.Limit))
+	}
+	cur, err := s.users.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []userDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]*schema.User, len(docs))
 	for i := range docs {
@@ -148,7 +170,7 @@ func (s *Store) CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.Au
 	}
 	doc.Audit, doc.AuditAt = embedAudit(audit)
 	if _, err := s.logins.InsertOne(ctx, doc); err != nil {
-		return fmt.Errorf("mongostore.CreateLogin: %w", err)
+		return fail("mongostore.CreateLogin", err)
 	}
 	s.project(ctx, doc.Audit)
 	return nil
@@ -180,11 +202,11 @@ func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit 
 	const op = "mongostore.RevokeLogin"
 	set := bson.M{"revoked_at": nanos(at)}
 	if err := s.replaceAudit(ctx, s.logins, id, audit, set); err != nil && !errors.Is(err, sync.ErrNotFound) {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	res, err := s.logins.UpdateOne(ctx, bson.M{"_id": id, "revoked_at": int64(0)}, bson.M{"$set": set})
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	if res.MatchedCount == 1 {
 		s.project(ctx, set["audit"].([]auditDoc))
@@ -196,7 +218,7 @@ func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit 
 func (s *Store) RevokeUserLogins(ctx context.Context, userID string, at time.Time) error {
 	_, err := s.logins.UpdateMany(ctx, bson.M{"user_id": userID, "revoked_at": int64(0)}, bson.M{"$set": bson.M{"revoked_at": nanos(at)}})
 	if err != nil {
-		return fmt.Errorf("mongostore.RevokeUserLogins: %w", err)
+		return fail("mongostore.RevokeUserLogins", err)
 	}
 	return nil
 }
@@ -236,7 +258,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 				continue
 			}
 			if err != nil {
-				return 0, time.Time{}, fmt.Errorf("%s: %w", op, err)
+				return 0, time.Time{}, fail(op, err)
 			}
 			s.project(ctx, entries)
 			return 1, fromNanos(d.WindowEnd), nil
@@ -247,7 +269,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 		// The entries the document carries leave it with this write:
 		// they go to the audit collection first.
 		if err := s.project(ctx, d.Audit); err != nil {
-			return 0, time.Time{}, fmt.Errorf("%s: %w", op, err)
+			return 0, time.Time{}, fail(op, err)
 		}
 		next := failureDoc{Username: username, Count: d.Count + 1, WindowEnd: d.WindowEnd}
 		if d.WindowEnd <= now.UnixNano() {
@@ -256,7 +278,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 		res, err := s.failures.UpdateOne(ctx, bson.M{"_id": username, "count": d.Count, "window_end": d.WindowEnd},
 			bson.M{"$set": bson.M{"count": next.Count, "window_end": next.WindowEnd, "audit": entries, "audit_at": at}})
 		if err != nil {
-			return 0, time.Time{}, fmt.Errorf("%s: %w", op, err)
+			return 0, time.Time{}, fail(op, err)
 		}
 		if res.MatchedCount == 1 {
 			s.project(ctx, entries)
@@ -294,11 +316,11 @@ func (s *Store) ClearLoginFailures(ctx context.Context, username string) error {
 			return err
 		}
 		if err := s.project(ctx, d.Audit); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 		res, err := s.failures.DeleteOne(ctx, bson.M{"_id": username, "count": d.Count, "window_end": d.WindowEnd})
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 		if res.DeletedCount == 1 {
 			return nil

@@ -356,51 +356,81 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 }
 
 // Changes returns the feed through tokens between after and upto. Each
-// token's part of the feed is read in seq order from the index, and the
-// parts are merged here: one IN query over all tokens would sort every
-// remaining entry on every page. The records carry no Refs or History.
-func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]sync.Change, error) {
+// token's part of the feed is read in seq order from the index, keys only,
+// and the parts are merged here (one IN query over all tokens would sort
+// every remaining entry on every page); then the records of the first
+// entries are read one by one until the page is full, so that no more
+// records than the page holds are ever loaded. The records carry no Refs
+// or History.
+func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]sync.Change, error) {
 	if len(tokens) == 0 || upto <= after || limit <= 0 {
 		return nil, nil
 	}
-	bySeq := map[int64]*sync.Change{}
+	var out []sync.Change
 	err := s.View(ctx, func(rtx sync.RecordTx) error {
 		t := rtx.(*tx)
-		st := t.stmt(ctx, t.q.changes)
-		for _, tok := range tokens {
-			rows, err := st.QueryContext(ctx, tok, after, upto, limit)
+		entries, err := t.feedEntries(ctx, tokens, after, upto, limit)
+		if err != nil {
+			return err
+		}
+		st, size := t.stmt(ctx, t.q.feedRecord), 0
+		for _, e := range entries {
+			if maxBytes > 0 && size >= maxBytes {
+				break
+			}
+			r, err := scanRecord(st.QueryRowContext(ctx, e.coll, e.id))
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var ch sync.Change
-				if ch.Record, err = scanRecord(rows, &ch.Seq, &ch.Gone); err != nil {
-					rows.Close()
-					return err
-				}
-				if prev, ok := bySeq[ch.Seq]; ok {
-					prev.Gone = prev.Gone && ch.Gone // held through any token: held
-					continue
-				}
-				bySeq[ch.Seq] = &ch
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
+			out = append(out, sync.Change{Seq: e.seq, Gone: e.gone, Record: r})
+			size += len(r.Data)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
 	}
-	seqs := slices.Sorted(maps.Keys(bySeq))
-	if len(seqs) > limit {
-		seqs = seqs[:limit]
+	return out, nil
+}
+
+// feedEntry is a record's place in the feed through some tokens.
+type feedEntry struct {
+	seq      int64
+	coll, id string
+	gone     bool // lost every token it was found through
+}
+
+// feedEntries returns, in seq order, the first limit entries of the feed
+// through tokens between after and upto.
+func (t *tx) feedEntries(ctx context.Context, tokens []string, after, upto int64, limit int) ([]feedEntry, error) {
+	bySeq := map[int64]*feedEntry{}
+	st := t.stmt(ctx, t.q.changes)
+	for _, tok := range tokens {
+		rows, err := st.QueryContext(ctx, tok, after, upto, limit)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var e feedEntry
+			if err := rows.Scan(&e.seq, &e.gone, &e.coll, &e.id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if prev, ok := bySeq[e.seq]; ok {
+				prev.gone = prev.gone && e.gone // held through any token: held
+				continue
+			}
+			bySeq[e.seq] = &e
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
-	out := make([]sync.Change, len(seqs))
-	for i, seq := range seqs {
-		out[i] = *bySeq[seq]
+	seqs := slices.Sorted(maps.Keys(bySeq))
+	out := make([]feedEntry, min(len(seqs), limit))
+	for i := range out {
+		out[i] = *bySeq[seqs[i]]
 	}
 	return out, nil
 }
@@ -421,6 +451,7 @@ type queries struct {
 	record, byRef, insert, update               *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
+	feedRecord                                  *sql.Stmt
 	dropFacts, addFacts                         *sql.Stmt
 }
 
@@ -454,9 +485,9 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
-		{&q.changes, `SELECT t.seq, t.gone, ` + feedColumns + ` FROM record_tokens t
-			JOIN records r ON r.coll = t.coll AND r.id = t.id
+		{&q.changes, `SELECT t.seq, t.gone, t.coll, t.id FROM record_tokens t
 			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?`},
+		{&q.feedRecord, "SELECT " + feedColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)

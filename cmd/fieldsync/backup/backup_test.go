@@ -152,7 +152,7 @@ func TestBackupWhileWritersPush(t *testing.T) {
 	}
 	now := storetest.Readable(t, srv.Store, admin)
 	for after := int64(0); ; {
-		chs, err := srv.Store.Changes(ctx, all, after, m.Watermark, 1000)
+		chs, err := srv.Store.Changes(ctx, all, after, m.Watermark, 1000, 0)
 		require.NoError(t, err)
 		for _, ch := range chs {
 			if !ch.Record.Deleted {

@@ -24,8 +24,12 @@ const (
 	FormatCSV   = "csv"
 )
 
-// exportPage is how many feed entries Export reads at a time.
-const exportPage = 1000
+// exportPage and exportPageBytes bound a page of the feed Export reads:
+// its entries and its records' bytes.
+const (
+	exportPage      = 1000
+	exportPageBytes = 4 << 20
+)
 
 // Export writes every collection's current records, deleted ones left
 // out, as dir/<collection>.jsonl (one object a line: id, version,
@@ -67,7 +71,7 @@ func Export(ctx context.Context, store sync.RecordStore, dir, format string) (ma
 	seen := map[string]bool{}
 	counts := map[schema.Collection]int{}
 	for after := int64(0); after < wm; {
-		chs, err := store.Changes(ctx, tokens, after, wm, exportPage)
+		chs, err := store.Changes(ctx, tokens, after, wm, exportPage, exportPageBytes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -87,7 +91,7 @@ func Export(ctx context.Context, store sync.RecordStore, dir, format string) (ma
 			}
 			counts[r.Collection]++
 		}
-		if len(chs) < exportPage {
+		if len(chs) == 0 {
 			break
 		}
 		after = chs[len(chs)-1].Seq
