@@ -22,7 +22,6 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeInvalidTransition   = "invalid_transition"
 	CodeCreditLimitExceeded = "credit_limit_exceeded"
-	CodeVisitOpen           = "visit_open"
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )

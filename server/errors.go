@@ -26,7 +26,6 @@ var statusByCode = map[string]int{
 	schema.CodeHeadersTooLarge:     http.StatusRequestHeaderFieldsTooLarge,
 	schema.CodeInvalidTransition:   http.StatusConflict,
 	schema.CodeCreditLimitExceeded: http.StatusConflict,
-	schema.CodeVisitOpen:           http.StatusConflict,
 	schema.CodeUnavailable:         http.StatusServiceUnavailable,
 	schema.CodeInternal:            http.StatusInternalServerError,
 }

@@ -11,9 +11,11 @@ import (
 )
 
 // PhotoFacts is what the photo store knows of a photo's bytes: whether
-// they are stored and, when they are, what their EXIF metadata says.
+// they are stored and, when they are, how many there are and what their
+// EXIF metadata says.
 type PhotoFacts struct {
 	Stored   bool
+	Size     int64
 	TakenAt  *time.Time
 	Lat, Lng *float64
 }
@@ -31,7 +33,8 @@ type Config struct {
 	Store Store
 	// Secret keys the MAC of checkpoints. At least 32 bytes. Required.
 	Secret []byte
-	// Photos, when set, tells whether a photo's bytes have arrived.
+	// Photos, when set, tells what the photo store holds of bytes that a
+	// user uploaded (PhotoArrived), read before the upload is recorded.
 	Photos PhotoChecker
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger

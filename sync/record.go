@@ -46,6 +46,7 @@ type Record struct {
 // Fact kinds.
 const (
 	FactVisit     = "visit"      // one per visit
+	FactOpen      = "open"       // one per visit with no check-out, beside its visit fact
 	FactStop      = "stop"       // one per planned stop of a route plan
 	FactOrder     = "order"      // one per order
 	FactCustomer  = "customer"   // one per customer
@@ -95,6 +96,13 @@ type Change struct {
 	Record *Record
 }
 
+// FeedEntry is one write of the change feed as the live watcher sees
+// it: its seq and the read tokens it concerns, held or lost, sorted.
+type FeedEntry struct {
+	Seq    int64
+	Tokens []string
+}
+
 // Answer is the stored reply to one mutation, replayed when the same user
 // sends the same mutation id again.
 type Answer struct {
@@ -102,6 +110,22 @@ type Answer struct {
 	MutationID string
 	Body       json.RawMessage
 	At         time.Time
+}
+
+// PhotoProof is a user's proof that it holds a photo's bytes: it uploaded
+// them, and the server hashed them. It carries what the stored bytes say
+// of themselves, so that photo records are derived without reading them.
+type PhotoProof struct {
+	UserID string
+	SHA256 string
+	// Size is the number of bytes stored.
+	Size int64
+	// TakenAt, Lat and Lng are what the photo's EXIF metadata says, if
+	// anything.
+	TakenAt  *time.Time
+	Lat, Lng *float64
+	// At is when the proof was first given.
+	At time.Time
 }
 
 // RecordTx reads and writes records within one unit of work. In stores
@@ -114,6 +138,9 @@ type RecordTx interface {
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
+	// RepFactAfter reports whether a record other than except has a fact
+	// of a kind by rep whose At is after after.
+	RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error)
 	// Put writes r if the stored version of the record is prev (0: the
 	// record must not exist), and sets r.Seq. r.Version may equal prev: a
 	// re-stamp gives a record new tokens at a new seq without a new
@@ -122,6 +149,12 @@ type RecordTx interface {
 	// holders learn of the loss. ErrStale when the stored version is not
 	// prev.
 	Put(ctx context.Context, r *Record, prev int64) error
+	// PhotoProof returns a user's proof of holding a photo's bytes;
+	// ErrNotFound when it never gave one.
+	PhotoProof(ctx context.Context, userID, sha256 string) (*PhotoProof, error)
+	// SaveProof stores a proof of holding a photo's bytes (the first one
+	// of a user and hash stays).
+	SaveProof(ctx context.Context, p *PhotoProof) error
 	// Answer returns the stored answer to a mutation; ErrNotFound when
 	// there is none.
 	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
@@ -150,6 +183,14 @@ type RecordStore interface {
 	// holds more than that page's records (and the keys of a page per
 	// token) in memory to make it.
 	Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]Change, error)
+	// Feed returns, in seq order, at most limit entries with after < seq
+	// <= upto, one per seq at which a record was last written or lost a
+	// token: the tokens the records written there hold and those lost
+	// there. through is how far it read: every entry with after < seq <=
+	// through is among them, and through is upto when they are all there
+	// are. It is what the live watcher reads to learn whom writes concern,
+	// without reading records.
+	Feed(ctx context.Context, after, upto int64, limit int) (entries []FeedEntry, through int64, err error)
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)

@@ -65,6 +65,7 @@ type Store struct {
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
 	audit, meta             *mongo.Collection
+	proofs                  *mongo.Collection
 }
 
 // Open connects to the MongoDB at uri, checks that it answers, and brings
@@ -106,6 +107,7 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		devices:  db.Collection("device_syncs"),
 		audit:    db.Collection("audit"),
 		meta:     db.Collection("meta"),
+		proofs:   db.Collection("photo_proofs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fail("mongostore.New", err)

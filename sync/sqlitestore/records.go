@@ -168,6 +168,20 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	return out, rows.Err()
 }
 
+// RepFactAfter reports whether a record other than except has a fact of
+// a kind by rep later than after, through the (kind, rep, at) index.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	var one int
+	err := t.stmt(ctx, t.q.repFactAfter).QueryRowContext(ctx, kind, rep, after.UnixNano(), except).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore.RepFactAfter: %w", err)
+	}
+	return true, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -286,6 +300,47 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 		b[1] = []byte("[]")
 	}
 	return strings.Join(r.Tokens, "\n"), string(b[0]), string(b[1]), nil
+}
+
+// proofMeta is how a proof's EXIF facts are kept, as JSON.
+type proofMeta struct {
+	TakenAt *time.Time `json:"taken_at,omitempty"`
+	Lat     *float64   `json:"lat,omitempty"`
+	Lng     *float64   `json:"lng,omitempty"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	var m proofMeta
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
+	return &p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	meta, err := json.Marshal(proofMeta{TakenAt: p.TakenAt, Lat: p.Lat, Lng: p.Lng})
+	if err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	return nil
 }
 
 // Answer returns the stored answer to a mutation.
@@ -435,6 +490,44 @@ func (t *tx) feedEntries(ctx context.Context, tokens []string, after, upto int64
 	return out, nil
 }
 
+// Feed returns the tokens of the writes between after and upto. Every
+// token row a write touches takes its seq, so the rows at a seq are what
+// that write held and lost, unless a later write touched them again.
+func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.FeedEntry, int64, error) {
+	if upto <= after || limit <= 0 {
+		return nil, after, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, token FROM record_tokens WHERE seq > ? AND seq <= ? ORDER BY seq, token", after, upto)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+	}
+	defer rows.Close()
+	through := upto
+	var out []sync.FeedEntry
+	for rows.Next() {
+		var (
+			seq   int64
+			token string
+		)
+		if err := rows.Scan(&seq, &token); err != nil {
+			return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].Seq != seq {
+			if n == limit {
+				through = out[n-1].Seq
+				break
+			}
+			out = append(out, sync.FeedEntry{Seq: seq})
+		}
+		last := &out[len(out)-1]
+		last.Tokens = append(last.Tokens, token)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+	}
+	return out, through, nil
+}
+
 // SweepAnswers deletes answers stored before cutoff.
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM answers WHERE at < ?", cutoff.UnixNano())
@@ -452,7 +545,8 @@ type queries struct {
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
 	feedRecord                                  *sql.Stmt
-	dropFacts, addFacts                         *sql.Stmt
+	dropFacts, addFacts, repFactAfter           *sql.Stmt
+	proof, saveProof                            *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -469,6 +563,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
+		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
 		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
@@ -482,6 +577,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answer, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},

@@ -188,11 +188,21 @@ var migrations = []string{
 		last_pull INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user_id, device_id)
 	) WITHOUT ROWID;`,
+	`CREATE INDEX facts_by_rep ON facts(kind, rep, at);
+	CREATE TABLE photo_proofs (
+		user_id TEXT NOT NULL,
+		sha256 TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		meta TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (user_id, sha256)
+	) WITHOUT ROWID;`,
+	// The live watcher reads every token a write touched, by seq.
+	`CREATE INDEX record_tokens_seq ON record_tokens(seq);`,
 	`ALTER TABLE facts ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE facts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE facts ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE facts ADD COLUMN status TEXT NOT NULL DEFAULT '';
-	CREATE INDEX facts_by_rep ON facts(kind, rep, at);`,
+	ALTER TABLE facts ADD COLUMN status TEXT NOT NULL DEFAULT '';`,
 	`CREATE TABLE audit (
 		key TEXT PRIMARY KEY,
 		at INTEGER NOT NULL,
