@@ -147,7 +147,7 @@ func testCreditHolds(t *testing.T, b *bed) {
 		{"a rep may not approve", "rep1", "o-2", "confirmed", 1, schema.CodeInvalidTransition},
 		{"a rep may not put back to submitted", "rep1", "o-2", "submitted", 1, schema.CodeInvalidTransition},
 		{"no one sets credit_hold by hand", "admin", "o-1", "credit_hold", 1, schema.CodeInvalidTransition},
-		{"another region's manager may not approve", "mgr2", "o-2", "confirmed", 1, schema.CodeForbidden},
+		{"another region's manager may not approve (nor see it)", "mgr2", "o-2", "confirmed", 1, schema.CodeNotFound},
 		{"the territory's manager approves", "mgr", "o-2", "confirmed", 1, ""},
 		{"the placer cancels its held order", "rep1", "o-draft", "cancelled", 2, ""},
 	}
@@ -259,7 +259,7 @@ func testTargetScope(t *testing.T, b *bed) {
 		{"a manager may not lock", "mgr", b.up(schema.Targets, "tgt-u-rep1-2027-02", 1, target("u-rep1", "2027-02", 100, 10, true)), schema.CodeForbidden},
 		{"one target per rep and month", "admin", b.up(schema.Targets, "x-3", 0, target("u-rep1", "2027-02", 1, 1, false)), schema.CodeConflict},
 		{"month and rep do not change", "admin", b.up(schema.Targets, "tgt-u-rep1-2027-02", 1, target("u-rep1", "2029-02", 1, 1, false)), schema.CodeValidationFailed},
-		{"a manager may not write another region's rep's", "mgr2", b.up(schema.Targets, "tgt-u-rep1-2027-02", 1, target("u-rep1", "2027-02", 5, 5, false)), schema.CodeForbidden},
+		{"a manager may not write another region's rep's (nor see it)", "mgr2", b.up(schema.Targets, "tgt-u-rep1-2027-02", 1, target("u-rep1", "2027-02", 5, 5, false)), schema.CodeNotFound},
 	}
 	for _, p := range pushes {
 		t.Run(p.name, func(t *testing.T) {
