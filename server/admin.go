@@ -37,22 +37,32 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	u, err := s.addUser(c.UserContext(), principal(c).UserID, req)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(u)
+}
+
+// addUser checks and stores a new user on behalf of an admin; the API and
+// the console create users through it.
+func (s *Server) addUser(ctx context.Context, by string, req createUserRequest) (*schema.User, error) {
 	if req.Password == "" {
-		return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
+		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
 	}
 	u, err := NewUser(req.Username, req.Password, req.Role, req.Territories, req.DistributorID, s.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = s.store.CreateUser(c.UserContext(), u)
+	err = s.store.CreateUser(ctx, u)
 	if errors.Is(err, sync.ErrExists) {
-		return schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
+		return nil, schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", principal(c).UserID))
-	return c.Status(fiber.StatusCreated).JSON(u)
+	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", by))
+	return u, nil
 }
 
 // showUser returns one user (admin only).
@@ -76,6 +86,16 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if u, err = s.changeUser(c.UserContext(), principal(c).UserID, u, req); err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
+// changeUser applies an update to a user on behalf of an admin; the API
+// and the console change users through it. A new password or a
+// deactivation ends every login of the user at once.
+func (s *Server) changeUser(ctx context.Context, by string, u *schema.User, req updateUserRequest) (*schema.User, error) {
 	if req.Role != nil {
 		u.Role = *req.Role
 	}
@@ -88,16 +108,17 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	password := ""
 	if req.Password != nil {
 		if password = *req.Password; password == "" {
-			return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password must not be empty")
+			return nil, schema.FieldErrorf(schema.CodeValidationFailed, "password", "password must not be empty")
 		}
 	}
 	if err := schema.CheckUser(u, password); err != nil {
-		return err
+		return nil, err
 	}
 	endLogins := false
+	var err error
 	if password != "" {
 		if u.PasswordHash, err = HashPassword(password); err != nil {
-			return err
+			return nil, err
 		}
 		endLogins = true
 	}
@@ -107,17 +128,16 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	}
 	now := s.now().UTC()
 	u.UpdatedAt = now
-	ctx := c.UserContext()
 	if err := s.store.UpdateUser(ctx, u); err != nil {
-		return err
+		return nil, err
 	}
 	if endLogins {
 		if err := s.store.RevokeUserLogins(ctx, u.ID, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	s.log.Info("user updated", slog.String("user_id", u.ID), slog.String("by", principal(c).UserID), slog.Bool("logins_ended", endLogins))
-	return c.JSON(u)
+	s.log.Info("user updated", slog.String("user_id", u.ID), slog.String("by", by), slog.Bool("logins_ended", endLogins))
+	return u, nil
 }
 
 func (s *Server) userParam(c *fiber.Ctx) (*schema.User, error) {

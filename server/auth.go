@@ -72,53 +72,79 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case !schema.CheckID(req.DeviceID):
 		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
-	ctx, now := c.UserContext(), s.now()
-	failures, until, err := s.store.LoginFailures(ctx, req.Username, now)
+	u, l, err := s.signIn(c.UserContext(), req.Username, req.Password, req.DeviceID)
+	var lock *lockout
+	if errors.As(err, &lock) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(lock.wait))
+	}
 	if err != nil {
 		return err
 	}
-	if failures >= s.cfg.LoginFailureLimit {
-		return s.lockedOut(c, now, until)
-	}
+	return s.issue(c, u, l)
+}
 
-	u, err := s.store.UserByName(ctx, req.Username)
+// signIn checks a username and password under the failed-login limit
+// and opens a login on a device. It is shared by the API and the console,
+// so both count failures and record logins alike. A locked-out username
+// gets a *lockout.
+func (s *Server) signIn(ctx context.Context, username, password, deviceID string) (*schema.User, *sync.Login, error) {
+	now := s.now()
+	failures, until, err := s.store.LoginFailures(ctx, username, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if failures >= s.cfg.LoginFailureLimit {
+		return nil, nil, newLockout(now, until)
+	}
+	u, err := s.store.UserByName(ctx, username)
 	hash := dummyHash
 	if err == nil {
 		hash = []byte(u.PasswordHash)
 	} else if !errors.Is(err, sync.ErrNotFound) {
-		return err
+		return nil, nil, err
 	}
-	match, err := s.checkPassword(ctx, hash, req.Password)
+	match, err := s.checkPassword(ctx, hash, password)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if u == nil || !match || !u.Active {
-		n, until, err := s.store.NoteLoginFailure(ctx, req.Username, now, s.cfg.LoginFailureWindow)
+		n, until, err := s.store.NoteLoginFailure(ctx, username, now, s.cfg.LoginFailureWindow)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		s.log.Info("login refused", slog.Int("failures", n))
 		if n > s.cfg.LoginFailureLimit {
-			return s.lockedOut(c, now, until)
+			return nil, nil, newLockout(now, until)
 		}
-		return errBadCredentials
+		return nil, nil, errBadCredentials
 	}
-	if err := s.store.ClearLoginFailures(ctx, req.Username); err != nil {
-		return err
+	if err := s.store.ClearLoginFailures(ctx, username); err != nil {
+		return nil, nil, err
 	}
-	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: req.DeviceID, Generation: 1, CreatedAt: now.UTC()}
+	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: deviceID, Generation: 1, CreatedAt: now.UTC()}
 	if err := s.store.CreateLogin(ctx, l); err != nil {
-		return err
+		return nil, nil, err
 	}
 	s.log.Info("login", slog.String("user_id", u.ID), slog.String("login_id", l.ID))
-	return s.issue(c, u, l)
+	return u, l, nil
 }
 
-func (s *Server) lockedOut(c *fiber.Ctx, now, until time.Time) error {
-	wait := max(int(until.Sub(now).Seconds()+0.999), 1)
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
-	return schema.Errorf(schema.CodeRateLimited, "too many failed logins for this username; try again in %d seconds", wait)
+// lockout is a username's sign-ins refused for wait seconds after too many
+// failures.
+type lockout struct {
+	wait int
+	err  *schema.Error
 }
+
+func newLockout(now, until time.Time) *lockout {
+	wait := max(int(until.Sub(now).Seconds()+0.999), 1)
+	return &lockout{wait: wait, err: schema.Errorf(schema.CodeRateLimited, "too many failed logins for this username; try again in %d seconds", wait)}
+}
+
+func (l *lockout) Error() string { return l.err.Error() }
+
+// Unwrap lets the lockout answer as the rate_limited error it carries.
+func (l *lockout) Unwrap() error { return l.err }
 
 // refresh trades the current refresh token of a login for a new pair. An
 // older token of the login means it was stolen or replayed: the whole

@@ -47,6 +47,11 @@ type Config struct {
 	LoginFailureWindow time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
+	// MapTiles is the console's map tile URL template; OpenStreetMap's
+	// when empty, no tiles when "none".
+	MapTiles string
+	// Zone is the time zone of the console's dates; default UTC.
+	Zone *time.Location
 }
 
 // Server is the fieldsync HTTP server.
@@ -118,7 +123,12 @@ func New(cfg Config) (*Server, error) {
 		JSONEncoder:           json.Marshal,
 		JSONDecoder:           json.Unmarshal,
 	})
+	c, err := s.newConsole(cfg.MapTiles, cfg.Zone)
+	if err != nil {
+		return nil, err
+	}
 	s.routes()
+	c.Mount(s.app)
 	return s, nil
 }
 

@@ -49,7 +49,7 @@ type config struct {
 	maxPhotoBytes                                  int64
 	pushMaxMutations, pushMaxBytes                 int
 	geofenceM                                      float64
-	tz                                             string
+	tz, mapTiles                                   string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -80,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.pushMaxMutations, "push-max-mutations", 500, "most mutations one push may carry")
 	fs.IntVar(&c.pushMaxBytes, "push-max-bytes", 5_000_000, "largest push body, in bytes")
 	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
+	fs.StringVar(&c.mapTiles, "map-tiles", env("FIELDSYNC_MAP_TILES", ""), "console map tile URL with {z}/{x}/{y}; OpenStreetMap's when empty, none for no tiles (FIELDSYNC_MAP_TILES)")
 	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
-		BodyLimit: max(8<<20, cfg.pushMaxBytes)})
+		BodyLimit: max(8<<20, cfg.pushMaxBytes), MapTiles: cfg.mapTiles, Zone: loc})
 	if err != nil {
 		return err
 	}
