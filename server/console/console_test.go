@@ -82,7 +82,7 @@ func TestLocaleFormats(t *testing.T) {
 	r := 0.66666
 	at := time.Date(2026, 11, 23, 8, 5, 0, 0, time.UTC)
 	tests := []struct {
-		name, cookie, accept string
+		name, cookie, accept  string
 		lang, pct, date, time string
 		num                   string
 	}{
