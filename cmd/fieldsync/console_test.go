@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,20 @@ func signInConsole(t *testing.T, ctx context.Context, base, user, password strin
 	))
 }
 
+// screenshot saves the page as name.png in $FIELDSYNC_CONSOLE_SCREENSHOTS
+// when it is set (how docs/console/*.png are made); it does nothing
+// otherwise.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("FIELDSYNC_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
 // evaluate runs JavaScript in the page, awaiting a promise, and returns
 // its value.
 func evaluate[T any](t *testing.T, ctx context.Context, js string) T {
@@ -237,6 +252,7 @@ func TestConsoleManager(t *testing.T) {
 		}
 		assert.Equal(t, "rep1", byKey[f.reps["rep1"]]["rep"], "reps by username")
 		assert.Equal(t, "66.7%", byKey[f.reps["rep1"]]["coverage"], "2 of 3 planned stops")
+		screenshot(t, ctx, "coverage")
 		bars := evaluate[int](t, ctx, `document.querySelectorAll("#coverage-chart rect.bar").length`)
 		assert.Equal(t, 30, bars, "one bar per day of November")
 	})
@@ -255,6 +271,7 @@ func TestConsoleManager(t *testing.T) {
 		count := func(sel string) int {
 			return evaluate[int](t, ctx, fmt.Sprintf("document.querySelectorAll(%q).length", sel))
 		}
+		screenshot(t, ctx, "rep-day")
 		assert.Equal(t, 3, count("#map path.fs-stop"), "three planned stops")
 		assert.Equal(t, 3, count("#map path.fs-visit"), "three visits")
 		assert.Equal(t, 2, count("#map path.fs-inside"), "two check-ins inside the geofence")
@@ -293,6 +310,23 @@ func TestConsoleManager(t *testing.T) {
 			chromedp.WaitVisible(`tr[data-key="o-1"] button[data-action="confirm"]`),
 			chromedp.Click(`tr[data-key="o-1"] button[data-action="confirm"]`),
 			chromedp.WaitVisible(`tr[data-key="o-1"] td.status-confirmed`)))
+		screenshot(t, ctx, "orders")
+	})
+
+	t.Run("unvisited outlets, devices and Chinese", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/unvisited?days=1"), chromedp.WaitVisible("#map[data-markers]")))
+		assert.Equal(t, 4, evaluate[int](t, ctx, `document.querySelectorAll("#report tbody tr").length`), "the four outlets of t-1, last visited days ago")
+		assert.Equal(t, 4, evaluate[int](t, ctx, `document.querySelectorAll("#map path.fs-outlet").length`), "each on the map")
+		screenshot(t, ctx, "unvisited")
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/devices"), chromedp.WaitVisible("#report")))
+		screenshot(t, ctx, "devices")
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/lang/zh-Hans"), chromedp.WaitVisible("#report")))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/coverage?from=2026-11-01&to=2026-11-30"), chromedp.WaitVisible("#report")))
+		title, err := chromedp.Run(ctx, chromedp.Text("h1"))
+		require.NoError(t, err)
+		assert.Equal(t, "拜访覆盖率", title)
+		screenshot(t, ctx, "coverage-zh")
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/lang/en"), chromedp.WaitVisible("#report")))
 	})
 
 	t.Run("signing out ends the session", func(t *testing.T) {

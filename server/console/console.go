@@ -204,6 +204,9 @@ func (c *Console) Mount(r fiber.Router) {
 	admin.Get("/users", c.usersPage)
 	admin.Post("/users", c.userCreate)
 	admin.Post("/users/:id", c.userUpdate)
+	admin.Get("/territories", c.territoriesPage)
+	admin.Post("/territories", c.territorySave)
+	admin.Get("/export/:collection", c.exportCSV)
 }
 
 // headers sets the security headers of every console answer.

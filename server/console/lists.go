@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
@@ -272,20 +271,5 @@ func (c *Console) moveOrder(ctx context.Context, p schema.Principal, id, status 
 	if err != nil {
 		return err
 	}
-	m, err := json.Marshal(sync.Mutation{MutationID: uuid.NewString(), Collection: schema.Orders, ID: id, Op: "upsert", BaseVersion: version, Data: body})
-	if err != nil {
-		return err
-	}
-	res, err := c.engine.Push(ctx, p, &sync.PushRequest{DeviceID: consoleDevice, Mutations: []json.RawMessage{m}})
-	if err != nil {
-		return err
-	}
-	switch r := res.Results[0]; r.Status {
-	case sync.StatusApplied, sync.StatusMerged:
-		return nil
-	case sync.StatusConflict:
-		return schema.Errorf(schema.CodeConflict, "the order changed meanwhile; reload and try again")
-	default:
-		return r.Error
-	}
+	return c.pushOne(ctx, p, schema.Orders, id, version, body)
 }
