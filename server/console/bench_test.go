@@ -160,4 +160,3 @@ func consoleClient(b *testing.B, base string) *http.Client {
 	require.Equal(b, http.StatusOK, resp.StatusCode)
 	return hc
 }
-
