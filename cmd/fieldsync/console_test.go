@@ -253,7 +253,8 @@ func TestConsoleManager(t *testing.T) {
 		assert.Equal(t, "rep1", byKey[f.reps["rep1"]]["rep"], "reps by username")
 		assert.Equal(t, "66.7%", byKey[f.reps["rep1"]]["coverage"], "2 of 3 planned stops")
 		screenshot(t, ctx, "coverage")
-		bars := evaluate[int](t, ctx, `document.querySelectorAll("#coverage-chart rect.bar").length`)
+		chart := evaluate[string](t, ctx, `fetch(document.getElementById("coverage-chart").src).then(r => r.text())`)
+		bars := strings.Count(chart, `<rect class="bar"`)
 		assert.Equal(t, 30, bars, "one bar per day of November")
 	})
 

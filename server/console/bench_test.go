@@ -21,8 +21,9 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// BenchmarkCoveragePage renders the console's coverage page (the table
-// and the chart of every day) for 200 reps over a month — 20 planned
+// BenchmarkCoveragePage renders the console's coverage page (its table),
+// and its chart of coverage per day (an image the page loads after), for
+// 200 reps over a month — 20 planned
 // stops a day each, 18 of them visited, an order on every third visit —
 // beside the coverage report API answering the same query, both over HTTP
 // from the same in-process server:
@@ -116,6 +117,14 @@ func BenchmarkCoveragePage(b *testing.B) {
 			require.NoError(b, err)
 			body := fetch(b, hc, req)
 			require.Equal(b, reps, strings.Count(body, "<tr data-key="), "a row per rep")
+		}
+	})
+	b.Run("console-chart", func(b *testing.B) {
+		hc := consoleClient(b, srv.URL)
+		for range b.N {
+			req, err := http.NewRequest("GET", srv.URL+"/console/coverage/chart.svg?"+query, nil)
+			require.NoError(b, err)
+			body := fetch(b, hc, req)
 			require.Equal(b, days, strings.Count(body, `<rect class="bar"`), "a bar per day")
 		}
 	})

@@ -117,6 +117,7 @@ type Console struct {
 	now       func() time.Time
 	catalogs  *catalogs
 	pages     map[string]*template.Template
+	svg       *template.Template
 	assets    fs.FS
 	csp       string
 	thumbnail *thumbnailer
@@ -165,6 +166,9 @@ func New(cfg Config) (*Console, error) {
 	if c.pages, err = parsePages(files); err != nil {
 		return nil, err
 	}
+	if c.svg, err = template.ParseFS(files, "templates/chart.svg"); err != nil {
+		return nil, err
+	}
 	if c.assets, err = fs.Sub(files, "assets"); err != nil {
 		return nil, err
 	}
@@ -193,6 +197,7 @@ func (c *Console) Mount(r fiber.Router) {
 	staff.Get("/", func(ctx *fiber.Ctx) error { return ctx.Redirect("/console/coverage", fiber.StatusFound) })
 	staff.Get("/coverage", c.coveragePage)
 	staff.Get("/coverage.csv", c.coverageCSV)
+	staff.Get("/coverage/chart.svg", c.coverageChartSVG)
 	staff.Get("/reps/:id/day", c.dayPage)
 	staff.Get("/unvisited", c.unvisitedPage)
 	staff.Get("/devices", c.devicesPage)

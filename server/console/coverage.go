@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -202,8 +203,7 @@ type coverageData struct {
 	Query       coverageQuery
 	Territories []string
 	Table       *table
-	Chart       *chart
-	CSV         string
+	CSV, Chart  string // the download's and the chart's URLs
 }
 
 func (c *Console) coveragePage(ctx *fiber.Ctx) error {
@@ -213,14 +213,34 @@ func (c *Console) coveragePage(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, err)
 	}
-	ch, err := c.coverageChart(ctx, l, q)
+	params := url.Values{"from": {q.From}, "to": {q.To}, "territory_id": {q.Territory}}.Encode()
+	d := &coverageData{Query: q, Table: coverageTable(l, report, names), Territories: viewerOf(ctx).User.Territories,
+		CSV: "/console/coverage.csv?" + params, Chart: "/console/coverage/chart.svg?" + params}
+	return c.render(ctx, fiber.StatusOK, "coverage", &view{locale: l, Title: "coverage.title", Nav: "coverage", Data: d})
+}
+
+// coverageChartSVG draws the chart of coverage per day as an SVG image,
+// loaded by the page after its table: the table does not wait for the
+// chart's report per day.
+func (c *Console) coverageChartSVG(ctx *fiber.Ctx) error {
+	l := c.localeOf(ctx)
+	ch, err := c.coverageChart(ctx, l, c.coverageQuery(ctx))
 	if err != nil {
 		return c.fail(ctx, err)
 	}
-	d := &coverageData{Query: q, Table: coverageTable(l, report, names), Chart: ch,
-		Territories: viewerOf(ctx).User.Territories,
-		CSV:         "/console/coverage.csv?" + url.Values{"from": {q.From}, "to": {q.To}, "territory_id": {q.Territory}}.Encode()}
-	return c.render(ctx, fiber.StatusOK, "coverage", &view{locale: l, Title: "coverage.title", Nav: "coverage", Data: d})
+	if ch == nil {
+		ch = &chart{Width: 720, Height: 200}
+	}
+	var buf bytes.Buffer
+	if err := c.svg.Execute(&buf, struct {
+		*locale
+		Chart *chart
+	}{l, ch}); err != nil {
+		return fmt.Errorf("console: chart: %w", err)
+	}
+	ctx.Set(fiber.HeaderCacheControl, "private, no-cache")
+	ctx.Set(fiber.HeaderContentType, "image/svg+xml; charset=utf-8")
+	return ctx.Send(buf.Bytes())
 }
 
 // coverageCSV downloads exactly the table the coverage page shows.
