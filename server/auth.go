@@ -34,25 +34,6 @@ func HashPassword(password string) (string, error) {
 	return string(h), nil
 }
 
-type loginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	DeviceID string `json:"device_id"`
-}
-
-type refreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
-// tokenResponse answers a login or a refresh.
-type tokenResponse struct {
-	AccessToken  string       `json:"access_token"`
-	RefreshToken string       `json:"refresh_token"`
-	TokenType    string       `json:"token_type"`
-	ExpiresIn    int          `json:"expires_in"`
-	User         *schema.User `json:"user"`
-}
-
 var (
 	errBadCredentials = schema.Errorf(schema.CodeUnauthorized, "wrong username or password")
 	errBadRefresh     = schema.Errorf(schema.CodeUnauthorized, "refresh token is not valid")
@@ -60,7 +41,7 @@ var (
 
 // login checks a username and password and opens a login on a device.
 func (s *Server) login(c *fiber.Ctx) error {
-	var req loginRequest
+	var req schema.LoginRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -150,7 +131,7 @@ func (l *lockout) Unwrap() error { return l.err }
 // older token of the login means it was stolen or replayed: the whole
 // login is revoked.
 func (s *Server) refresh(c *fiber.Ctx) error {
-	var req refreshRequest
+	var req schema.RefreshRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -207,7 +188,7 @@ func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(tokenResponse{
+	return c.JSON(schema.TokenResponse{
 		AccessToken:  access,
 		RefreshToken: s.tokens.refresh(l.ID, l.Generation),
 		TokenType:    "Bearer",

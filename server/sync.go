@@ -4,7 +4,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 )
 
 // push applies a batch of mutations. A body over the push limit is
@@ -13,7 +12,7 @@ func (s *Server) push(c *fiber.Ctx) error {
 	if n := len(c.Body()); n > s.engine.MaxPushBytes() {
 		return schema.Errorf(schema.CodePayloadTooLarge, "a push body is at most %d bytes; this one has %d", s.engine.MaxPushBytes(), n)
 	}
-	var req sync.PushRequest
+	var req schema.PushRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -29,7 +28,7 @@ func (s *Server) push(c *fiber.Ctx) error {
 
 // pull returns the next page of changes after a checkpoint.
 func (s *Server) pull(c *fiber.Ctx) error {
-	var req sync.PullRequest
+	var req schema.PullRequest
 	if len(c.Body()) > 0 {
 		if err := decodeJSON(c, &req); err != nil {
 			return err

@@ -15,26 +15,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // These tests send bad input to /v1/sync/push and /v1/sync/pull over HTTP
 // and check that every answer has the contract's shape, that none is a
 // 500, and that nothing is written for what is refused.
-
-// inputResult is one push result as the wire carries it.
-type inputResult struct {
-	MutationID string          `json:"mutation_id"`
-	Status     string          `json:"status"`
-	Version    int64           `json:"version"`
-	Record     json.RawMessage `json:"record"`
-	Error      *inputError     `json:"error"`
-}
-
-type inputError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field"`
-}
 
 // inputState is what a pull says of one record.
 type inputState struct {
@@ -44,14 +31,14 @@ type inputState struct {
 
 // inputPush pushes body (a string is sent as is) and decodes the results
 // of a 200.
-func inputPush(tb testing.TB, ts *testServer, token string, body any) (response, []inputResult) {
+func inputPush(tb testing.TB, ts *testServer, token string, body any) (response, []schema.PushResult) {
 	tb.Helper()
 	r := ts.call(tb, "POST", "/v1/sync/push", token, body)
 	if r.Status != http.StatusOK {
 		return r, nil
 	}
 	var resp struct {
-		Results []inputResult `json:"results"`
+		Results []schema.PushResult `json:"results"`
 	}
 	require.NoErrorf(tb, json.Unmarshal(r.Raw, &resp), "push answer %s", r.Raw)
 	return r, resp.Results
@@ -101,7 +88,7 @@ func inputRecords(tb testing.TB, ts *testServer, token string) (map[string]input
 }
 
 // inputInternals matches what an error message must never show: Go type and
-// package names ("sync.Mutation", "[]json.RawMessage", "must be int64"),
+// package names ("schema.Mutation", "[]json.RawMessage", "must be int64"),
 // driver words, file paths, stack traces.
 var inputInternals = regexp.MustCompile(`\b(json|sync|schema|sqlite|sqlitestore|fiber|fasthttp|reflect|strconv)\.[A-Za-z]|RawMessage|` +
 	`\bmust be (\[\]|\*|map\[|u?int(8|16|32|64)?\b|float(32|64)\b|string\b|bool\b)|goroutine|\.go:\d|/work/|/tmp/|SQL|sqlite|panic`)
@@ -210,7 +197,7 @@ func TestPushRefusesMalformedRequestsWhole(t *testing.T) {
 		r, results := inputPush(t, ts, admin.Access, inputBatch(good))
 		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 		require.Len(t, results, 1)
-		assert.Equal(t, "applied", results[0].Status)
+		assert.Equal(t, schema.PushApplied, results[0].Status)
 		assert.Equal(t, int64(1), results[0].Version)
 		state, _ := inputRecords(t, ts, admin.Access)
 		assert.Equal(t, inputState{Version: 1}, state["territories/t-whole-good"])
@@ -239,7 +226,7 @@ func TestPushRefusesTooManyMutationsWhole(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 		require.Len(t, results, 500)
 		for i, res := range results {
-			assert.Equalf(t, "applied", res.Status, "result %d", i)
+			assert.Equalf(t, schema.PushApplied, res.Status, "result %d", i)
 			assert.Equalf(t, int64(1), res.Version, "result %d is a first write", i)
 		}
 	})
@@ -259,7 +246,7 @@ func TestPushRejectsBadMutationsAlone(t *testing.T) {
 	))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	for _, res := range results {
-		require.Equal(t, "applied", res.Status, string(r.Raw))
+		require.Equal(t, schema.PushApplied, res.Status, string(r.Raw))
 	}
 
 	// with returns the JSON object obj with member key set to value.
@@ -386,13 +373,13 @@ func TestPushRejectsBadMutationsAlone(t *testing.T) {
 			require.Equalf(t, http.StatusOK, r.Status, "push: %.500s", r.Raw)
 			require.Len(t, results, 3)
 			for _, k := range []int{0, 2} {
-				assert.Equalf(t, "applied", results[k].Status, "good mutation %d: %+v", k, results[k])
+				assert.Equalf(t, schema.PushApplied, results[k].Status, "good mutation %d: %+v", k, results[k])
 				assert.Equalf(t, int64(1), results[k].Version, "good mutation %d", k)
 			}
 
 			got := results[1]
 			t.Logf("%+v", got.Error)
-			assert.Equal(t, "rejected", got.Status)
+			assert.Equal(t, schema.PushRejected, got.Status)
 			assert.Zero(t, got.Version, "a rejection has no version")
 			assert.Empty(t, got.Record, "a rejection shows no record")
 			if strings.Contains(tt.mutation, "$MID") {
@@ -529,7 +516,7 @@ func TestPushReplayAnswersTheSame(t *testing.T) {
 	first, results := inputPush(t, ts, admin.Access, batch)
 	require.Equal(t, http.StatusOK, first.Status, string(first.Raw))
 	require.Len(t, results, 7)
-	wantStatus := []string{"applied", "conflict", "applied", "rejected", "rejected", "rejected", "applied"}
+	wantStatus := []schema.PushStatus{schema.PushApplied, schema.PushConflict, schema.PushApplied, schema.PushRejected, schema.PushRejected, schema.PushRejected, schema.PushApplied}
 	for i, res := range results {
 		require.Equalf(t, wantStatus[i], res.Status, "result %d: %s", i, first.Raw)
 	}
@@ -552,7 +539,7 @@ func TestPushReplayAnswersTheSame(t *testing.T) {
 		r, res := inputPush(t, ts, admin.Access, inputBatch(
 			`{"mutation_id":"m-replay-8","collection":"customers","id":"c-1","op":"upsert","base_version":2,"data":{"code":"C-1","name":"Renamed again","territory_id":"t-1","grade":"C"}}`))
 		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-		require.Equal(t, "applied", res[0].Status)
+		require.Equal(t, schema.PushApplied, res[0].Status)
 		again, _ := inputPush(t, ts, admin.Access, batch)
 		assert.Equal(t, string(first.Raw), string(again.Raw))
 	})
@@ -644,7 +631,7 @@ func TestPushRejectionAfterAWriteLeavesNothing(t *testing.T) {
 			r, results := inputPush(t, ts, admin.Access, inputBatch(setup...))
 			require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 			for i, res := range results {
-				require.Equalf(t, "applied", res.Status, "setup %d: %s", i, r.Raw)
+				require.Equalf(t, schema.PushApplied, res.Status, "setup %d: %s", i, r.Raw)
 			}
 			before, _ := inputRecords(t, ts, admin.Access)
 

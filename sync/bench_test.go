@@ -61,10 +61,10 @@ func benchEngine(b *testing.B) (*sync.Engine, *sqlitestore.Store, schema.Princip
 	eng, err := sync.New(sync.Config{Store: store, Secret: storetest.Secret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(b, err)
 	admin := schema.Principal{UserID: "u-admin", Role: schema.RoleAdmin}
-	resp, err := eng.Push(context.Background(), admin, &sync.PushRequest{Mutations: []json.RawMessage{
+	resp, err := eng.Push(context.Background(), admin, &schema.PushRequest{Mutations: []json.RawMessage{
 		up(schema.Territories, "t-1", 0, territory("North")).withID(-1).raw()}})
 	require.NoError(b, err)
-	require.Equal(b, sync.StatusApplied, resp.Results[0].Status)
+	require.Equal(b, schema.PushApplied, resp.Results[0].Status)
 	return eng, store, admin
 }
 
@@ -88,8 +88,8 @@ func BenchmarkPush500(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := range b.N {
-			resp, err := eng.Push(ctx, admin, &sync.PushRequest{Mutations: batches[i]})
-			if err != nil || resp.Results[benchBatch-1].Status != sync.StatusApplied {
+			resp, err := eng.Push(ctx, admin, &schema.PushRequest{Mutations: batches[i]})
+			if err != nil || resp.Results[benchBatch-1].Status != schema.PushApplied {
 				b.Fatalf("push: %v %+v", err, resp.Results[benchBatch-1])
 			}
 		}
@@ -167,14 +167,14 @@ func BenchmarkPull10k(b *testing.B) {
 	b.Run("engine", func(b *testing.B) {
 		eng, _, admin := benchEngine(b)
 		for n := range pullRecords / benchBatch {
-			_, err := eng.Push(ctx, admin, &sync.PushRequest{Mutations: pushBatch(n)})
+			_, err := eng.Push(ctx, admin, &schema.PushRequest{Mutations: pushBatch(n)})
 			require.NoError(b, err)
 		}
 		b.ResetTimer()
 		for range b.N {
 			got, checkpoint := 0, ""
 			for {
-				resp, err := eng.Pull(ctx, admin, &sync.PullRequest{Checkpoint: checkpoint, Limit: sync.MaxPullLimit})
+				resp, err := eng.Pull(ctx, admin, &schema.PullRequest{Checkpoint: checkpoint, Limit: sync.MaxPullLimit})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -193,7 +193,7 @@ func BenchmarkPull10k(b *testing.B) {
 	b.Run("store", func(b *testing.B) {
 		eng, store, admin := benchEngine(b)
 		for n := range pullRecords / benchBatch {
-			_, err := eng.Push(ctx, admin, &sync.PushRequest{Mutations: pushBatch(n)})
+			_, err := eng.Push(ctx, admin, &schema.PushRequest{Mutations: pushBatch(n)})
 			require.NoError(b, err)
 		}
 		tokens := schema.ReadTokens(admin)

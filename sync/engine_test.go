@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
@@ -29,47 +28,47 @@ func TestBaseVersionPolicies(t *testing.T) {
 		name       string
 		before     []step // applied first, each must apply
 		m          step
-		wantStatus string
+		wantStatus schema.PushStatus
 		wantCode   string // for rejections
 		wantVer    int64
 	}{
-		{"create new", nil, step{"admin", up(schema.Customers, "c-9", 0, customer("t-1", "C"))}, sync.StatusApplied, "", 1},
-		{"create existing", nil, step{"admin", up(schema.Customers, "c-1", 0, customer("t-1", "C"))}, sync.StatusConflict, "", 1},
-		{"update at current", nil, step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "C"))}, sync.StatusApplied, "", 2},
-		{"update ahead of server", nil, step{"admin", up(schema.Customers, "c-1", 5, customer("t-1", "C"))}, sync.StatusRejected, schema.CodeValidationFailed, 0},
-		{"update missing", nil, step{"admin", up(schema.Customers, "c-404", 1, customer("t-1", "C"))}, sync.StatusRejected, schema.CodeNotFound, 0},
+		{"create new", nil, step{"admin", up(schema.Customers, "c-9", 0, customer("t-1", "C"))}, schema.PushApplied, "", 1},
+		{"create existing", nil, step{"admin", up(schema.Customers, "c-1", 0, customer("t-1", "C"))}, schema.PushConflict, "", 1},
+		{"update at current", nil, step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "C"))}, schema.PushApplied, "", 2},
+		{"update ahead of server", nil, step{"admin", up(schema.Customers, "c-1", 5, customer("t-1", "C"))}, schema.PushRejected, schema.CodeValidationFailed, 0},
+		{"update missing", nil, step{"admin", up(schema.Customers, "c-404", 1, customer("t-1", "C"))}, schema.PushRejected, schema.CodeNotFound, 0},
 		{"customer stale, disjoint fields: merged",
 			[]step{{"admin", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "credit_limit", 5))}},
-			step{"admin", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "notes", "back door"))}, sync.StatusMerged, "", 3},
+			step{"admin", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "notes", "back door"))}, schema.PushMerged, "", 3},
 		{"customer stale, same field: conflict",
 			[]step{{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "B"))}},
-			step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "C"))}, sync.StatusConflict, "", 2},
+			step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "C"))}, schema.PushConflict, "", 2},
 		{"customer stale, same change: merged without a write",
 			[]step{{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "B"))}},
-			step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "A"))}, sync.StatusMerged, "", 2},
+			step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "A"))}, schema.PushMerged, "", 2},
 		{"route plan stale, disjoint: merged",
 			[]step{{"admin", up(schema.RoutePlans, "rp-1", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23"})},
 				{"admin", up(schema.RoutePlans, "rp-1", 1, map[string]any{"rep_id": "u-rep1", "date": "2026-11-24"})}},
 			step{"admin", up(schema.RoutePlans, "rp-1", 1, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23",
-				"stops": []any{map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"}}})}, sync.StatusMerged, "", 3},
+				"stops": []any{map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"}}})}, schema.PushMerged, "", 3},
 		{"visit stale: conflict, never merged",
 			[]step{{"rep1", up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405))},
 				{"rep1", up(schema.Visits, "v-1", 1, with(visit("c-1", 52.52, 13.405), "notes", "a"))}},
-			step{"rep1", up(schema.Visits, "v-1", 1, with(visit("c-1", 52.52, 13.405), "outcome", "order"))}, sync.StatusConflict, "", 2},
+			step{"rep1", up(schema.Visits, "v-1", 1, with(visit("c-1", 52.52, 13.405), "outcome", "order"))}, schema.PushConflict, "", 2},
 		{"order stale: conflict, never merged",
 			[]step{{"rep1", up(schema.Orders, "o-1", 0, order("a"))}, {"rep1", up(schema.Orders, "o-1", 1, order("b"))}},
-			step{"rep1", up(schema.Orders, "o-1", 1, with(order("a"), "requested_delivery_date", "2026-12-01"))}, sync.StatusConflict, "", 2},
-		{"delete at current", nil, step{"admin", del(schema.Customers, "c-1", 1)}, sync.StatusApplied, "", 2},
+			step{"rep1", up(schema.Orders, "o-1", 1, with(order("a"), "requested_delivery_date", "2026-12-01"))}, schema.PushConflict, "", 2},
+		{"delete at current", nil, step{"admin", del(schema.Customers, "c-1", 1)}, schema.PushApplied, "", 2},
 		{"delete stale", []step{{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "B"))}},
-			step{"admin", del(schema.Customers, "c-1", 1)}, sync.StatusConflict, "", 2},
-		{"delete missing", nil, step{"admin", del(schema.Customers, "c-404", 1)}, sync.StatusRejected, schema.CodeNotFound, 0},
+			step{"admin", del(schema.Customers, "c-1", 1)}, schema.PushConflict, "", 2},
+		{"delete missing", nil, step{"admin", del(schema.Customers, "c-404", 1)}, schema.PushRejected, schema.CodeNotFound, 0},
 		{"delete deleted", []step{{"admin", del(schema.Customers, "c-1", 1)}},
-			step{"admin", del(schema.Customers, "c-1", 2)}, sync.StatusConflict, "", 2},
+			step{"admin", del(schema.Customers, "c-1", 2)}, schema.PushConflict, "", 2},
 		{"update deleted", []step{{"admin", del(schema.Customers, "c-1", 1)}},
-			step{"admin", up(schema.Customers, "c-1", 2, customer("t-1", "A"))}, sync.StatusConflict, "", 2},
+			step{"admin", up(schema.Customers, "c-1", 2, customer("t-1", "A"))}, schema.PushConflict, "", 2},
 		{"recreate deleted", []step{{"admin", del(schema.Customers, "c-1", 1)}},
-			step{"admin", up(schema.Customers, "c-1", 0, customer("t-1", "A"))}, sync.StatusApplied, "", 3},
-		{"unchanged upsert writes nothing", nil, step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "A"))}, sync.StatusApplied, "", 1},
+			step{"admin", up(schema.Customers, "c-1", 0, customer("t-1", "A"))}, schema.PushApplied, "", 3},
+		{"unchanged upsert writes nothing", nil, step{"admin", up(schema.Customers, "c-1", 1, customer("t-1", "A"))}, schema.PushApplied, "", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,13 +80,13 @@ func TestBaseVersionPolicies(t *testing.T) {
 			res := e.push(tt.m.user, tt.m.m)[0]
 			assert.Equal(t, tt.wantStatus, res.Status, "%+v", res)
 			switch tt.wantStatus {
-			case sync.StatusRejected:
+			case schema.PushRejected:
 				require.NotNil(t, res.Error)
 				assert.Equal(t, tt.wantCode, res.Error.Code)
-			case sync.StatusConflict:
+			case schema.PushConflict:
 				require.NotNil(t, res.Record, "a conflict carries the server's record")
 				assert.Equal(t, tt.wantVer, res.Record.Version)
-			case sync.StatusMerged:
+			case schema.PushMerged:
 				require.NotNil(t, res.Record)
 				assert.Equal(t, tt.wantVer, res.Version)
 				assert.Equal(t, tt.wantVer, res.Record.Version)
@@ -103,7 +102,7 @@ func TestMergeKeepsBothSides(t *testing.T) {
 	e.seed()
 	e.ok("admin", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "credit_limit", 777)))
 	res := e.push("rep1", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "notes", "ask for Ana")))[0]
-	require.Equal(t, sync.StatusMerged, res.Status, "%+v", res)
+	require.Equal(t, schema.PushMerged, res.Status, "%+v", res)
 	got := data(t, res.Record)
 	assert.Equal(t, float64(777), got["credit_limit"], "the server's change stays")
 	assert.Equal(t, "ask for Ana", got["notes"], "the client's change lands")
@@ -113,7 +112,7 @@ func TestMergeKeepsBothSides(t *testing.T) {
 			e.ok("admin", up(schema.Customers, "c-1", v+1, with(customer("t-1", "A"), "credit_limit", v, "notes", "ask for Ana")))
 		}
 		res := e.push("rep1", up(schema.Customers, "c-1", 1, with(customer("t-1", "A"), "contacts", []any{map[string]any{"name": "Ana"}})))[0]
-		assert.Equal(t, sync.StatusConflict, res.Status)
+		assert.Equal(t, schema.PushConflict, res.Status)
 	})
 }
 
@@ -121,10 +120,10 @@ func TestReplayAnswersTheSameAndWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
 	batch := []mut{
-		{id: "r-1", op: sync.OpUpsert, coll: schema.Visits, rid: "v-1", data: visit("c-1", 52.52, 13.405)},
-		{id: "r-2", op: sync.OpUpsert, coll: schema.Customers, rid: "c-1", base: 0, data: customer("t-1", "B")}, // conflict
-		{id: "r-3", op: sync.OpUpsert, coll: schema.Visits, rid: "v-2", data: visit("c-2", 52.52, 13.405)},      // rejected: c-2 is not rep1's
-		{id: "r-4", op: sync.OpUpsert, coll: schema.Orders, rid: "o-1", data: map[string]any{"customer_id": "c-1", "status": "draft",
+		{id: "r-1", op: schema.MutationUpsert, coll: schema.Visits, rid: "v-1", data: visit("c-1", 52.52, 13.405)},
+		{id: "r-2", op: schema.MutationUpsert, coll: schema.Customers, rid: "c-1", base: 0, data: customer("t-1", "B")}, // conflict
+		{id: "r-3", op: schema.MutationUpsert, coll: schema.Visits, rid: "v-2", data: visit("c-2", 52.52, 13.405)},      // rejected: c-2 is not rep1's
+		{id: "r-4", op: schema.MutationUpsert, coll: schema.Orders, rid: "o-1", data: map[string]any{"customer_id": "c-1", "status": "draft",
 			"lines": []any{map[string]any{"product_id": "p-1", "quantity": 1, "unit_price": 250}}}},
 	}
 	first := e.push("rep1", batch...)
@@ -150,22 +149,22 @@ func TestReplayAnswersTheSameAndWritesNothing(t *testing.T) {
 		_, err := e.store.SweepAnswers(context.Background(), e.now.Add(1e15))
 		require.NoError(t, err)
 		res := e.push("rep1", batch[0])[0]
-		assert.Equal(t, sync.StatusApplied, res.Status)
+		assert.Equal(t, schema.PushApplied, res.Status)
 		assert.Equal(t, int64(1), res.Version)
 		wm4, err := e.store.Watermark(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, wm3, wm4, "still nothing written")
 	})
 	t.Run("the same mutation id from another user is another mutation", func(t *testing.T) {
-		res := e.push("admin", mut{id: "r-1", op: sync.OpUpsert, coll: schema.Visits, rid: "v-admin", data: visit("c-1", 52.52, 13.405)})[0]
-		assert.Equal(t, sync.StatusApplied, res.Status)
+		res := e.push("admin", mut{id: "r-1", op: schema.MutationUpsert, coll: schema.Visits, rid: "v-admin", data: visit("c-1", 52.52, 13.405)})[0]
+		assert.Equal(t, schema.PushApplied, res.Status)
 	})
 }
 
-func statuses(rs []sync.PushResult) []string {
+func statuses(rs []schema.PushResult) []string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, r.Status)
+		out = append(out, string(r.Status))
 	}
 	return out
 }
@@ -215,7 +214,7 @@ func TestServerOwnedFieldsAreComputed(t *testing.T) {
 		future := visit("c-1", 52.52, 13.405)
 		future["check_in"].(map[string]any)["at"] = "2027-01-01T00:00:00Z"
 		res := e.push("rep1", up(schema.Visits, "v-future", 0, future))[0]
-		require.Equal(t, sync.StatusRejected, res.Status)
+		require.Equal(t, schema.PushRejected, res.Status)
 		assert.Equal(t, "check_in.at", res.Error.Field)
 	})
 }
@@ -250,10 +249,10 @@ func TestRepMayChangeOnlySomeFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := e.push("rep1", tt.m)[0]
 			if tt.field == "" {
-				assert.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+				assert.Equal(t, schema.PushApplied, res.Status, "%+v", res)
 				return
 			}
-			require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+			require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 			assert.Equal(t, schema.CodeForbidden, res.Error.Code)
 			if tt.field != "-" {
 				assert.Equal(t, tt.field, res.Error.Field)
@@ -291,7 +290,7 @@ func TestScopeOnPushPullAndConflicts(t *testing.T) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			res := e.push("rep1", tt.m)[0]
-			require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+			require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 			assert.Equal(t, tt.code, res.Error.Code)
 			assert.Nil(t, res.Record, "no record from outside the scope")
 			body := mustJSON(t, res)
@@ -307,7 +306,7 @@ func TestScopeOnPushPullAndConflicts(t *testing.T) {
 			"lines": []any{map[string]any{"product_id": "p-1", "quantity": 1, "unit_price": 250}}}))
 		res := e.push("dist", up(schema.Orders, "o-x", 0, map[string]any{"customer_id": "c-1", "status": "draft",
 			"lines": []any{map[string]any{"product_id": "p-1", "quantity": 1, "unit_price": 250}}}))[0]
-		assert.Equal(t, sync.StatusRejected, res.Status, "distributors order only for customers they serve")
+		assert.Equal(t, schema.PushRejected, res.Status, "distributors order only for customers they serve")
 		for _, user := range []string{"admin", "rep1", "rep2", "mgr", "dist"} {
 			got, _, _ := e.pull(user, "")
 			assert.Equal(t, storetest.Readable(t, e.store, e.users[user]), got, user)
@@ -330,7 +329,7 @@ func TestTerritoryMoveRemovesAndAdds(t *testing.T) {
 	e.ok("admin", up(schema.Customers, "c-1", 1, customer("t-2", "A")))
 
 	_, changes, _ := e.pull("rep1", cp1)
-	got := map[string]*sync.Envelope{}
+	got := map[string]*schema.Envelope{}
 	for _, ch := range changes {
 		got[ch.ID] = ch
 	}
@@ -389,12 +388,12 @@ func TestScopeChangeDuringBackfill(t *testing.T) {
 		e.ok("admin", up(schema.Customers, fmt.Sprintf("c-t2-%d", i), 0, customer("t-2", "C")))
 	}
 	replica := storetest.Replica{}
-	resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Limit: 1000})
+	resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Limit: 1000})
 	require.NoError(t, err)
 	replica.Apply(resp.Changes)
 
 	e.setScope("rep1", schema.RoleRep, "t-2")
-	resp, err = e.eng.Pull(context.Background(), e.users["rep1"], &sync.PullRequest{Checkpoint: resp.Checkpoint, Limit: 5})
+	resp, err = e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Checkpoint: resp.Checkpoint, Limit: 5})
 	require.NoError(t, err)
 	require.True(t, resp.HasMore, "the backfill is cut short")
 	replica.Apply(resp.Changes)
@@ -413,7 +412,7 @@ func TestPullPagesAndCheckpoints(t *testing.T) {
 	var pages int
 	replica := storetest.Replica{}
 	for {
-		resp, err := e.eng.Pull(ctx, e.users["admin"], &sync.PullRequest{Checkpoint: checkpoint, Limit: 2})
+		resp, err := e.eng.Pull(ctx, e.users["admin"], &schema.PullRequest{Checkpoint: checkpoint, Limit: 2})
 		require.NoError(t, err)
 		assert.LessOrEqual(t, len(resp.Changes), 2)
 		replica.Apply(resp.Changes)
@@ -425,12 +424,12 @@ func TestPullPagesAndCheckpoints(t *testing.T) {
 	}
 	assert.Equal(t, 3, pages)
 	assert.Len(t, replica, 5)
-	resp, err := e.eng.Pull(ctx, e.users["admin"], &sync.PullRequest{Checkpoint: checkpoint})
+	resp, err := e.eng.Pull(ctx, e.users["admin"], &schema.PullRequest{Checkpoint: checkpoint})
 	require.NoError(t, err)
 	assert.Empty(t, resp.Changes, "nothing new")
 
 	e.ok("admin", up(schema.Customers, "c-1", 1, customer("t-1", "B")), up(schema.Customers, "c-1", 2, customer("t-1", "C")))
-	resp, err = e.eng.Pull(ctx, e.users["admin"], &sync.PullRequest{Checkpoint: checkpoint})
+	resp, err = e.eng.Pull(ctx, e.users["admin"], &schema.PullRequest{Checkpoint: checkpoint})
 	require.NoError(t, err)
 	require.Len(t, resp.Changes, 1, "each record once, at its latest version")
 	assert.Equal(t, int64(3), resp.Changes[0].Version)
@@ -443,17 +442,17 @@ func TestPullPagesAndCheckpoints(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.eng.Pull(ctx, e.users["admin"], &sync.PullRequest{Checkpoint: tt.checkpoint})
+			_, err := e.eng.Pull(ctx, e.users["admin"], &schema.PullRequest{Checkpoint: tt.checkpoint})
 			assert.Equal(t, schema.CodeBadRequest, schema.ErrorCode(err))
 		})
 	}
 	t.Run("another user's checkpoint", func(t *testing.T) {
-		_, err := e.eng.Pull(ctx, e.users["rep1"], &sync.PullRequest{Checkpoint: checkpoint})
+		_, err := e.eng.Pull(ctx, e.users["rep1"], &schema.PullRequest{Checkpoint: checkpoint})
 		assert.Equal(t, schema.CodeBadRequest, schema.ErrorCode(err))
 	})
 	t.Run("limits", func(t *testing.T) {
 		for _, limit := range []int{-1, 1001} {
-			_, err := e.eng.Pull(ctx, e.users["admin"], &sync.PullRequest{Limit: limit})
+			_, err := e.eng.Pull(ctx, e.users["admin"], &schema.PullRequest{Limit: limit})
 			assert.Equal(t, schema.CodeValidationFailed, schema.ErrorCode(err))
 		}
 	})
@@ -462,7 +461,7 @@ func TestPullPagesAndCheckpoints(t *testing.T) {
 func TestBatchOverTheLimitIsRefusedWhole(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
-	req := &sync.PushRequest{}
+	req := &schema.PushRequest{}
 	for i := range 501 {
 		req.Mutations = append(req.Mutations, up(schema.Territories, "t-x"+strings.Repeat("x", i%3), 0, territory("X")).withID(i).raw())
 	}

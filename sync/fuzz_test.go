@@ -174,7 +174,7 @@ func FuzzPush(f *testing.F) {
 		for _, p := range []schema.Principal{admin, iterRep} {
 			before := fuzzRecord(t, store, target, hasTarget)
 			good := goods[p.Role]
-			req := &sync.PushRequest{DeviceID: "d-fuzz", Mutations: []json.RawMessage{
+			req := &schema.PushRequest{DeviceID: "d-fuzz", Mutations: []json.RawMessage{
 				json.RawMessage(good[0]), json.RawMessage(raw), json.RawMessage(good[1])}}
 			resp, err := engine.Push(ctx, p, req)
 			if err != nil {
@@ -188,13 +188,13 @@ func FuzzPush(f *testing.F) {
 				t.Fatalf("%s: %d results, want 3\nmutation: %q", p.Role, len(resp.Results), raw)
 			}
 			for _, k := range []int{0, 2} {
-				if res := resp.Results[k]; res.Status != sync.StatusApplied || res.Version != 1 {
+				if res := resp.Results[k]; res.Status != schema.PushApplied || res.Version != 1 {
 					t.Errorf("%s: good mutation %d answered %s %d %v, want applied 1\nmutation: %q", p.Role, k, res.Status, res.Version, res.Error, raw)
 				}
 			}
 			res := resp.Results[1]
 			fuzzCheckResult(t, p.Role, res, raw)
-			if res.Status != sync.StatusApplied && res.Status != sync.StatusMerged {
+			if res.Status != schema.PushApplied && res.Status != schema.PushMerged {
 				if after := fuzzRecord(t, store, target, hasTarget); after != before {
 					t.Errorf("%s: %s answered %s, yet the record changed from %q to %q\nmutation: %q", p.Role, target, res.Status, before, after, raw)
 				}
@@ -204,22 +204,22 @@ func FuzzPush(f *testing.F) {
 }
 
 // fuzzCheckResult checks one answer to a fuzzed mutation.
-func fuzzCheckResult(t *testing.T, role schema.Role, res sync.PushResult, raw []byte) {
+func fuzzCheckResult(t *testing.T, role schema.Role, res schema.PushResult, raw []byte) {
 	t.Helper()
 	switch res.Status {
-	case sync.StatusApplied:
+	case schema.PushApplied:
 		if res.Version <= 0 || res.Error != nil {
 			t.Errorf("%s: applied with version %d and error %v\nmutation: %q", role, res.Version, res.Error, raw)
 		}
-	case sync.StatusMerged:
+	case schema.PushMerged:
 		if res.Version <= 0 || res.Record == nil || res.Error != nil {
 			t.Errorf("%s: merged with version %d, record %v, error %v\nmutation: %q", role, res.Version, res.Record, res.Error, raw)
 		}
-	case sync.StatusConflict:
+	case schema.PushConflict:
 		if res.Record == nil || res.Error != nil {
 			t.Errorf("%s: conflict with record %v and error %v\nmutation: %q", role, res.Record, res.Error, raw)
 		}
-	case sync.StatusRejected:
+	case schema.PushRejected:
 		switch {
 		case res.Error == nil:
 			t.Errorf("%s: rejected without an error\nmutation: %q", role, raw)
@@ -239,7 +239,7 @@ func fuzzCheckResult(t *testing.T, role schema.Role, res sync.PushResult, raw []
 // fuzzSeed creates records as p, each given as {"collection","id","data"}.
 func fuzzSeed(tb testing.TB, engine *sync.Engine, p schema.Principal, records ...string) {
 	tb.Helper()
-	req := &sync.PushRequest{DeviceID: "d-seed"}
+	req := &schema.PushRequest{DeviceID: "d-seed"}
 	for _, r := range records {
 		var m map[string]json.RawMessage
 		require.NoError(tb, json.Unmarshal([]byte(r), &m))
@@ -253,7 +253,7 @@ func fuzzSeed(tb testing.TB, engine *sync.Engine, p schema.Principal, records ..
 	resp, err := engine.Push(context.Background(), p, req)
 	require.NoError(tb, err)
 	for i, res := range resp.Results {
-		require.Equalf(tb, sync.StatusApplied, res.Status, "seed %s: %v", records[i], res.Error)
+		require.Equalf(tb, schema.PushApplied, res.Status, "seed %s: %v", records[i], res.Error)
 	}
 }
 

@@ -68,19 +68,20 @@ func (e *env) setScope(name string, role schema.Role, territories ...string) {
 
 // mut is a mutation to push.
 type mut struct {
-	id, op string
-	coll   schema.Collection
-	rid    string
-	base   int64
-	data   any
+	id   string
+	op   schema.MutationOp
+	coll schema.Collection
+	rid  string
+	base int64
+	data any
 }
 
 func up(c schema.Collection, id string, base int64, data any) mut {
-	return mut{op: sync.OpUpsert, coll: c, rid: id, base: base, data: data}
+	return mut{op: schema.MutationUpsert, coll: c, rid: id, base: base, data: data}
 }
 
 func del(c schema.Collection, id string, base int64) mut {
-	return mut{op: sync.OpDelete, coll: c, rid: id, base: base}
+	return mut{op: schema.MutationDelete, coll: c, rid: id, base: base}
 }
 
 func (m mut) raw() json.RawMessage {
@@ -96,9 +97,9 @@ func (m mut) raw() json.RawMessage {
 }
 
 // push sends mutations as a user and returns the results.
-func (e *env) push(user string, muts ...mut) []sync.PushResult {
+func (e *env) push(user string, muts ...mut) []schema.PushResult {
 	e.t.Helper()
-	req := &sync.PushRequest{DeviceID: "dev-" + user}
+	req := &schema.PushRequest{DeviceID: "dev-" + user}
 	for i := range muts {
 		if muts[i].id == "" {
 			e.n++
@@ -113,11 +114,11 @@ func (e *env) push(user string, muts ...mut) []sync.PushResult {
 }
 
 // ok pushes and requires every mutation applied.
-func (e *env) ok(user string, muts ...mut) []sync.PushResult {
+func (e *env) ok(user string, muts ...mut) []schema.PushResult {
 	e.t.Helper()
 	res := e.push(user, muts...)
 	for i, r := range res {
-		require.Equalf(e.t, sync.StatusApplied, r.Status, "mutation %d: %+v", i, r)
+		require.Equalf(e.t, schema.PushApplied, r.Status, "mutation %d: %+v", i, r)
 	}
 	return res
 }
@@ -157,12 +158,12 @@ func visit(customerID string, lat, lng float64) map[string]any {
 }
 
 // pull pulls everything a user may read after a checkpoint.
-func (e *env) pull(user, checkpoint string) (storetest.Replica, []*sync.Envelope, string) {
+func (e *env) pull(user, checkpoint string) (storetest.Replica, []*schema.Envelope, string) {
 	e.t.Helper()
 	replica := storetest.Replica{}
-	var all []*sync.Envelope
+	var all []*schema.Envelope
 	for {
-		resp, err := e.eng.Pull(context.Background(), e.users[user], &sync.PullRequest{Checkpoint: checkpoint, Limit: 1000})
+		resp, err := e.eng.Pull(context.Background(), e.users[user], &schema.PullRequest{Checkpoint: checkpoint, Limit: 1000})
 		require.NoError(e.t, err)
 		replica.Apply(resp.Changes)
 		all = append(all, resp.Changes...)
@@ -174,7 +175,7 @@ func (e *env) pull(user, checkpoint string) (storetest.Replica, []*sync.Envelope
 }
 
 // data decodes an envelope's data.
-func data(t *testing.T, env *sync.Envelope) map[string]any {
+func data(t *testing.T, env *schema.Envelope) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(env.Data, &m))

@@ -23,7 +23,7 @@ const maxExtraScopes = 4
 // removals for records that left p's scope. When p's scope has changed
 // since the checkpoint was made, the pages first add what p may now read
 // and remove what it no longer may.
-func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest) (*PullResponse, error) {
+func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullRequest) (*schema.PullResponse, error) {
 	limit := req.Limit
 	switch {
 	case limit == 0:
@@ -67,7 +67,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *PullRequest)
 		return nil, fmt.Errorf("sync.Pull: %w", err)
 	}
 	e.noteSync(ctx, p, false)
-	return &PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.budget == 0}, nil
+	return &schema.PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.budget == 0}, nil
 }
 
 // page gathers one pull's changes.
@@ -76,7 +76,7 @@ type page struct {
 	user     string
 	readable []string // the caller's tokens now
 	budget   int      // feed entries left to read in this page
-	out      []*Envelope
+	out      []*schema.Envelope
 }
 
 // step advances cp by one store read and reports whether the caller is

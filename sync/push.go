@@ -25,14 +25,14 @@ const maxStaleRetries = 5
 // mutation that is refused does not stop the others. The error is a
 // *schema.Error (payload_too_large, bad_request) when the batch is refused
 // whole, and anything else when the store fails; then nothing is answered.
-func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest) (*PushResponse, error) {
+func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushRequest) (*schema.PushResponse, error) {
 	if n := len(req.Mutations); n > e.maxMutations {
 		return nil, schema.Errorf(schema.CodePayloadTooLarge, "a push carries at most %d mutations; this one has %d", e.maxMutations, n)
 	}
 	if req.DeviceID != "" && !schema.CheckID(req.DeviceID) {
 		return nil, schema.FieldErrorf(schema.CodeBadRequest, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
-	resp := &PushResponse{Results: make([]PushResult, len(req.Mutations))}
+	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p), batch: req.Mutations}
 		for i, raw := range req.Mutations {
@@ -54,53 +54,53 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *PushRequest)
 
 // apply answers one mutation: the stored answer when it was answered
 // before, else a fresh one, which it stores.
-func (w *writer) apply(ctx context.Context, raw json.RawMessage) (PushResult, error) {
+func (w *writer) apply(ctx context.Context, raw json.RawMessage) (schema.PushResult, error) {
 	m, perr := decodeMutation(raw)
 	if perr != nil {
-		return PushResult{MutationID: m.MutationID, Status: StatusRejected, Error: perr}, nil
+		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: perr}, nil
 	}
 	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
 	if err == nil {
-		var res PushResult
+		var res schema.PushResult
 		if err := json.Unmarshal(prior.Body, &res); err != nil {
-			return PushResult{}, fmt.Errorf("stored answer: %w", err)
+			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
 	}
 	if !errors.Is(err, ErrNotFound) {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
-	var res PushResult
+	var res schema.PushResult
 	for try := 0; ; try++ {
 		res, err = w.decide(ctx, m)
 		if !errors.Is(err, ErrStale) {
 			break
 		}
 		if try == maxStaleRetries {
-			return PushResult{}, fmt.Errorf("mutation %s lost %d races in a row: %w", m.MutationID, try+1, err)
+			return schema.PushResult{}, fmt.Errorf("mutation %s lost %d races in a row: %w", m.MutationID, try+1, err)
 		}
 	}
 	if err != nil {
 		var se *schema.Error
 		if !errors.As(err, &se) {
-			return PushResult{}, err
+			return schema.PushResult{}, err
 		}
-		res = PushResult{Status: StatusRejected, Error: se}
+		res = schema.PushResult{Status: schema.PushRejected, Error: se}
 	}
 	res.MutationID = m.MutationID
 	body, err := json.Marshal(res)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	if err := w.tx.SaveAnswer(ctx, &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	return res, nil
 }
 
 // decodeMutation reads and checks one mutation's envelope.
-func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
-	var m Mutation
+func decodeMutation(raw json.RawMessage) (schema.Mutation, *schema.Error) {
+	var m schema.Mutation
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
@@ -116,7 +116,7 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 		field, problem := mutationProblem(err)
 		return m, rejection(schema.CodeValidationFailed, field, "%s", problem)
 	}
-	bad := func(field, format string, args ...any) (Mutation, *schema.Error) {
+	bad := func(field, format string, args ...any) (schema.Mutation, *schema.Error) {
 		return m, rejection(schema.CodeValidationFailed, field, format, args...)
 	}
 	switch {
@@ -131,13 +131,13 @@ func decodeMutation(raw json.RawMessage) (Mutation, *schema.Error) {
 		return bad("collection", "collection must be one of %s", collectionNames())
 	case !schema.CheckID(m.ID):
 		return bad("id", "id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
-	case m.Op != OpUpsert && m.Op != OpDelete:
+	case m.Op != schema.MutationUpsert && m.Op != schema.MutationDelete:
 		return bad("op", "op must be upsert or delete")
 	case m.BaseVersion < 0:
 		return bad("base_version", "base_version must be 0 or more")
-	case m.Op == OpUpsert && (len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null"))):
+	case m.Op == schema.MutationUpsert && (len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null"))):
 		return bad("data", "an upsert carries the whole record in data")
-	case m.Op == OpDelete && m.BaseVersion == 0:
+	case m.Op == schema.MutationDelete && m.BaseVersion == 0:
 		return bad("base_version", "a delete names the version it deletes")
 	}
 	return m, nil
@@ -169,25 +169,25 @@ func collectionNames() string {
 }
 
 // decide works out and performs what a mutation asks.
-func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
+func (w *writer) decide(ctx context.Context, m schema.Mutation) (schema.PushResult, error) {
 	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
 	if errors.Is(err, ErrNotFound) {
 		cur, err = nil, nil
 	}
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	if cur != nil {
 		// Written by this very mutation before its answer was stored
 		// (the process died in between): answer as then.
 		for _, h := range cur.History {
 			if h.MutationID == m.MutationID && h.UserID == w.p.UserID {
-				return PushResult{Status: StatusApplied, Version: h.Version}, nil
+				return schema.PushResult{Status: schema.PushApplied, Version: h.Version}, nil
 			}
 		}
 	}
 	visible := cur != nil && schema.Intersects(cur.Tokens, w.tokens)
-	if m.Op == OpDelete {
+	if m.Op == schema.MutationDelete {
 		return w.delete(ctx, m, cur, visible)
 	}
 	return w.upsert(ctx, m, cur, visible)
@@ -195,20 +195,20 @@ func (w *writer) decide(ctx context.Context, m Mutation) (PushResult, error) {
 
 // conflict answers with the server's record, or, when the caller may not
 // see it, with a refusal that shows nothing of it.
-func conflict(cur *Record, visible bool) (PushResult, error) {
+func conflict(cur *Record, visible bool) (schema.PushResult, error) {
 	if !visible {
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
 	}
-	return PushResult{Status: StatusConflict, Record: envelopeOf(cur)}, nil
+	return schema.PushResult{Status: schema.PushConflict, Record: envelopeOf(cur)}, nil
 }
 
-func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
+func (w *writer) upsert(ctx context.Context, m schema.Mutation, cur *Record, visible bool) (schema.PushResult, error) {
 	rec, err := schema.Decode(m.Collection, m.Data)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	if err := w.checkEventTimes(rec); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	switch {
 	case m.BaseVersion == 0 && cur != nil && !cur.Deleted:
@@ -217,13 +217,13 @@ func (w *writer) upsert(ctx context.Context, m Mutation, cur *Record, visible bo
 		_, res, err := w.write(ctx, m, schema.OpCreate, rec, cur)
 		return res, err
 	case cur == nil:
-		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
+		return schema.PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
 	case !visible:
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
 	case cur.Deleted:
 		return conflict(cur, visible)
 	case m.BaseVersion > cur.Version:
-		return PushResult{}, rejection(schema.CodeValidationFailed, "base_version", "base_version %d is ahead of the server's version", m.BaseVersion)
+		return schema.PushResult{}, rejection(schema.CodeValidationFailed, "base_version", "base_version %d is ahead of the server's version", m.BaseVersion)
 	case m.BaseVersion < cur.Version:
 		return w.merge(ctx, m, rec, cur)
 	}
@@ -259,7 +259,7 @@ func (w *writer) checkEventTimes(rec schema.Record) error {
 // merge handles an upsert from a stale base: for mergeable collections,
 // when the client's changes and the server's since that base touch
 // different fields, both are kept.
-func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *Record) (PushResult, error) {
+func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record, cur *Record) (schema.PushResult, error) {
 	if !mergeable[m.Collection] {
 		return conflict(cur, true)
 	}
@@ -274,13 +274,13 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 	}
 	client, err := json.Marshal(rec)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	baseFields, err1 := fieldsOf(base)
 	curFields, err2 := fieldsOf(cur.Data)
 	clientFields, err3 := fieldsOf(client)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	merged, ok := merge(baseFields, curFields, clientFields)
 	if !ok {
@@ -288,53 +288,53 @@ func (w *writer) merge(ctx context.Context, m Mutation, rec schema.Record, cur *
 	}
 	data, err := json.Marshal(merged)
 	if err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
 	mergedRec, err := schema.Decode(m.Collection, data)
 	if err != nil {
 		return conflict(cur, true) // each side valid, together not
 	}
 	written, res, err := w.write(ctx, m, schema.OpUpdate, mergedRec, cur)
-	if err != nil || res.Status != StatusApplied {
+	if err != nil || res.Status != schema.PushApplied {
 		return res, err
 	}
-	return PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
+	return schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 }
 
 // write checks and stores rec as the next version after cur (nil or a
 // tombstone when op is create).
-func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, PushResult, error) {
+func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, schema.PushResult, error) {
 	var prev schema.Record
 	var prevFields map[string]json.RawMessage
 	if op == schema.OpUpdate {
 		var err error
 		if prev, err = schema.Decode(cur.Collection, cur.Data); err != nil {
-			return nil, PushResult{}, fmt.Errorf("stored %s %s does not decode: %w", cur.Collection, cur.ID, err)
+			return nil, schema.PushResult{}, fmt.Errorf("stored %s %s does not decode: %w", cur.Collection, cur.ID, err)
 		}
 		if !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
-			return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not change this record")
+			return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not change this record")
 		}
 		if prevFields, err = fieldsOf(cur.Data); err != nil {
-			return nil, PushResult{}, err
+			return nil, schema.PushResult{}, err
 		}
 	}
 	d, err := w.derive(ctx, m.Collection, m.ID, rec, prev)
 	if err != nil {
-		return nil, PushResult{}, err
+		return nil, schema.PushResult{}, err
 	}
 	if !schema.CanWrite(w.p, op, m.Collection, d.facts) {
-		return nil, PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
 	}
 	if op == schema.OpUpdate {
 		newFields, err := fieldsOf(d.data)
 		if err != nil {
-			return nil, PushResult{}, err
+			return nil, schema.PushResult{}, err
 		}
 		if perr := checkUpdateFields(schema.AccessRule(w.p.Role, m.Collection), prevFields, newFields); perr != nil {
-			return nil, PushResult{}, perr
+			return nil, schema.PushResult{}, perr
 		}
 		if bytes.Equal(d.data, cur.Data) {
-			return cur, PushResult{Status: StatusApplied, Version: cur.Version}, nil // nothing changes
+			return cur, schema.PushResult{Status: schema.PushApplied, Version: cur.Version}, nil // nothing changes
 		}
 	}
 	var prevVersion int64
@@ -348,31 +348,31 @@ func (w *writer) write(ctx context.Context, m Mutation, op schema.Op, rec schema
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
-		return nil, PushResult{}, err
+		return nil, schema.PushResult{}, err
 	}
 	// Past this point the record is written: whatever fails now must not
 	// be answered as a refusal, but fail the whole push (and, where the
 	// store has transactions, undo it).
 	if m.Collection == schema.Customers && cur != nil && !cur.Deleted && !slices.Equal(cur.Tokens, next.Tokens) {
 		if err := w.restampDependents(ctx, "customer:"+m.ID); err != nil {
-			return nil, PushResult{}, afterWrite(err)
+			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	written, err := w.recheckPhoto(ctx, next)
 	if err != nil {
-		return nil, PushResult{}, afterWrite(err)
+		return nil, schema.PushResult{}, afterWrite(err)
 	}
 	if m.Collection == schema.Visits && cur == nil {
 		if err := w.markStopDone(ctx, written); err != nil {
-			return nil, PushResult{}, afterWrite(err)
+			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	if d.repriced {
 		// The client's prices were replaced: it must take the record as
 		// the server priced it.
-		return written, PushResult{Status: StatusMerged, Version: written.Version, Record: envelopeOf(written)}, nil
+		return written, schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 	}
-	return written, PushResult{Status: StatusApplied, Version: written.Version}, nil
+	return written, schema.PushResult{Status: schema.PushApplied, Version: written.Version}, nil
 }
 
 // history returns cur's history with rev added, at most historyDepth
@@ -392,16 +392,16 @@ func (w *writer) history(c schema.Collection, cur *Record, rev Revision, data js
 	return h
 }
 
-func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bool) (PushResult, error) {
+func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, visible bool) (schema.PushResult, error) {
 	switch {
 	case cur == nil:
-		return PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
+		return schema.PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
 	case !visible:
-		return PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
 	case cur.Deleted || m.BaseVersion != cur.Version:
 		return conflict(cur, true)
 	case !schema.CanWrite(w.p, schema.OpDelete, m.Collection, factsOf(cur)):
-		return PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not delete this %s", singular(m.Collection))
+		return schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not delete this %s", singular(m.Collection))
 	}
 	next := &Record{
 		Collection: m.Collection, ID: m.ID, Version: cur.Version + 1, Deleted: true,
@@ -409,9 +409,9 @@ func (w *writer) delete(ctx context.Context, m Mutation, cur *Record, visible bo
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
-		return PushResult{}, err
+		return schema.PushResult{}, err
 	}
-	return PushResult{Status: StatusApplied, Version: next.Version}, nil
+	return schema.PushResult{Status: schema.PushApplied, Version: next.Version}, nil
 }
 
 // restampDependents gives the records that depend on a changed record

@@ -32,10 +32,10 @@ func BenchmarkCoverageMonth(b *testing.B) {
 	push := func(p schema.Principal, muts []json.RawMessage) {
 		for len(muts) > 0 {
 			n := min(len(muts), 500)
-			resp, err := e.eng.Push(ctx, p, &sync.PushRequest{Mutations: muts[:n]})
+			resp, err := e.eng.Push(ctx, p, &schema.PushRequest{Mutations: muts[:n]})
 			require.NoError(b, err)
 			for _, r := range resp.Results {
-				if r.Status != sync.StatusApplied {
+				if r.Status != schema.PushApplied {
 					b.Fatalf("%+v", r)
 				}
 			}

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 )
 
 // The golden scenario (testdata/reports/scenario.json), November 2026:
@@ -59,10 +58,10 @@ func loadScenario(t *testing.T) *env {
 	e.setScope("rep2", schema.RoleRep, "t-north")
 	e.setScope("mgr", schema.RoleManager, "t-elsewhere")
 	for _, push := range sc.Pushes {
-		resp, err := e.eng.Push(context.Background(), e.users[push.User], &sync.PushRequest{Mutations: push.Mutations})
+		resp, err := e.eng.Push(context.Background(), e.users[push.User], &schema.PushRequest{Mutations: push.Mutations})
 		require.NoError(t, err)
 		for i, r := range resp.Results {
-			require.Containsf(t, []string{sync.StatusApplied}, r.Status, "%s's mutation %d: %+v", push.User, i, r)
+			require.Containsf(t, []schema.PushStatus{schema.PushApplied}, r.Status, "%s's mutation %d: %+v", push.User, i, r)
 		}
 	}
 	return e

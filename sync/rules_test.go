@@ -43,19 +43,19 @@ func TestOrderPricing(t *testing.T) {
 	tests := []struct {
 		name      string
 		order     map[string]any
-		status    string
+		status    schema.PushStatus
 		wantPrice []float64
 		wantTotal float64
 		code      string
 	}{
-		{"list price", order("c-2", "draft", line("p-1", 2, 250)), sync.StatusApplied, []float64{250}, 500, ""},
-		{"the customer's list", order("c-1", "draft", line("p-1", 2, 230)), sync.StatusApplied, []float64{230}, 460, ""},
-		{"a quantity tier", order("c-1", "draft", line("p-1", 12, 200)), sync.StatusApplied, []float64{200}, 2400, ""},
-		{"an expired list is ignored", order("c-1", "draft", line("p-2", 1, 400)), sync.StatusApplied, []float64{400}, 400, ""},
-		{"the distributor's list", order("c-3", "draft", line("p-2", 2, 350)), sync.StatusApplied, []float64{350}, 700, ""},
-		{"a wrong client price is replaced", order("c-1", "draft", line("p-1", 12, 250), line("p-2", 1, 5)), sync.StatusMerged, []float64{200, 400}, 2800, ""},
-		{"a product no longer sold", order("c-1", "draft", line("p-old", 1, 100)), sync.StatusRejected, nil, 0, schema.CodeValidationFailed},
-		{"an unknown product", order("c-1", "draft", line("p-none", 1, 100)), sync.StatusRejected, nil, 0, schema.CodeValidationFailed},
+		{"list price", order("c-2", "draft", line("p-1", 2, 250)), schema.PushApplied, []float64{250}, 500, ""},
+		{"the customer's list", order("c-1", "draft", line("p-1", 2, 230)), schema.PushApplied, []float64{230}, 460, ""},
+		{"a quantity tier", order("c-1", "draft", line("p-1", 12, 200)), schema.PushApplied, []float64{200}, 2400, ""},
+		{"an expired list is ignored", order("c-1", "draft", line("p-2", 1, 400)), schema.PushApplied, []float64{400}, 400, ""},
+		{"the distributor's list", order("c-3", "draft", line("p-2", 2, 350)), schema.PushApplied, []float64{350}, 700, ""},
+		{"a wrong client price is replaced", order("c-1", "draft", line("p-1", 12, 250), line("p-2", 1, 5)), schema.PushMerged, []float64{200, 400}, 2800, ""},
+		{"a product no longer sold", order("c-1", "draft", line("p-old", 1, 100)), schema.PushRejected, nil, 0, schema.CodeValidationFailed},
+		{"an unknown product", order("c-1", "draft", line("p-none", 1, 100)), schema.PushRejected, nil, 0, schema.CodeValidationFailed},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestOrderPricing(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantPrice, prices)
 			assert.Equal(t, int64(tt.wantTotal), got.Total)
-			if tt.status == sync.StatusMerged {
+			if tt.status == schema.PushMerged {
 				assert.Equal(t, float64(2800), data(t, res.Record)["total"], "the merged answer carries the priced record")
 			}
 		})
@@ -106,17 +106,17 @@ func TestCreditLimitOnSubmit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := e.push("rep1", up(schema.Orders, fmt.Sprintf("o-%d", i), 0, order(tt.customer, tt.status, line("p-1", tt.qty, 250))))[0]
 			if tt.code == "" {
-				assert.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+				assert.Equal(t, schema.PushApplied, res.Status, "%+v", res)
 				return
 			}
-			require.Equal(t, sync.StatusRejected, res.Status)
+			require.Equal(t, schema.PushRejected, res.Status)
 			assert.Equal(t, tt.code, res.Error.Code)
 			assert.Contains(t, res.Error.Message, "open balance 600 + this order 500 = 1100 is above the credit limit 1000 by 100")
 		})
 	}
 	t.Run("submitting a draft is checked", func(t *testing.T) {
 		res := e.push("rep1", up(schema.Orders, "o-0", 1, order("c-owing", "submitted", line("p-1", 10, 250))))[0]
-		require.Equal(t, sync.StatusRejected, res.Status)
+		require.Equal(t, schema.PushRejected, res.Status)
 		assert.Equal(t, schema.CodeCreditLimitExceeded, res.Error.Code)
 	})
 }
@@ -170,10 +170,10 @@ func TestOrderTransitions(t *testing.T) {
 						want = want || a == from+">"+to
 					}
 					if want {
-						assert.Equal(t, sync.StatusApplied, res.Status, "%+v", res)
+						assert.Equal(t, schema.PushApplied, res.Status, "%+v", res)
 						return
 					}
-					require.Equal(t, sync.StatusRejected, res.Status, "%+v", res)
+					require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 					assert.Contains(t, []string{schema.CodeInvalidTransition, schema.CodeForbidden}, res.Error.Code)
 				})
 			}
@@ -188,7 +188,7 @@ func TestOrderTransitions(t *testing.T) {
 	t.Run("a submitted order's lines no longer change", func(t *testing.T) {
 		e.ok("rep1", up(schema.Orders, "o-lines", 0, order("c-1", "submitted", line("p-1", 1, 250))))
 		res := e.push("rep1", up(schema.Orders, "o-lines", 1, order("c-1", "submitted", line("p-1", 3, 250))))[0]
-		require.Equal(t, sync.StatusRejected, res.Status)
+		require.Equal(t, schema.PushRejected, res.Status)
 		assert.Equal(t, schema.CodeInvalidTransition, res.Error.Code)
 	})
 }
@@ -200,7 +200,7 @@ func TestOneOpenVisitPerRep(t *testing.T) {
 	e.ok("rep1", up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)))
 
 	res := e.push("rep1", up(schema.Visits, "v-2", 0, visit("c-1", 52.52, 13.405)))[0]
-	require.Equal(t, sync.StatusRejected, res.Status)
+	require.Equal(t, schema.PushRejected, res.Status)
 	assert.Equal(t, schema.CodeVisitOpen, res.Error.Code)
 	assert.Contains(t, res.Error.Message, "v-1")
 

@@ -37,7 +37,7 @@ func (w *writer) checkOneOpenVisit(ctx context.Context, repID string) error {
 func (w *writer) closedLater(visitID string) bool {
 	for _, raw := range w.batch[w.at+1:] {
 		m, perr := decodeMutation(raw)
-		if perr != nil || m.Collection != schema.Visits || m.ID != visitID || m.Op != OpUpsert {
+		if perr != nil || m.Collection != schema.Visits || m.ID != visitID || m.Op != schema.MutationUpsert {
 			continue
 		}
 		var v struct {

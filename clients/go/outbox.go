@@ -13,22 +13,12 @@ import (
 	"github.com/fieldsync/fieldsync/schema"
 )
 
-// Mutation operations.
-const (
-	OpUpsert = "upsert"
-	OpDelete = "delete"
-)
-
-// mutation is one outbox row, in the shape it is pushed.
+// mutation is one outbox row: the mutation as it is pushed, its place in
+// the outbox and the photo bytes it waits for.
 type mutation struct {
-	seq         int64
-	hold        string
-	MutationID  string            `json:"mutation_id"`
-	Collection  schema.Collection `json:"collection"`
-	ID          string            `json:"id"`
-	Op          string            `json:"op"`
-	BaseVersion int64             `json:"base_version"`
-	Data        json.RawMessage   `json:"data,omitempty"`
+	schema.Mutation
+	seq  int64
+	hold string
 }
 
 // The outbox keeps at most one unsent row per record: a change to a record
@@ -42,14 +32,14 @@ type mutation struct {
 // queue records a local change of a record in the outbox. hold, when not
 // empty, is the SHA-256 of photo bytes the row waits for. It returns the
 // holds the change released (a photo queued and deleted before upload).
-func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id, op string, data json.RawMessage, hold string) (released []string, err error) {
+func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id string, op schema.MutationOp, data json.RawMessage, hold string) (released []string, err error) {
 	rows, err := recordRows(ctx, tx, coll, id)
 	if err != nil {
 		return nil, err
 	}
 	if n := len(rows); n > 0 && !rows[n-1].sent {
 		last := rows[n-1]
-		if op == OpDelete && n == 1 && last.base == 0 {
+		if op == schema.MutationDelete && n == 1 && last.base == 0 {
 			// A record created here and never sent: forget it.
 			if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, last.seq); err != nil {
 				return nil, err
@@ -72,7 +62,7 @@ func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, 
 	if err != nil {
 		return nil, err
 	}
-	if op == OpDelete && len(rows) == 0 && !exists {
+	if op == schema.MutationDelete && len(rows) == 0 && !exists {
 		return nil, ErrNotFound
 	}
 	if !exists {
@@ -81,7 +71,7 @@ func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, 
 	return nil, insertMutation(ctx, tx, now, coll, id, op, version, data, hold)
 }
 
-func insertMutation(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id, op string, base int64, data json.RawMessage, hold string) error {
+func insertMutation(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id string, op schema.MutationOp, base int64, data json.RawMessage, hold string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (mutation_id, collection, id, op, base_version, data, hold, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), coll, id, op, base, nullable(data), hold, now)
 	return err
@@ -217,7 +207,7 @@ func dropMutation(ctx context.Context, tx *sql.Tx, m *mutation) error {
 // record again after a delete. When the server merged the write with
 // changes of others, a later upsert keeps only the fields it changed itself
 // on top of the merged record, so as not to undo what the others did.
-func landed(ctx context.Context, tx *sql.Tx, m *mutation, rec *Record, merged bool) error {
+func landed(ctx context.Context, tx *sql.Tx, m *mutation, rec *schema.Envelope, merged bool) error {
 	if err := dropMutation(ctx, tx, m); err != nil {
 		return err
 	}
@@ -231,7 +221,7 @@ func landed(ctx context.Context, tx *sql.Tx, m *mutation, rec *Record, merged bo
 		return err
 	}
 	for _, l := range later {
-		if merged && l.Op == OpUpsert && m.Op == OpUpsert {
+		if merged && l.Op == schema.MutationUpsert && m.Op == schema.MutationUpsert {
 			if l.Data, err = rebaseFields(m.Data, l.Data, rec.Data); err != nil {
 				return err
 			}

@@ -89,7 +89,7 @@ func (c *Client) addPhoto(ctx context.Context, photoID, visitID string, body io.
 			ON CONFLICT (sha256) DO NOTHING`, sum, contentType, size, now); err != nil {
 			return err
 		}
-		released, err = queue(ctx, tx, now, schema.Photos, photoID, OpUpsert, data, sum)
+		released, err = queue(ctx, tx, now, schema.Photos, photoID, schema.MutationUpsert, data, sum)
 		return err
 	})
 	if err != nil {

@@ -7,25 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
 
 // Record is a record as the device sees it: the server's envelope, with
 // the device's own pending change laid over it.
+//
+// Its Version is the server's version the device last saw, 0 for a record
+// created here and not pushed yet; Data is nil when the record is deleted
+// (Get and List never return a deleted one).
 type Record struct {
-	Collection schema.Collection `json:"collection"`
-	ID         string            `json:"id"`
-	// Version is the server's version the device last saw; 0 for a record
-	// created here and not pushed yet.
-	Version int64 `json:"version"`
-	// Deleted is set on a deleted record (Get and List never return one).
-	Deleted   bool      `json:"deleted"`
-	UpdatedAt time.Time `json:"updated_at"`
-	UpdatedBy string    `json:"updated_by"`
-	// Data is the record's fields as JSON; nil when deleted.
-	Data json.RawMessage `json:"data"`
+	schema.Envelope
 	// Pending is set when Data is a local change not yet answered by the
 	// server.
 	Pending bool `json:"-"`
@@ -51,7 +44,7 @@ func (c *Client) Put(ctx context.Context, coll schema.Collection, id string, dat
 	if err != nil {
 		return fmt.Errorf("fieldsync.Put: %w", err)
 	}
-	return c.change(ctx, "fieldsync.Put", coll, id, OpUpsert, raw, "")
+	return c.change(ctx, "fieldsync.Put", coll, id, schema.MutationUpsert, raw, "")
 }
 
 // Delete records a local delete of a record. It returns ErrNotFound when the
@@ -61,12 +54,12 @@ func (c *Client) Delete(ctx context.Context, coll schema.Collection, id string) 
 	if err := checkAddress(coll, id); err != nil {
 		return fmt.Errorf("fieldsync.Delete: %w", err)
 	}
-	return c.change(ctx, "fieldsync.Delete", coll, id, OpDelete, nil, "")
+	return c.change(ctx, "fieldsync.Delete", coll, id, schema.MutationDelete, nil, "")
 }
 
 // change queues a change in one transaction and removes the photo files it
 // released.
-func (c *Client) change(ctx context.Context, op string, coll schema.Collection, id, mop string, data json.RawMessage, hold string) error {
+func (c *Client) change(ctx context.Context, op string, coll schema.Collection, id string, mop schema.MutationOp, data json.RawMessage, hold string) error {
 	var released []string
 	err := c.db.write(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -133,10 +126,10 @@ func (c *Client) records(ctx context.Context, coll schema.Collection, id string)
 	for _, m := range pending {
 		r := byID[m.ID]
 		if r == nil {
-			r = &Record{Collection: coll, ID: m.ID}
+			r = &Record{Envelope: schema.Envelope{Collection: coll, ID: m.ID}}
 			byID[m.ID] = r
 		}
-		r.Pending, r.Deleted, r.Data = true, m.Op == OpDelete, m.Data
+		r.Pending, r.Deleted, r.Data = true, m.Op == schema.MutationDelete, m.Data
 	}
 	list := make([]Record, 0, len(byID))
 	for _, r := range byID {

@@ -16,12 +16,11 @@ type Conflict struct {
 	MutationID string
 	Collection schema.Collection
 	ID         string
-	// Op is OpUpsert or OpDelete.
-	Op string
+	Op         schema.MutationOp
 	// Local is the data the device pushed; nil for a delete.
 	Local json.RawMessage
-	// Server is the server's current record.
-	Server Record
+	// Server is the server's current envelope.
+	Server schema.Envelope
 	// Requeued is set when the resolver queued the local change again.
 	Requeued bool
 	// At is when the device received the answer.
@@ -52,7 +51,7 @@ func ServerWins(context.Context, Conflict) (Resolution, error) { return Resoluti
 // LocalWins is a Resolver that pushes the local change again on top of the
 // server's version, so that the device's last write wins.
 func LocalWins(_ context.Context, c Conflict) (Resolution, error) {
-	if c.Op == OpDelete {
+	if c.Op == schema.MutationDelete {
 		return Resolution{Delete: true}, nil
 	}
 	return Resolution{Data: c.Local}, nil

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver of the local store
+
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // The local store's tables:
@@ -185,7 +187,7 @@ func setCheckpoint(ctx context.Context, tx *sql.Tx, cp string) error {
 // version again replaces the stored one only with replaceSame: an envelope
 // does (it carries the server-owned fields the device could not know), the
 // answer to an upsert that changed nothing does not.
-func putRecord(ctx context.Context, tx *sql.Tx, r *Record, replaceSame bool) error {
+func putRecord(ctx context.Context, tx *sql.Tx, r *schema.Envelope, replaceSame bool) error {
 	var data []byte
 	if !r.Deleted && !isNull(r.Data) {
 		data = r.Data

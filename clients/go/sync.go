@@ -86,23 +86,6 @@ func (c *Client) Sync(ctx context.Context) (SyncReport, error) {
 	return rep, nil
 }
 
-// pushResult is the answer to one mutation.
-type pushResult struct {
-	MutationID string        `json:"mutation_id"`
-	Status     string        `json:"status"`
-	Version    int64         `json:"version"`
-	Record     *Record       `json:"record"`
-	Error      *schema.Error `json:"error"`
-}
-
-// Push statuses.
-const (
-	statusApplied  = "applied"
-	statusMerged   = "merged"
-	statusConflict = "conflict"
-	statusRejected = "rejected"
-)
-
 // push sends the outbox as it was when the push began, plus what the
 // resolver queues, batch by batch.
 func (c *Client) push(ctx context.Context, rep *SyncReport) error {
@@ -116,10 +99,16 @@ func (c *Client) push(ctx context.Context, rep *SyncReport) error {
 		if err != nil || len(batch) == 0 {
 			return err
 		}
-		var resp struct {
-			Results []pushResult `json:"results"`
+		muts := make([]schema.Mutation, len(batch))
+		for i := range batch {
+			muts[i] = batch[i].Mutation
 		}
-		err = c.api.call(ctx, "push", "/v1/sync/push", map[string]any{"device_id": c.cfg.DeviceID, "mutations": batch}, &resp, rep)
+		req, err := schema.NewPushRequest(c.cfg.DeviceID, muts)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		var resp schema.PushResponse
+		err = c.api.call(ctx, "push", "/v1/sync/push", req, &resp, rep)
 		var re *ResponseError
 		if errors.As(err, &re) && re.Status == http.StatusRequestEntityTooLarge {
 			// Too large for the server: halve the batches; a single
@@ -128,7 +117,7 @@ func (c *Client) push(ctx context.Context, rep *SyncReport) error {
 				size = len(batch) / 2
 				continue
 			}
-			resp.Results, err = []pushResult{{MutationID: batch[0].MutationID, Status: statusRejected, Error: re.Err}}, nil
+			resp.Results, err = []schema.PushResult{{MutationID: batch[0].MutationID, Status: schema.PushRejected, Error: re.Err}}, nil
 		}
 		if err != nil {
 			return err
@@ -151,8 +140,8 @@ func (c *Client) push(ctx context.Context, rep *SyncReport) error {
 // The resolver is asked first, outside it. It reports whether the resolver
 // queued anything, and fails when the resolver failed or a mutation got no
 // answer it understands: those stay in the outbox for the next Sync.
-func (c *Client) answer(ctx context.Context, batch []mutation, results []pushResult, rep *SyncReport) (requeued bool, err error) {
-	byID := make(map[string]*pushResult, len(results))
+func (c *Client) answer(ctx context.Context, batch []mutation, results []schema.PushResult, rep *SyncReport) (requeued bool, err error) {
+	byID := make(map[string]*schema.PushResult, len(results))
 	for i := range results {
 		byID[results[i].MutationID] = &results[i]
 	}
@@ -161,7 +150,7 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []pushRes
 	for i := range batch {
 		m := &batch[i]
 		res := byID[m.MutationID]
-		if res == nil || res.Status != statusConflict || res.Record == nil {
+		if res == nil || res.Status != schema.PushConflict || res.Record == nil {
 			continue
 		}
 		r, err := c.resolve(ctx, Conflict{MutationID: m.MutationID, Collection: m.Collection, ID: m.ID, Op: m.Op,
@@ -185,11 +174,11 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []pushRes
 				continue
 			}
 			switch res.Status {
-			case statusApplied, statusMerged:
+			case schema.PushApplied, schema.PushMerged:
 				if err := stored(ctx, tx, m, res, &counts); err != nil {
 					return err
 				}
-			case statusConflict:
+			case schema.PushConflict:
 				r, ok := resolutions[m.MutationID]
 				if !ok && res.Record != nil {
 					continue // the resolver failed: ask again next time
@@ -203,7 +192,7 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []pushRes
 					counts.Requeued++
 					requeued = true
 				}
-			case statusRejected:
+			case schema.PushRejected:
 				if err := dropMutation(ctx, tx, m); err != nil {
 					return err
 				}
@@ -233,13 +222,13 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []pushRes
 }
 
 // stored stores the version (and the merged record) a write produced.
-func stored(ctx context.Context, tx *sql.Tx, m *mutation, res *pushResult, counts *SyncReport) error {
-	merged := res.Status == statusMerged && res.Record != nil
+func stored(ctx context.Context, tx *sql.Tx, m *mutation, res *schema.PushResult, counts *SyncReport) error {
+	merged := res.Status == schema.PushMerged && res.Record != nil
 	rec := res.Record
 	if !merged {
-		rec = &Record{Collection: m.Collection, ID: m.ID, Version: res.Version, Deleted: m.Op == OpDelete, Data: m.Data}
+		rec = &schema.Envelope{Collection: m.Collection, ID: m.ID, Version: res.Version, Deleted: m.Op == schema.MutationDelete, Data: m.Data}
 	}
-	if res.Status == statusMerged {
+	if res.Status == schema.PushMerged {
 		counts.Merged++
 	} else {
 		counts.Applied++
@@ -252,7 +241,7 @@ func stored(ctx context.Context, tx *sql.Tx, m *mutation, res *pushResult, count
 
 // conflicted stores the server's record of a conflict, keeps the conflict
 // and queues what the resolver decided; it reports whether it queued.
-func conflicted(ctx context.Context, tx *sql.Tx, now string, m *mutation, res *pushResult, r Resolution) (bool, error) {
+func conflicted(ctx context.Context, tx *sql.Tx, now string, m *mutation, res *schema.PushResult, r Resolution) (bool, error) {
 	k := Conflict{MutationID: m.MutationID, Collection: m.Collection, ID: m.ID, Op: m.Op, Local: m.Data}
 	if res.Record != nil {
 		k.Server = *res.Record
@@ -273,12 +262,12 @@ func conflicted(ctx context.Context, tx *sql.Tx, now string, m *mutation, res *p
 		if err != nil {
 			return false, err
 		}
-		if err := insertMutation(ctx, tx, now, m.Collection, m.ID, OpUpsert, base, data, ""); err != nil {
+		if err := insertMutation(ctx, tx, now, m.Collection, m.ID, schema.MutationUpsert, base, data, ""); err != nil {
 			return false, err
 		}
 		k.Requeued = true
 	case r.Delete && !k.Server.Deleted:
-		if err := insertMutation(ctx, tx, now, m.Collection, m.ID, OpDelete, base, nil, ""); err != nil {
+		if err := insertMutation(ctx, tx, now, m.Collection, m.ID, schema.MutationDelete, base, nil, ""); err != nil {
 			return false, err
 		}
 		k.Requeued = true
@@ -293,12 +282,8 @@ func (c *Client) pull(ctx context.Context, rep *SyncReport) error {
 		if err != nil {
 			return fmt.Errorf("local store: %w", err)
 		}
-		var page struct {
-			Changes    []*Record `json:"changes"`
-			Checkpoint string    `json:"checkpoint"`
-			HasMore    bool      `json:"has_more"`
-		}
-		if err := c.api.call(ctx, "pull", "/v1/sync/pull", map[string]any{"checkpoint": cp, "limit": c.cfg.PullLimit}, &page, rep); err != nil {
+		var page schema.PullResponse
+		if err := c.api.call(ctx, "pull", "/v1/sync/pull", schema.PullRequest{Checkpoint: cp, Limit: c.cfg.PullLimit}, &page, rep); err != nil {
 			return err
 		}
 		err = c.db.write(ctx, func(tx *sql.Tx) error {

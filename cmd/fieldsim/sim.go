@@ -714,11 +714,9 @@ func newAdminAPI(ctx context.Context, cfg Config) (*adminAPI, error) {
 // login signs a user in for raw API calls.
 func login(ctx context.Context, url, username, password string) (*adminAPI, error) {
 	a := &adminAPI{url: url, http: &http.Client{Timeout: 30 * time.Second}}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
+	var tok schema.TokenResponse
 	status, err := a.call(ctx, http.MethodPost, "/v1/auth/login",
-		map[string]string{"username": username, "password": password, "device_id": "fieldsim-verify"}, &tok)
+		schema.LoginRequest{Username: username, Password: password, DeviceID: "fieldsim-verify"}, &tok)
 	if err != nil {
 		return nil, err
 	}

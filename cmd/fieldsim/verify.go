@@ -16,15 +16,6 @@ import (
 	"github.com/fieldsync/fieldsync/schema"
 )
 
-// envelope is a record as pulled from the server.
-type envelope struct {
-	Collection schema.Collection `json:"collection"`
-	ID         string            `json:"id"`
-	Version    int64             `json:"version"`
-	Deleted    bool              `json:"deleted"`
-	Data       json.RawMessage   `json:"data"`
-}
-
 // Verify checks a run's outcome against the server (which must be quiet:
 // no device may still be syncing) and returns an error listing every
 // mismatch:
@@ -197,17 +188,13 @@ func lines(ls []schema.OrderLine) string {
 
 // pullAll pulls every record from an empty checkpoint and returns them by
 // "collection/id", with the keys that came more than once.
-func pullAll(ctx context.Context, a *adminAPI) (map[string]envelope, []string, error) {
-	all := map[string]envelope{}
+func pullAll(ctx context.Context, a *adminAPI) (map[string]*schema.Envelope, []string, error) {
+	all := map[string]*schema.Envelope{}
 	var twice []string
 	checkpoint := ""
 	for {
-		var page struct {
-			Changes    []envelope `json:"changes"`
-			Checkpoint string     `json:"checkpoint"`
-			HasMore    bool       `json:"has_more"`
-		}
-		if _, err := a.call(ctx, http.MethodPost, "/v1/sync/pull", map[string]any{"checkpoint": checkpoint, "limit": 1000}, &page); err != nil {
+		var page schema.PullResponse
+		if _, err := a.call(ctx, http.MethodPost, "/v1/sync/pull", schema.PullRequest{Checkpoint: checkpoint, Limit: 1000}, &page); err != nil {
 			return nil, nil, err
 		}
 		for _, e := range page.Changes {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // startFerretDB runs an embedded FerretDB on a loopback port for one test
@@ -49,7 +49,7 @@ func TestRunsOnMongoDB(t *testing.T) {
 	for _, r := range c.push(t,
 		mutation("m-1", "territories", "t-1", 0, map[string]any{"name": "One", "region": "R"}),
 		mutation("m-2", "customers", "c-1", 0, map[string]any{"code": "C1", "name": "Shop", "territory_id": "t-1", "grade": "A"})) {
-		require.Equal(t, "applied", r.Status, "%+v", r)
+		require.Equal(t, schema.PushApplied, r.Status, "%+v", r)
 	}
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
@@ -57,7 +57,7 @@ func TestRunsOnMongoDB(t *testing.T) {
 	p = startBinary(t, dir, env...)
 	base = "http://" + p.addr
 	c = client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
-	var out sync.PullResponse
+	var out schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &out))
 	var ids []string
 	for _, ch := range out.Changes {

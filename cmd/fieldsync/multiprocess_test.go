@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
@@ -53,8 +53,8 @@ func signIn(t *testing.T, base, user, password string) string {
 	return out.AccessToken
 }
 
-func (c client) push(t *testing.T, mutations ...map[string]any) []sync.PushResult {
-	var out sync.PushResponse
+func (c client) push(t *testing.T, mutations ...map[string]any) []schema.PushResult {
+	var out schema.PushResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/push", map[string]any{"device_id": "d", "mutations": mutations}, &out))
 	return out.Results
 }
@@ -90,7 +90,7 @@ func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
 	for _, r := range admin.push(t,
 		mutation("seed-1", "territories", "t-1", 0, map[string]any{"name": "One", "region": "R"}),
 		mutation("seed-2", "territories", "t-2", 0, map[string]any{"name": "Two", "region": "R"})) {
-		require.Equal(t, "applied", r.Status)
+		require.Equal(t, schema.PushApplied, r.Status)
 	}
 
 	const customers, rounds = 8, 60
@@ -151,7 +151,7 @@ func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
 	readers := []*reader{{name: "admin", password: "admin-password-1"}, {name: "rep1", password: "rep1-password"},
 		{name: "rep2", password: "rep2-password"}, {name: "mgr", password: "mgr-password"}}
 	pull := func(r *reader, base string) bool {
-		var out sync.PullResponse
+		var out schema.PullResponse
 		status := client{base: base, token: r.token}.post(t, "/v1/sync/pull", map[string]any{"checkpoint": r.checkpoint, "limit": 3}, &out)
 		require.Equal(t, http.StatusOK, status)
 		r.replica.Apply(out.Changes)

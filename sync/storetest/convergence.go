@@ -24,7 +24,7 @@ var Secret = []byte("storetest-secret-storetest-secret-0123456789")
 type Replica map[string]int64
 
 // Apply folds a page of changes into the replica.
-func (r Replica) Apply(changes []*sync.Envelope) {
+func (r Replica) Apply(changes []*schema.Envelope) {
 	for _, ch := range changes {
 		key := string(ch.Collection) + "/" + ch.ID
 		switch {
@@ -40,7 +40,7 @@ func (r Replica) Apply(changes []*sync.Envelope) {
 func PullAll(tb testing.TB, e *sync.Engine, p schema.Principal, checkpoint string, limit int, into Replica) string {
 	tb.Helper()
 	for range 100000 {
-		resp, err := e.Pull(context.Background(), p, &sync.PullRequest{Checkpoint: checkpoint, Limit: limit})
+		resp, err := e.Pull(context.Background(), p, &schema.PullRequest{Checkpoint: checkpoint, Limit: limit})
 		require.NoError(tb, err)
 		into.Apply(resp.Changes)
 		checkpoint = resp.Checkpoint
@@ -118,13 +118,13 @@ func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds 
 	admin := principal("admin")
 	seed := []json.RawMessage{}
 	for _, tid := range []string{"t-1", "t-2", "t-3"} {
-		seed = append(seed, mutation("seed-"+tid, schema.Territories, tid, sync.OpUpsert, 0, map[string]any{"name": tid, "region": "r"}))
+		seed = append(seed, mutation("seed-"+tid, schema.Territories, tid, schema.MutationUpsert, 0, map[string]any{"name": tid, "region": "r"}))
 	}
-	seed = append(seed, mutation("seed-p", schema.Products, "p-1", sync.OpUpsert, 0, map[string]any{"sku": "S1", "name": "Soap", "unit": "each", "price": 250, "active": true}))
-	res, err := engines[0].Push(ctx, admin, &sync.PushRequest{Mutations: seed})
+	seed = append(seed, mutation("seed-p", schema.Products, "p-1", schema.MutationUpsert, 0, map[string]any{"sku": "S1", "name": "Soap", "unit": "each", "price": 250, "active": true}))
+	res, err := engines[0].Push(ctx, admin, &schema.PushRequest{Mutations: seed})
 	require.NoError(t, err)
 	for _, r := range res.Results {
-		require.Equal(t, sync.StatusApplied, r.Status, "%+v", r)
+		require.Equal(t, schema.PushApplied, r.Status, "%+v", r)
 	}
 
 	type writer struct {
@@ -148,23 +148,23 @@ func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds 
 			id := fmt.Sprintf("c-%d", n)
 			switch v := versions[n]; {
 			case v == 0 || v < 0:
-				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, sync.OpUpsert, max(v, 0), customer(rng, n))}
+				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, schema.MutationUpsert, max(v, 0), customer(rng, n))}
 			case rng.IntN(6) == 0:
-				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, sync.OpDelete, v, nil)}
+				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, schema.MutationDelete, v, nil)}
 			default: // an update, often a territory move
-				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, sync.OpUpsert, v, customer(rng, n))}
+				return []json.RawMessage{mutation(fmt.Sprintf("a-%d", i), schema.Customers, id, schema.MutationUpsert, v, customer(rng, n))}
 			}
 		}},
 		{"rep1", repWriter("c", customers)},
 		{"rep3", repWriter("c", customers)},
 		{"mgr", func(rng *rand.Rand, e *sync.Engine, i int) []json.RawMessage {
 			rep := []string{"u-rep1", "u-rep2", "u-rep3"}[rng.IntN(3)]
-			return []json.RawMessage{mutation(fmt.Sprintf("m-%d", i), schema.RoutePlans, fmt.Sprintf("rp-%d", rng.IntN(4)), sync.OpUpsert, 0, map[string]any{
+			return []json.RawMessage{mutation(fmt.Sprintf("m-%d", i), schema.RoutePlans, fmt.Sprintf("rp-%d", rng.IntN(4)), schema.MutationUpsert, 0, map[string]any{
 				"rep_id": rep, "date": "2026-11-23", "stops": []any{map[string]any{"customer_id": fmt.Sprintf("c-%d", rng.IntN(customers)), "position": 1, "status": "planned"}},
 			})}
 		}},
 		{"dist", func(rng *rand.Rand, e *sync.Engine, i int) []json.RawMessage {
-			return []json.RawMessage{mutation(fmt.Sprintf("d-%d", i), schema.Orders, fmt.Sprintf("o-d-%d", i), sync.OpUpsert, 0, map[string]any{
+			return []json.RawMessage{mutation(fmt.Sprintf("d-%d", i), schema.Orders, fmt.Sprintf("o-d-%d", i), schema.MutationUpsert, 0, map[string]any{
 				"customer_id": fmt.Sprintf("c-%d", rng.IntN(customers)), "status": "draft",
 				"lines": []any{map[string]any{"product_id": "p-1", "quantity": 2, "unit_price": 250}},
 			})}
@@ -182,7 +182,7 @@ func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds 
 			for i := range rounds {
 				e := engines[i%len(engines)]
 				batch := w.fn(rng, e, i)
-				resp, err := e.Push(ctx, p, &sync.PushRequest{DeviceID: "dev-" + w.name, Mutations: batch})
+				resp, err := e.Push(ctx, p, &schema.PushRequest{DeviceID: "dev-" + w.name, Mutations: batch})
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -222,7 +222,7 @@ func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds 
 				default:
 				}
 				e := engines[(i+ri)%len(engines)]
-				resp, err := e.Pull(ctx, principal(r.name), &sync.PullRequest{Checkpoint: r.cp, Limit: 3})
+				resp, err := e.Pull(ctx, principal(r.name), &schema.PullRequest{Checkpoint: r.cp, Limit: 3})
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -252,7 +252,7 @@ func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds 
 func repWriter(prefix string, customers int) func(rng *rand.Rand, e *sync.Engine, i int) []json.RawMessage {
 	return func(rng *rand.Rand, e *sync.Engine, i int) []json.RawMessage {
 		id := fmt.Sprintf("v-%d-%d", rng.Uint32(), i)
-		return []json.RawMessage{mutation("rw-"+id, schema.Visits, id, sync.OpUpsert, 0, map[string]any{
+		return []json.RawMessage{mutation("rw-"+id, schema.Visits, id, schema.MutationUpsert, 0, map[string]any{
 			"customer_id": fmt.Sprintf("%s-%d", prefix, rng.IntN(customers)),
 			"check_in":    map[string]any{"at": "2026-11-23T09:00:00Z", "lat": 52.5, "lng": 13.4},
 		})}
@@ -260,17 +260,17 @@ func repWriter(prefix string, customers int) func(rng *rand.Rand, e *sync.Engine
 }
 
 // trackAdmin keeps the admin writer's idea of its customers' versions.
-func trackAdmin(res sync.PushResult, raw json.RawMessage, versions []int64) {
-	var m sync.Mutation
+func trackAdmin(res schema.PushResult, raw json.RawMessage, versions []int64) {
+	var m schema.Mutation
 	json.Unmarshal(raw, &m)
 	var n int
 	fmt.Sscanf(m.ID, "c-%d", &n)
 	switch {
-	case res.Status == sync.StatusApplied && m.Op == sync.OpDelete:
+	case res.Status == schema.PushApplied && m.Op == schema.MutationDelete:
 		versions[n] = -res.Version // recreate from the tombstone next
-	case res.Status == sync.StatusApplied || res.Status == sync.StatusMerged:
+	case res.Status == schema.PushApplied || res.Status == schema.PushMerged:
 		versions[n] = res.Version
-	case res.Status == sync.StatusConflict:
+	case res.Status == schema.PushConflict:
 		versions[n] = res.Record.Version
 		if res.Record.Deleted {
 			versions[n] = -res.Record.Version
@@ -279,7 +279,7 @@ func trackAdmin(res sync.PushResult, raw json.RawMessage, versions []int64) {
 }
 
 // mutation builds one raw mutation.
-func mutation(mid string, c schema.Collection, id, op string, base int64, data any) json.RawMessage {
+func mutation(mid string, c schema.Collection, id string, op schema.MutationOp, base int64, data any) json.RawMessage {
 	m := map[string]any{"mutation_id": mid, "collection": c, "id": id, "op": op, "base_version": base}
 	if data != nil {
 		m["data"] = data

@@ -142,7 +142,7 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Summary, error) {
 	}
 	plans := d.routePlans(cfg, repIDs)
 	sum.RoutePlans = len(plans)
-	for _, ms := range [][]mutation{d.customers, d.products, d.priceLists, plans} {
+	for _, ms := range [][]schema.Mutation{d.customers, d.products, d.priceLists, plans} {
 		if err := a.push(ctx, &sum, ms); err != nil {
 			return sum, fmt.Errorf("%s: %w", op, err)
 		}
@@ -161,19 +161,9 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Summary, error) {
 	return sum, nil
 }
 
-// mutation is one upsert of the push API.
-type mutation struct {
-	MutationID  string            `json:"mutation_id"`
-	Collection  schema.Collection `json:"collection"`
-	ID          string            `json:"id"`
-	Op          string            `json:"op"`
-	BaseVersion int64             `json:"base_version"`
-	Data        json.RawMessage   `json:"data"`
-}
-
 // create returns the mutation that creates a record. Its id is a hash of
 // the record, so the same record is always the same mutation.
-func create(coll schema.Collection, id string, data any) mutation {
+func create(coll schema.Collection, id string, data any) schema.Mutation {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		panic(err) // the records are plain structs
@@ -181,7 +171,7 @@ func create(coll schema.Collection, id string, data any) mutation {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s/%s\n", coll, id)
 	h.Write(raw)
-	return mutation{MutationID: "seed-" + hex.EncodeToString(h.Sum(nil))[:32], Collection: coll, ID: id, Op: "upsert", Data: raw}
+	return schema.Mutation{MutationID: "seed-" + hex.EncodeToString(h.Sum(nil))[:32], Collection: coll, ID: id, Op: schema.MutationUpsert, Data: raw}
 }
 
 // user is a user to create.
@@ -194,7 +184,7 @@ type user struct {
 // dataset is the generated records, except the route plans, which need the
 // reps' ids.
 type dataset struct {
-	territories, customers, products, priceLists []mutation
+	territories, customers, products, priceLists []schema.Mutation
 	users                                        []user
 	byTerritory                                  [][]string // customer ids per territory
 }
@@ -326,9 +316,9 @@ func generate(cfg Config) *dataset {
 // stops at the customers of the rep's territory. A plan's stops depend
 // only on the seed, the rep and the date, so runs on later days add the
 // new days and leave the others as they were.
-func (d *dataset) routePlans(cfg Config, repIDs map[string]string) []mutation {
+func (d *dataset) routePlans(cfg Config, repIDs map[string]string) []schema.Mutation {
 	today := cfg.Now()
-	var out []mutation
+	var out []schema.Mutation
 	for _, u := range d.users {
 		if u.role != schema.RoleRep {
 			continue
@@ -431,14 +421,15 @@ func (a *adminSession) call(ctx context.Context, method, path, token string, in,
 
 // login signs a user in and returns its access token and user id.
 func (a *adminSession) login(ctx context.Context, username, password string) (token, id string, err error) {
-	var ans struct {
-		AccessToken string `json:"access_token"`
-		User        struct {
-			ID string `json:"id"`
-		} `json:"user"`
+	var ans schema.TokenResponse
+	_, err = a.call(ctx, "POST", "/v1/auth/login", "", schema.LoginRequest{Username: username, Password: password, DeviceID: DeviceID}, &ans)
+	if err != nil {
+		return "", "", err
 	}
-	_, err = a.call(ctx, "POST", "/v1/auth/login", "", map[string]string{"username": username, "password": password, "device_id": DeviceID}, &ans)
-	return ans.AccessToken, ans.User.ID, err
+	if ans.User == nil {
+		return "", "", errors.New("the sign-in answer names no user")
+	}
+	return ans.AccessToken, ans.User.ID, nil
 }
 
 // asAdmin is call with the admin's token.
@@ -478,23 +469,18 @@ func (a *adminSession) ensureUser(ctx context.Context, u user, password string) 
 	return id, false, nil
 }
 
-// pushResult is the server's answer to one mutation.
-type pushResult struct {
-	MutationID string        `json:"mutation_id"`
-	Status     string        `json:"status"`
-	Error      *schema.Error `json:"error"`
-}
-
 // push sends mutations in batches of at most MaxBatch and counts the
 // answers.
-func (a *adminSession) push(ctx context.Context, sum *Summary, ms []mutation) error {
+func (a *adminSession) push(ctx context.Context, sum *Summary, ms []schema.Mutation) error {
 	for len(ms) > 0 {
 		batch := ms[:min(len(ms), MaxBatch)]
 		ms = ms[len(batch):]
-		var ans struct {
-			Results []pushResult `json:"results"`
+		req, err := schema.NewPushRequest(DeviceID, batch)
+		if err != nil {
+			return err
 		}
-		if _, err := a.asAdmin(ctx, "POST", "/v1/sync/push", map[string]any{"device_id": DeviceID, "mutations": batch}, &ans); err != nil {
+		var ans schema.PushResponse
+		if _, err := a.asAdmin(ctx, "POST", "/v1/sync/push", req, &ans); err != nil {
 			return err
 		}
 		if len(ans.Results) != len(batch) {
@@ -504,9 +490,9 @@ func (a *adminSession) push(ctx context.Context, sum *Summary, ms []mutation) er
 		sum.Mutations += len(batch)
 		for i, r := range ans.Results {
 			switch r.Status {
-			case "applied", "merged":
+			case schema.PushApplied, schema.PushMerged:
 				sum.Applied++
-			case "conflict":
+			case schema.PushConflict:
 				sum.Conflicts++
 			default:
 				sum.Rejected++
