@@ -18,7 +18,6 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
-	"github.com/fieldsync/fieldsync/sync"
 )
 
 // BenchmarkCoveragePage renders the console's coverage page (its table),
@@ -47,10 +46,10 @@ func BenchmarkCoveragePage(b *testing.B) {
 				raw[i], err = json.Marshal(m)
 				require.NoError(b, err)
 			}
-			resp, err := srv.Engine.Push(ctx, p, &sync.PushRequest{DeviceID: "bench", Mutations: raw})
+			resp, err := srv.Engine.Push(ctx, p, &schema.PushRequest{DeviceID: "bench", Mutations: raw})
 			require.NoError(b, err)
 			for _, r := range resp.Results {
-				require.Equal(b, sync.StatusApplied, r.Status, "%+v", r.Error)
+				require.Equal(b, schema.PushApplied, r.Status, "%+v", r.Error)
 			}
 			muts = muts[n:]
 		}

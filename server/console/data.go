@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 )
 
 // dataCollections are the collections admins import and export.
@@ -19,9 +18,9 @@ var dataCollections = []schema.Collection{schema.Territories, schema.Customers, 
 
 // current reads, through the engine's pull as the viewer, the current
 // records of one collection that the viewer may read.
-func (c *Console) current(ctx context.Context, p schema.Principal, coll schema.Collection) ([]*sync.Envelope, error) {
-	latest := map[string]*sync.Envelope{}
-	req := &sync.PullRequest{Limit: 500}
+func (c *Console) current(ctx context.Context, p schema.Principal, coll schema.Collection) ([]*schema.Envelope, error) {
+	latest := map[string]*schema.Envelope{}
+	req := &schema.PullRequest{Limit: 500}
 	for {
 		page, err := c.engine.Pull(ctx, p, req)
 		if err != nil {
@@ -37,13 +36,13 @@ func (c *Console) current(ctx context.Context, p schema.Principal, coll schema.C
 		}
 		req.Checkpoint = page.Checkpoint
 	}
-	out := make([]*sync.Envelope, 0, len(latest))
+	out := make([]*schema.Envelope, 0, len(latest))
 	for _, e := range latest {
 		if !e.Deleted {
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b *sync.Envelope) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *schema.Envelope) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -100,18 +99,18 @@ func (c *Console) territorySave(ctx *fiber.Ctx) error {
 // pushOne writes one record through the engine's push as p and turns
 // anything but applied or merged into an error.
 func (c *Console) pushOne(ctx context.Context, p schema.Principal, coll schema.Collection, id string, base int64, data json.RawMessage) error {
-	m, err := json.Marshal(sync.Mutation{MutationID: uuid.NewString(), Collection: coll, ID: id, Op: sync.OpUpsert, BaseVersion: base, Data: data})
+	m, err := json.Marshal(schema.Mutation{MutationID: uuid.NewString(), Collection: coll, ID: id, Op: schema.MutationUpsert, BaseVersion: base, Data: data})
 	if err != nil {
 		return err
 	}
-	res, err := c.engine.Push(ctx, p, &sync.PushRequest{DeviceID: consoleDevice, Mutations: []json.RawMessage{m}})
+	res, err := c.engine.Push(ctx, p, &schema.PushRequest{DeviceID: consoleDevice, Mutations: []json.RawMessage{m}})
 	if err != nil {
 		return err
 	}
 	switch r := res.Results[0]; r.Status {
-	case sync.StatusApplied, sync.StatusMerged:
+	case schema.PushApplied, schema.PushMerged:
 		return nil
-	case sync.StatusConflict:
+	case schema.PushConflict:
 		return schema.Errorf(schema.CodeConflict, "the record changed meanwhile; reload and try again")
 	default:
 		return r.Error
