@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // chromiumPath finds the system Chromium. Under CI=true a missing
@@ -134,7 +136,7 @@ func startConsole(t *testing.T) *consoleFixture {
 		mutation("m-r3", "route_plans", "rp-3", 0, map[string]any{"rep_id": f.reps["rep3"], "date": consoleDay, "stops": stops("c-9")}),
 	}
 	for i, r := range f.admin.push(t, seed...) {
-		require.Equal(t, "applied", r.Status, "seed %d: %+v", i, r.Error)
+		require.Equal(t, schema.PushApplied, r.Status, "seed %d: %+v", i, r.Error)
 	}
 	visit := func(id, customer, at, out string, lat, lng float64) map[string]any {
 		return mutation("m-"+id, "visits", id, 0, map[string]any{"customer_id": customer,
@@ -149,11 +151,11 @@ func startConsole(t *testing.T) *consoleFixture {
 		mutation("m-o1", "orders", "o-1", 0, map[string]any{"customer_id": "c-1", "visit_id": "v-1", "status": "submitted",
 			"lines": []map[string]any{{"product_id": "p-1", "quantity": 4, "unit_price": 1250}}}),
 	) {
-		require.Equal(t, "applied", r.Status, "rep1 %d: %+v", i, r.Error)
+		require.Equal(t, schema.PushApplied, r.Status, "rep1 %d: %+v", i, r.Error)
 	}
 	rep2 := client{base: f.base, token: signIn(t, f.base, "rep2", consolePassword)}
 	for i, r := range rep2.push(t, visit("v-4", "c-3", "11:00", "11:45", 52.5200, 13.4200)) {
-		require.Equal(t, "applied", r.Status, "rep2 %d: %+v", i, r.Error)
+		require.Equal(t, schema.PushApplied, r.Status, "rep2 %d: %+v", i, r.Error)
 	}
 	return f
 }
