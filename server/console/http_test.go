@@ -1,7 +1,14 @@
 package console_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,10 +16,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
@@ -100,4 +109,101 @@ func TestConsoleSignInNeedsItsFormToken(t *testing.T) {
 			assert.Empty(t, resp.Header.Values("Set-Cookie"), "no session")
 		})
 	}
+}
+
+// A photo's thumbnail and its place in the gallery reach the managers of
+// its territory and nobody else.
+func TestConsolePhotosAreScoped(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	admin, err := srv.Store.UserByName(ctx, servertest.AdminName)
+	require.NoError(t, err)
+	users := map[string]*schema.User{}
+	for _, u := range []struct {
+		name string
+		role schema.Role
+		t    string
+	}{{"rep1", schema.RoleRep, "t-1"}, {"mgr1", schema.RoleManager, "t-1"}, {"mgr2", schema.RoleManager, "t-2"}} {
+		nu, err := server.NewUser(u.name, "password-"+u.name, u.role, []string{u.t}, "", time.Now())
+		require.NoError(t, err)
+		require.NoError(t, srv.Store.CreateUser(ctx, nu))
+		users[u.name] = nu
+	}
+	push := func(p schema.Principal, coll schema.Collection, id string, data map[string]any) {
+		t.Helper()
+		body, err := json.Marshal(data)
+		require.NoError(t, err)
+		m, err := json.Marshal(schema.Mutation{MutationID: "m-" + id, Collection: coll, ID: id, Op: schema.MutationUpsert, Data: body})
+		require.NoError(t, err)
+		res, err := srv.Engine.Push(ctx, p, &schema.PushRequest{DeviceID: "d", Mutations: []json.RawMessage{m}})
+		require.NoError(t, err)
+		require.Equal(t, schema.PushApplied, res.Results[0].Status, "%+v", res.Results[0].Error)
+	}
+	ap, rp := admin.Principal("d", ""), users["rep1"].Principal("d", "")
+	push(ap, schema.Territories, "t-1", map[string]any{"name": "One", "region": "R"})
+	push(ap, schema.Territories, "t-2", map[string]any{"name": "Two", "region": "R"})
+	push(ap, schema.Customers, "c-1", map[string]any{"code": "C1", "name": "Shop", "territory_id": "t-1", "grade": "A", "lat": 52.5, "lng": 13.4})
+	today := time.Now().UTC().Truncate(time.Minute)
+	push(rp, schema.Visits, "v-1", map[string]any{"customer_id": "c-1", "check_in": map[string]any{"at": today.Format(time.RFC3339), "lat": 52.5, "lng": 13.4}})
+
+	var img bytes.Buffer
+	require.NoError(t, png.Encode(&img, image.NewGray(image.Rect(0, 0, 400, 300))))
+	sum := fmt.Sprintf("%x", sha256.Sum256(img.Bytes()))
+	push(rp, schema.Photos, "ph-1", map[string]any{"visit_id": "v-1", "sha256": sum, "content_type": "image/png", "size": img.Len()})
+	req, err := http.NewRequest("PUT", srv.URL+"/v1/media/"+sum, bytes.NewReader(img.Bytes()))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+repToken(t, srv.URL))
+	req.Header.Set("Content-Type", "image/png")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	tests := []struct {
+		manager     string
+		thumbStatus int
+		inGallery   bool
+	}{{"mgr1", http.StatusOK, true}, {"mgr2", http.StatusNotFound, false}}
+	for _, tt := range tests {
+		t.Run(tt.manager, func(t *testing.T) {
+			hc := signedIn(t, srv.URL, tt.manager, "password-"+tt.manager)
+			resp, body := get(t, hc, srv.URL+"/console/photos/"+sum+"/thumb")
+			assert.Equal(t, tt.thumbStatus, resp.StatusCode)
+			if tt.thumbStatus == http.StatusOK {
+				assert.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+				cfg, err := jpeg.DecodeConfig(strings.NewReader(body))
+				require.NoError(t, err)
+				assert.Equal(t, [2]int{192, 144}, [2]int{cfg.Width, cfg.Height})
+			}
+			resp, page := get(t, hc, srv.URL+"/console/photos")
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", page)
+			assert.Equal(t, tt.inGallery, strings.Contains(page, sum))
+		})
+	}
+}
+
+func repToken(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/v1/auth/login", "application/json", strings.NewReader(`{"username":"rep1","password":"password-rep1","device_id":"d"}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return out.AccessToken
+}
+
+// signedIn signs in through the console's form.
+func signedIn(t *testing.T, base, user, password string) *http.Client {
+	t.Helper()
+	hc := noRedirects(t)
+	_, body := get(t, hc, base+"/console/login")
+	token := formToken.FindStringSubmatch(body)
+	require.Len(t, token, 2)
+	resp, err := hc.PostForm(base+"/console/login", url.Values{"csrf": {token[1]}, "username": {user}, "password": {password}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	return hc
 }

@@ -13,7 +13,7 @@ import (
 
 // galleryPhoto is one photo of the gallery with who took it where.
 type galleryPhoto struct {
-	dayPhoto
+	Photo         dayPhoto
 	Rep, Customer string
 	TakenAt       *time.Time
 }
@@ -74,7 +74,7 @@ func (c *Console) photosPage(ctx *fiber.Ctx) error {
 					d.Truncated = true
 					return nil
 				}
-				g := galleryPhoto{dayPhoto: photoOf(ph.Data), Rep: names[f.Rep], Customer: f.Customer, TakenAt: ph.Data.TakenAt}
+				g := galleryPhoto{Photo: photoOf(ph.Data), Rep: names[f.Rep], Customer: f.Customer, TakenAt: ph.Data.TakenAt}
 				if cust != nil {
 					g.Customer = cust.Name
 				}
