@@ -207,3 +207,57 @@ func signedIn(t *testing.T, base, user, password string) *http.Client {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	return hc
 }
+
+// An admin creates, changes and deactivates users from the console
+// through the server's own user code; a manager may not.
+func TestConsoleUserAdmin(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	hc := signedIn(t, srv.URL, servertest.AdminName, servertest.AdminPassword)
+	post := func(path string, form url.Values) *http.Response {
+		t.Helper()
+		_, page := get(t, hc, srv.URL+"/console/admin/users")
+		token := formToken.FindStringSubmatch(page)
+		require.Len(t, token, 2)
+		form.Set("csrf", token[1])
+		resp, err := hc.PostForm(srv.URL+path, form)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := post("/console/admin/users", url.Values{"username": {"mgr9"}, "password": {"password-mgr9"}, "role": {"manager"}, "territories": {"t-1, t-2"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	u, err := srv.Store.UserByName(ctx, "mgr9")
+	require.NoError(t, err)
+	assert.Equal(t, schema.RoleManager, u.Role)
+	assert.Equal(t, []string{"t-1", "t-2"}, u.Territories)
+
+	resp = post("/console/admin/users", url.Values{"username": {"mgr9"}, "password": {"password-mgr9"}, "role": {"manager"}})
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "a taken username")
+
+	mgr := signedIn(t, srv.URL, "mgr9", "password-mgr9")
+	resp, _ = get(t, mgr, srv.URL+"/console/admin/users")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "admin pages are for admins")
+	resp, _ = get(t, mgr, srv.URL+"/console/coverage")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp = post("/console/admin/users/"+u.ID, url.Values{"action": {"save"}, "role": {"manager"}, "territories": {"t-3"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	u, err = srv.Store.User(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"t-3"}, u.Territories)
+
+	resp = post("/console/admin/users/"+u.ID, url.Values{"action": {"password"}, "password": {"password-new-1"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, _ = get(t, mgr, srv.URL+"/console/coverage")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "a new password ends the user's sessions")
+
+	mgr = signedIn(t, srv.URL, "mgr9", "password-new-1")
+	resp = post("/console/admin/users/"+u.ID, url.Values{"action": {"deactivate"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	u, err = srv.Store.User(ctx, u.ID)
+	require.NoError(t, err)
+	assert.False(t, u.Active)
+	resp, _ = get(t, mgr, srv.URL+"/console/coverage")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "deactivation ends the user's sessions")
+}
