@@ -261,3 +261,47 @@ func TestConsoleUserAdmin(t *testing.T) {
 	resp, _ = get(t, mgr, srv.URL+"/console/coverage")
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "deactivation ends the user's sessions")
 }
+
+// Territories are created and renamed from the console through push, and
+// exported as CSV; the unvisited page filters by grade.
+func TestConsoleTerritoriesExportAndUnvisited(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	hc := signedIn(t, srv.URL, servertest.AdminName, servertest.AdminPassword)
+	save := func(form url.Values) *http.Response {
+		t.Helper()
+		_, page := get(t, hc, srv.URL+"/console/admin/territories")
+		token := formToken.FindStringSubmatch(page)
+		require.Len(t, token, 2)
+		form.Set("csrf", token[1])
+		resp, err := hc.PostForm(srv.URL+"/console/admin/territories", form)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	require.Equal(t, http.StatusSeeOther, save(url.Values{"id": {"t-1"}, "name": {"North, upper"}, "region": {"EU"}}).StatusCode)
+	require.Equal(t, http.StatusSeeOther, save(url.Values{"id": {"t-1"}, "version": {"1"}, "name": {"North"}, "region": {"EU"}}).StatusCode)
+	assert.Equal(t, http.StatusConflict, save(url.Values{"id": {"t-1"}, "version": {"1"}, "name": {"Stale"}, "region": {"EU"}}).StatusCode, "a stale form")
+	assert.Equal(t, http.StatusUnprocessableEntity, save(url.Values{"id": {"t-2"}, "name": {""}}).StatusCode, "a territory needs a name")
+
+	resp, body := get(t, hc, srv.URL+"/console/admin/export/territories")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "id,name,region\nt-1,North,EU\n", body)
+
+	ctx := context.Background()
+	admin, err := srv.Store.UserByName(ctx, servertest.AdminName)
+	require.NoError(t, err)
+	for i, grade := range []string{"A", "B", "B"} {
+		data, err := json.Marshal(map[string]any{"code": fmt.Sprint("C", i), "name": fmt.Sprint("Shop ", i), "territory_id": "t-1", "grade": grade, "lat": 52.5, "lng": 13.4})
+		require.NoError(t, err)
+		m, err := json.Marshal(schema.Mutation{MutationID: fmt.Sprint("m-c", i), Collection: schema.Customers, ID: fmt.Sprint("c-", i), Op: schema.MutationUpsert, Data: data})
+		require.NoError(t, err)
+		res, err := srv.Engine.Push(ctx, admin.Principal("d", ""), &schema.PushRequest{DeviceID: "d", Mutations: []json.RawMessage{m}})
+		require.NoError(t, err)
+		require.Equal(t, schema.PushApplied, res.Results[0].Status)
+	}
+	for grade, want := range map[string]int{"": 3, "A": 1, "B": 2, "D": 0} {
+		resp, page := get(t, hc, srv.URL+"/console/unvisited?days=30&grade="+grade)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, want, strings.Count(page, `<tr data-key="c-`), "grade %q", grade)
+	}
+}
