@@ -26,6 +26,11 @@ const (
 	CodeInternal            = "internal"
 )
 
+// ErrUnavailable marks an error of a record or photo store that cannot be
+// reached (down, unreachable, not answering in time). Store adapters wrap
+// such errors with it; users see 503 unavailable and may retry later.
+var ErrUnavailable = errors.New("store unavailable")
+
 // Error is the error users see: a stable code, a message that is safe to
 // show, and, where the problem is with one input field, that field's path.
 // Problems lists every problem found when validation fails, each with its

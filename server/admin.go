@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -63,6 +65,74 @@ func (s *Server) addUser(ctx context.Context, by string, req createUserRequest) 
 	}
 	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", by))
 	return u, nil
+}
+
+// User listing limits: a page holds at most maxUsersPage users, and
+// defaultUsersPage when the caller does not say.
+const (
+	defaultUsersPage = 100
+	maxUsersPage     = 500
+)
+
+// userPage is one page of GET /v1/admin/users; NextCursor is empty on the
+// last page.
+type userPage struct {
+	Users      []*schema.User `json:"users"`
+	NextCursor string         `json:"next_cursor"`
+}
+
+// listUsers returns users in id order, filtered by role, territory and
+// active flag, a page at a time (admin only).
+func (s *Server) listUsers(c *fiber.Ctx) error {
+	f, err := userFilter(c)
+	if err != nil {
+		return err
+	}
+	limit := f.Limit
+	f.Limit = limit + 1 // one more tells whether another page follows
+	users, err := s.store.ListUsers(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	page := userPage{Users: users}
+	if len(users) > limit {
+		page.Users = users[:limit]
+		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(users[limit-1].ID))
+	}
+	return c.JSON(page)
+}
+
+// userFilter reads the query of GET /v1/admin/users.
+func userFilter(c *fiber.Ctx) (sync.UserFilter, error) {
+	f := sync.UserFilter{Role: schema.Role(c.Query("role")), Territory: c.Query("territory"), Limit: defaultUsersPage}
+	if f.Role != "" && !f.Role.Valid() {
+		return f, schema.FieldErrorf(schema.CodeValidationFailed, "role", "role must be one of rep, manager, distributor, admin")
+	}
+	if f.Territory != "" && !schema.CheckID(f.Territory) {
+		return f, schema.FieldErrorf(schema.CodeValidationFailed, "territory", "territory must be a valid id")
+	}
+	if v := c.Query("active"); v != "" {
+		active, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, schema.FieldErrorf(schema.CodeValidationFailed, "active", "active must be true or false")
+		}
+		f.Active = &active
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxUsersPage {
+			return f, schema.FieldErrorf(schema.CodeValidationFailed, "limit", "limit must be a whole number from 1 to %d", maxUsersPage)
+		}
+		f.Limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		after, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !schema.CheckID(string(after)) {
+			return f, schema.FieldErrorf(schema.CodeValidationFailed, "cursor", "cursor is not one this server handed out")
+		}
+		f.After = string(after)
+	}
+	return f, nil
 }
 
 // showUser returns one user (admin only).
@@ -171,8 +241,12 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 
 // EnsureAdmin creates a first admin when the store has no user at all. It
 // does nothing when users exist, and is safe to run from several
-// instances starting at once.
+// instances starting at once. It refuses an empty password: such an admin
+// could never sign in.
 func EnsureAdmin(ctx context.Context, store sync.UserStore, username, password string, now time.Time) (created bool, err error) {
+	if password == "" {
+		return false, schema.FieldErrorf(schema.CodeValidationFailed, "password", "the first admin needs a password")
+	}
 	n, err := store.CountUsers(ctx)
 	if err != nil || n > 0 {
 		return false, err

@@ -43,19 +43,39 @@ var codeByFiberStatus = map[int]string{
 	http.StatusServiceUnavailable:    schema.CodeUnavailable,
 }
 
+// sentinels are the expected conditions, named by sentinel errors of the
+// layers beneath, that users see with a code of their own.
+var sentinels = []struct {
+	err     error
+	code    string
+	message string
+}{
+	{schema.ErrUnavailable, schema.CodeUnavailable, "a store of the server does not answer; try again later"},
+}
+
+// retryAfterSeconds is what a 503 answer asks the client to wait before
+// retrying, unless the handler said otherwise.
+const retryAfterSeconds = "5"
+
 // errorBody is the contract's error shape.
 type errorBody struct {
 	Error *schema.Error `json:"error"`
 }
 
 // publicError turns any error into what the caller may see: a
-// *schema.Error passes through, Fiber's own errors get their code, and
-// anything else becomes "internal" with nothing of the cause in it.
+// *schema.Error passes through, Fiber's own errors and the sentinels get
+// their code, and anything else becomes "internal" with nothing of the
+// cause in it.
 func publicError(err error) *schema.Error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		if code, ok := codeByFiberStatus[fe.Code]; ok {
 			return &schema.Error{Code: code, Message: fiberMessage(fe)}
+		}
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return &schema.Error{Code: s.code, Message: s.message}
 		}
 	}
 	return schema.AsError(err)
@@ -86,11 +106,19 @@ func statusOf(code string) int {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	pe := publicError(err)
 	status := statusOf(pe.Code)
-	if pe.Code == schema.CodeInternal {
+	switch {
+	case pe.Code == schema.CodeInternal:
 		s.log.Error("request failed", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
+	case errors.Is(err, schema.ErrUnavailable):
+		s.log.Warn("store unavailable", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
 	}
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="fieldsync"`)
+	case http.StatusServiceUnavailable:
+		if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+			c.Set(fiber.HeaderRetryAfter, retryAfterSeconds)
+		}
 	}
 	return c.Status(status).JSON(errorBody{pe})
 }

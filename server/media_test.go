@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/media/miniostore"
+	"github.com/fieldsync/fieldsync/media/miniotest"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
@@ -302,12 +305,14 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	peak := before.HeapInuse
-	done := make(chan struct{})
+	// The sampler owns its peak and hands it over when told to stop.
+	done, peaks := make(chan struct{}), make(chan uint64)
 	go func() {
+		peak := before.HeapInuse
 		for {
 			select {
 			case <-done:
+				peaks <- peak
 				return
 			case <-time.After(2 * time.Millisecond):
 				var m runtime.MemStats
@@ -327,6 +332,7 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	}()
 	r := f.ts.upload(t, f.rep1.Access, hash, "image/jpeg", pr, int64(len(body)))
 	close(done)
+	peak := <-peaks
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	runtime.ReadMemStats(&after)
 	growth := float64(peak-before.HeapInuse) / (1 << 20)
@@ -366,4 +372,40 @@ func TestPhotoRedirects(t *testing.T) {
 
 	assert.Equal(t, http.StatusNotFound, f.ts.call(t, "GET", "/v1/media/"+sum(body), f.rep2.Access, nil).Status,
 		"no URL for a caller who may not read the photo")
+}
+
+// A photo store that is down answers 503 unavailable with Retry-After on
+// every photo endpoint, as api.md promises, never 500.
+func TestPhotoStoreOutage(t *testing.T) {
+	srv := miniotest.Start(t) // its own server: stopping the shared one would break the other tests
+	blobs, err := miniostore.New(context.Background(), miniostore.Config{
+		Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: srv.Bucket(t)})
+	require.NoError(t, err)
+	f := newFieldTeam(t, blobs)
+	stored := jpeg(50_000)
+	f.push(t, f.rep1, photoRecord("ph-1", stored))
+	r := f.ts.upload(t, f.rep1.Access, sum(stored), "image/jpeg", bytes.NewReader(stored), int64(len(stored)))
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+
+	srv.Stop()
+	fresh := jpeg(50_000)
+	for name, call := range map[string]func() response{
+		"PUT": func() response {
+			return f.ts.upload(t, f.rep1.Access, sum(fresh), "image/jpeg", bytes.NewReader(fresh), int64(len(fresh)))
+		},
+		"HEAD": func() response { return f.ts.call(t, "HEAD", "/v1/media/"+sum(stored), f.rep1.Access, nil) },
+		"GET":  func() response { return f.ts.call(t, "GET", "/v1/media/"+sum(stored), f.rep1.Access, nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := call()
+			assert.Equal(t, http.StatusServiceUnavailable, r.Status, string(r.Raw))
+			assert.Equal(t, "5", r.Header.Get("Retry-After"))
+			if name != "HEAD" {
+				assert.Equal(t, "unavailable", r.ErrorCode())
+				assert.NotContains(t, string(r.Raw), srv.Endpoint, "no driver message reaches the client")
+			}
+		})
+	}
+	ready := f.ts.call(t, "GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, ready.Status)
 }

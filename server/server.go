@@ -158,6 +158,7 @@ func (s *Server) routes() {
 
 	admin := v1.Group("/admin", s.authenticate, requireRole(schema.RoleAdmin))
 	admin.Post("/users", s.createUser)
+	admin.Get("/users", s.listUsers)
 	admin.Get("/users/:id", s.showUser)
 	admin.Patch("/users/:id", s.updateUser)
 }

@@ -33,6 +33,16 @@ type Login struct {
 // Revoked reports whether the login has been revoked.
 func (l *Login) Revoked() bool { return !l.RevokedAt.IsZero() }
 
+// UserFilter selects users for UserStore.ListUsers; its zero value selects
+// every user.
+type UserFilter struct {
+	Role      schema.Role // only users of this role, when not empty
+	Territory string      // only users with this territory, when not empty
+	Active    *bool       // only active (or only inactive) users, when set
+	After     string      // only users whose id sorts after this one
+	Limit     int         // at most this many users; 0 for all
+}
+
 // UserStore keeps users, their logins and failed-login counters.
 // Implementations must be safe for concurrent use by several processes.
 type UserStore interface {
@@ -49,6 +59,8 @@ type UserStore interface {
 	CountUsers(ctx context.Context) (int, error)
 	// Users returns every user, in id order.
 	Users(ctx context.Context) ([]*schema.User, error)
+	// ListUsers returns the users that f selects, in id order.
+	ListUsers(ctx context.Context, f UserFilter) ([]*schema.User, error)
 
 	// CreateLogin stores a new login.
 	CreateLogin(ctx context.Context, l *Login) error

@@ -117,6 +117,9 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Devices < 1 || cfg.Reps < 1 || cfg.Duration <= 0 || cfg.Interval <= 0 {
 		return nil, fmt.Errorf("%s: devices, reps, duration and interval must be positive", op)
 	}
+	if cfg.Warmup >= cfg.Duration {
+		return nil, fmt.Errorf("%s: a warm-up of %s leaves nothing of a %s run to measure: make -warmup shorter than -duration", op, cfg.Warmup, cfg.Duration)
+	}
 	if cfg.TempDir == "" {
 		dir, err := os.MkdirTemp("", "fieldload-")
 		if err != nil {
@@ -218,14 +221,17 @@ func (d *device) fail(what string, err error) {
 	defer d.mu.Unlock()
 	d.res.SyncFails++
 	if len(d.res.FirstErrors) < 10 {
-		d.res.FirstErrors = append(d.res.FirstErrors, fmt.Sprintf("device %d: %s: %v", d.n+1, what, err))
+		d.res.FirstErrors = append(d.res.FirstErrors, fmt.Sprintf("%s (device %d): %s: %v", d.username(), d.n+1, what, err))
 	}
 }
+
+// username is the rep the device signs in as.
+func (d *device) username() string { return fmt.Sprintf("%s%d", d.cfg.UserPrefix, d.n%d.cfg.Reps+1) }
 
 // run signs in, pulls, then records a visit about every interval and
 // syncs, until the deadline.
 func (d *device) run(ctx context.Context, deadline time.Time) {
-	username := fmt.Sprintf("%s%d", d.cfg.UserPrefix, d.n%d.cfg.Reps+1)
+	username := d.username()
 	c, err := fieldsync.Open(ctx, fieldsync.Config{
 		BaseURL: d.cfg.URL, Username: username, Password: username + d.cfg.PasswordSuffix,
 		DeviceID:   fmt.Sprintf("fieldload-%d", d.n+1),
@@ -572,11 +578,18 @@ func writeTable(w io.Writer, cfg Config, res *Result) {
 	}
 }
 
-// writeJSON writes a result as indented JSON to path.
+// writeJSON writes a result as indented JSON to path, making its folder
+// when missing.
 func writeJSON(path string, res *Result) error {
 	data, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
 }

@@ -5,7 +5,7 @@
 //
 //	fieldload -url http://127.0.0.1:8080 -devices 20 -duration 60s -interval 30s \
 //	    -user-prefix rep -reps 20 -password-suffix -password \
-//	    [-orders 0.4 -photos 0.2] [-pid <server pid>] [-json out.json] [-allow-remote]
+//	    [-orders 0.4 -photos 0.2] [-pid <server pid>] [-json fieldload.json] [-allow-remote]
 //
 // Each device is a client of the Go SDK with its own temporary store,
 // signed in as one of the seeded reps, round-robin (device i as
@@ -20,7 +20,10 @@
 // the table shows requests, errors, requests per second and the p50, p95,
 // p99 and maximum latency. The server's resident memory is read from
 // /proc/<pid>/status with -pid, else from the process_resident_memory_bytes
-// gauge of /metrics. -json writes the same numbers as JSON.
+// gauge of /metrics. -json writes the same numbers as JSON to the file it
+// names (fieldload.json is git-ignored at the repository's root). Requests
+// sent during the warm-up (-warmup, by default the ramp) are left out; a
+// warm-up as long as the run is refused, as it would leave nothing to show.
 //
 // Only loopback URLs are loaded unless -allow-remote is given.
 package main
@@ -33,45 +36,23 @@ import (
 	"os"
 	"os/signal"
 	"time"
+
+	"github.com/fieldsync/fieldsync/cmd/internal/usage"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "fieldload:", err)
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(usage.ExitCode("fieldload", err, os.Stderr))
 }
 
 // run parses the flags, loads the server and reports.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg Config
-	var jsonPath string
-	fs := flag.NewFlagSet("fieldload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the fieldsync server")
-	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a URL that is not a loopback address")
-	fs.IntVar(&cfg.Devices, "devices", 10, "simulated devices")
-	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "how long the devices work")
-	fs.DurationVar(&cfg.Interval, "interval", 30*time.Second, "mean time between a device's visits")
-	fs.StringVar(&cfg.UserPrefix, "user-prefix", "rep", "username prefix of the reps")
-	fs.IntVar(&cfg.Reps, "reps", 20, "how many reps there are (<prefix>1 … <prefix>N)")
-	fs.StringVar(&cfg.PasswordSuffix, "password-suffix", "-password", "a rep's password is its username and this")
-	fs.Float64Var(&cfg.OrderChance, "orders", 0.4, "chance that a visit comes with an order")
-	fs.Float64Var(&cfg.PhotoChance, "photos", 0.2, "chance that a visit comes with a photo")
-	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
-	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.DurationVar(&cfg.Ramp, "ramp", -1, "spread the devices' starts over this long (default: one interval)")
-	fs.DurationVar(&cfg.Warmup, "warmup", -1, "leave requests of the run's first part out of the figures (default: ramp plus one interval)")
-	if err := fs.Parse(args); err != nil {
+	cfg, jsonPath, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
-	}
-	if cfg.Ramp < 0 {
-		cfg.Ramp = cfg.Interval
-	}
-	if cfg.Warmup < 0 {
-		cfg.Warmup = cfg.Ramp + cfg.Interval
 	}
 	res, err := Load(ctx, cfg)
 	if err != nil {
@@ -87,4 +68,69 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d syncs failed", res.SyncFails, res.Syncs)
 	}
 	return nil
+}
+
+// parseFlags reads the command line into a Config and the path of the
+// JSON results (empty for none), working out the defaults of -ramp and
+// -warmup from the other flags.
+func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonPath string, err error) {
+	fs := flag.NewFlagSet("fieldload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	usage.Set(fs, "fieldload puts a fieldsync server under the load of simulated field reps' devices and measures it.",
+		"fieldload [-url http://127.0.0.1:8080] [-devices 10] [-duration 1m] [-json fieldload.json] [flags]")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the fieldsync server")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a URL that is not a loopback address")
+	fs.IntVar(&cfg.Devices, "devices", 10, "simulated devices")
+	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "how long the devices work")
+	fs.DurationVar(&cfg.Interval, "interval", 30*time.Second, "mean time between a device's visits")
+	fs.StringVar(&cfg.UserPrefix, "user-prefix", "rep", "username prefix of the reps")
+	fs.IntVar(&cfg.Reps, "reps", 20, "how many reps there are (<prefix>1 … <prefix>N)")
+	fs.StringVar(&cfg.PasswordSuffix, "password-suffix", "-password", "a rep's password is its username and this")
+	fs.Float64Var(&cfg.OrderChance, "orders", 0.4, "chance that a visit comes with an order")
+	fs.Float64Var(&cfg.PhotoChance, "photos", 0.2, "chance that a visit comes with a photo")
+	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
+	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	var ramp, warmup optionalDuration
+	fs.Var(&ramp, "ramp", "spread the devices' starts over this long, a `duration` (default: one -interval, at most a quarter of -duration)")
+	fs.Var(&warmup, "warmup", "leave requests sent in the first `duration` of the run out of the figures; shorter than -duration (default: the ramp)")
+	if err := usage.Parse(fs, args); err != nil {
+		return cfg, "", err
+	}
+	cfg.Ramp = ramp.or(min(cfg.Interval, cfg.Duration/4))
+	cfg.Warmup = warmup.or(cfg.Ramp)
+	return cfg, jsonPath, nil
+}
+
+// optionalDuration is a duration flag whose default is worked out from
+// other flags when it is not given.
+type optionalDuration struct {
+	d   time.Duration
+	set bool
+}
+
+func (o *optionalDuration) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return o.d.String()
+}
+
+func (o *optionalDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("must not be negative")
+	}
+	o.d, o.set = d, true
+	return nil
+}
+
+// or returns the given duration, or def when none was given.
+func (o *optionalDuration) or(def time.Duration) time.Duration {
+	if o.set {
+		return o.d
+	}
+	return def
 }

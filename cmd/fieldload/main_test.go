@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
+	"github.com/fieldsync/fieldsync/cmd/internal/usage"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -91,4 +94,77 @@ func TestCheckURL(t *testing.T) {
 			assert.Equal(t, tt.ok, err == nil, "got %v", err)
 		})
 	}
+}
+
+func TestHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, &stdout, &stderr)
+	assert.Equal(t, 0, usage.ExitCode("fieldload", err, &stderr), "-h exits 0")
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	assert.Equal(t, "fieldload puts a fieldsync server under the load of simulated field reps' devices and measures it.", first)
+	for _, want := range []string{"(default 1m0s)", "(default 30s)", `(default "http://127.0.0.1:8080")`, "-ramp duration", "(default: the ramp)"} {
+		assert.Contains(t, stderr.String(), want)
+	}
+	assert.NotContains(t, stderr.String(), "-1ns")
+
+	stderr.Reset()
+	err = run(context.Background(), []string{"-bogus"}, &stdout, &stderr)
+	assert.Equal(t, 2, usage.ExitCode("fieldload", err, &stderr), "a bad flag")
+}
+
+func TestDefaultsLeaveSomethingToMeasure(t *testing.T) {
+	for _, tc := range []struct {
+		args               []string
+		wantRamp, wantWarm time.Duration
+	}{
+		{nil, 15 * time.Second, 15 * time.Second},
+		{[]string{"-devices", "20", "-reps", "20", "-duration", "60s", "-interval", "30s"}, 15 * time.Second, 15 * time.Second}, // the README's
+		{[]string{"-duration", "10m", "-interval", "30s"}, 30 * time.Second, 30 * time.Second},
+		{[]string{"-ramp", "0s"}, 0, 0},
+		{[]string{"-ramp", "20s", "-warmup", "5s"}, 20 * time.Second, 5 * time.Second},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cfg, _, err := parseFlags(tc.args, io.Discard)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantRamp, cfg.Ramp)
+			assert.Equal(t, tc.wantWarm, cfg.Warmup)
+			assert.Less(t, cfg.Warmup, cfg.Duration)
+		})
+	}
+}
+
+func TestWarmupAsLongAsTheRunIsRefused(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-duration", "10s", "-warmup", "10s"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a warm-up of 10s leaves nothing of a 10s run to measure: make -warmup shorter than -duration")
+	_, err = Load(context.Background(), Config{URL: "http://127.0.0.1:1", Devices: 1, Reps: 1, Duration: time.Second, Interval: time.Second, Warmup: 2 * time.Second})
+	assert.ErrorContains(t, err, "leaves nothing")
+}
+
+func TestDefaultWarmupGivesFiguresAndErrorsNameTheUser(t *testing.T) {
+	ctx := context.Background()
+	url := servertest.Start(t, servertest.Options{}).URL
+	_, err := seed.Run(ctx, &bytes.Buffer{}, seed.Config{URL: url, Admin: servertest.AdminName, Password: servertest.AdminPassword,
+		Territories: 1, RepsPerTerritory: 2, Customers: 10, Products: 4, Days: 1, Seed: 3})
+	require.NoError(t, err)
+
+	// Only duration and interval given, as in the README: the warm-up
+	// follows from them and figures come out.
+	out := filepath.Join(t.TempDir(), "results", "load.json")
+	var stdout, stderr bytes.Buffer
+	err = run(ctx, []string{"-url", url, "-devices", "2", "-reps", "2", "-duration", "3s", "-interval", "500ms", "-json", out}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err, "the results go where -json says, folder made")
+	var res Result
+	require.NoError(t, json.Unmarshal(raw, &res))
+	assert.Positive(t, res.Endpoints["push"].Requests, "pushes after the warm-up are measured:\n%s", stdout.String())
+	assert.Regexp(t, `(?m)^push +[1-9]`, stdout.String(), "the table has figures")
+
+	// A wrong password: the error names the user.
+	stdout.Reset()
+	err = run(ctx, []string{"-url", url, "-devices", "1", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, stdout.String(), "error: rep1 (device 1):")
 }

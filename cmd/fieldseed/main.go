@@ -25,15 +25,15 @@ import (
 	"os/signal"
 
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
+	"github.com/fieldsync/fieldsync/cmd/internal/usage"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "fieldseed:", err)
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(usage.ExitCode("fieldseed", err, os.Stderr))
 }
 
 // run parses the flags and loads the data set.
@@ -41,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := seed.Defaults()
 	fs := flag.NewFlagSet("fieldseed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usage.Set(fs, "fieldseed loads a realistic data set (territories, users, customers, products, price lists, route plans) into a fieldsync server.",
+		"fieldseed -password ADMIN_PASSWORD [-url http://127.0.0.1:8080] [-admin admin] [flags]")
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the fieldsync server")
 	fs.StringVar(&cfg.Admin, "admin", "admin", "admin username")
 	fs.StringVar(&cfg.Password, "password", "", "admin password (required)")
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.PriceLists, "price-lists", cfg.PriceLists, "price lists")
 	fs.IntVar(&cfg.Days, "days", cfg.Days, "days of route plans per rep, from today")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of every pseudo-random choice")
-	if err := fs.Parse(args); err != nil {
+	if err := usage.Parse(fs, args); err != nil {
 		return err
 	}
 	if cfg.Password == "" {

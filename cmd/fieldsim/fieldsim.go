@@ -22,38 +22,54 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"time"
+
+	"github.com/fieldsync/fieldsync/cmd/internal/usage"
 )
 
 func main() {
-	var cfg Config
-	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the fieldsync server's address")
-	flag.StringVar(&cfg.Admin, "admin", "admin", "the admin's username")
-	flag.StringVar(&cfg.Password, "password", "", "the admin's password")
-	flag.IntVar(&cfg.Reps, "reps", 3, "how many reps (devices) work the day")
-	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random choice")
-	flag.Float64Var(&cfg.OfflineRate, "offline-rate", 0.2, "chance per stop that a device goes offline for a while")
-	flag.Float64Var(&cfg.FaultRate, "fault-rate", 0.15, "chance per HTTP request of an injected fault")
-	flag.Parse()
-	if cfg.Password == "" {
-		fmt.Fprintln(os.Stderr, "fieldsim: -password is required")
-		os.Exit(2)
-	}
-	os.Exit(run(cfg, os.Stdout))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run runs the simulation in a temporary folder and returns the exit status.
-func run(cfg Config, out io.Writer) int {
+// run reads the flags, runs the simulation in a temporary folder and
+// returns the exit status.
+func run(args []string, out, stderr io.Writer) int {
+	var cfg Config
+	fs := flag.NewFlagSet("fieldsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	usage.Set(fs, "fieldsim simulates a field-sales day against a running fieldsync server and checks that nothing was lost or duplicated.",
+		"fieldsim -password ADMIN_PASSWORD [-url http://127.0.0.1:8080] [-admin admin] [flags]")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the fieldsync server's address")
+	fs.StringVar(&cfg.Admin, "admin", "admin", "the admin's username")
+	fs.StringVar(&cfg.Password, "password", "", "the admin's password (required)")
+	fs.IntVar(&cfg.Reps, "reps", 3, "how many reps (devices) work the day")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random choice")
+	fs.Float64Var(&cfg.OfflineRate, "offline-rate", 0.2, "chance per stop that a device goes offline for a while")
+	fs.Float64Var(&cfg.FaultRate, "fault-rate", 0.15, "chance per HTTP request of an injected fault")
+	err := usage.Parse(fs, args)
+	if err == nil && cfg.Password == "" {
+		err = errors.New("-password is required")
+	}
+	if err != nil {
+		return usage.ExitCode("fieldsim", err, stderr)
+	}
+	return simulate(cfg, out, stderr)
+}
+
+// simulate runs the simulation in a temporary folder and returns the exit
+// status.
+func simulate(cfg Config, out, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	dir, err := os.MkdirTemp("", "fieldsim-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fieldsim:", err)
+		fmt.Fprintln(stderr, "fieldsim:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
@@ -61,7 +77,7 @@ func run(cfg Config, out io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	if _, err := Run(ctx, cfg, out); err != nil {
-		fmt.Fprintln(os.Stderr, "fieldsim: FAILED:", err)
+		fmt.Fprintln(stderr, "fieldsim: FAILED:", err)
 		return 1
 	}
 	fmt.Fprintln(out, "verification: OK")

@@ -11,6 +11,7 @@ import (
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
+	"github.com/stretchr/testify/assert"
 )
 
 const adminPassword = "admin-password"
@@ -105,4 +106,20 @@ func TestVerifyCatchesLoss(t *testing.T) {
 	if !strings.Contains(err.Error(), "visits/"+victim.ID+" v") {
 		t.Errorf("Verify did not notice the device still holding the visit: %v", err)
 	}
+}
+
+func TestHelpAndMissingPassword(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, run([]string{"-h"}, &stdout, &stderr), "-h exits 0")
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	assert.Equal(t, "fieldsim simulates a field-sales day against a running fieldsync server and checks that nothing was lost or duplicated.", first)
+	for _, want := range []string{"Usage:\n  fieldsim -password", `(default "http://127.0.0.1:8080")`, "(default 3)", "(default 0.15)"} {
+		assert.Contains(t, stderr.String(), want)
+	}
+	assert.NotContains(t, stderr.String(), "go-build", "no temporary build path")
+
+	stderr.Reset()
+	assert.Equal(t, 1, run(nil, &stdout, &stderr))
+	assert.Equal(t, "fieldsim: -password is required\n", stderr.String())
+	assert.Equal(t, 2, run([]string{"-bogus"}, &stdout, &stderr), "a bad flag")
 }

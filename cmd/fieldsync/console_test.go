@@ -169,6 +169,7 @@ func signInConsole(t *testing.T, ctx context.Context, base, user, password strin
 		chromedp.SendKeys("#username", user),
 		chromedp.SendKeys("#password", password),
 		chromedp.Click("#sign-in"),
+		chromedp.WaitNotPresent("#login-form"), // the next page has loaded
 		chromedp.WaitReady("main"),
 	))
 }

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/media/miniostore"
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/mongostore"
@@ -33,13 +33,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	con := console{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if err := newRootCommand(con).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "fieldsync:", err)
 		os.Exit(1)
 	}
 }
 
-// config is every setting, from flags that default to FIELDSYNC_* variables.
+// config is every setting, from flags that default to FIELDSYNC_* variables
+// (see addServeFlags).
 type config struct {
 	addr, dataDir, mongoURI                        string
 	s3Endpoint, s3AccessKey, s3SecretKey, s3Bucket string
@@ -52,62 +54,31 @@ type config struct {
 	tz, mapTiles                                   string
 }
 
-func parseConfig(args []string, getenv func(string) string) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	var c config
-	fs := flag.NewFlagSet("fieldsync", flag.ContinueOnError)
-	fs.StringVar(&c.addr, "addr", env("FIELDSYNC_ADDR", "127.0.0.1:8080"), "listen address (FIELDSYNC_ADDR)")
-	fs.StringVar(&c.dataDir, "data-dir", env("FIELDSYNC_DATA_DIR", "./data"), "embedded store, photo folder and generated keys (FIELDSYNC_DATA_DIR)")
-	fs.StringVar(&c.mongoURI, "mongo-uri", env("FIELDSYNC_MONGO_URI", ""), "use MongoDB instead of the embedded store (FIELDSYNC_MONGO_URI)")
-	fs.StringVar(&c.s3Endpoint, "s3-endpoint", env("FIELDSYNC_S3_ENDPOINT", ""), "MinIO/S3 endpoint for photos (FIELDSYNC_S3_ENDPOINT)")
-	fs.StringVar(&c.s3AccessKey, "s3-access-key", env("FIELDSYNC_S3_ACCESS_KEY", ""), "S3 access key (FIELDSYNC_S3_ACCESS_KEY)")
-	fs.StringVar(&c.s3SecretKey, "s3-secret-key", env("FIELDSYNC_S3_SECRET_KEY", ""), "S3 secret key (FIELDSYNC_S3_SECRET_KEY)")
-	fs.StringVar(&c.s3Bucket, "s3-bucket", env("FIELDSYNC_S3_BUCKET", "fieldsync"), "S3 bucket, created if missing (FIELDSYNC_S3_BUCKET)")
-	fs.BoolVar(&c.s3Secure, "s3-secure", env("FIELDSYNC_S3_SECURE", "") == "true", "use TLS to reach S3 (FIELDSYNC_S3_SECURE)")
-	fs.StringVar(&c.jwtSecret, "jwt-secret", env("FIELDSYNC_JWT_SECRET", ""), "token signing secret; generated in the data dir when empty (FIELDSYNC_JWT_SECRET)")
-	fs.StringVar(&c.adminUser, "admin-user", env("FIELDSYNC_ADMIN_USER", ""), "first admin, created when no user exists (FIELDSYNC_ADMIN_USER)")
-	fs.StringVar(&c.adminPassword, "admin-password", env("FIELDSYNC_ADMIN_PASSWORD", ""), "first admin's password (FIELDSYNC_ADMIN_PASSWORD)")
-	fs.StringVar(&c.logLevel, "log-level", env("FIELDSYNC_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDSYNC_LOG_LEVEL)")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
-	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
-	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")
-	fs.DurationVar(&c.photoRedirect, "photo-redirect", 0, "answer photo GETs with a redirect to a presigned S3 URL living this long (0: stream through the server)")
-	fs.IntVar(&c.pushMaxMutations, "push-max-mutations", 500, "most mutations one push may carry")
-	fs.IntVar(&c.pushMaxBytes, "push-max-bytes", 5_000_000, "largest push body, in bytes")
-	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
-	fs.StringVar(&c.mapTiles, "map-tiles", env("FIELDSYNC_MAP_TILES", ""), "console map tile URL with {z}/{x}/{y}; OpenStreetMap's when empty, none for no tiles (FIELDSYNC_MAP_TILES)")
-	fs.StringVar(&c.tz, "tz", env("FIELDSYNC_TZ", "UTC"), "time zone in which a check-in falls on a route plan's date (FIELDSYNC_TZ)")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return c, nil
-}
-
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: l}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
-		}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := parseConfig(args, getenv)
-	if err != nil {
+// isTerminal reports whether f is a file that is a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := file.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// run serves with cfg until ctx ends.
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	if err := checkAdmin(cfg); err != nil {
 		return err
 	}
 	log, err := newLogger(stdout, cfg.logLevel)
@@ -128,15 +99,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if cfg.adminUser != "" {
-		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now())
-		if err != nil {
-			return err
-		}
-		if created {
-			log.Info("first admin created", slog.String("username", cfg.adminUser))
-		}
-	}
 	loc, err := time.LoadLocation(cfg.tz)
 	if err != nil {
 		return fmt.Errorf("FIELDSYNC_TZ: %w", err)
@@ -153,8 +115,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
+	ln, err := listen(cfg.addr)
 	if err != nil {
+		return err
+	}
+	// The first admin is written only once the address is ours, so that a
+	// start that cannot listen changes nothing.
+	if err := firstAdmin(ctx, store, cfg, log); err != nil {
+		ln.Close()
 		return err
 	}
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("data_dir", cfg.dataDir))
@@ -175,6 +143,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("stopped")
 	return nil
 }
+
+// listen binds addr, saying in one line what to do when it is taken.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s is already in use, perhaps by another fieldsync: stop it, or listen elsewhere with --addr or FIELDSYNC_ADDR", addr)
+	}
+	return ln, err
+}
+
+// checkAdmin refuses a first admin that could never sign in.
+func checkAdmin(cfg config) error {
+	switch {
+	case cfg.adminUser != "" && cfg.adminPassword == "":
+		return errors.New("FIELDSYNC_ADMIN_USER is set without FIELDSYNC_ADMIN_PASSWORD: the first admin needs a password (8 to 72 bytes)")
+	case cfg.adminUser == "" && cfg.adminPassword != "":
+		return errors.New("FIELDSYNC_ADMIN_PASSWORD is set without FIELDSYNC_ADMIN_USER")
+	case cfg.adminUser != "":
+		if _, err := server.NewUser(cfg.adminUser, cfg.adminPassword, schema.RoleAdmin, nil, "", time.Now()); err != nil {
+			return fmt.Errorf("first admin: %w", err)
+		}
+	}
+	return nil
+}
+
+// firstAdmin creates the configured first admin when no user exists, and
+// says how to get one when there is none.
+func firstAdmin(ctx context.Context, store sync.UserStore, cfg config, log *slog.Logger) error {
+	if cfg.adminUser != "" {
+		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now())
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("first admin created", slog.String("username", cfg.adminUser))
+			return nil
+		}
+		log.Info("users exist, so FIELDSYNC_ADMIN_USER and FIELDSYNC_ADMIN_PASSWORD change nothing; to reset a password run: fieldsync user set-password " + cfg.adminUser)
+		return nil
+	}
+	n, err := store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		log.Warn(noUserHint)
+	}
+	return nil
+}
+
+// noUserHint is what a first run without users logs.
+const noUserHint = "no user yet: create an admin with `fieldsync user create admin --role admin` (it asks for a password), " +
+	"or start with FIELDSYNC_ADMIN_USER and FIELDSYNC_ADMIN_PASSWORD set"
 
 // openBlobs opens the photo store: MinIO/S3 when an endpoint is set, else
 // the local folder in the data dir.

@@ -199,7 +199,7 @@ func login(t *testing.T, addr string) string {
 }
 
 func TestPushLimitsAreSettings(t *testing.T) {
-	p := startBinaryWith(t, t.TempDir(), []string{"-push-max-mutations", "2", "-push-max-bytes", "1000"},
+	p := startBinaryWith(t, t.TempDir(), []string{"--push-max-mutations", "2", "--push-max-bytes", "1000"},
 		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	base := "http://" + p.addr
 	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}

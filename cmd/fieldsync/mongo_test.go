@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"testing"
 
@@ -19,6 +20,13 @@ import (
 // startFerretDB runs an embedded FerretDB on a loopback port for one test
 // and returns its MongoDB URI.
 func startFerretDB(t *testing.T) string {
+	uri, _ := startStoppableFerretDB(t)
+	return uri
+}
+
+// startStoppableFerretDB is startFerretDB that also returns a function
+// that stops FerretDB before the test ends, as an outage would.
+func startStoppableFerretDB(t *testing.T) (uri string, stop func()) {
 	t.Helper()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
@@ -30,11 +38,54 @@ func startFerretDB(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { stopped <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-stopped
-	})
-	return f.MongoDBURI()
+	var once gosync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-stopped
+		})
+	}
+	t.Cleanup(stop)
+	return f.MongoDBURI(), stop
+}
+
+// A record store that is down answers 503 unavailable with Retry-After on
+// every endpoint that needs it, never 500.
+func TestRecordStoreOutage(t *testing.T) {
+	uri, stop := startStoppableFerretDB(t)
+	uri = strings.TrimSuffix(uri, "/") + "/fieldsync_outage?maxPoolSize=1&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
+	p := startBinary(t, t.TempDir(), "FIELDSYNC_MONGO_URI="+uri, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
+	base := "http://" + p.addr
+	token := signIn(t, base, "admin", "admin-password-1")
+
+	stop()
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/v1/auth/login", `{"username":"admin","password":"admin-password-1","device_id":"d-2"}`},
+		{"POST", "/v1/sync/push", `{"device_id":"d","mutations":[{"mutation_id":"m-1","collection":"territories","id":"t-1","op":"upsert","base_version":0,"data":{"name":"One","region":"R"}}]}`},
+		{"POST", "/v1/sync/pull", `{"checkpoint":""}`},
+		{"GET", "/v1/admin/users", ""},
+		{"POST", "/v1/admin/users", `{"username":"rita","password":"rita-password","role":"rep"}`},
+		{"GET", "/v1/reports/unvisited?days=30", ""},
+		{"GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", ""},
+		{"GET", "/readyz", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			raw, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", raw)
+			assert.Equal(t, "5", resp.Header.Get("Retry-After"))
+			assert.Contains(t, string(raw), `"code":"unavailable"`)
+		})
+	}
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t))
 }
 
 // The binary runs on MongoDB when FIELDSYNC_MONGO_URI is set, and what it

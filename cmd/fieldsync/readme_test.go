@@ -13,7 +13,8 @@ import (
 )
 
 // TestReadmeQuickstart runs the README's quickstart as a new user would
-// paste it, in a copy of the tree, changing only the port it listens on.
+// paste it, in a copy of the tree, changing only the port it listens on:
+// once, again in the same clone, and with its port taken.
 func TestReadmeQuickstart(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "sha256sum"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -40,17 +41,18 @@ func TestReadmeQuickstart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	script = strings.ReplaceAll(script, "127.0.0.1:8080", addr)
-
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FIELDSYNC_ADDR="+addr)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	text := string(out)
-	for _, want := range []string{
+	paste := func(t *testing.T) (string, error) {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "FIELDSYNC_ADDR="+addr)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Answers that are the same on every run: a replayed push is answered
+	// as the first time.
+	every := []string{
 		`{"results":[{"mutation_id":"m-1","status":"applied","version":1},{"mutation_id":"m-2","status":"applied","version":1}]}`,
-		`"collection":"customers","id":"c-17","version":1`,
-		`"has_more":false`,
 		`{"results":[{"mutation_id":"m-3","status":"applied","version":2}]}`,
 		`"mutation_id":"m-4","status":"merged","version":3`,
 		`"notes":"Deliveries by the back door"`,
@@ -59,19 +61,55 @@ func TestReadmeQuickstart(t *testing.T) {
 		`{"results":[{"mutation_id":"r-1","status":"applied","version":1},{"mutation_id":"r-2","status":"applied","version":1}]}`,
 		`"planned_stops":1,"visited_stops":1,"coverage":1,"unplanned_visits":0,"visits":1,"orders":0,"strike_rate":0,"geofence_compliance":1`,
 		`{"customers":[],"days":30}`,
-		"HTTP/1.1 404 Not Found",
-		`"created":true`,
 		`"id":"ph-1","version":2`,
 		`"uploaded":true`,
 		`"exif_taken_at":"2026-11-23T09:05:00Z"`,
 		"same bytes back",
-	} {
-		assert.Contains(t, text, want)
 	}
-	assert.NotContains(t, text, `"error"`, "no step failed")
-	logs, err := os.ReadFile(filepath.Join(dir, "fieldsync.log"))
-	require.NoError(t, err)
-	assert.Contains(t, string(logs), `"msg":"stopped"`, "the server was stopped cleanly")
+	stoppedCleanly := func(t *testing.T) {
+		t.Helper()
+		logs, err := os.ReadFile(filepath.Join(dir, "fieldsync.log"))
+		require.NoError(t, err)
+		assert.Contains(t, string(logs), `"msg":"stopped"`, "the server was stopped cleanly")
+	}
+
+	t.Run("first paste", func(t *testing.T) {
+		text, err := paste(t)
+		require.NoError(t, err, "%s", text)
+		for _, want := range append(every,
+			`"collection":"customers","id":"c-17","version":1`,
+			`"has_more":false`,
+			"HTTP/1.1 404 Not Found",
+			`"created":true`,
+		) {
+			assert.Contains(t, text, want)
+		}
+		assert.NotContains(t, text, `"error"`, "no step failed")
+		stoppedCleanly(t)
+	})
+	t.Run("second paste in the same clone", func(t *testing.T) {
+		text, err := paste(t)
+		require.NoError(t, err, "%s", text)
+		for _, want := range append(every,
+			"HTTP/1.1 200 OK",
+			`"created":false`,
+		) {
+			assert.Contains(t, text, want)
+		}
+		assert.NotContains(t, text, `"error"`, "no step failed")
+		stoppedCleanly(t)
+	})
+	t.Run("port taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", addr)
+		require.NoError(t, err)
+		defer ln.Close()
+		text, err := paste(t)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "the quickstart fails: %s", text)
+		assert.Equal(t, "quickstart: fieldsync did not start: fieldsync: "+addr+
+			" is already in use, perhaps by another fieldsync: stop it, or listen elsewhere with --addr or FIELDSYNC_ADDR\n", text,
+			"one line says why, and no step runs against another server")
+	})
 }
 
 // copyTree copies the files git tracks (or, outside git, the Go sources

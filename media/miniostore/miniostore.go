@@ -17,15 +17,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // PartSize is the multipart part size, and so the most one Put buffers: a
@@ -108,9 +112,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	bodyErr := body.close()
 	if err != nil {
 		// The body's own error says best what went wrong; minio-go
-		// reports it only as a failed request on some paths.
+		// reports it only as a failed request on some paths. It is the
+		// client's failure, not the store's.
 		if bodyErr != nil {
-			err = bodyErr
+			return s.scrub(fmt.Errorf("%s %s: %w", op, key, bodyErr))
 		}
 		return s.fail(op, key, err)
 	}
@@ -258,13 +263,30 @@ func blobInfo(info minio.ObjectInfo) media.BlobInfo {
 // was about, maps a missing object to media.ErrNotExist, and scrubs the
 // credentials from the message.
 func (s *Store) fail(op, subject string, err error) error {
-	if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" {
-		err = media.ErrNotExist
-	}
 	if subject != "" {
 		op += " " + subject
 	}
-	return &scrubbedError{err: fmt.Errorf("%s: %w", op, err), secrets: s.secrets}
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey":
+		err = fmt.Errorf("%s: %w", op, media.ErrNotExist)
+	case unreachable(err) || resp.StatusCode == http.StatusServiceUnavailable:
+		err = fmt.Errorf("%s: %w: %w", op, schema.ErrUnavailable, err)
+	default:
+		err = fmt.Errorf("%s: %w", op, err)
+	}
+	return s.scrub(err)
+}
+
+// scrub hides the credentials in err's message.
+func (s *Store) scrub(err error) error { return &scrubbedError{err: err, secrets: s.secrets} }
+
+// unreachable reports whether err says that the S3 server could not be
+// reached or stopped answering: a failed dial, a dropped connection, a
+// timeout.
+func unreachable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // scrubbedError is an error whose message has the credentials replaced.

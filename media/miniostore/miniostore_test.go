@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/blobtest"
 	"github.com/fieldsync/fieldsync/media/miniotest"
+	"github.com/fieldsync/fieldsync/schema"
 )
 
 // minioServer is the one MinIO server for this package's tests.
@@ -153,4 +155,33 @@ func TestGuardedBodyStopsReading(t *testing.T) {
 	assert.NoError(t, b.close())
 	_, err = b.Read(make([]byte, 1))
 	assert.ErrorIs(t, err, errPutReturned)
+}
+
+func TestStoppedServerIsUnavailable(t *testing.T) {
+	srv := miniotest.Start(t) // its own server: stopping the shared one would break the other tests
+	s, err := New(t.Context(), Config{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: srv.Bucket(t)})
+	require.NoError(t, err)
+	key := media.Key(strings.Repeat("ab", 32))
+	require.NoError(t, s.Put(t.Context(), key, strings.NewReader("shelf"), 5, "image/jpeg"))
+	_, err = s.Stat(t.Context(), media.Key(strings.Repeat("cd", 32)))
+	require.ErrorIs(t, err, media.ErrNotExist)
+	assert.NotErrorIs(t, err, schema.ErrUnavailable, "a missing object is not an outage")
+
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for name, call := range map[string]func() error{
+		"put": func() error {
+			return s.Put(ctx, media.Key(strings.Repeat("ef", 32)), strings.NewReader("shelf"), 5, "image/jpeg")
+		},
+		"stat": func() error { _, err := s.Stat(ctx, key); return err },
+		"open": func() error { _, _, err := s.Open(ctx, key); return err },
+		"ping": func() error { return s.Ping(ctx) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			assert.ErrorIs(t, err, schema.ErrUnavailable)
+			assert.NotErrorIs(t, err, media.ErrNotExist)
+		})
+	}
 }

@@ -61,6 +61,15 @@ type Server struct {
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // the process's exit status, once exited is closed
 	buckets atomic.Int64
+	stopped atomic.Bool // Stop was called: the exit is expected
+}
+
+// Stop ends the server before its test does, as an outage would; later
+// requests to Endpoint fail to connect. Stopping a Shared server would
+// break the package's other tests: use Start for this.
+func (s *Server) Stop() {
+	s.stopped.Store(true)
+	s.terminate()
 }
 
 // Start starts a MinIO server for tb and stops it when tb ends. It skips tb
@@ -172,6 +181,11 @@ func requireBinary(tb testing.TB) string {
 	case errors.Is(err, errNoBinary):
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 			tb.Fatalf("miniotest: CI=true and %v", err)
+		}
+		if _, ok := tb.(*testing.B); ok {
+			// go test -bench prints a skipped benchmark's reason only
+			// with -v; without it, a run would say nothing but PASS.
+			fmt.Fprintf(os.Stderr, "%s: skipped: miniotest: %v\n", tb.Name(), err)
 		}
 		tb.Skipf("miniotest: skipping, %v", err)
 	default:
@@ -298,6 +312,9 @@ func (s *Server) waitReady() error {
 // stop ends the server, reporting an error if it had already exited on its
 // own.
 func (s *Server) stop() error {
+	if s.stopped.Load() {
+		return nil
+	}
 	select {
 	case <-s.exited:
 		return fmt.Errorf("minio had exited on its own (%v); output:\n%s", s.waitErr, s.output.String())

@@ -225,7 +225,7 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 	for {
 		top, err := s.topSeq(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", op, err)
+			return 0, fail(op, err)
 		}
 		var p seqDoc
 		err = findOne(ctx, op, s.seqs, bson.M{"state": seqPending, "_id": bson.M{"$lte": top}}, ascending("_id"), &p)
@@ -240,14 +240,14 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 		}
 		written, err := s.carries(ctx, p.Seq, false)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", op, err)
+			return 0, fail(op, err)
 		}
 		state := seqAbandoned
 		if written {
 			state = seqDone
 		}
 		if _, err := s.settle(ctx, p.Seq, state); err != nil {
-			return 0, fmt.Errorf("%s: %w", op, err)
+			return 0, fail(op, err)
 		}
 	}
 }
@@ -306,7 +306,7 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 	}
 	held, err := s.findRecords(ctx, bson.M{"tokens": bson.M{"$in": tokens}, "seq": bson.M{"$gt": after, "$lte": upto}}, "seq", limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	found := make(map[int64]sync.Change, len(held))
 	for _, d := range held {
@@ -323,11 +323,11 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 	for known < bound {
 		page, err := s.findGone(ctx, tokens, known, bound, limit)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		current, err := s.recordsOf(ctx, page)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		for _, g := range page {
 			d := current[g.key()]

@@ -27,7 +27,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
+	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
 )
 
@@ -70,11 +72,11 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	const op = "mongostore.Open"
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		client.Disconnect(context.Background())
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	s, err := New(ctx, client, database)
 	if err != nil {
@@ -103,7 +105,7 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		devices:  db.Collection("device_syncs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
-		return nil, fmt.Errorf("mongostore.New: %w", err)
+		return nil, fail("mongostore.New", err)
 	}
 	return s, nil
 }
@@ -147,7 +149,7 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("mongostore.Close: %w", err)
+		return fail("mongostore.Close", err)
 	}
 	return nil
 }
@@ -155,7 +157,7 @@ func (s *Store) Close() error {
 // Ping reports whether the primary answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
-		return fmt.Errorf("mongostore.Ping: %w", err)
+		return fail("mongostore.Ping", err)
 	}
 	return nil
 }
@@ -196,7 +198,7 @@ func findOne(ctx context.Context, op string, c *mongo.Collection, filter, sort, 
 		return sync.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -205,7 +207,7 @@ func findOne(ctx context.Context, op string, c *mongo.Collection, filter, sort, 
 // document and into none when it matched nothing.
 func matchedOne(op string, res *mongo.UpdateResult, err error, none error) error {
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return none
@@ -234,4 +236,21 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// fail wraps err with the operation; an error of a MongoDB that cannot be
+// reached is marked schema.ErrUnavailable too.
+func fail(op string, err error) error {
+	if unreachable(err) {
+		return fmt.Errorf("%s: %w: %w", op, schema.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// unreachable reports whether err says that MongoDB could not be reached:
+// a network error, no server selectable in time, or a closed client.
+func unreachable(err error) bool {
+	var selection topology.ServerSelectionError
+	return mongo.IsNetworkError(err) || errors.As(err, &selection) ||
+		errors.Is(err, topology.ErrServerSelectionTimeout) || errors.Is(err, mongo.ErrClientDisconnected)
 }

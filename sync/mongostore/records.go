@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -146,7 +145,7 @@ func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
 	docs, err := t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", limit)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.RecordsByRef: %w", err)
+		return nil, fail("mongostore.RecordsByRef", err)
 	}
 	out := make([]*sync.Record, len(docs))
 	for i, d := range docs {
@@ -213,7 +212,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	}
 	seq, err := s.takeSeq(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	if s.stall != nil {
 		s.stall()
@@ -222,7 +221,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return err
 	}
 	if r.Seq, err = s.finish(ctx, seq); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -242,7 +241,7 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 	if refacts {
 		if err := s.indexFacts(ctx, doc, seq); err != nil {
 			s.takeBack(ctx, doc, seq, nil, true)
-			return fmt.Errorf("%s: facts: %w", op, err)
+			return fail(op+": facts", err)
 		}
 	}
 	if len(lost) > 0 {
@@ -252,19 +251,19 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 		}
 		if _, err := s.gone.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
 			s.takeBack(ctx, doc, seq, lost, refacts) // the record was not written
-			return fmt.Errorf("%s: gone: %w", op, err)
+			return fail(op+": gone", err)
 		}
 	}
 	var stale bool
 	if was.seq == 0 { // there was no record: every stored one has a seq
 		_, err := s.records.InsertOne(ctx, doc)
 		if stale = mongo.IsDuplicateKeyError(err); !stale && err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 	} else {
 		res, err := s.records.ReplaceOne(ctx, bson.M{"_id": doc.Key, "version": was.version, "seq": was.seq}, doc)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return fail(op, err)
 		}
 		stale = res.MatchedCount == 0
 	}
@@ -330,7 +329,7 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 		Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At),
 	})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("mongostore.SaveAnswer: %w", err)
+		return fail("mongostore.SaveAnswer", err)
 	}
 	return nil
 }
@@ -340,10 +339,10 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.answers.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": nanos(cutoff)}})
 	if err != nil {
-		return 0, fmt.Errorf("mongostore.SweepAnswers: %w", err)
+		return 0, fail("mongostore.SweepAnswers", err)
 	}
 	if err := s.prune(ctx); err != nil {
-		return int(res.DeletedCount), fmt.Errorf("mongostore.SweepAnswers: %w", err)
+		return int(res.DeletedCount), fail("mongostore.SweepAnswers", err)
 	}
 	return int(res.DeletedCount), nil
 }

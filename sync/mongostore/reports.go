@@ -2,7 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -184,11 +183,11 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	cur, err := s.facts.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var entries []factEntry
 	if err := cur.All(ctx, &entries); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var keys []string
 	seen := make(map[string]bool, len(entries))
@@ -200,7 +199,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	held, err := s.recordFacts(ctx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var out []sync.Fact
 	for _, h := range held {
@@ -230,7 +229,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetBatchSize(latestBatch).
 			SetProjection(bson.D{{Key: "rec", Value: 1}, {Key: "at", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	defer cur.Close(context.Background())
 	var (
@@ -240,7 +239,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 	for cur.Next(ctx) {
 		var e factEntry
 		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		if best != nil && e.At <= best.At {
 			break
@@ -251,7 +250,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		read[e.Rec] = true
 		held, err := s.recordFacts(ctx, []string{e.Rec})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, fail(op, err)
 		}
 		for _, h := range held {
 			for i, f := range h.Facts {
@@ -262,7 +261,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	if best == nil {
 		return nil, sync.ErrNotFound
@@ -278,7 +277,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
 	out, err := sync.CountCoverage(ctx, q, s.Facts)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore.CoverageCounts: %w", err)
+		return nil, fail("mongostore.CoverageCounts", err)
 	}
 	return out, nil
 }
@@ -321,7 +320,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fail(op, err)
 	}
 	return nil
 }
@@ -332,11 +331,11 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
 	const op = "mongostore.DeviceSyncs"
 	cur, err := s.devices.Find(ctx, bson.M{}, options.Find().SetSort(ascending("user", "device")))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []deviceDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]sync.DeviceSync, len(docs))
 	for i, d := range docs {

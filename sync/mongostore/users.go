@@ -47,7 +47,7 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User) error {
 		return sync.ErrExists
 	}
 	if err != nil {
-		return fmt.Errorf("mongostore.CreateUser: %w", err)
+		return fail("mongostore.CreateUser", err)
 	}
 	return nil
 }
@@ -84,21 +84,43 @@ func (s *Store) findUser(ctx context.Context, filter bson.M) (*schema.User, erro
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	n, err := s.users.CountDocuments(ctx, bson.M{})
 	if err != nil {
-		return 0, fmt.Errorf("mongostore.CountUsers: %w", err)
+		return 0, fail("mongostore.CountUsers", err)
 	}
 	return int(n), nil
 }
 
 // Users returns every user, in id order.
 func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
-	const op = "mongostore.Users"
-	cur, err := s.users.Find(ctx, bson.M{}, options.Find().SetSort(ascending("_id")))
+	return s.ListUsers(ctx, sync.UserFilter{})
+}
+
+// ListUsers returns the users that f selects, in id order.
+func (s *Store) ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error) {
+	const op = "mongostore.ListUsers"
+	filter := bson.M{}
+	if f.After != "" {
+		filter["_id"] = bson.M{"$gt": f.After}
+	}
+	if f.Role != "" {
+		filter["role"] = string(f.Role)
+	}
+	if f.Territory != "" {
+		filter["territories"] = f.Territory
+	}
+	if f.Active != nil {
+		filter["active"] = *f.Active
+	}
+	opts := options.Find().SetSort(ascending("_id"))
+	if f.Limit > 0 {
+		opts.SetLimit(int64(f.Limit))
+	}
+	cur, err := s.users.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	var docs []userDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fail(op, err)
 	}
 	out := make([]*schema.User, len(docs))
 	for i := range docs {
@@ -125,7 +147,7 @@ func (s *Store) CreateLogin(ctx context.Context, l *sync.Login) error {
 		CreatedAt: nanos(l.CreatedAt), RevokedAt: nanos(l.RevokedAt),
 	})
 	if err != nil {
-		return fmt.Errorf("mongostore.CreateLogin: %w", err)
+		return fail("mongostore.CreateLogin", err)
 	}
 	return nil
 }
@@ -155,7 +177,7 @@ func (s *Store) AdvanceLogin(ctx context.Context, id string, from int64) error {
 func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time) error {
 	_, err := s.logins.UpdateOne(ctx, bson.M{"_id": id, "revoked_at": int64(0)}, bson.M{"$set": bson.M{"revoked_at": nanos(at)}})
 	if err != nil {
-		return fmt.Errorf("mongostore.RevokeLogin: %w", err)
+		return fail("mongostore.RevokeLogin", err)
 	}
 	return nil
 }
@@ -164,7 +186,7 @@ func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time) error 
 func (s *Store) RevokeUserLogins(ctx context.Context, userID string, at time.Time) error {
 	_, err := s.logins.UpdateMany(ctx, bson.M{"user_id": userID, "revoked_at": int64(0)}, bson.M{"$set": bson.M{"revoked_at": nanos(at)}})
 	if err != nil {
-		return fmt.Errorf("mongostore.RevokeUserLogins: %w", err)
+		return fail("mongostore.RevokeUserLogins", err)
 	}
 	return nil
 }
@@ -199,7 +221,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 				continue
 			}
 			if err != nil {
-				return 0, time.Time{}, fmt.Errorf("%s: %w", op, err)
+				return 0, time.Time{}, fail(op, err)
 			}
 			return 1, fromNanos(d.WindowEnd), nil
 		}
@@ -213,7 +235,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 		res, err := s.failures.UpdateOne(ctx, bson.M{"_id": username, "count": d.Count, "window_end": d.WindowEnd},
 			bson.M{"$set": bson.M{"count": next.Count, "window_end": next.WindowEnd}})
 		if err != nil {
-			return 0, time.Time{}, fmt.Errorf("%s: %w", op, err)
+			return 0, time.Time{}, fail(op, err)
 		}
 		if res.MatchedCount == 1 {
 			return int(next.Count), fromNanos(next.WindowEnd), nil
@@ -239,7 +261,7 @@ func (s *Store) LoginFailures(ctx context.Context, username string, now time.Tim
 // ClearLoginFailures forgets the failures of username.
 func (s *Store) ClearLoginFailures(ctx context.Context, username string) error {
 	if _, err := s.failures.DeleteOne(ctx, bson.M{"_id": username}); err != nil {
-		return fmt.Errorf("mongostore.ClearLoginFailures: %w", err)
+		return fail("mongostore.ClearLoginFailures", err)
 	}
 	return nil
 }

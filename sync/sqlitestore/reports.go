@@ -129,16 +129,41 @@ func unixOrZero(n int64) time.Time {
 
 // Users returns every user, in id order.
 func (s *Store) Users(ctx context.Context) ([]*schema.User, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+userColumns+" FROM users ORDER BY id")
+	return s.ListUsers(ctx, sync.UserFilter{})
+}
+
+// ListUsers returns the users that f selects, in id order.
+func (s *Store) ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error) {
+	const op = "sqlitestore.ListUsers"
+	q := "SELECT " + userColumns + " FROM users WHERE id > ?"
+	args := []any{f.After}
+	if f.Role != "" {
+		q += " AND role = ?"
+		args = append(args, string(f.Role))
+	}
+	if f.Territory != "" {
+		q += " AND EXISTS (SELECT 1 FROM json_each(users.territories) WHERE value = ?)"
+		args = append(args, f.Territory)
+	}
+	if f.Active != nil {
+		q += " AND active = ?"
+		args = append(args, *f.Active)
+	}
+	q += " ORDER BY id"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Users: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
 	out := []*schema.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore.Users: %w", err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		out = append(out, u)
 	}

@@ -21,6 +21,7 @@ import (
 // arranges for it to be closed when the test ends.
 func TestStore(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore(t)) })
+	t.Run("ListUsers", func(t *testing.T) { testListUsers(t, newStore(t)) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore(t)) })
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, newStore(t)) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, newStore) })
@@ -76,6 +77,53 @@ func testUsers(t *testing.T, s sync.Store) {
 	n, err = s.CountUsers(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
+}
+
+func testListUsers(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	users := []*schema.User{newUser("u-1", "ana"), newUser("u-2", "bo"), newUser("u-3", "cy"), newUser("u-4", "di"), newUser("u-5", "ed")}
+	users[1].Role, users[1].Territories = schema.RoleManager, []string{"t-2"}
+	users[2].Active = false
+	users[3].Role, users[3].Territories = schema.RoleAdmin, nil
+	users[4].Territories = []string{"t-10"}
+	for _, u := range users {
+		require.NoError(t, s.CreateUser(ctx, u))
+	}
+	yes, no := true, false
+	idsOf := func(us []*schema.User) []string {
+		ids := []string{}
+		for _, u := range us {
+			ids = append(ids, u.ID)
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		name   string
+		filter sync.UserFilter
+		want   []string
+	}{
+		{"all", sync.UserFilter{}, []string{"u-1", "u-2", "u-3", "u-4", "u-5"}},
+		{"role", sync.UserFilter{Role: schema.RoleRep}, []string{"u-1", "u-3", "u-5"}},
+		{"territory, whole ids only", sync.UserFilter{Territory: "t-1"}, []string{"u-1", "u-3"}},
+		{"territory and role", sync.UserFilter{Territory: "t-2", Role: schema.RoleManager}, []string{"u-2"}},
+		{"active", sync.UserFilter{Active: &yes}, []string{"u-1", "u-2", "u-4", "u-5"}},
+		{"inactive", sync.UserFilter{Active: &no}, []string{"u-3"}},
+		{"first page", sync.UserFilter{Limit: 2}, []string{"u-1", "u-2"}},
+		{"next page", sync.UserFilter{After: "u-2", Limit: 2}, []string{"u-3", "u-4"}},
+		{"last page", sync.UserFilter{After: "u-4", Limit: 2}, []string{"u-5"}},
+		{"paged and filtered", sync.UserFilter{After: "u-1", Role: schema.RoleRep, Limit: 1}, []string{"u-3"}},
+		{"none", sync.UserFilter{Territory: "t-9"}, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListUsers(ctx, tc.filter)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, idsOf(got))
+		})
+	}
+	got, err := s.ListUsers(ctx, sync.UserFilter{Role: schema.RoleManager})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, users[1], got[0], "whole users come back")
 }
 
 func testLogins(t *testing.T, s sync.Store) {

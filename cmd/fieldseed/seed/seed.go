@@ -75,9 +75,12 @@ type Summary struct {
 	Reps, Managers, UsersCreated int
 	// Mutations counts the mutations pushed, Batches the pushes.
 	Mutations, Batches int
-	// Applied, Conflicts and Rejected count the answers. A conflict means
-	// the record exists with other data (seeded with another Config).
-	Applied, Conflicts, Rejected int
+	// Applied, AlreadyThere, Conflicts and Rejected count the answers.
+	// Applied mutations wrote their record; AlreadyThere ones were answered
+	// again for a record an earlier run wrote (nothing new was written). A
+	// conflict means the record exists with other data (seeded with another
+	// Config).
+	Applied, AlreadyThere, Conflicts, Rejected int
 	// Rejections describes the first few rejections.
 	Rejections []string
 	// Elapsed is the time Run took.
@@ -117,6 +120,11 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Summary, error) {
 	a := &adminSession{base: strings.TrimRight(cfg.URL, "/"), hc: cfg.HTTPClient, user: cfg.Admin, pass: cfg.Password}
 	d := generate(cfg)
 	var sum Summary
+	there, err := a.existing(ctx)
+	if err != nil {
+		return sum, fmt.Errorf("%s: %w", op, err)
+	}
+	a.there = there
 	sum.Territories, sum.Customers, sum.Products, sum.PriceLists = len(d.territories), len(d.customers), len(d.products), len(d.priceLists)
 
 	if err := a.push(ctx, &sum, d.territories); err != nil {
@@ -150,8 +158,8 @@ func Run(ctx context.Context, w io.Writer, cfg Config) (Summary, error) {
 	sum.Elapsed = time.Since(start)
 	fmt.Fprintf(w, "\nloaded %d territories, %d reps, %d managers (%d new), %d customers, %d products, %d price lists, %d route plans\n",
 		sum.Territories, sum.Reps, sum.Managers, sum.UsersCreated, sum.Customers, sum.Products, sum.PriceLists, sum.RoutePlans)
-	fmt.Fprintf(w, "pushed %d mutations in %d batches: %d applied, %d conflicts (exist with other data), %d rejected; elapsed %s\n",
-		sum.Mutations, sum.Batches, sum.Applied, sum.Conflicts, sum.Rejected, sum.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "pushed %d mutations in %d batches: %d applied, %d already there, %d conflicts (exist with other data), %d rejected; elapsed %s\n",
+		sum.Mutations, sum.Batches, sum.Applied, sum.AlreadyThere, sum.Conflicts, sum.Rejected, sum.Elapsed.Round(time.Millisecond))
 	for _, r := range sum.Rejections {
 		fmt.Fprintf(w, "rejected: %s\n", r)
 	}
@@ -378,6 +386,7 @@ func around(r *rand.Rand, lat, lng, radius float64) (float64, float64) {
 type adminSession struct {
 	base, user, pass, token string
 	hc                      *http.Client
+	there                   map[string]bool // records on the server before the run (recordKey)
 }
 
 // call sends a JSON request and decodes a 2xx answer into out. It returns
@@ -469,6 +478,29 @@ func (a *adminSession) ensureUser(ctx context.Context, u user, password string) 
 	return id, false, nil
 }
 
+// recordKey names a record in the set of those already on the server.
+func recordKey(c schema.Collection, id string) string { return string(c) + "/" + id }
+
+// existing pulls, as the admin, which records the server has before this
+// run writes any.
+func (a *adminSession) existing(ctx context.Context) (map[string]bool, error) {
+	there := map[string]bool{}
+	checkpoint := ""
+	for {
+		var page schema.PullResponse
+		if _, err := a.asAdmin(ctx, "POST", "/v1/sync/pull", schema.PullRequest{Checkpoint: checkpoint, Limit: 500}, &page); err != nil {
+			return nil, err
+		}
+		for _, c := range page.Changes {
+			there[recordKey(c.Collection, c.ID)] = !c.Deleted
+		}
+		if !page.HasMore {
+			return there, nil
+		}
+		checkpoint = page.Checkpoint
+	}
+}
+
 // push sends mutations in batches of at most MaxBatch and counts the
 // answers.
 func (a *adminSession) push(ctx context.Context, sum *Summary, ms []schema.Mutation) error {
@@ -491,7 +523,13 @@ func (a *adminSession) push(ctx context.Context, sum *Summary, ms []schema.Mutat
 		for i, r := range ans.Results {
 			switch r.Status {
 			case schema.PushApplied, schema.PushMerged:
-				sum.Applied++
+				// Mutation ids derive from the records, so an earlier run's
+				// record is answered again, not written again.
+				if a.there[recordKey(batch[i].Collection, batch[i].ID)] {
+					sum.AlreadyThere++
+				} else {
+					sum.Applied++
+				}
 			case schema.PushConflict:
 				sum.Conflicts++
 			default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,9 @@ func TestSeedScopesAndIdempotence(t *testing.T) {
 	again, err := seed.Run(ctx, &out, small(url))
 	require.NoError(t, err, out.String())
 	assert.Equal(t, 0, again.UsersCreated)
-	assert.Equal(t, sum.Mutations, again.Applied)
+	assert.Equal(t, sum.Mutations, again.AlreadyThere, "every answer is a replay")
+	assert.Zero(t, again.Applied, "nothing new was written")
+	assert.Contains(t, out.String(), fmt.Sprintf(": 0 applied, %d already there, 0 conflicts", sum.Mutations))
 	n, _ := pullAll(t, url, admin, checkpoint)
 	assert.Zero(t, n, "changes after the second run")
 }

@@ -1,0 +1,211 @@
+// Package deploy_test checks the deployment files with the parsers of the
+// tools that read them (compose-go for compose.yaml, the Kubernetes API
+// types for the manifests), since no Docker engine or cluster runs here.
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// shutdownTimeout is fieldsync's default --shutdown-timeout, in seconds.
+const shutdownTimeout = 30
+
+// composeEnv returns what compose.yaml's header says to set, a new map
+// each time (the loader adds to it).
+func composeEnv() map[string]string {
+	return map[string]string{
+		"FIELDSYNC_JWT_SECRET":     strings.Repeat("s", 64),
+		"MINIO_ROOT_PASSWORD":      "minio-password",
+		"FIELDSYNC_ADMIN_PASSWORD": "change-me-please",
+	}
+}
+
+func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	require.NoError(t, err)
+	return loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  dir,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml")}},
+		Environment: env,
+	}, func(o *loader.Options) { o.SetProjectName("fieldsync", true) })
+}
+
+func TestCompose(t *testing.T) {
+	p, err := loadCompose(t, composeEnv())
+	require.NoError(t, err)
+
+	t.Run("one image, built once, run twice", func(t *testing.T) {
+		one, two := p.Services["fieldsync-1"], p.Services["fieldsync-2"]
+		require.NotNil(t, one.Build)
+		require.NotNil(t, two.Build)
+		assert.NotEmpty(t, one.Image)
+		assert.Equal(t, one.Image, two.Image, "both name the same image")
+		assert.Equal(t, *one.Build, *two.Build)
+		root, err := filepath.Abs("..")
+		require.NoError(t, err)
+		assert.Equal(t, root, one.Build.Context)
+		assert.FileExists(t, filepath.Join(one.Build.Context, one.Build.Dockerfile))
+	})
+	t.Run("nginx starts once the instances are healthy", func(t *testing.T) {
+		deps := p.Services["nginx"].DependsOn
+		for _, name := range []string{"fieldsync-1", "fieldsync-2"} {
+			require.Contains(t, deps, name)
+			assert.Equal(t, types.ServiceConditionHealthy, deps[name].Condition, name)
+		}
+	})
+	t.Run("every awaited health has a check", func(t *testing.T) {
+		for name, s := range p.Services {
+			for dep, d := range s.DependsOn {
+				if d.Condition == types.ServiceConditionHealthy {
+					hc := p.Services[dep].HealthCheck
+					if assert.NotNil(t, hc, "%s waits for %s to be healthy", name, dep) {
+						assert.NotEmpty(t, hc.Test, dep)
+					}
+				}
+			}
+		}
+		assert.Equal(t, types.HealthCheckTest{"CMD", "/fieldsync", "health", "--path", "/readyz"}, p.Services["fieldsync-1"].HealthCheck.Test)
+	})
+	t.Run("images pinned", func(t *testing.T) {
+		for name, s := range p.Services {
+			if s.Build != nil {
+				continue
+			}
+			_, tag, ok := strings.Cut(lastPathElement(s.Image), ":")
+			assert.True(t, ok, "%s: %s has a tag", name, s.Image)
+			assert.NotEqual(t, "latest", tag, "%s: %s", name, s.Image)
+		}
+		assert.Regexp(t, `:RELEASE\.\d{4}-\d{2}-\d{2}T`, p.Services["minio"].Image, "MinIO is pinned to a release")
+	})
+	t.Run("variables are fieldsync's", func(t *testing.T) {
+		for name := range p.Services["fieldsync-1"].Environment {
+			assertKnownVariable(t, name)
+		}
+	})
+	t.Run("secrets must be given", func(t *testing.T) {
+		for name := range composeEnv() {
+			env := composeEnv()
+			delete(env, name)
+			_, err := loadCompose(t, env)
+			if assert.Error(t, err, "without %s", name) {
+				assert.Contains(t, err.Error(), "set "+name)
+			}
+		}
+	})
+}
+
+func lastPathElement(image string) string { return image[strings.LastIndex(image, "/")+1:] }
+
+// assertKnownVariable checks that fieldsync reads a FIELDSYNC_* variable.
+func assertKnownVariable(t *testing.T, name string) {
+	t.Helper()
+	if !strings.HasPrefix(name, "FIELDSYNC_") {
+		return
+	}
+	src, err := os.ReadFile("../cmd/fieldsync/cli.go")
+	require.NoError(t, err)
+	assert.Contains(t, string(src), `"`+name+`"`, "fieldsync reads %s", name)
+}
+
+func TestDockerfile(t *testing.T) {
+	raw, err := os.ReadFile("Dockerfile")
+	require.NoError(t, err)
+	text := string(raw)
+	// The data folder exists in the image, owned by the user that runs it.
+	assert.Contains(t, text, "ENV FIELDSYNC_ADDR=0.0.0.0:8080 FIELDSYNC_DATA_DIR=/data")
+	assert.Regexp(t, `(?m)^RUN mkdir -p /out/data && chown 65532:65532 /out/data`, text)
+	assert.Regexp(t, `(?m)^COPY --from=build --chown=65532:65532 /out/data /data$`, text)
+	assert.Regexp(t, `(?m)^USER 65532:65532$`, text)
+	assert.Regexp(t, `(?m)^FROM gcr\.io/distroless/static-debian12:nonroot$`, text, "the user 65532 is distroless' nonroot")
+	// distroless has no shell: the health check is the binary itself, in
+	// exec form.
+	assert.Regexp(t, `(?m)^HEALTHCHECK .*CMD \["/fieldsync", "health"\]$`, text)
+	assert.NotRegexp(t, `(?m)^(HEALTHCHECK .*CMD [^\[]|[^#\n]*\b(curl|wget|sh -c)\b)`, text)
+}
+
+func TestKubernetes(t *testing.T) {
+	raw, err := os.ReadFile("kubernetes/fieldsync.yaml")
+	require.NoError(t, err)
+	var (
+		deployment appsv1.Deployment
+		service    corev1.Service
+		config     corev1.ConfigMap
+	)
+	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
+		var meta struct{ Kind string }
+		require.NoError(t, yaml.Unmarshal(doc, &meta))
+		var into any
+		switch meta.Kind {
+		case "Deployment":
+			into = &deployment
+		case "Service":
+			into = &service
+		case "ConfigMap":
+			into = &config
+		default:
+			t.Fatalf("unexpected kind %q", meta.Kind)
+		}
+		require.NoError(t, yaml.UnmarshalStrict(doc, into), "%s: every field is one Kubernetes knows", meta.Kind)
+	}
+	require.Len(t, deployment.Spec.Template.Spec.Containers, 1)
+	c := deployment.Spec.Template.Spec.Containers[0]
+
+	t.Run("image pinned", func(t *testing.T) {
+		_, tag, ok := strings.Cut(lastPathElement(c.Image), ":")
+		assert.True(t, ok, "%s has a tag", c.Image)
+		assert.NotEqual(t, "latest", tag)
+		assert.Equal(t, corev1.PullIfNotPresent, c.ImagePullPolicy)
+	})
+	t.Run("rolling updates drain", func(t *testing.T) {
+		require.NotNil(t, c.Lifecycle)
+		require.NotNil(t, c.Lifecycle.PreStop)
+		require.NotNil(t, c.Lifecycle.PreStop.Sleep, "distroless has no shell: the kubelet sleeps")
+		sleep := c.Lifecycle.PreStop.Sleep.Seconds
+		assert.Positive(t, sleep)
+		grace := deployment.Spec.Template.Spec.TerminationGracePeriodSeconds
+		require.NotNil(t, grace)
+		assert.GreaterOrEqual(t, *grace, sleep+shutdownTimeout, "the grace period covers the delay and the drain")
+		assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+		assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+	})
+	t.Run("secrets", func(t *testing.T) {
+		documented := map[string]bool{}
+		for _, m := range regexp.MustCompile(`--from-literal=([a-z0-9-]+)=`).FindAllStringSubmatch(string(raw), -1) {
+			documented[m[1]] = true
+		}
+		for _, e := range c.Env {
+			assertKnownVariable(t, e.Name)
+			ref := e.ValueFrom.SecretKeyRef
+			require.NotNil(t, ref, e.Name)
+			assert.Equal(t, "fieldsync-secrets", ref.Name)
+			assert.True(t, documented[ref.Key], "the header's kubectl command creates %s", ref.Key)
+			require.NotNil(t, ref.Optional, "%s says whether it may be missing", e.Name)
+			assert.Equal(t, e.Name == "FIELDSYNC_ADMIN_PASSWORD", *ref.Optional,
+				"only the first admin's password may be left out (fieldsync then says what is missing)")
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		for name := range config.Data {
+			assertKnownVariable(t, name)
+		}
+		assert.Equal(t, "0.0.0.0:8080", config.Data["FIELDSYNC_ADDR"])
+		require.Len(t, service.Spec.Ports, 1)
+		assert.Equal(t, "http", service.Spec.Ports[0].TargetPort.StrVal)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, service.Spec.Selector)
+	})
+}
