@@ -82,7 +82,9 @@ func (p *Photos) Ping(ctx context.Context) error { return p.blobs.Ping(ctx) }
 // number of bytes, or -1 when unknown. The bytes are hashed and their
 // leading bytes checked against contentType as they pass; they are kept
 // only when both hold, and otherwise nothing is left behind. created is
-// false when the photo was stored already; r is then not read.
+// false when the photo was stored already; r is then still read and
+// checked the same way, so that a nil error always means the caller sent
+// the bytes themselves, not only their hash.
 func (p *Photos) Put(ctx context.Context, sum, contentType string, size int64, r io.Reader) (created bool, err error) {
 	const op = "media.Photos.Put"
 	switch {
@@ -92,12 +94,15 @@ func (p *Photos) Put(ctx context.Context, sum, contentType string, size int64, r
 		return false, ErrTooLarge
 	}
 	key := Key(sum)
+	v := &verifier{r: r, h: sha256.New(), want: sum, max: p.maxSize, contentType: contentType}
 	if _, err := p.blobs.Stat(ctx, key); err == nil {
+		if _, err := io.Copy(io.Discard, v); err != nil {
+			return false, err
+		}
 		return false, nil
 	} else if !errors.Is(err, ErrNotExist) {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	v := &verifier{r: r, h: sha256.New(), want: sum, max: p.maxSize, contentType: contentType}
 	if err := p.blobs.Put(ctx, key, v, size, contentType); err != nil {
 		for _, known := range []error{ErrTooLarge, ErrHashMismatch, ErrNotPhoto} {
 			if errors.Is(err, known) {
@@ -220,12 +225,30 @@ func (p *Photos) SweepOrphans(ctx context.Context, grace time.Duration, referenc
 	return removed, nil
 }
 
-// RunSweeper sweeps orphaned photos every interval until ctx ends.
-// Running it on several instances at once is harmless.
+// TempSweeper is a blob store that a process dying mid-Put can leave with
+// temporary files, and that can remove them.
+type TempSweeper interface {
+	// SweepTemp removes the temporary files of Puts that will never
+	// finish and returns how many went.
+	SweepTemp(ctx context.Context) (int, error)
+}
+
+// RunSweeper sweeps orphaned photos, and the temporary files of uploads
+// cut off by a crash when the blob store keeps any, every interval until
+// ctx ends. Running it on several instances at once is harmless.
 func (p *Photos) RunSweeper(ctx context.Context, interval, grace time.Duration, referenced func(ctx context.Context, sum string) (bool, error), log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if ts, ok := p.blobs.(TempSweeper); ok {
+			n, err := ts.SweepTemp(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Error("sweeping temporary files", slog.Any("err", err))
+			case n > 0:
+				log.Info("swept temporary files of cut-off uploads", slog.Int("removed", n))
+			}
+		}
 		n, err := p.SweepOrphans(ctx, grace, referenced)
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -53,6 +53,15 @@ func New(c Collection) (Record, error) {
 // maxDepth is how deeply objects and arrays may nest in a record.
 const maxDepth = 32
 
+// MaxRecordBytes is the size, in bytes of JSON, of the largest record of
+// any collection but price lists, which hold up to 10000 customers and
+// 5000 prices and are written only by admins.
+const MaxRecordBytes = 64 << 10
+
+// maxUnknownFields is how many unknown members an object may have before
+// it is refused as a whole instead of member by member.
+const maxUnknownFields = 20
+
 // Decode parses data, a JSON object, strictly into a new record of
 // collection c and validates it. On failure it returns a nil record and an
 // *Error with code validation_failed listing every problem found (at most
@@ -62,10 +71,18 @@ const maxDepth = 32
 // then whatever Validate finds in the fields that decoded. A problem with
 // data as a whole (not JSON, not an object, nested too deeply) is reported
 // alone, with field "data". null stands for an absent field.
+//
+// A record of any collection but price lists is at most MaxRecordBytes
+// long, and an object with more than a few unknown members is refused as
+// a whole, so that the work a bad record costs stays small.
 func Decode(c Collection, data []byte) (Record, error) {
 	r, err := New(c)
 	if err != nil {
 		return nil, err
+	}
+	if c != PriceLists && len(data) > MaxRecordBytes {
+		return nil, validationError([]Problem{{Field: "data", Code: ProblemTooLong,
+			Message: "data must be at most " + strconv.Itoa(MaxRecordBytes) + " bytes of JSON; this record has " + strconv.Itoa(len(data))}})
 	}
 	if decodeStrict(data, r) && r.Validate() == nil {
 		return r, nil // the common case: nothing to report
@@ -247,8 +264,18 @@ func checkValue(v validator, path string, t reflect.Type, money bool, x any) boo
 // type t, by their JSON names: known fields in the order the struct lists
 // them, then unknown ones in name order.
 func checkObject(v validator, path string, t reflect.Type, obj map[string]any) {
+	fields := reflect.VisibleFields(t)
+	if len(obj) > len(fields)+maxUnknownFields {
+		name := path
+		if name == "" {
+			name = "data"
+		}
+		v.add(name, ProblemTooMany, "has %d members, far more than the %d fields it may have", len(obj), len(fields))
+		clear(obj)
+		return
+	}
 	known := make(map[string]bool, len(obj))
-	for _, f := range reflect.VisibleFields(t) {
+	for _, f := range fields {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || name == "" || name == "-" {
 			continue

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -246,31 +247,66 @@ func TestDecodeLimits(t *testing.T) {
 		require.NoError(t, err)
 		return `{"code":"c","name":"n","territory_id":"t","grade":"A","tags":` + string(b) + `}`
 	}
+	unknown := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"name":"N","region":"R"`)
+		for i := range n {
+			fmt.Fprintf(&b, `,"x%05d":1`, i)
+		}
+		return b.String() + "}"
+	}
+	padded := func(c Collection, record string, size int) string {
+		return record[:len(record)-1] + `,"notes":"` + strings.Repeat("x", size-len(record)-len(`,"notes":""`)) + `"}`
+	}
+	customer := `{"code":"c","name":"n","territory_id":"t","grade":"A"}`
+	ids := make([]string, 3000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("customer-%08d", i)
+	}
+	priceList := `{"name":"P","customer_ids":` + string(must(json.Marshal(ids))) + `}`
 	runDecodeCases(t, []decodeCase{
-		{"huge string", Territories, `{"name":"` + strings.Repeat("x", 1<<20) + `","region":"R"}`, "name", ProblemTooLong, "name must be at most 200 characters"},
+		{"long string", Territories, `{"name":"` + strings.Repeat("x", 1000) + `","region":"R"}`, "name", ProblemTooLong, "name must be at most 200 characters"},
+		{"huge string", Territories, `{"name":"` + strings.Repeat("x", 1<<20) + `","region":"R"}`, "data", ProblemTooLong, "data must be at most 65536 bytes of JSON; this record has 1048600"},
+		{"a record of 64 KB", Customers, padded(Customers, customer, MaxRecordBytes), "notes", ProblemTooLong, ""},
+		{"a record of 64 KB and a byte", Customers, padded(Customers, customer, MaxRecordBytes+1), "data", ProblemTooLong, ""},
+		{"a price list beyond 64 KB", PriceLists, priceList, "", "", ""},
 		{"50 tags", Customers, tags(50), "", "", ""},
 		{"51 tags", Customers, tags(51), "tags", ProblemTooMany, "tags must have at most 50 items"},
+		{"20 unknown fields, each named", Territories, unknown(20), "x00000", ProblemUnknownField, "x00000 is not a field of this record"},
+		{"21 unknown fields, refused whole", Territories, unknown(21), "data", ProblemTooMany, "data has 23 members, far more than the 2 fields it may have"},
+		{"thousands of unknown fields", Territories, unknown(5000), "data", ProblemTooMany, "data has 5002 members, far more than the 2 fields it may have"},
+		{"too many members in a nested object", Visits, `{"customer_id":"c","check_in":` + unknown(30) + `}`, "check_in", ProblemTooMany, ""},
 	})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestDecodeDataAsAWhole(t *testing.T) {
 	tests := []struct {
 		name string
 		data string
+		code string // default invalid_type
 	}{
-		{"empty", ``},
-		{"blank", "  \n"},
-		{"null", `null`},
-		{"array", `[{"name":"N","region":"R"}]`},
-		{"string", `"name"`},
-		{"number", `42`},
-		{"truncated", `{"name":"N",`},
-		{"not JSON", `name=N`},
-		{"two objects", `{"name":"N","region":"R"} {}`},
-		{"trailing garbage", `{"name":"N","region":"R"}x`},
-		{"nested 33 deep", `{"notes":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}`},
-		{"nested a million deep", strings.Repeat(`{"a":`, 1_000_000)},
-		{"arrays a million deep", `{"a":` + strings.Repeat("[", 1_000_000) + strings.Repeat("]", 1_000_000) + `}`},
+		{"empty", ``, ""},
+		{"blank", "  \n", ""},
+		{"null", `null`, ""},
+		{"array", `[{"name":"N","region":"R"}]`, ""},
+		{"string", `"name"`, ""},
+		{"number", `42`, ""},
+		{"truncated", `{"name":"N",`, ""},
+		{"not JSON", `name=N`, ""},
+		{"two objects", `{"name":"N","region":"R"} {}`, ""},
+		{"trailing garbage", `{"name":"N","region":"R"}x`, ""},
+		{"nested 33 deep", `{"notes":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}`, ""},
+		{"nested a million deep", strings.Repeat(`{"a":`, 1_000_000), ProblemTooLong},
+		{"nested 13000 deep, under the size limit", strings.Repeat(`{"a":`, 13000), ""},
+		{"arrays 30000 deep, under the size limit", `{"a":` + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + `}`, ""},
+		{"arrays a million deep", `{"a":` + strings.Repeat("[", 1_000_000) + strings.Repeat("]", 1_000_000) + `}`, ProblemTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,7 +315,11 @@ func TestDecodeDataAsAWhole(t *testing.T) {
 			got := problemsOf(t, err)
 			require.Len(t, got, 1, "problems: %+v", got)
 			assert.Equal(t, "data", got[0].Field)
-			assert.Equal(t, ProblemInvalidType, got[0].Code)
+			want := ProblemInvalidType
+			if tt.code != "" {
+				want = tt.code
+			}
+			assert.Equal(t, want, got[0].Code)
 		})
 	}
 }

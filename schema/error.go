@@ -18,10 +18,10 @@ const (
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeHashMismatch        = "hash_mismatch"
 	CodePayloadTooLarge     = "payload_too_large"
+	CodeHeadersTooLarge     = "headers_too_large"
 	CodeRateLimited         = "rate_limited"
 	CodeInvalidTransition   = "invalid_transition"
 	CodeCreditLimitExceeded = "credit_limit_exceeded"
-	CodeVisitOpen           = "visit_open"
 	CodeUnavailable         = "unavailable"
 	CodeInternal            = "internal"
 )

@@ -175,6 +175,10 @@ type Visit struct {
 	WithinGeofence *bool `json:"within_geofence,omitempty"`
 	// DurationS is the time in store in seconds, once checked out; server-owned.
 	DurationS *int64 `json:"duration_s,omitempty"`
+	// CheckOutMissing is set on a visit with no check-out once a later
+	// check-in of the same rep exists: the rep left without checking out;
+	// server-owned.
+	CheckOutMissing bool `json:"check_out_missing,omitempty"`
 }
 
 // The statuses of an order: draft → submitted → confirmed → shipped →

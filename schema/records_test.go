@@ -314,7 +314,7 @@ func TestOrderValidate(t *testing.T) {
 		{"line unit price negative", with(validOrder(), func(o *Order) { o.Lines[1].UnitPrice = -1 }), "lines[1].unit_price", ProblemOutOfRange},
 		{"line discount negative", with(validOrder(), func(o *Order) { o.Lines[1].Discount = -1 }), "lines[1].discount", ProblemOutOfRange},
 		{"line discount over the amount", with(validOrder(), func(o *Order) { o.Lines[2].Discount = 1001 }), "lines[2].discount", ProblemOutOfRange},
-		{"line amount overflows", with(validOrder(), func(o *Order) { o.Lines[0].UnitPrice = math.MaxInt64 / 2 }), "lines[0].unit_price", ProblemOutOfRange},
+		{"line amount overflows", with(validOrder(), func(o *Order) { o.Lines[0].UnitPrice = math.MaxInt64 / 2 }), "lines[0].quantity", ProblemOutOfRange},
 		{"total overflows", with(validOrder(), func(o *Order) {
 			o.Lines = many(2, OrderLine{ProductID: "p", Quantity: 1, UnitPrice: math.MaxInt64/2 + 1})
 		}), "lines", ProblemOutOfRange},

@@ -415,7 +415,7 @@ func (l *OrderLine) check(v validator) {
 	}
 	switch amount, ok := l.Amount(); {
 	case !ok:
-		v.add("unit_price", ProblemOutOfRange, "is too large for the quantity")
+		v.add("quantity", ProblemOutOfRange, "is too large: quantity × unit_price does not fit in 64 bits")
 	case amount < 0:
 		v.add("discount", ProblemOutOfRange, "must not exceed quantity × unit_price")
 	}

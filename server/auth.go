@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -53,10 +54,10 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case !schema.CheckID(req.DeviceID):
 		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
-	u, l, err := s.signIn(c.UserContext(), req.Username, req.Password, req.DeviceID)
-	var lock *lockout
-	if errors.As(err, &lock) {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(lock.wait))
+	u, l, err := s.signIn(c.UserContext(), c.IP(), req.Username, req.Password, req.DeviceID)
+	var slow *slowDown
+	if errors.As(err, &slow) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(slow.secs))
 	}
 	if err != nil {
 		return err
@@ -64,18 +65,19 @@ func (s *Server) login(c *fiber.Ctx) error {
 	return s.issue(c, u, l)
 }
 
-// signIn checks a username and password under the failed-login limit
-// and opens a login on a device. It is shared by the API and the console,
-// so both count failures and record logins alike. A locked-out username
-// gets a *lockout.
-func (s *Server) signIn(ctx context.Context, username, password, deviceID string) (*schema.User, *sync.Login, error) {
+// signIn checks a username and password from an address under the
+// failed sign-in throttle and opens a login on a device. It is shared by
+// the API and the console, so both count failures and record logins
+// alike. A sign-in that comes too soon after failures gets a *slowDown.
+func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error) {
 	now := s.now()
-	failures, until, err := s.store.LoginFailures(ctx, username, now)
+	key := throttleKey(addr, username)
+	failures, until, err := s.store.LoginFailures(ctx, key, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	if failures >= s.cfg.LoginFailureLimit {
-		return nil, nil, newLockout(now, until)
+	if wait := s.throttleWait(failures, until, now); wait > 0 {
+		return nil, nil, newSlowDown(wait)
 	}
 	u, err := s.store.UserByName(ctx, username)
 	hash := dummyHash
@@ -84,23 +86,22 @@ func (s *Server) signIn(ctx context.Context, username, password, deviceID string
 	} else if !errors.Is(err, sync.ErrNotFound) {
 		return nil, nil, err
 	}
-	match, err := s.checkPassword(ctx, hash, password)
+	match, err := s.checkPassword(ctx, addr, hash, password)
 	if err != nil {
 		return nil, nil, err
 	}
 	if u == nil || !match || !u.Active {
-		n, until, err := s.store.NoteLoginFailure(ctx, username, now, s.cfg.LoginFailureWindow)
+		n, _, err := s.store.NoteLoginFailure(ctx, key, now, s.cfg.LoginFailureWindow)
 		if err != nil {
 			return nil, nil, err
 		}
 		s.log.Info("login refused", slog.Int("failures", n))
-		if n > s.cfg.LoginFailureLimit {
-			return nil, nil, newLockout(now, until)
-		}
 		return nil, nil, errBadCredentials
 	}
-	if err := s.store.ClearLoginFailures(ctx, username); err != nil {
-		return nil, nil, err
+	if failures > 0 {
+		if err := s.store.ClearLoginFailures(ctx, key); err != nil {
+			return nil, nil, err
+		}
 	}
 	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: deviceID, Generation: 1, CreatedAt: now.UTC()}
 	if err := s.store.CreateLogin(ctx, l); err != nil {
@@ -110,22 +111,22 @@ func (s *Server) signIn(ctx context.Context, username, password, deviceID string
 	return u, l, nil
 }
 
-// lockout is a username's sign-ins refused for wait seconds after too many
-// failures.
-type lockout struct {
-	wait int
+// slowDown refuses a sign-in that comes before its username and address
+// may try again; secs is how long to wait.
+type slowDown struct {
+	secs int
 	err  *schema.Error
 }
 
-func newLockout(now, until time.Time) *lockout {
-	wait := max(int(until.Sub(now).Seconds()+0.999), 1)
-	return &lockout{wait: wait, err: schema.Errorf(schema.CodeRateLimited, "too many failed logins for this username; try again in %d seconds", wait)}
+func newSlowDown(wait time.Duration) *slowDown {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	return &slowDown{secs: secs, err: schema.Errorf(schema.CodeRateLimited, "too many failed sign-ins for this username from this address; try again in %d seconds", secs)}
 }
 
-func (l *lockout) Error() string { return l.err.Error() }
+func (e *slowDown) Error() string { return e.err.Error() }
 
-// Unwrap lets the lockout answer as the rate_limited error it carries.
-func (l *lockout) Unwrap() error { return l.err }
+// Unwrap lets the refusal answer as the rate_limited error it carries.
+func (e *slowDown) Unwrap() error { return e.err }
 
 // refresh trades the current refresh token of a login for a new pair. An
 // older token of the login means it was stolen or replayed: the whole
@@ -181,7 +182,6 @@ func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
 	access, err := s.tokens.access(accessClaims{
 		RegisteredClaims: jwtSubject(u.ID, l.ID, l.Generation),
 		Role:             string(u.Role),
-		Territories:      u.Territories,
 		DeviceID:         l.DeviceID,
 		LoginID:          l.ID,
 	})
@@ -279,14 +279,14 @@ func requireRole(roles ...schema.Role) fiber.Handler {
 }
 
 // checkPassword compares a password with its hash, at most one comparison
-// per core at a time: a storm of logins (every phone of a region after an
-// outage) then queues here instead of starving pushes and pulls of CPU.
-func (s *Server) checkPassword(ctx context.Context, hash []byte, password string) (bool, error) {
-	select {
-	case s.hashing <- struct{}{}:
-	case <-ctx.Done():
+// per core at a time, taken in turns between client addresses: a storm of
+// sign-ins (every phone of a region after an outage) then queues here
+// instead of starving pushes and pulls of CPU, and a flood from one
+// address does not hold up the sign-ins of others.
+func (s *Server) checkPassword(ctx context.Context, addr string, hash []byte, password string) (bool, error) {
+	if err := s.hashing.acquire(ctx, addr); err != nil {
 		return false, schema.Errorf(schema.CodeUnavailable, "the server is busy; try again")
 	}
-	defer func() { <-s.hashing }()
+	defer s.hashing.release()
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
 }

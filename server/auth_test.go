@@ -12,6 +12,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/server"
 )
 
 func TestLogin(t *testing.T) {
@@ -290,16 +292,17 @@ func TestDeactivationIsImmediate(t *testing.T) {
 }
 
 func TestFailedLoginsAreRateLimited(t *testing.T) {
-	ts := startServer(t)
+	now := time.Now()
+	ts := startServer(t, func(c *server.Config) { c.Now = func() time.Time { return now } })
 	for i := range 5 {
 		r := ts.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": adminName, "password": "wrong-password", "device_id": "d"})
 		require.Equalf(t, http.StatusUnauthorized, r.Status, "attempt %d", i+1)
 	}
 	r := ts.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": adminName, "password": adminPassword, "device_id": "d"})
-	assert.Equal(t, http.StatusTooManyRequests, r.Status, "locked even with the right password")
+	assert.Equal(t, http.StatusTooManyRequests, r.Status, "slowed down even with the right password")
 	assert.Equal(t, "rate_limited", r.ErrorCode())
 	assert.NotEmpty(t, r.Header.Get("Retry-After"))
 
 	r = ts.call(t, "POST", "/v1/auth/login", "", map[string]string{"username": "someone-else", "password": "wrong-password", "device_id": "d"})
-	assert.Equal(t, http.StatusUnauthorized, r.Status, "other usernames are not locked")
+	assert.Equal(t, http.StatusUnauthorized, r.Status, "other usernames are not slowed down")
 }

@@ -23,6 +23,27 @@ import (
 // closed with it unread is reset, so that the client never sees the
 // answer (a 413 above all). Past drainLimit the connection is closed.
 
+// checkFraming refuses a request whose Content-Length headers disagree:
+// which one frames the body is ambiguous (fasthttp would take the last),
+// so the request is refused and the connection closed.
+func checkFraming(c *fiber.Ctx) error {
+	var first []byte
+	for line := range bytes.Lines(c.Request().Header.RawHeaders()) {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(bytes.TrimSpace(name), []byte(fiber.HeaderContentLength)) {
+			continue
+		}
+		value = bytes.TrimSpace(value)
+		if first == nil {
+			first = value
+		} else if !bytes.Equal(first, value) {
+			c.Context().SetConnectionClose()
+			return badRequest("conflicting Content-Length headers")
+		}
+	}
+	return c.Next()
+}
+
 // streamsBody reports whether a request's handler reads the body stream
 // itself.
 func streamsBody(c *fiber.Ctx) bool {
@@ -34,8 +55,13 @@ func streamsBody(c *fiber.Ctx) bool {
 func readBody(limit int, drainLimit int64) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if streamsBody(c) {
+			body := &bodyStream{r: c.Request().BodyStream()}
+			if body.r == nil {
+				body.r = bytes.NewReader(c.Body())
+			}
+			c.Locals(bodyStreamKey, body)
 			err := c.Next()
-			drain(c, drainLimit)
+			drainStream(c, body, drainLimit)
 			return err
 		}
 		req := c.Request()
@@ -94,15 +120,44 @@ func inflate(c *fiber.Ctx, limit int) error {
 // drain reads what is left of a request's body stream, at most max bytes,
 // and closes the connection after the answer when that was not all of it.
 func drain(c *fiber.Ctx, max int64) {
-	stream := c.Request().BodyStream()
-	if stream == nil {
-		return
+	if stream := c.Request().BodyStream(); stream != nil {
+		drainStream(c, stream, max)
 	}
+}
+
+func drainStream(c *fiber.Ctx, stream io.Reader, max int64) {
 	n, err := io.CopyN(io.Discard, stream, max+1)
 	if n > max || (err != nil && !errors.Is(err, io.EOF)) {
 		c.Context().SetConnectionClose()
 	}
 }
 
-// bytesReader reads a body Fiber already holds.
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+const bodyStreamKey = "fieldsync.body"
+
+// bodyStream is the body of a request whose handler streams it. Once it
+// has ended it stays ended: fasthttp's stream of a chunked body, read
+// again after its end, waits for a next chunk that never comes, and the
+// answer would wait for the read timeout.
+type bodyStream struct {
+	r     io.Reader
+	ended bool
+}
+
+func (b *bodyStream) Read(p []byte) (int, error) {
+	if b.ended {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.ended = true
+	}
+	return n, err
+}
+
+// requestBody returns the body of a request whose handler streams it.
+func requestBody(c *fiber.Ctx) io.Reader {
+	if b, ok := c.Locals(bodyStreamKey).(*bodyStream); ok {
+		return b
+	}
+	return bytes.NewReader(c.Body())
+}

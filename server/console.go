@@ -14,8 +14,8 @@ import (
 // and user changes, so a console login is a login like any other.
 type consoleAccounts struct{ s *Server }
 
-func (a consoleAccounts) SignIn(ctx context.Context, username, password, deviceID string) (*schema.User, *sync.Login, error) {
-	return a.s.signIn(ctx, username, password, deviceID)
+func (a consoleAccounts) SignIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error) {
+	return a.s.signIn(ctx, addr, username, password, deviceID)
 }
 
 // Session returns the login and its user when the login is good and the

@@ -23,9 +23,9 @@ var statusByCode = map[string]int{
 	schema.CodeHashMismatch:        http.StatusUnprocessableEntity,
 	schema.CodePayloadTooLarge:     http.StatusRequestEntityTooLarge,
 	schema.CodeRateLimited:         http.StatusTooManyRequests,
+	schema.CodeHeadersTooLarge:     http.StatusRequestHeaderFieldsTooLarge,
 	schema.CodeInvalidTransition:   http.StatusConflict,
 	schema.CodeCreditLimitExceeded: http.StatusConflict,
-	schema.CodeVisitOpen:           http.StatusConflict,
 	schema.CodeUnavailable:         http.StatusServiceUnavailable,
 	schema.CodeInternal:            http.StatusInternalServerError,
 }
@@ -33,14 +33,15 @@ var statusByCode = map[string]int{
 // codeByFiberStatus names the errors Fiber itself raises: unknown routes,
 // wrong methods, oversized or unreadable bodies.
 var codeByFiberStatus = map[int]string{
-	http.StatusBadRequest:            schema.CodeBadRequest,
-	http.StatusNotFound:              schema.CodeNotFound,
-	http.StatusMethodNotAllowed:      schema.CodeMethodNotAllowed,
-	http.StatusRequestEntityTooLarge: schema.CodePayloadTooLarge,
-	http.StatusUnsupportedMediaType:  schema.CodeUnsupportedMedia,
-	http.StatusRequestTimeout:        schema.CodeBadRequest,
-	http.StatusTooManyRequests:       schema.CodeRateLimited,
-	http.StatusServiceUnavailable:    schema.CodeUnavailable,
+	http.StatusBadRequest:                  schema.CodeBadRequest,
+	http.StatusNotFound:                    schema.CodeNotFound,
+	http.StatusMethodNotAllowed:            schema.CodeMethodNotAllowed,
+	http.StatusRequestEntityTooLarge:       schema.CodePayloadTooLarge,
+	http.StatusUnsupportedMediaType:        schema.CodeUnsupportedMedia,
+	http.StatusRequestTimeout:              schema.CodeBadRequest,
+	http.StatusTooManyRequests:             schema.CodeRateLimited,
+	http.StatusRequestHeaderFieldsTooLarge: schema.CodeHeadersTooLarge,
+	http.StatusServiceUnavailable:          schema.CodeUnavailable,
 }
 
 // sentinels are the expected conditions, named by sentinel errors of the
@@ -89,6 +90,8 @@ func fiberMessage(fe *fiber.Error) string {
 		return "method not allowed on this endpoint"
 	case http.StatusRequestEntityTooLarge:
 		return "request body too large"
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return "request line or headers too large"
 	}
 	return http.StatusText(fe.Code)
 }
@@ -108,7 +111,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status := statusOf(pe.Code)
 	switch {
 	case pe.Code == schema.CodeInternal:
-		s.log.Error("request failed", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
+		attrs := []any{slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err)}
+		if pe, ok := errors.AsType[*panicError](err); ok {
+			attrs = append(attrs, slog.String("stack", string(pe.stack)))
+		}
+		s.log.Error("request failed", attrs...)
 	case errors.Is(err, schema.ErrUnavailable):
 		s.log.Warn("store unavailable", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
 	}

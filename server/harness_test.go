@@ -79,6 +79,7 @@ func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server
 type response struct {
 	Status int
 	Header http.Header
+	Close  bool // the server closes the connection after it
 	Body   map[string]any
 	Raw    []byte
 }
@@ -93,6 +94,12 @@ func (r response) ErrorCode() string {
 // call sends a request with an optional bearer token and JSON body (a
 // string is sent as is).
 func (ts *testServer) call(tb testing.TB, method, path, token string, body any) response {
+	tb.Helper()
+	return ts.callWith(tb, http.DefaultClient, method, path, token, body)
+}
+
+// callWith is call through a given client.
+func (ts *testServer) callWith(tb testing.TB, client *http.Client, method, path, token string, body any) response {
 	tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -114,7 +121,7 @@ func (ts *testServer) call(tb testing.TB, method, path, token string, body any) 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(tb, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -21,8 +21,12 @@ func PhotoFacts(p *media.Photos) sync.PhotoChecker { return photoFacts{p} }
 type photoFacts struct{ p *media.Photos }
 
 func (f photoFacts) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts, error) {
+	info, stored, err := f.p.Exists(ctx, sum)
+	if err != nil || !stored {
+		return sync.PhotoFacts{}, err
+	}
 	meta, stored, err := f.p.Meta(ctx, sum)
-	return sync.PhotoFacts{Stored: stored, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, err
+	return sync.PhotoFacts{Stored: stored, Size: info.Size, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, err
 }
 
 // photoHash reads and checks the {sha256} path parameter.
@@ -52,11 +56,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	if size < 0 {
 		size = -1
 	}
-	body := c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytesReader(c.Body())
-	}
-	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, body)
+	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, requestBody(c))
 	switch {
 	case errors.Is(err, media.ErrTooLarge):
 		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
@@ -78,12 +78,20 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	return c.Status(status).JSON(fiber.Map{"sha256": sum, "created": created})
 }
 
-// headPhoto answers 200 when a photo's bytes are stored, else 404, so that
-// clients skip uploads the server has.
+// headPhoto answers 200 when a photo's bytes are stored and the caller may
+// read them (as GET), else 404, so that clients skip uploads the server
+// has for them.
 func (s *Server) headPhoto(c *fiber.Ctx) error {
 	sum, err := photoHash(c)
 	if err != nil {
 		return err
+	}
+	ok, err := s.engine.CanReadPhoto(c.UserContext(), *principal(c), sum)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.SendStatus(fiber.StatusNotFound)
 	}
 	info, ok, err := s.photos.Exists(c.UserContext(), sum)
 	if err != nil {

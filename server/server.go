@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -40,11 +41,15 @@ type Config struct {
 	Now func() time.Time
 	// AccessTTL is how long an access token lives; default 15 minutes.
 	AccessTTL time.Duration
-	// LoginFailureLimit failed logins for one username within
-	// LoginFailureWindow lock that username out until the window ends;
-	// defaults 5 and 15 minutes.
+	// LoginFailureLimit failed sign-ins of one username from one client
+	// address within LoginFailureWindow are answered at once; after them
+	// that pair slows down, its next attempts allowed LoginBackoff, then
+	// 3, 7, 15… × LoginBackoff after the window opened, never later than
+	// its end. Other addresses are not slowed. Defaults 5, 15 minutes and
+	// 1 second.
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
+	LoginBackoff       time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
 	// MapTiles is the console's map tile URL template; OpenStreetMap's
@@ -65,7 +70,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
-	hashing chan struct{} // one slot per core for password checks
+	hashing *hashQueue // one slot per core for password checks
 }
 
 // New builds a Server from cfg.
@@ -97,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	if cfg.LoginBackoff <= 0 {
+		cfg.LoginBackoff = time.Second
+	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
@@ -109,19 +117,22 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
-		hashing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
 		StreamRequestBody:     true,
-		ReadTimeout:           2 * time.Minute,
-		WriteTimeout:          2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          s.handleError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		// No endpoint takes a form: a multipart body is JSON's to refuse
+		// (415), not the HTTP layer's to parse.
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  2 * time.Minute,
+		WriteTimeout:                 2 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 s.handleError,
+		JSONEncoder:                  json.Marshal,
+		JSONDecoder:                  json.Unmarshal,
 	})
 	c, err := s.newConsole(cfg.MapTiles, cfg.Zone)
 	if err != nil {
@@ -134,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.observe, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(s.observe, recoverPanics, checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -196,6 +207,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // decodeJSON reads the request body as JSON into v.
 func decodeJSON(c *fiber.Ctx, v any) error {
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
 	body := c.Body()
 	if len(body) == 0 {
 		return badRequest("request body must be a JSON object")
@@ -204,6 +218,14 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return jsonProblem("request body", err)
 	}
 	return nil
+}
+
+// isJSON reports whether a request's Content-Type says JSON; a request
+// that names none is taken as JSON.
+func isJSON(contentType string) bool {
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	mediaType = strings.TrimSpace(mediaType)
+	return mediaType == "" || strings.EqualFold(mediaType, fiber.MIMEApplicationJSON)
 }
 
 // jsonProblem turns a JSON decoding error into a bad_request that names

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,26 +97,85 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestRateLimitWindowEnds(t *testing.T) {
+func TestRateLimitSlowsDownAndTheWindowEnds(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	ts := startServer(t, func(c *server.Config) {
 		c.Now = func() time.Time { return clock() }
 		c.LoginFailureLimit = 2
 		c.LoginFailureWindow = time.Minute
+		c.LoginBackoff = time.Second
 	})
 	bad := map[string]string{"username": adminName, "password": "wrong-password", "device_id": "d"}
 	good := map[string]string{"username": adminName, "password": adminPassword, "device_id": "d"}
-	ts.call(t, "POST", "/v1/auth/login", "", bad)
-	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	assert.Equal(t, http.StatusUnauthorized, ts.call(t, "POST", "/v1/auth/login", "", bad).Status)
+	assert.Equal(t, http.StatusUnauthorized, ts.call(t, "POST", "/v1/auth/login", "", bad).Status)
 	r := ts.call(t, "POST", "/v1/auth/login", "", good)
 	require.Equal(t, http.StatusTooManyRequests, r.Status)
-	assert.Equal(t, "60", r.Header.Get("Retry-After"))
+	assert.Equal(t, "rate_limited", r.ErrorCode())
+	assert.Equal(t, "1", r.Header.Get("Retry-After"), "slowed down, not locked out")
+
+	now = now.Add(time.Second)
+	assert.Equal(t, http.StatusUnauthorized, ts.call(t, "POST", "/v1/auth/login", "", bad).Status, "the next attempt is allowed")
+	r = ts.call(t, "POST", "/v1/auth/login", "", good)
+	require.Equal(t, http.StatusTooManyRequests, r.Status)
+	assert.Equal(t, "2", r.Header.Get("Retry-After"), "each further failure doubles the wait")
+	now = now.Add(2 * time.Second)
+	assert.Equal(t, http.StatusUnauthorized, ts.call(t, "POST", "/v1/auth/login", "", bad).Status)
+	r = ts.call(t, "POST", "/v1/auth/login", "", good)
+	assert.Equal(t, "4", r.Header.Get("Retry-After"))
+
+	for range 10 { // the waits never pass the window's end
+		now = now.Add(time.Duration(max(1, atoi(r.Header.Get("Retry-After")))) * time.Second)
+		ts.call(t, "POST", "/v1/auth/login", "", bad)
+		r = ts.call(t, "POST", "/v1/auth/login", "", good)
+		if r.Status == http.StatusOK {
+			break
+		}
+		require.Equal(t, http.StatusTooManyRequests, r.Status)
+		assert.LessOrEqual(t, atoi(r.Header.Get("Retry-After")), 60)
+	}
 
 	now = now.Add(61 * time.Second)
 	r = ts.call(t, "POST", "/v1/auth/login", "", good)
-	assert.Equal(t, http.StatusOK, r.Status, "the lock ends with the window")
+	assert.Equal(t, http.StatusOK, r.Status, "the count ends with the window")
+	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	ts.call(t, "POST", "/v1/auth/login", "", bad)
+	now = now.Add(time.Second)
+	r = ts.call(t, "POST", "/v1/auth/login", "", good)
+	require.Equal(t, http.StatusOK, r.Status, "a good login clears the count")
 	ts.call(t, "POST", "/v1/auth/login", "", bad)
 	r = ts.call(t, "POST", "/v1/auth/login", "", good)
-	assert.Equal(t, http.StatusOK, r.Status, "a good login clears the count")
+	assert.Equal(t, http.StatusOK, r.Status, "a cleared count starts again from nothing")
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// clientFrom is an HTTP client whose connections come from a loopback
+// address of its own (127.0.0.2, …): another client address.
+func clientFrom(ip string) *http.Client {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+}
+
+func TestNobodyLocksOutAUserFromAnotherAddress(t *testing.T) {
+	now := time.Now()
+	ts := startServer(t, func(c *server.Config) { c.Now = func() time.Time { return now } })
+	attacker, owner := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+	bad := map[string]string{"username": adminName, "password": "wrong-password", "device_id": "d"}
+	good := map[string]string{"username": adminName, "password": adminPassword, "device_id": "d"}
+	for i := range 20 {
+		r := ts.callWith(t, attacker, "POST", "/v1/auth/login", "", bad)
+		require.Containsf(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, r.Status, "attempt %d: %s", i, r.Raw)
+	}
+	r := ts.callWith(t, attacker, "POST", "/v1/auth/login", "", good)
+	assert.Equal(t, http.StatusTooManyRequests, r.Status, "the attacker's address is slowed down")
+
+	r = ts.callWith(t, owner, "POST", "/v1/auth/login", "", good)
+	assert.Equal(t, http.StatusOK, r.Status, "the admin signs in from another address: %s", r.Raw)
+	r = ts.callWith(t, owner, "POST", "/v1/auth/login", "", bad)
+	assert.Equal(t, http.StatusUnauthorized, r.Status, "and is not slowed there")
 }

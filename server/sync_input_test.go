@@ -348,14 +348,20 @@ func TestPushRejectsBadMutationsAlone(t *testing.T) {
 		{"line unknown field", upsert("orders", with(order, "lines", `[{"product_id":"p-1","quantity":2,"unit_price":100,"sku":"S"}]`)), "validation_failed", "lines[0].sku"},
 		{"too many lines", upsert("orders", with(order, "lines", list(501, `{"product_id":"p-1","quantity":1,"unit_price":1}`))), "validation_failed", "lines"},
 		{"no lines", upsert("orders", with(order, "lines", `[]`)), "validation_failed", "lines"},
-		{"order total overflows", upsert("orders", with(order, "lines", `[{"product_id":"p-1","quantity":9223372036854775807,"unit_price":2}]`)), "validation_failed", "lines[0].unit_price"},
+		{"order total overflows", upsert("orders", with(order, "lines", `[{"product_id":"p-1","quantity":9223372036854775807,"unit_price":2}]`)), "validation_failed", "lines[0].quantity"},
 		{"order status unknown", upsert("orders", with(order, "status", `"shipped-ish"`)), "validation_failed", "status"},
 		{"order for a missing customer", upsert("orders", with(order, "customer_id", `"c-nowhere"`)), "validation_failed", "customer_id"},
 		{"check_in unknown nested field", upsert("visits", with(visit, "check_in", `{"at":"2025-01-01T10:00:00Z","lat":52.5,"lng":13.4,"altitude":3}`)), "validation_failed", "check_in.altitude"},
 		{"check_in time not RFC 3339", upsert("visits", with(visit, "check_in", `{"at":"yesterday","lat":52.5,"lng":13.4}`)), "validation_failed", "check_in.at"},
 		{"check_in far in the future", upsert("visits", with(visit, "check_in", `{"at":"2999-01-01T10:00:00Z","lat":52.5,"lng":13.4}`)), "validation_failed", "check_in.at"},
-		{"name of 1 MB", upsert("territories", `{"name":"`+strings.Repeat("n", 1<<20)+`","region":"R"}`), "validation_failed", "name"},
-		{"notes of 1 MB", upsert("customers", with(customer, "notes", `"`+strings.Repeat("x", 1<<20)+`"`)), "validation_failed", "notes"},
+		{"check_in before 2000", upsert("visits", with(visit, "check_in", `{"at":"1999-12-31T23:59:59Z","lat":52.5,"lng":13.4}`)), "validation_failed", "check_in.at"},
+		{"check_in at the epoch of an unset clock", upsert("visits", with(visit, "check_in", `{"at":"1970-01-01T00:00:00Z","lat":52.5,"lng":13.4}`)), "validation_failed", "check_in.at"},
+		{"photo taken before 2000", upsert("photos", `{"visit_id":"v-nowhere","sha256":"`+strings.Repeat("a", 64)+`","content_type":"image/jpeg","size":10,"taken_at":"1980-01-01T00:00:00Z"}`), "validation_failed", "taken_at"},
+		{"name of 1000 characters", upsert("territories", `{"name":"`+strings.Repeat("n", 1000)+`","region":"R"}`), "validation_failed", "name"},
+		{"notes of 5000 characters", upsert("customers", with(customer, "notes", `"`+strings.Repeat("x", 5000)+`"`)), "validation_failed", "notes"},
+		{"name of 1 MB", upsert("territories", `{"name":"`+strings.Repeat("n", 1<<20)+`","region":"R"}`), "validation_failed", "data"},
+		{"notes of 1 MB", upsert("customers", with(customer, "notes", `"`+strings.Repeat("x", 1<<20)+`"`)), "validation_failed", "data"},
+		{"a visit with 10000 unknown fields", upsert("visits", `{"customer_id":"c-1"`+strings.Repeat(`,"x":1`, 1)+unknownFields(10000)+`}`), "validation_failed", "data"},
 		{"photo sha256 malformed", upsert("photos", `{"visit_id":"v-nowhere","sha256":"XYZ","content_type":"image/jpeg","size":10}`), "validation_failed", "sha256"},
 		{"route plan for a missing rep", upsert("route_plans", `{"rep_id":"u-nobody","date":"2025-01-01"}`), "validation_failed", "rep_id"},
 	}
@@ -651,4 +657,14 @@ func TestPushRejectionAfterAWriteLeavesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unknownFields returns n members named f0, f1… as JSON object text, each
+// after a comma.
+func unknownFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"f%d":1`, i)
+	}
+	return b.String()
 }

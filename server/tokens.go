@@ -16,15 +16,15 @@ import (
 
 const tokenIssuerName = "fieldsync"
 
-// accessClaims are what an access token carries. The server still reads
-// the user's current role and territories from the store on every request;
-// the claims let clients see who they are.
+// accessClaims are what an access token carries: who, on which login and
+// device, and the role for clients to see. It names no territories, so
+// that a token stays small whatever the user's scope: the server reads
+// the user's current role and territories from the store on every request.
 type accessClaims struct {
 	jwt.RegisteredClaims
-	Role        string   `json:"role"`
-	Territories []string `json:"territories"`
-	DeviceID    string   `json:"did"`
-	LoginID     string   `json:"lid"`
+	Role     string `json:"role"`
+	DeviceID string `json:"did"`
+	LoginID  string `json:"lid"`
 }
 
 // tokenIssuer signs and checks access tokens (HS256 only) and refresh

@@ -205,7 +205,7 @@ func BenchmarkPull10k(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				chs, err := store.Changes(ctx, tokens, after, wm, sync.MaxPullLimit)
+				chs, err := store.Changes(ctx, tokens, after, wm, sync.MaxPullLimit, 0)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,15 +32,24 @@ type writer struct {
 	tx     RecordTx
 	p      schema.Principal
 	tokens []string // the principal's read tokens
-	// batch is the push being applied and at the mutation being
-	// applied, so that a rule may look ahead in the batch.
-	batch []json.RawMessage
-	at    int
 	// rederive is set when the writer works out again what it derived
 	// before, for a record already stored (a re-stamp, a photo's bytes
 	// arriving): references that have since gone are tolerated, and the
 	// caller's scope is not asked.
 	rederive bool
+	// decoded keeps the records references decoded, by collection/id, at
+	// the version decoded, so that a push naming the same product on
+	// every line decodes it once.
+	decoded map[string]decodedRef
+	// lists keeps the price lists that apply to a customer, by
+	// customer/distributor, until the writer writes a price list.
+	lists map[string][]*pricedList
+}
+
+// decodedRef is a referenced record decoded at one version.
+type decodedRef struct {
+	version int64
+	rec     schema.Record
 }
 
 // rederiver returns a writer for re-deriving stored records in w's unit of
@@ -53,11 +63,12 @@ func rejection(code, field, format string, args ...any) *schema.Error {
 	return &schema.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// reference loads a record that rec points at, which must exist and not
-// be deleted (else validation_failed) and be readable by the writer (else
-// forbidden). When re-deriving, a reference that has gone is no refusal:
-// the stored record (a tombstone keeps its tokens) or nil comes back, with
-// no decoded record.
+// reference loads a record that rec points at, which must exist, not be
+// deleted and be readable by the writer; else the mutation is refused with
+// validation_failed, the same answer whichever it is, so that nothing is
+// learnt of records the writer cannot see. When re-deriving, a reference
+// that has gone is no refusal: the stored record (a tombstone keeps its
+// tokens) or nil comes back, with no decoded record.
 func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
 	r, err := w.tx.Record(ctx, c, id)
 	switch {
@@ -67,15 +78,29 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 		if w.rederive {
 			return r, nil, nil
 		}
-		return nil, nil, rejection(schema.CodeValidationFailed, field, "%s refers to no %s", field, singular(c))
+		return nil, nil, noSuchReference(c, field)
 	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
-		return nil, nil, rejection(schema.CodeForbidden, field, "%s refers to a %s outside the caller's scope", field, singular(c))
+		return nil, nil, noSuchReference(c, field)
+	}
+	key := string(c) + "/" + id
+	if d, ok := w.decoded[key]; ok && d.version == r.Version {
+		return r, d.rec, nil
 	}
 	rec, err := schema.Decode(c, r.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
 	}
+	if w.decoded == nil {
+		w.decoded = map[string]decodedRef{}
+	}
+	w.decoded[key] = decodedRef{version: r.Version, rec: rec}
 	return r, rec, nil
+}
+
+// noSuchReference refuses a reference to a record that does not exist or
+// that the writer cannot see.
+func noSuchReference(c schema.Collection, field string) *schema.Error {
+	return rejection(schema.CodeValidationFailed, field, "%s refers to no %s the caller can see", field, singular(c))
 }
 
 // singular names one record of a collection.
@@ -121,15 +146,15 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 		}
 	case *schema.RoutePlan:
 		rep, err := w.e.store.User(ctx, r.RepID)
-		if errors.Is(err, ErrNotFound) || (err == nil && rep.Role != schema.RoleRep) {
-			return nil, rejection(schema.CodeValidationFailed, "rep_id", "rep_id refers to no rep")
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
+		}
+		if err != nil || rep.Role != schema.RoleRep || !w.seesUser(rep) {
+			return nil, rejection(schema.CodeValidationFailed, "rep_id", "rep_id refers to no rep the caller can see")
 		}
 		d.facts = schema.Facts{Owner: r.RepID, Territories: rep.Territories}
 		d.refs = []string{"rep:" + r.RepID, "rep-date:" + r.RepID + ":" + r.Date}
-		if d.report, err = w.stopFacts(ctx, r); err != nil {
+		if d.report, err = w.stopFacts(ctx, r, prev); err != nil {
 			return nil, err
 		}
 	case *schema.Visit:
@@ -141,7 +166,7 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 	case *schema.Photo:
-		if err := w.derivePhoto(ctx, r, prev, d); err != nil {
+		if err := w.derivePhoto(ctx, id, r, prev, d); err != nil {
 			return nil, err
 		}
 	default:
@@ -201,10 +226,22 @@ func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, pr
 	}
 	d.report = []Fact{{Kind: FactVisit, Rep: v.RepID, Customer: v.CustomerID, Territory: first(territoriesOf(custRec)),
 		Visit: id, At: v.CheckIn.At.UTC(), Flag: flag}}
+	switch {
+	case v.CheckOut != nil:
+		v.CheckOutMissing = false
+	case !w.rederive: // re-deriving keeps the flag as stored
+		later, err := w.tx.RepFactAfter(ctx, FactVisit, v.RepID, v.CheckIn.At, id)
+		if err != nil {
+			return err
+		}
+		v.CheckOutMissing = later
+	}
 	if v.CheckOut == nil {
-		d.refs = append(d.refs, openVisit(v.RepID))
-		if !w.rederive {
-			return w.checkOneOpenVisit(ctx, v.RepID)
+		open := d.report[0]
+		open.Kind = FactOpen
+		d.report = append(d.report, open)
+		if !v.CheckOutMissing {
+			d.refs = append(d.refs, openVisit(v.RepID))
 		}
 	}
 	return nil
@@ -276,7 +313,7 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 // pendingUpload is the ref of photo records whose bytes have not arrived.
 const pendingUpload = "upload:pending"
 
-func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.Record, d *derived) error {
+func (w *writer) derivePhoto(ctx context.Context, id string, r *schema.Photo, prev schema.Record, d *derived) error {
 	visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
 	if err != nil {
 		return err
@@ -287,37 +324,69 @@ func (w *writer) derivePhoto(ctx context.Context, r *schema.Photo, prev schema.R
 	case prev != nil:
 		r.RepID = prev.(*schema.Photo).RepID // the visit has gone since
 	}
+	creator := w.p.UserID
 	if prev != nil {
 		r.DeviceID = prev.(*schema.Photo).DeviceID
+		stored, err := w.tx.Record(ctx, schema.Photos, id)
+		if err != nil {
+			return err
+		}
+		creator = creatorOf(stored)
 	} else {
 		r.DeviceID = w.p.DeviceID
 	}
-	var facts PhotoFacts
-	if w.e.photos != nil {
-		if facts, err = w.e.photos.PhotoFacts(ctx, r.SHA256); err != nil {
-			return err
-		}
+	// The record counts as uploaded only when its creator proved it holds
+	// the bytes, and they are as many as it says.
+	proof, err := w.tx.PhotoProof(ctx, creator, r.SHA256)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		proof = nil
+	case err != nil:
+		return err
 	}
-	r.Uploaded = facts.Stored
-	r.ExifTakenAt, r.ExifLat, r.ExifLng = facts.TakenAt, facts.Lat, facts.Lng
+	r.Uploaded = proof != nil && proof.Size == r.Size
+	r.ExifTakenAt, r.ExifLat, r.ExifLng = nil, nil, nil
+	if r.Uploaded {
+		r.ExifTakenAt, r.ExifLat, r.ExifLng = proof.TakenAt, proof.Lat, proof.Lng
+	}
 	r.ExifDisagrees = r.Disagrees()
 	d.facts = schema.Facts{Owner: r.RepID, Territories: territoriesOf(visit)}
-	d.refs = []string{"visit:" + r.VisitID, "sha256:" + r.SHA256}
+	d.refs = []string{"visit:" + r.VisitID, photoRef(r.SHA256), photoCreator(creator)}
 	if !r.Uploaded {
 		d.refs = append(d.refs, pendingUpload)
 	}
 	return nil
 }
 
+// seesUser reports whether the writer's scope reaches a user: an admin
+// every user, anyone else users who share one of its territories. Asked
+// only on fresh writes; re-deriving keeps what was written.
+func (w *writer) seesUser(u *schema.User) bool {
+	return w.rederive || w.p.Role == schema.RoleAdmin || slices.ContainsFunc(u.Territories, w.p.HasTerritory)
+}
+
 // stopFacts returns a fact for each stop of a route plan, in the territory
-// of the stop's customer.
-func (w *writer) stopFacts(ctx context.Context, plan *schema.RoutePlan) ([]Fact, error) {
+// of the stop's customer. A stop whose customer was not on the plan before
+// (prev, nil for a new plan) must name a customer the writer can see.
+func (w *writer) stopFacts(ctx context.Context, plan *schema.RoutePlan, prev schema.Record) ([]Fact, error) {
 	day, err := time.Parse("2006-01-02", plan.Date)
 	if err != nil {
 		return nil, err
 	}
+	var before []schema.Stop
+	if p, ok := prev.(*schema.RoutePlan); ok {
+		before = p.Stops
+	}
 	facts := make([]Fact, 0, len(plan.Stops))
-	for _, stop := range plan.Stops {
+	for i, stop := range plan.Stops {
+		known := slices.ContainsFunc(before, func(s schema.Stop) bool { return s.CustomerID == stop.CustomerID })
+		// A role that may not change the stops (a rep) hears so from the
+		// field rules instead.
+		if !known && !w.rederive && schema.AccessRule(w.p.Role, schema.RoutePlans).UpdateFields == nil {
+			if _, _, err := w.reference(ctx, schema.Customers, stop.CustomerID, fmt.Sprintf("stops[%d].customer_id", i)); err != nil {
+				return nil, err
+			}
+		}
 		cust, err := w.tx.Record(ctx, schema.Customers, stop.CustomerID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err

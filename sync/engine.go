@@ -11,9 +11,11 @@ import (
 )
 
 // PhotoFacts is what the photo store knows of a photo's bytes: whether
-// they are stored and, when they are, what their EXIF metadata says.
+// they are stored and, when they are, how many there are and what their
+// EXIF metadata says.
 type PhotoFacts struct {
 	Stored   bool
+	Size     int64
 	TakenAt  *time.Time
 	Lat, Lng *float64
 }
@@ -31,7 +33,8 @@ type Config struct {
 	Store Store
 	// Secret keys the MAC of checkpoints. At least 32 bytes. Required.
 	Secret []byte
-	// Photos, when set, tells whether a photo's bytes have arrived.
+	// Photos, when set, tells what the photo store holds of bytes that a
+	// user uploaded (PhotoArrived), read before the upload is recorded.
 	Photos PhotoChecker
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
@@ -41,6 +44,9 @@ type Config struct {
 	MaxMutations int
 	// MaxPushBytes is the largest push body in bytes; default 5 MB.
 	MaxPushBytes int
+	// MaxPullBytes is how much record data a pull page carries: the page
+	// ends with the change that reaches it; default 1 MiB.
+	MaxPullBytes int
 	// HistoryDepth is how many recent versions a record keeps to decide
 	// merges and replays; default 10.
 	HistoryDepth int
@@ -67,6 +73,7 @@ type Engine struct {
 	cpKey        []byte
 	maxMutations int
 	maxPushBytes int
+	maxPullBytes int
 	historyDepth int
 	answerTTL    time.Duration
 	geofenceM    float64
@@ -88,6 +95,7 @@ func New(cfg Config) (*Engine, error) {
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
 		maxPushBytes: orDefault(cfg.MaxPushBytes, 5_000_000),
+		maxPullBytes: orDefault(cfg.MaxPullBytes, 1<<20),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
 		geofenceM:    orDefault(cfg.GeofenceM, 200),

@@ -273,25 +273,36 @@ func TestScopeOnPushPullAndConflicts(t *testing.T) {
 		assert.NotContains(t, string(ch.Data), "t-2")
 	}
 
+	// Each case names, where there is one, the same write to a record
+	// that does not exist: the caller must get the very same answer.
 	cases := []struct {
-		name string
-		m    mut
-		code string
+		name   string
+		m      mut
+		code   string
+		absent *mut
 	}{
-		{"create with a taken id outside scope", up(schema.Customers, "c-secret", 0, customer("t-1", "A")), schema.CodeForbidden},
-		{"update outside scope", up(schema.Customers, "c-secret", 1, customer("t-2", "A")), schema.CodeForbidden},
-		{"delete outside scope", del(schema.Customers, "c-secret", 1), schema.CodeForbidden},
-		{"visit a customer outside scope", up(schema.Visits, "v-x", 0, visit("c-secret", 52.52, 13.405)), schema.CodeForbidden},
-		{"visit a customer that does not exist", up(schema.Visits, "v-y", 0, visit("c-none", 52.52, 13.405)), schema.CodeValidationFailed},
-		{"touch another rep's visit", up(schema.Visits, "v-rep2", 1, visit("c-1", 52.52, 13.405)), schema.CodeForbidden},
-		{"move own customer away", up(schema.Customers, "c-1", 1, customer("t-2", "A")), schema.CodeForbidden},
-		{"write a territory", up(schema.Territories, "t-9", 0, territory("Nine")), schema.CodeForbidden},
+		{"create with a taken id outside scope", up(schema.Customers, "c-secret", 0, customer("t-1", "A")), schema.CodeForbidden, nil},
+		{"update outside scope", up(schema.Customers, "c-secret", 1, customer("t-2", "A")), schema.CodeNotFound,
+			&mut{op: schema.MutationUpsert, coll: schema.Customers, rid: "c-none", base: 1, data: customer("t-2", "A")}},
+		{"delete outside scope", del(schema.Customers, "c-secret", 1), schema.CodeNotFound,
+			&mut{op: schema.MutationDelete, coll: schema.Customers, rid: "c-none", base: 1}},
+		{"visit a customer outside scope", up(schema.Visits, "v-x", 0, visit("c-secret", 52.52, 13.405)), schema.CodeValidationFailed,
+			&mut{op: schema.MutationUpsert, coll: schema.Visits, rid: "v-y", data: visit("c-none", 52.52, 13.405)}},
+		{"touch another rep's visit", up(schema.Visits, "v-rep2", 1, visit("c-1", 52.52, 13.405)), schema.CodeNotFound,
+			&mut{op: schema.MutationUpsert, coll: schema.Visits, rid: "v-none", base: 1, data: visit("c-1", 52.52, 13.405)}},
+		{"move own customer away", up(schema.Customers, "c-1", 1, customer("t-2", "A")), schema.CodeForbidden, nil},
+		{"write a territory", up(schema.Territories, "t-9", 0, territory("Nine")), schema.CodeForbidden, nil},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			res := e.push("rep1", tt.m)[0]
 			require.Equal(t, schema.PushRejected, res.Status, "%+v", res)
 			assert.Equal(t, tt.code, res.Error.Code)
+			if tt.absent != nil {
+				none := e.push("rep1", *tt.absent)[0]
+				require.Equal(t, schema.PushRejected, none.Status, "%+v", none)
+				assert.Equal(t, none.Error, res.Error, "the same answer as for a record that does not exist")
+			}
 			assert.Nil(t, res.Record, "no record from outside the scope")
 			body := mustJSON(t, res)
 			for _, secret := range []string{"Secret Shop", "t-2 only", "u-rep2", "t-2"} {

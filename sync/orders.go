@@ -91,7 +91,7 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 		}
 		price := product.Price
 		for _, l := range lists {
-			if p, ok := tierPrice(l, line.ProductID, line.Quantity); ok {
+			if p, ok := l.tierPrice(line.ProductID, line.Quantity); ok {
 				price = p
 				break
 			}
@@ -99,7 +99,11 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 		if line.UnitPrice != price {
 			line.UnitPrice, replaced = price, true
 		}
-		if amount, ok := line.Amount(); !ok || amount < 0 {
+		switch amount, ok := line.Amount(); {
+		case !ok:
+			return false, rejection(schema.CodeValidationFailed, fmt.Sprintf("lines[%d].quantity", i),
+				"lines[%d].quantity is too large at %d a unit: the amount does not fit in 64 bits", i, price)
+		case amount < 0:
 			return false, rejection(schema.CodeValidationFailed, fmt.Sprintf("lines[%d].discount", i),
 				"lines[%d].discount is more than the line is worth at %d a unit", i, price)
 		}
@@ -107,11 +111,33 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 	return replaced, nil
 }
 
+// pricedList is a price list's items by product.
+type pricedList struct {
+	items map[string][]schema.PriceItem
+}
+
 // priceLists returns the price lists that apply to a customer today, the
-// customer's own before its distributor's.
-func (w *writer) priceLists(ctx context.Context, customerID, distributorID string) ([]*schema.PriceList, error) {
+// customer's own before its distributor's. They are read once per writer,
+// until it writes a price list.
+func (w *writer) priceLists(ctx context.Context, customerID, distributorID string) ([]*pricedList, error) {
+	key := customerID + "/" + distributorID
+	if lists, ok := w.lists[key]; ok {
+		return lists, nil
+	}
+	lists, err := w.readPriceLists(ctx, customerID, distributorID)
+	if err != nil {
+		return nil, err
+	}
+	if w.lists == nil {
+		w.lists = map[string][]*pricedList{}
+	}
+	w.lists[key] = lists
+	return lists, nil
+}
+
+func (w *writer) readPriceLists(ctx context.Context, customerID, distributorID string) ([]*pricedList, error) {
 	today := w.e.now().UTC().Format("2006-01-02")
-	var out []*schema.PriceList
+	var out []*pricedList
 	refs := []string{"customer:" + customerID}
 	if distributorID != "" {
 		refs = append(refs, "distributor:"+distributorID)
@@ -131,7 +157,11 @@ func (w *writer) priceLists(ctx context.Context, customerID, distributorID strin
 					return nil, err
 				}
 				if (l.ValidFrom == "" || l.ValidFrom <= today) && (l.ValidTo == "" || today <= l.ValidTo) {
-					out = append(out, &l)
+					pl := &pricedList{items: map[string][]schema.PriceItem{}}
+					for _, it := range l.Items {
+						pl.items[it.ProductID] = append(pl.items[it.ProductID], it)
+					}
+					out = append(out, pl)
 				}
 			}
 			if len(page) < 100 {
@@ -145,10 +175,10 @@ func (w *writer) priceLists(ctx context.Context, customerID, distributorID strin
 
 // tierPrice finds a product's price in a list for a quantity: the item
 // with the highest minimum quantity the line reaches.
-func tierPrice(l *schema.PriceList, productID string, quantity int64) (int64, bool) {
+func (l *pricedList) tierPrice(productID string, quantity int64) (int64, bool) {
 	best, found := schema.PriceItem{MinQuantity: -1}, false
-	for _, it := range l.Items {
-		if it.ProductID == productID && it.MinQuantity <= quantity && it.MinQuantity > best.MinQuantity {
+	for _, it := range l.items[productID] {
+		if it.MinQuantity <= quantity && it.MinQuantity > best.MinQuantity {
 			best, found = it, true
 		}
 	}

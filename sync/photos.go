@@ -16,14 +16,48 @@ import (
 // photoRef is the ref by which photo records are found from their bytes.
 func photoRef(sha256 string) string { return "sha256:" + sha256 }
 
-// PhotoArrived brings the photo records that name a hash up to date once
-// its bytes are stored: `uploaded` turns true and the EXIF fields are
-// filled, each as a new version that reaches pullers. by is the user whose
-// upload it was.
+// photoCreator is the ref that names the user who created a photo record,
+// whose proof of holding the bytes the record counts on.
+func photoCreator(userID string) string { return "by:" + userID }
+
+// creatorOf returns the user who created a stored photo record.
+func creatorOf(r *Record) string {
+	for _, ref := range r.Refs {
+		if id, ok := strings.CutPrefix(ref, "by:"); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// PhotoArrived records that user by proved it holds a photo's bytes (it
+// uploaded them, and they are stored) and brings that user's photo records
+// that name the hash up to date: `uploaded` turns true and the EXIF fields
+// are filled, each as a new version that reaches pullers. The photo store
+// is read before the store's write lock is taken.
 func (e *Engine) PhotoArrived(ctx context.Context, sha256, by string) error {
-	err := e.store.Update(ctx, func(tx RecordTx) error {
+	if e.photos == nil {
+		return errors.New("sync.PhotoArrived: no photo store")
+	}
+	facts, err := e.photos.PhotoFacts(ctx, sha256)
+	if err != nil {
+		return fmt.Errorf("sync.PhotoArrived: %w", err)
+	}
+	if !facts.Stored {
+		return fmt.Errorf("sync.PhotoArrived: %s is not stored", sha256)
+	}
+	proof := &PhotoProof{UserID: by, SHA256: sha256, Size: facts.Size, TakenAt: facts.TakenAt, Lat: facts.Lat, Lng: facts.Lng, At: e.now().UTC()}
+	err = e.store.Update(ctx, func(tx RecordTx) error {
+		if err := tx.SaveProof(ctx, proof); err != nil {
+			return err
+		}
 		w := &writer{e: e, tx: tx, p: schema.Principal{UserID: by}}
-		return w.eachPhoto(ctx, sha256, func(r *Record) error { return w.refreshPhoto(ctx, r) })
+		return w.eachPhoto(ctx, sha256, func(r *Record) error {
+			if !slices.Contains(r.Refs, photoCreator(by)) {
+				return nil // another user's record: its creator proves its own
+			}
+			return w.refreshPhoto(ctx, r)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("sync.PhotoArrived: %w", err)
@@ -88,20 +122,23 @@ func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
 }
 
 // recheckPhoto closes the race between a photo record written as not
-// uploaded and its bytes arriving meanwhile: where the store has no
-// transactions, the upload may have looked for the record before it was
-// written, so the writer looks for the bytes once more after writing.
+// uploaded and its creator's upload recorded meanwhile: where the store has
+// no transactions, the upload may have looked for the record before it was
+// written, so the writer looks for the proof once more after writing.
 func (w *writer) recheckPhoto(ctx context.Context, written *Record) (*Record, error) {
-	if written.Collection != schema.Photos || written.Deleted || !slices.Contains(written.Refs, pendingUpload) || w.e.photos == nil {
+	if written.Collection != schema.Photos || written.Deleted || !slices.Contains(written.Refs, pendingUpload) {
 		return written, nil
 	}
 	var p schema.Photo
 	if err := json.Unmarshal(written.Data, &p); err != nil {
 		return nil, err
 	}
-	facts, err := w.e.photos.PhotoFacts(ctx, p.SHA256)
-	if err != nil || !facts.Stored {
-		return written, err
+	proof, err := w.tx.PhotoProof(ctx, creatorOf(written), p.SHA256)
+	if errors.Is(err, ErrNotFound) || (err == nil && proof.Size != p.Size) {
+		return written, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := w.refreshPhoto(ctx, written); err != nil {
 		return nil, err
@@ -110,14 +147,16 @@ func (w *writer) recheckPhoto(ctx context.Context, written *Record) (*Record, er
 }
 
 // CanReadPhoto reports whether p may read some photo record that names a
-// hash, and so its bytes.
+// hash and counts as uploaded — its creator proved it holds the bytes —,
+// and so the bytes. A hash alone is no key: a record naming someone
+// else's photo grants nothing.
 func (e *Engine) CanReadPhoto(ctx context.Context, p schema.Principal, sha256 string) (bool, error) {
 	tokens := schema.ReadTokens(p)
 	found := false
 	err := e.store.View(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p}
 		return w.eachPhoto(ctx, sha256, func(r *Record) error {
-			found = found || (!r.Deleted && schema.Intersects(r.Tokens, tokens))
+			found = found || (!r.Deleted && !slices.Contains(r.Refs, pendingUpload) && schema.Intersects(r.Tokens, tokens))
 			return nil
 		})
 	})

@@ -52,8 +52,8 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullR
 		cp.Fill = &backfill{Target: now}
 	}
 
-	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit}
-	for pg.budget > 0 {
+	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit, bytes: e.maxPullBytes, out: []*schema.Envelope{}}
+	for !pg.full() {
 		done, err := pg.step(ctx, cp)
 		if err != nil {
 			return nil, fmt.Errorf("sync.Pull: %w", err)
@@ -67,7 +67,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullR
 		return nil, fmt.Errorf("sync.Pull: %w", err)
 	}
 	e.noteSync(ctx, p, false)
-	return &schema.PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.budget == 0}, nil
+	return &schema.PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.full()}, nil
 }
 
 // page gathers one pull's changes.
@@ -76,8 +76,13 @@ type page struct {
 	user     string
 	readable []string // the caller's tokens now
 	budget   int      // feed entries left to read in this page
+	bytes    int      // record data left to read in this page
 	out      []*schema.Envelope
 }
+
+// full reports whether the page has read as many feed entries or as much
+// record data as it may.
+func (pg *page) full() bool { return pg.budget <= 0 || pg.bytes <= 0 }
 
 // step advances cp by one store read and reports whether the caller is
 // fully caught up.
@@ -94,7 +99,7 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 		for _, ch := range chs {
 			pg.emit(ch, true)
 		}
-		if len(chs) > 0 && pg.budget == 0 {
+		if len(chs) > 0 && pg.full() {
 			cp.Seq = chs[len(chs)-1].Seq
 			return false, nil
 		}
@@ -115,7 +120,7 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 				pg.emit(ch, false)
 			}
 		}
-		if len(chs) > 0 && pg.budget == 0 {
+		if len(chs) > 0 && pg.full() {
 			f.After = chs[len(chs)-1].Seq
 			return false, nil
 		}
@@ -139,7 +144,7 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 				pg.out = append(pg.out, leftScope(ch.Record))
 			}
 		}
-		if len(chs) > 0 && pg.budget == 0 {
+		if len(chs) > 0 && pg.full() {
 			f.After = chs[len(chs)-1].Seq
 			return false, nil
 		}
@@ -148,16 +153,21 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 	return false, nil
 }
 
-// read takes up to the page's budget of feed entries.
+// read takes up to the page's budget of feed entries and record data.
 func (pg *page) read(ctx context.Context, tokens []string, after, upto int64) ([]Change, error) {
 	if len(tokens) == 0 || upto <= after {
 		return nil, nil
 	}
-	chs, err := pg.e.store.Changes(ctx, tokens, after, upto, pg.budget)
+	chs, err := pg.e.store.Changes(ctx, tokens, after, upto, pg.budget, pg.bytes)
 	if err != nil {
 		return nil, err
 	}
+	// The store stops where the budget runs out, so the page is full
+	// exactly when the store cut the answer short.
 	pg.budget -= len(chs)
+	for _, ch := range chs {
+		pg.bytes -= len(ch.Record.Data)
+	}
 	return chs, nil
 }
 

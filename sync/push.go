@@ -32,12 +32,17 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	if req.DeviceID != "" && !schema.CheckID(req.DeviceID) {
 		return nil, schema.FieldErrorf(schema.CodeBadRequest, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
+	// Decoding and validation happen before the store's write lock is
+	// taken: the unit of work holds only store work.
+	batch := make([]prepared, len(req.Mutations))
+	for i, raw := range req.Mutations {
+		batch[i] = e.prepare(raw)
+	}
 	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
-		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p), batch: req.Mutations}
-		for i, raw := range req.Mutations {
-			w.at = i
-			res, err := w.apply(ctx, raw)
+		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		for i := range batch {
+			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
 				return err
 			}
@@ -52,12 +57,67 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	return resp, nil
 }
 
-// apply answers one mutation: the stored answer when it was answered
-// before, else a fresh one, which it stores.
-func (w *writer) apply(ctx context.Context, raw json.RawMessage) (schema.PushResult, error) {
+// prepared is a mutation as far as it is worked out before the store's
+// write lock is taken: its envelope and, for an upsert, its record
+// decoded and validated or the reason it is refused.
+type prepared struct {
+	m schema.Mutation
+	// malformed is why the envelope is refused; such a mutation is
+	// answered without being remembered.
+	malformed *schema.Error
+	rec       schema.Record
+	refused   error
+	// taken is set once rec was handed out: the writer changes the
+	// record it derives, so a retry decodes the data afresh.
+	taken bool
+}
+
+// prepare decodes one mutation and the record an upsert carries, and
+// checks them as far as that needs no store.
+func (e *Engine) prepare(raw json.RawMessage) prepared {
 	m, perr := decodeMutation(raw)
 	if perr != nil {
-		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: perr}, nil
+		return prepared{m: m, malformed: perr}
+	}
+	p := prepared{m: m}
+	if m.Op == schema.MutationUpsert {
+		p.rec, p.refused = e.decodeRecord(m)
+	}
+	return p
+}
+
+// decodeRecord decodes and validates the record of an upsert, event times
+// included.
+func (e *Engine) decodeRecord(m schema.Mutation) (schema.Record, error) {
+	rec, err := schema.Decode(m.Collection, m.Data)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkEventTimes(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// record returns the decoded record of an upsert, decoding it again when
+// an earlier try used it up.
+func (p *prepared) record(e *Engine) (schema.Record, error) {
+	if p.refused != nil {
+		return nil, p.refused
+	}
+	if !p.taken {
+		p.taken = true
+		return p.rec, nil
+	}
+	return e.decodeRecord(p.m)
+}
+
+// apply answers one mutation: the stored answer when it was answered
+// before, else a fresh one, which it stores.
+func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, error) {
+	m := p.m
+	if p.malformed != nil {
+		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
 	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
 	if err == nil {
@@ -72,7 +132,7 @@ func (w *writer) apply(ctx context.Context, raw json.RawMessage) (schema.PushRes
 	}
 	var res schema.PushResult
 	for try := 0; ; try++ {
-		res, err = w.decide(ctx, m)
+		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
 			break
 		}
@@ -169,7 +229,8 @@ func collectionNames() string {
 }
 
 // decide works out and performs what a mutation asks.
-func (w *writer) decide(ctx context.Context, m schema.Mutation) (schema.PushResult, error) {
+func (w *writer) decide(ctx context.Context, p *prepared) (schema.PushResult, error) {
+	m := p.m
 	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
 	if errors.Is(err, ErrNotFound) {
 		cur, err = nil, nil
@@ -190,36 +251,53 @@ func (w *writer) decide(ctx context.Context, m schema.Mutation) (schema.PushResu
 	if m.Op == schema.MutationDelete {
 		return w.delete(ctx, m, cur, visible)
 	}
-	return w.upsert(ctx, m, cur, visible)
+	return w.upsert(ctx, p, cur, visible)
 }
 
 // conflict answers with the server's record, or, when the caller may not
 // see it, with a refusal that shows nothing of it.
 func conflict(cur *Record, visible bool) (schema.PushResult, error) {
 	if !visible {
-		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+		return schema.PushResult{}, idTaken()
 	}
 	return schema.PushResult{Status: schema.PushConflict, Record: envelopeOf(cur)}, nil
 }
 
-func (w *writer) upsert(ctx context.Context, m schema.Mutation, cur *Record, visible bool) (schema.PushResult, error) {
-	rec, err := schema.Decode(m.Collection, m.Data)
+// idTaken refuses to create a record under an id that a record the caller
+// cannot see holds (or held): the only answer that tells such a record
+// exists, and all it tells.
+func idTaken() *schema.Error {
+	return rejection(schema.CodeForbidden, "id", "the id is taken; create the record under a new id (a UUID)")
+}
+
+// noSuchRecord answers an update or delete of a record that does not
+// exist or that the caller cannot see, the same in both cases.
+func noSuchRecord() *schema.Error {
+	return rejection(schema.CodeNotFound, "id", "no such record")
+}
+
+// leadsOthers lists the collections whose records others take their scope
+// from (a customer's visits, orders and price lists; a visit's photos):
+// such a record, once deleted, comes back only in the scope it had, so
+// that what belonged to it never moves to a new owner through a recreate.
+var leadsOthers = map[schema.Collection]bool{schema.Customers: true, schema.Visits: true}
+
+func (w *writer) upsert(ctx context.Context, p *prepared, cur *Record, visible bool) (schema.PushResult, error) {
+	m := p.m
+	rec, err := p.record(w.e)
 	if err != nil {
-		return schema.PushResult{}, err
-	}
-	if err := w.checkEventTimes(rec); err != nil {
 		return schema.PushResult{}, err
 	}
 	switch {
 	case m.BaseVersion == 0 && cur != nil && !cur.Deleted:
 		return conflict(cur, visible)
+	case m.BaseVersion == 0 && cur != nil && !visible:
+		return schema.PushResult{}, idTaken()
 	case m.BaseVersion == 0:
 		_, res, err := w.write(ctx, m, schema.OpCreate, rec, cur)
 		return res, err
-	case cur == nil:
-		return schema.PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
-	case !visible:
-		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur == nil || !visible:
+		return schema.PushResult{}, noSuchRecord()
 	case cur.Deleted:
 		return conflict(cur, visible)
 	case m.BaseVersion > cur.Version:
@@ -231,12 +309,21 @@ func (w *writer) upsert(ctx context.Context, m schema.Mutation, cur *Record, vis
 	return res, err
 }
 
-// checkEventTimes refuses event times implausibly far in the future.
-func (w *writer) checkEventTimes(rec schema.Record) error {
-	limit := w.e.now().Add(w.e.futureSkew)
+// earliestEvent is the earliest event time a device may report: before
+// it, a clock was never set, and reports would count the event nowhere
+// sensible.
+var earliestEvent = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkEventTimes refuses event times implausibly far in the future, or
+// before 2000.
+func (e *Engine) checkEventTimes(rec schema.Record) error {
+	limit := e.now().Add(e.futureSkew)
 	check := func(field string, t time.Time) error {
-		if t.After(limit) {
+		switch {
+		case t.After(limit):
 			return rejection(schema.CodeValidationFailed, field, "%s is too far in the future", field)
+		case t.Before(earliestEvent):
+			return rejection(schema.CodeValidationFailed, field, "%s is before 2000: the device's clock is not set", field)
 		}
 		return nil
 	}
@@ -302,10 +389,15 @@ func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record
 }
 
 // write checks and stores rec as the next version after cur (nil or a
-// tombstone when op is create).
+// tombstone when op is create). Recreating a deleted record is a write to
+// it: the caller must be able to write the record as it was.
 func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec schema.Record, cur *Record) (*Record, schema.PushResult, error) {
 	var prev schema.Record
 	var prevFields map[string]json.RawMessage
+	recreate := op == schema.OpCreate && cur != nil
+	if recreate && !schema.CanWrite(w.p, op, m.Collection, factsOf(cur)) {
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the caller may not recreate this deleted %s", singular(m.Collection))
+	}
 	if op == schema.OpUpdate {
 		var err error
 		if prev, err = schema.Decode(cur.Collection, cur.Data); err != nil {
@@ -317,6 +409,24 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 		if prevFields, err = fieldsOf(cur.Data); err != nil {
 			return nil, schema.PushResult{}, err
 		}
+		// The fields a role may change are checked before the record is
+		// derived, so that a change the caller may not make is refused as
+		// such rather than for what it refers to. The collections with such
+		// rules have no server-owned fields: the client's data is what
+		// would be written.
+		if rule := schema.AccessRule(w.p.Role, m.Collection); rule.UpdateFields != nil {
+			client, err := json.Marshal(rec)
+			if err != nil {
+				return nil, schema.PushResult{}, err
+			}
+			newFields, err := fieldsOf(client)
+			if err != nil {
+				return nil, schema.PushResult{}, err
+			}
+			if perr := checkUpdateFields(rule, prevFields, newFields); perr != nil {
+				return nil, schema.PushResult{}, perr
+			}
+		}
 	}
 	d, err := w.derive(ctx, m.Collection, m.ID, rec, prev)
 	if err != nil {
@@ -325,14 +435,11 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if !schema.CanWrite(w.p, op, m.Collection, d.facts) {
 		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "", "the caller may not %s this %s here", op, singular(m.Collection))
 	}
+	if recreate && leadsOthers[m.Collection] && !slices.Equal(schema.RecordTokens(m.Collection, d.facts), cur.Tokens) {
+		return nil, schema.PushResult{}, rejection(schema.CodeForbidden, "id",
+			"a deleted %s comes back only where it was and with the owner it had; create one elsewhere under a new id", singular(m.Collection))
+	}
 	if op == schema.OpUpdate {
-		newFields, err := fieldsOf(d.data)
-		if err != nil {
-			return nil, schema.PushResult{}, err
-		}
-		if perr := checkUpdateFields(schema.AccessRule(w.p.Role, m.Collection), prevFields, newFields); perr != nil {
-			return nil, schema.PushResult{}, perr
-		}
 		if bytes.Equal(d.data, cur.Data) {
 			return cur, schema.PushResult{Status: schema.PushApplied, Version: cur.Version}, nil // nothing changes
 		}
@@ -350,6 +457,9 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return nil, schema.PushResult{}, err
 	}
+	if m.Collection == schema.PriceLists {
+		w.lists = nil // the prices of later orders of the push may change
+	}
 	// Past this point the record is written: whatever fails now must not
 	// be answered as a refusal, but fail the whole push (and, where the
 	// store has transactions, undo it).
@@ -364,6 +474,11 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	}
 	if m.Collection == schema.Visits && cur == nil {
 		if err := w.markStopDone(ctx, written); err != nil {
+			return nil, schema.PushResult{}, afterWrite(err)
+		}
+	}
+	if m.Collection == schema.Visits {
+		if err := w.markCheckOutsMissing(ctx, written); err != nil {
 			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
@@ -394,10 +509,8 @@ func (w *writer) history(c schema.Collection, cur *Record, rev Revision, data js
 
 func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, visible bool) (schema.PushResult, error) {
 	switch {
-	case cur == nil:
-		return schema.PushResult{}, rejection(schema.CodeNotFound, "id", "no such record")
-	case !visible:
-		return schema.PushResult{}, rejection(schema.CodeForbidden, "id", "the record is outside the caller's scope")
+	case cur == nil || !visible:
+		return schema.PushResult{}, noSuchRecord()
 	case cur.Deleted || m.BaseVersion != cur.Version:
 		return conflict(cur, true)
 	case !schema.CanWrite(w.p, schema.OpDelete, m.Collection, factsOf(cur)):
@@ -405,7 +518,8 @@ func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, vis
 	}
 	next := &Record{
 		Collection: m.Collection, ID: m.ID, Version: cur.Version + 1, Deleted: true,
-		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens, Refs: cur.Refs,
+		UpdatedAt: w.e.now().UTC(), UpdatedBy: w.p.UserID, Tokens: cur.Tokens,
+		Refs: slices.DeleteFunc(slices.Clone(cur.Refs), isOpenVisitRef),
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {

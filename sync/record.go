@@ -39,6 +39,7 @@ type Record struct {
 // Fact kinds.
 const (
 	FactVisit    = "visit"    // one per visit
+	FactOpen     = "open"     // one per visit with no check-out, beside its visit fact
 	FactStop     = "stop"     // one per planned stop of a route plan
 	FactOrder    = "order"    // one per order
 	FactCustomer = "customer" // one per customer
@@ -90,6 +91,22 @@ type Answer struct {
 	At         time.Time
 }
 
+// PhotoProof is a user's proof that it holds a photo's bytes: it uploaded
+// them, and the server hashed them. It carries what the stored bytes say
+// of themselves, so that photo records are derived without reading them.
+type PhotoProof struct {
+	UserID string
+	SHA256 string
+	// Size is the number of bytes stored.
+	Size int64
+	// TakenAt, Lat and Lng are what the photo's EXIF metadata says, if
+	// anything.
+	TakenAt  *time.Time
+	Lat, Lng *float64
+	// At is when the proof was first given.
+	At time.Time
+}
+
 // RecordTx reads and writes records within one unit of work. In stores
 // with transactions the unit is atomic; elsewhere each write is atomic on
 // its own.
@@ -100,6 +117,9 @@ type RecordTx interface {
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
+	// RepFactAfter reports whether a record other than except has a fact
+	// of a kind by rep whose At is after after.
+	RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error)
 	// Put writes r if the stored version of the record is prev (0: the
 	// record must not exist), and sets r.Seq. r.Version may equal prev: a
 	// re-stamp gives a record new tokens at a new seq without a new
@@ -108,6 +128,12 @@ type RecordTx interface {
 	// holders learn of the loss. ErrStale when the stored version is not
 	// prev.
 	Put(ctx context.Context, r *Record, prev int64) error
+	// PhotoProof returns a user's proof of holding a photo's bytes;
+	// ErrNotFound when it never gave one.
+	PhotoProof(ctx context.Context, userID, sha256 string) (*PhotoProof, error)
+	// SaveProof stores a proof of holding a photo's bytes (the first one
+	// of a user and hash stays).
+	SaveProof(ctx context.Context, p *PhotoProof) error
 	// Answer returns the stored answer to a mutation; ErrNotFound when
 	// there is none.
 	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
@@ -129,8 +155,13 @@ type RecordStore interface {
 	// change up to it has missed none.
 	Watermark(ctx context.Context) (int64, error)
 	// Changes returns, in seq order, at most limit changes with after < seq
-	// <= upto of records that hold, or have lost, one of tokens.
-	Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]Change, error)
+	// <= upto of records that hold, or have lost, one of tokens. When
+	// maxBytes > 0 it also stops after the change whose record Data brings
+	// the total length of the returned Data to maxBytes or more. Either
+	// way the answer is the start of the full answer, and a store never
+	// holds more than that page's records (and the keys of a page per
+	// token) in memory to make it.
+	Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]Change, error)
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)

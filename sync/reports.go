@@ -79,6 +79,9 @@ type CoverageRow struct {
 	GeofenceCompliance *float64   `json:"geofence_compliance"`
 	LastPushAt         *time.Time `json:"last_push_at"`
 	LastPullAt         *time.Time `json:"last_pull_at"`
+	// OpenVisits counts the rep's visits with no check-out: in progress,
+	// or left without one.
+	OpenVisits int `json:"open_visits"`
 }
 
 // CoverageTotals sums the coverage report's rows.
@@ -165,8 +168,28 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 		r.PlannedStops, r.VisitedStops, r.Visits, r.UnplannedVisits, r.Orders = c.Planned, c.Visited, c.Visits, c.Unplanned, c.Orders
 		struck[c.Rep], known[c.Rep], within[c.Rep] = c.Struck, c.GeofenceKnown, c.Within
 	}
-	if err := e.addAssignedReps(ctx, scope, row); err != nil {
+	open, err := e.store.Facts(ctx, FactOpen, scope, start.UTC(), end.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("sync.Coverage: %w", err)
+	}
+	for _, f := range open {
+		row(f.Rep).OpenVisits++
+	}
+	assigned, err := e.assignedReps(ctx, scope)
+	if err != nil {
 		return nil, err
+	}
+	for _, rep := range assigned {
+		row(rep)
+	}
+	if scope != nil {
+		// Facts in scope may name reps who are not (a rep moved away);
+		// a report lists only the reps of the caller's territories.
+		for rep := range rows {
+			if !slices.Contains(assigned, rep) {
+				delete(rows, rep)
+			}
+		}
 	}
 	if err := e.addFreshness(ctx, rows); err != nil {
 		return nil, err
@@ -191,19 +214,20 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 	return report, nil
 }
 
-// addAssignedReps gives every active rep assigned to a territory in scope
-// a row, so that a rep who did nothing shows as such.
-func (e *Engine) addAssignedReps(ctx context.Context, scope []string, row func(string) *CoverageRow) error {
+// assignedReps lists the active reps assigned to a territory in scope (all,
+// when nil), so that a rep who did nothing shows as such.
+func (e *Engine) assignedReps(ctx context.Context, scope []string) ([]string, error) {
 	users, err := e.store.Users(ctx)
 	if err != nil {
-		return fmt.Errorf("sync.Coverage: %w", err)
+		return nil, fmt.Errorf("sync.Coverage: %w", err)
 	}
+	var out []string
 	for _, u := range users {
 		if u.Role == schema.RoleRep && u.Active && (scope == nil || slices.ContainsFunc(u.Territories, func(t string) bool { return slices.Contains(scope, t) })) {
-			row(u.ID)
+			out = append(out, u.ID)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // addFreshness fills in when each rep's devices last pushed and pulled.

@@ -19,7 +19,7 @@ import (
 //	rep1 (t-north) plans: Nov 2 cn1 cn2 · Nov 3 cn1 cn3 · Nov 11 cn2            = 5 stops
 //	   visits: v1 cn1 Nov 2 08:00Z · v2 cn2 Nov 2 · v3 cn3 Nov 3 (1.1 km off, outside
 //	   the geofence) · v4 cn2 Nov 10 23:30Z (Nov 11 00:30 in Berlin) · v5 cn3 Nov 15
-//	   (unplanned) · v11 cn5 Oct 31 (before the month)
+//	   (unplanned, never checked out: open) · v11 cn5 Oct 31 (before the month)
 //	   orders: o1 submitted and o2 draft on v1, o3 cancelled on v3, o4 on v5
 //	   → Berlin: visited cn1/2, cn2/2, cn3/3, cn2/11 = 4 of 5; unplanned 1 (v5);
 //	     orders 3 (o3 cancelled); struck visits v1, v5 = 2 of 5; geofence 4 of 5

@@ -193,24 +193,72 @@ func TestOrderTransitions(t *testing.T) {
 	})
 }
 
-func TestOneOpenVisitPerRep(t *testing.T) {
+// visitAt is a visit of customer c checked in at in and, unless out is
+// empty, checked out at out.
+func visitAt(c, in, out string) map[string]any {
+	v := visit(c, 52.52, 13.405)
+	v["check_in"].(map[string]any)["at"] = in
+	if out != "" {
+		v["check_out"] = map[string]any{"at": out, "lat": 52.52, "lng": 13.405}
+	}
+	return v
+}
+
+// visitData pulls a visit as a user sees it.
+func (e *env) visitData(t *testing.T, user, id string) map[string]any {
+	t.Helper()
+	_, changes, _ := e.pull(user, "")
+	for _, ch := range changes {
+		if ch.Collection == schema.Visits && ch.ID == id {
+			return data(t, ch)
+		}
+	}
+	require.Failf(t, "no such visit", "%s does not pull %s", user, id)
+	return nil
+}
+
+func TestOpenVisitsAreKeptAndFlagged(t *testing.T) {
 	e := newEnv(t)
 	e.seed()
-	closed := with(visit("c-1", 52.52, 13.405), "check_out", map[string]any{"at": "2026-11-23T09:20:00Z", "lat": 52.52, "lng": 13.405})
-	e.ok("rep1", up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)))
+	e.ok("rep1", up(schema.Visits, "v-1", 0, visitAt("c-1", "2026-11-23T09:00:00Z", "")))
+	assert.NotContains(t, e.visitData(t, "rep1", "v-1"), "check_out_missing", "the latest visit is just open")
 
-	res := e.push("rep1", up(schema.Visits, "v-2", 0, visit("c-1", 52.52, 13.405)))[0]
-	require.Equal(t, schema.PushRejected, res.Status)
-	assert.Equal(t, schema.CodeVisitOpen, res.Error.Code)
-	assert.Contains(t, res.Error.Message, "v-1")
+	e.ok("rep1", up(schema.Visits, "v-2", 0, visitAt("c-1", "2026-11-23T10:00:00Z", "")))
+	assert.Equal(t, true, e.visitData(t, "rep1", "v-1")["check_out_missing"], "a later check-in exists")
+	assert.NotContains(t, e.visitData(t, "rep1", "v-1"), "duration_s", "no time in store without a check-out")
+	assert.NotContains(t, e.visitData(t, "rep1", "v-2"), "check_out_missing")
 
-	e.ok("rep1", up(schema.Visits, "v-closed", 0, closed))
-	e.ok("rep1", up(schema.Visits, "v-1", 1, with(visit("c-1", 52.52, 13.405), "notes", "still here")))
-
-	res2 := e.push("rep1", up(schema.Visits, "v-3", 0, visit("c-1", 52.52, 13.405)), up(schema.Visits, "v-1", 2, closed))
-	assert.Equal(t, []string{"applied", "applied"}, statuses(res2), "the same push checks out of the open one")
-
-	e.ok("rep2", up(schema.Visits, "v-other", 0, visit("c-2", 52.52, 13.405)))
+	t.Run("a later closed visit pushed first", func(t *testing.T) {
+		e.ok("rep1", up(schema.Visits, "v-4", 0, visitAt("c-1", "2026-11-23T15:00:00Z", "2026-11-23T15:20:00Z")))
+		assert.Equal(t, true, e.visitData(t, "rep1", "v-2")["check_out_missing"], "v-2 is earlier")
+		e.ok("rep1", up(schema.Visits, "v-3", 0, visitAt("c-1", "2026-11-23T14:00:00Z", "")))
+		assert.Equal(t, true, e.visitData(t, "rep1", "v-3")["check_out_missing"], "v-4 was checked in later")
+	})
+	t.Run("the device's claim is not taken", func(t *testing.T) {
+		e.ok("rep1", up(schema.Visits, "v-5", 0, with(visitAt("c-1", "2026-11-23T16:00:00Z", ""), "check_out_missing", true)))
+		assert.NotContains(t, e.visitData(t, "rep1", "v-5"), "check_out_missing", "nothing later")
+	})
+	t.Run("checking out clears it and counts the time", func(t *testing.T) {
+		e.ok("rep1", up(schema.Visits, "v-1", 2, visitAt("c-1", "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")))
+		v := e.visitData(t, "rep1", "v-1")
+		assert.NotContains(t, v, "check_out_missing")
+		assert.Equal(t, float64(1800), v["duration_s"])
+	})
+	t.Run("another rep's visits are not later check-ins", func(t *testing.T) {
+		e.ok("rep2", up(schema.Visits, "v-rep2", 0, visitAt("c-2", "2026-11-23T18:00:00Z", "")))
+		assert.NotContains(t, e.visitData(t, "rep1", "v-5"), "check_out_missing")
+	})
+	t.Run("one push with several open visits", func(t *testing.T) {
+		res := e.push("rep2",
+			up(schema.Visits, "v-r2-a", 0, visitAt("c-2", "2026-11-24T09:00:00Z", "")),
+			up(schema.Visits, "v-r2-b", 0, visitAt("c-2", "2026-11-24T10:00:00Z", "")),
+			up(schema.Visits, "v-r2-c", 0, visitAt("c-2", "2026-11-24T11:00:00Z", "2026-11-24T11:10:00Z")))
+		assert.Equal(t, []string{"applied", "applied", "applied"}, statuses(res))
+		for _, id := range []string{"v-rep2", "v-r2-a", "v-r2-b"} {
+			assert.Equal(t, true, e.visitData(t, "rep2", id)["check_out_missing"], id)
+		}
+		assert.NotContains(t, e.visitData(t, "rep2", "v-r2-c"), "check_out_missing")
+	})
 }
 
 func TestVisitMarksItsPlannedStopDone(t *testing.T) {

@@ -1,10 +1,11 @@
 package sync
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -12,42 +13,59 @@ import (
 // openVisit is the ref of a rep's visits that are checked in and not out.
 func openVisit(repID string) string { return "open:" + repID }
 
-// checkOneOpenVisit refuses a rep a second open visit, unless a later
-// mutation of the same push checks out of the open one.
-func (w *writer) checkOneOpenVisit(ctx context.Context, repID string) error {
-	open, err := w.tx.RecordsByRef(ctx, schema.Visits, openVisit(repID), "", 10)
+// isOpenVisitRef reports whether ref is the ref of open visits.
+func isOpenVisitRef(ref string) bool { return strings.HasPrefix(ref, "open:") }
+
+// markCheckOutsMissing sets check_out_missing on the open visits of a
+// written visit's rep that were checked in before it: the rep has left
+// them without checking out. Only open visits not yet so marked carry the
+// open ref, so the rep has at most a few of them whatever its history.
+func (w *writer) markCheckOutsMissing(ctx context.Context, written *Record) error {
+	var v schema.Visit
+	if err := json.Unmarshal(written.Data, &v); err != nil {
+		return err
+	}
+	for after := ""; ; {
+		page, err := w.tx.RecordsByRef(ctx, schema.Visits, openVisit(v.RepID), after, 100)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if r.ID == written.ID || r.Deleted {
+				continue
+			}
+			if err := w.markCheckOutMissing(ctx, r, v.CheckIn.At); err != nil {
+				return err
+			}
+		}
+		if len(page) < 100 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// markCheckOutMissing marks an open visit checked in before a later
+// check-in as left without a check-out, as a new version.
+func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.Time) error {
+	var open schema.Visit
+	if err := json.Unmarshal(r.Data, &open); err != nil {
+		return err
+	}
+	if open.CheckOut != nil || !open.CheckIn.At.Before(later) {
+		return nil
+	}
+	open.CheckOutMissing = true
+	data, err := json.Marshal(&open)
 	if err != nil {
 		return err
 	}
-	current := ""
-	if m, perr := decodeMutation(w.batch[w.at]); perr == nil {
-		current = m.ID
-	}
-	for _, r := range open {
-		if r.Deleted || r.ID == current || w.closedLater(r.ID) {
-			continue
-		}
-		return rejection(schema.CodeVisitOpen, "check_in", "visit %s is still open: check out of it first", r.ID)
-	}
-	return nil
-}
-
-// closedLater reports whether a later mutation of the push checks out of
-// a visit.
-func (w *writer) closedLater(visitID string) bool {
-	for _, raw := range w.batch[w.at+1:] {
-		m, perr := decodeMutation(raw)
-		if perr != nil || m.Collection != schema.Visits || m.ID != visitID || m.Op != schema.MutationUpsert {
-			continue
-		}
-		var v struct {
-			CheckOut json.RawMessage `json:"check_out"`
-		}
-		if json.Unmarshal(m.Data, &v) == nil && len(v.CheckOut) > 0 && !bytes.Equal(v.CheckOut, []byte("null")) {
-			return true
-		}
-	}
-	return false
+	next := *r
+	next.Version, next.Data = r.Version+1, data
+	next.Refs = slices.DeleteFunc(slices.Clone(r.Refs), isOpenVisitRef)
+	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
+	next.History = w.history(schema.Visits, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
+	return w.tx.Put(ctx, &next, r.Version)
 }
 
 // markStopDone marks done the planned stop that a new visit fulfils: the

@@ -63,7 +63,7 @@ func BenchmarkInitialSync(b *testing.B) {
 			wm, err := store.Watermark(ctx)
 			require.NoError(b, err)
 			for after := int64(0); ; {
-				chs, err := store.Changes(ctx, tokens, after, wm, sync.MaxPullLimit)
+				chs, err := store.Changes(ctx, tokens, after, wm, sync.MaxPullLimit, 0)
 				require.NoError(b, err)
 				got += len(chs)
 				if len(chs) < sync.MaxPullLimit {

@@ -319,7 +319,7 @@ func TestRejectionsAreKeptAndNotRetried(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{
 		"c-1":   schema.CodeForbidden,
-		"v-far": schema.CodeForbidden,
+		"v-far": schema.CodeValidationFailed, // a customer the rep cannot see is, to it, no customer
 		"v-bad": schema.CodeValidationFailed,
 	}, got)
 

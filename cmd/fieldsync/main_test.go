@@ -57,7 +57,13 @@ func startBinary(t *testing.T, dir string, env ...string) *process {
 // startBinaryWith is startBinary with command-line arguments.
 func startBinaryWith(t *testing.T, dir string, args []string, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startProgram(t, binary, dir, args, env...)
+}
+
+// startProgram is startBinaryWith for a build of fieldsync at bin.
+func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
 	stdout, err := cmd.StdoutPipe()

@@ -5,8 +5,9 @@
 // 256-byte header that records the content type, followed by the object's
 // bytes, so that one atomic rename publishes bytes and content type together
 // and no sidecar can disagree with its object. Put writes to a temporary file
-// under <dir>/.tmp, fsyncs it and renames it into place; a failed Put removes
-// its temporary file. Keys never start a segment with ".", so nothing under
+// under <dir>/.tmp, holding a lock on it, fsyncs it and renames it into
+// place; a failed Put removes its temporary file, and SweepTemp (at Open and
+// from the photo sweeper) removes those of processes that died mid-Put. Keys never start a segment with ".", so nothing under
 // .tmp can be mistaken for an object.
 //
 // A folder cannot hold both a key and keys below it ("a" and "a/b"): Put
@@ -53,7 +54,41 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, tmpDirName), 0o755); err != nil {
 		return nil, fmt.Errorf("filestore.Open: %w", err)
 	}
-	return &Store{root: root}, nil
+	s := &Store{root: root}
+	if _, err := s.SweepTemp(context.Background()); err != nil {
+		return nil, fmt.Errorf("filestore.Open: %w", err)
+	}
+	return s, nil
+}
+
+// SweepTemp removes the temporary files of Puts that will never finish:
+// those of a process that died mid-Put (a crash, a kill). A Put holds a
+// lock on its temporary file until the file is in place, and the lock
+// goes with its process, so a file nobody holds is debris; one whose
+// writer cannot be told (where locks are not available) is debris once it
+// has not been written to for an hour. Open sweeps; so does
+// media.Photos' sweeper. It returns how many files went.
+func (s *Store) SweepTemp(ctx context.Context) (int, error) {
+	dir := filepath.Join(s.root, tmpDirName)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("filestore.SweepTemp: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return removed, fmt.Errorf("filestore.SweepTemp: %w", err)
+		}
+		name := filepath.Join(dir, e.Name())
+		if !e.Type().IsRegular() || !abandoned(name) {
+			continue
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("filestore.SweepTemp: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // path returns the file that holds key, refusing invalid keys.
@@ -89,11 +124,17 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, co
 	if err != nil {
 		return err
 	}
+	// Held until the file is in place or gone: see SweepTemp.
+	if err := holdLock(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	defer func() {
 		if err != nil {
-			f.Close()
 			os.Remove(f.Name())
 		}
+		f.Close()
 	}()
 	if _, err := f.Write(header); err != nil {
 		return err
@@ -102,9 +143,6 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, co
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -67,7 +67,7 @@ func (c *Console) loginSubmit(ctx *fiber.Ctx) error {
 		d.Problem = "login.bad"
 		return c.showLogin(ctx, fiber.StatusUnauthorized, d)
 	}
-	u, l, err := c.accounts.SignIn(ctx.UserContext(), d.Username, password, consoleDevice)
+	u, l, err := c.accounts.SignIn(ctx.UserContext(), ctx.IP(), d.Username, password, consoleDevice)
 	var se *schema.Error
 	switch {
 	case errors.As(err, &se) && se.Code == schema.CodeRateLimited:

@@ -35,9 +35,9 @@ const sessionTTL = 12 * time.Hour
 // the same sign-in (failure limits, login records) and the same user
 // changes (ending logins on deactivation or a new password) as the API.
 type Accounts interface {
-	// SignIn checks a username and password and opens a login on a
-	// device; a *schema.Error when refused.
-	SignIn(ctx context.Context, username, password, deviceID string) (*schema.User, *sync.Login, error)
+	// SignIn checks a username and password from a client address and
+	// opens a login on a device; a *schema.Error when refused.
+	SignIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error)
 	// Session returns the user of a login that is good and whose user is
 	// active; a *schema.Error (unauthorized) otherwise.
 	Session(ctx context.Context, loginID string) (*schema.User, *sync.Login, error)

@@ -69,9 +69,10 @@ func TestConsoleHeadersAndRedirects(t *testing.T) {
 	assert.NotContains(t, body, "style=", "no inline styles")
 }
 
-// Failed console sign-ins count towards the same lock-out as the API's.
-func TestConsoleSignInSharesTheLockout(t *testing.T) {
-	srv := servertest.Start(t, servertest.Options{})
+// Failed console sign-ins count towards the same throttle as the API's:
+// after five failures the next attempt waits the backoff (an hour here).
+func TestConsoleSignInSharesTheThrottle(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Server: func(c *server.Config) { c.LoginBackoff = time.Hour }})
 	hc := noRedirects(t)
 	for i := range 5 {
 		_, body := get(t, hc, srv.URL+"/console/login")

@@ -293,18 +293,21 @@ func (s *Store) prune(ctx context.Context) error {
 }
 
 // Changes returns, in seq order, at most limit changes with after < seq
-// <= upto of records that hold, or have lost, one of tokens.
+// <= upto of records that hold, or have lost, one of tokens, stopping
+// after the change whose data reaches maxBytes when maxBytes > 0.
 //
 // It reads the records that hold a token and the gone documents of those
 // that lost one, each in seq order, and merges them. A gone document is
 // reported with the record's current state, and only while the record
-// holds none of tokens; a record is reported once per seq.
-func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]sync.Change, error) {
+// holds none of tokens; a record is reported once per seq. Records are
+// read without their history, refs and facts, in small batches, and the
+// read stops once the page is full.
+func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]sync.Change, error) {
 	const op = "mongostore.Changes"
 	if len(tokens) == 0 || upto <= after || limit <= 0 {
 		return nil, nil
 	}
-	held, err := s.findRecords(ctx, bson.M{"tokens": bson.M{"$in": tokens}, "seq": bson.M{"$gt": after, "$lte": upto}}, "seq", limit)
+	held, full, err := s.feedRecords(ctx, bson.M{"tokens": bson.M{"$in": tokens}, "seq": bson.M{"$gt": after, "$lte": upto}}, limit, maxBytes)
 	if err != nil {
 		return nil, fail(op, err)
 	}
@@ -314,9 +317,9 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 	}
 	// The held records are all there are up to bound; page through the
 	// gone documents up to it until known, below which every change is
-	// found, has at least limit changes below it.
+	// found, has a full page below it.
 	bound := upto
-	if len(held) == limit {
+	if full {
 		bound = held[len(held)-1].Seq
 	}
 	known := after
@@ -343,7 +346,7 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 		// More gone documents at this last seq are of the same record
 		// and would say the same.
 		known = page[len(page)-1].Seq
-		if countUpTo(found, known) >= limit {
+		if n, size := countUpTo(found, known); n >= limit || (maxBytes > 0 && size >= maxBytes) {
 			break
 		}
 	}
@@ -354,10 +357,55 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 		}
 	}
 	slices.SortFunc(out, func(a, b sync.Change) int { return cmp.Compare(a.Seq, b.Seq) })
-	if len(out) > limit {
-		out = out[:limit]
+	return firstPage(out, limit, maxBytes), nil
+}
+
+// feedBatch is how many records a feed read fetches per round trip: a
+// page of big records stops after at most this many more than it needs.
+const feedBatch = 32
+
+// feedProjection leaves out of feed reads what readers of the feed do not
+// need, the history above all (past versions' data).
+var feedProjection = bson.M{"history": 0, "refs": 0, "facts": 0}
+
+// feedRecords returns, in seq order, the records matching filter, at most
+// limit of them and, when maxBytes > 0, no more than up to the one whose
+// data reaches maxBytes; full reports whether it stopped for either.
+func (s *Store) feedRecords(ctx context.Context, filter bson.M, limit, maxBytes int) (docs []*recordDoc, full bool, err error) {
+	cur, err := s.records.Find(ctx, filter, options.Find().SetSort(ascending("seq")).SetLimit(int64(limit)).
+		SetBatchSize(feedBatch).SetProjection(feedProjection))
+	if err != nil {
+		return nil, false, err
 	}
-	return out, nil
+	defer cur.Close(ctx)
+	size := 0
+	for cur.Next(ctx) {
+		var d recordDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, false, err
+		}
+		docs = append(docs, &d)
+		if d.Data != nil {
+			size += len(*d.Data)
+		}
+		if len(docs) == limit || (maxBytes > 0 && size >= maxBytes) {
+			return docs, true, nil
+		}
+	}
+	return docs, false, cur.Err()
+}
+
+// firstPage returns the start of changes that holds at most limit of them
+// and ends with the one whose data reaches maxBytes, when maxBytes > 0.
+func firstPage(changes []sync.Change, limit, maxBytes int) []sync.Change {
+	size := 0
+	for i, ch := range changes {
+		size += len(ch.Record.Data)
+		if i+1 == limit || (maxBytes > 0 && size >= maxBytes) {
+			return changes[:i+1]
+		}
+	}
+	return changes
 }
 
 // findGone returns, in seq order, at most limit gone documents of tokens
@@ -387,7 +435,7 @@ func (s *Store) recordsOf(ctx context.Context, gone []goneDoc) (map[string]*reco
 			keys = append(keys, key)
 		}
 	}
-	docs, err := s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
+	docs, _, err := s.feedRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, len(keys), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -402,12 +450,14 @@ func holdsAny(held, tokens []string) bool {
 	return slices.ContainsFunc(held, func(t string) bool { return slices.Contains(tokens, t) })
 }
 
-func countUpTo(found map[int64]sync.Change, seq int64) int {
-	n := 0
-	for s := range found {
+// countUpTo returns how many changes were found at or below seq, and the
+// length of their data.
+func countUpTo(found map[int64]sync.Change, seq int64) (n, size int) {
+	for s, ch := range found {
 		if s <= seq {
 			n++
+			size += len(ch.Record.Data)
 		}
 	}
-	return n
+	return n, size
 }

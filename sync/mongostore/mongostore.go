@@ -64,6 +64,7 @@ type Store struct {
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
+	proofs                  *mongo.Collection
 }
 
 // Open connects to the MongoDB at uri, checks that it answers, and brings
@@ -103,6 +104,7 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		seqs:     db.Collection("seqs"),
 		facts:    db.Collection("facts"),
 		devices:  db.Collection("device_syncs"),
+		proofs:   db.Collection("photo_proofs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fail("mongostore.New", err)
@@ -131,6 +133,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.seqs, []string{"state", "_id"}, nil},
 		{s.facts, []string{"kind", "territory", "at"}, nil},
 		{s.facts, []string{"kind", "customer", "at"}, nil},
+		{s.facts, []string{"kind", "rep", "at"}, nil},
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
 	} {

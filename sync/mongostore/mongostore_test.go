@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
@@ -219,7 +221,7 @@ func pull(ctx context.Context, s *Store, tokens []string, checkpoint int64, page
 	}
 	var all []sync.Change
 	for {
-		chs, err := s.Changes(ctx, tokens, checkpoint, wm, page)
+		chs, err := s.Changes(ctx, tokens, checkpoint, wm, page, 0)
 		if err != nil {
 			return nil, checkpoint, err
 		}
@@ -558,4 +560,41 @@ func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
 		s := MustOpen(t)
 		return []sync.Store{s, s}
 	}, 40)
+}
+
+// TestChangesLoadOnlyThePage reads a page of big records: what the server
+// sends the store (its find and getMore replies) is about the page, not a
+// page's limit of records, and carries no history.
+func TestChangesLoadOnlyThePage(t *testing.T) {
+	ctx := context.Background()
+	var reading atomic.Bool
+	var received atomic.Int64
+	monitor := &event.CommandMonitor{Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+		if reading.Load() && (e.CommandName == "find" || e.CommandName == "getMore") {
+			received.Add(int64(len(e.Reply)))
+		}
+	}}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI).SetMaxPoolSize(1).SetMonitor(monitor))
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	s, err := New(ctx, client, freshDatabase())
+	require.NoError(t, err)
+	t.Cleanup(func() { s.db.Drop(context.Background()) })
+
+	tokens := []string{"customers|all", "customers|terr:t-1", "customers|dist:d-1"}
+	data := json.RawMessage(fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 64<<10)))
+	for i := range 100 {
+		r := record(fmt.Sprintf("c-%03d", i), 1, tokens...)
+		r.Data, r.History = data, []sync.Revision{{Version: 1, Data: data}}
+		put(t, s, r, 0)
+	}
+	wm := watermark(t, s)
+
+	reading.Store(true)
+	chs, err := s.Changes(ctx, tokens, 0, wm, 100, 128<<10)
+	reading.Store(false)
+	require.NoError(t, err)
+	require.Len(t, chs, 2, "the page ends with the record that reaches 128 KiB")
+	// The whole limit, with history, would be 100 × 2 × 64 KiB ≈ 13 MiB.
+	assert.Less(t, received.Load(), int64(3<<20), "received %d bytes for a page of 2 records", received.Load())
 }

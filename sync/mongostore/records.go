@@ -313,6 +313,47 @@ func missing(a, b []string) []string {
 	return out
 }
 
+// proofDoc is a stored photo proof; _id is user/sha256 (user ids hold no
+// slash); times are Unix nanoseconds.
+type proofDoc struct {
+	Key     string   `bson:"_id"`
+	UserID  string   `bson:"user"`
+	SHA256  string   `bson:"sha256"`
+	Size    int64    `bson:"size"`
+	TakenAt *int64   `bson:"taken_at,omitempty"`
+	Lat     *float64 `bson:"lat,omitempty"`
+	Lng     *float64 `bson:"lng,omitempty"`
+	At      int64    `bson:"at"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes;
+// sync.ErrNotFound when there is none.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	var d proofDoc
+	if err := findOne(ctx, "mongostore.PhotoProof", t.s.proofs, bson.M{"_id": userID + "/" + sha256}, nil, &d); err != nil {
+		return nil, err
+	}
+	p := &sync.PhotoProof{UserID: d.UserID, SHA256: d.SHA256, Size: d.Size, Lat: d.Lat, Lng: d.Lng, At: fromNanos(d.At)}
+	if d.TakenAt != nil {
+		at := fromNanos(*d.TakenAt)
+		p.TakenAt = &at
+	}
+	return p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first one stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	d := proofDoc{Key: p.UserID + "/" + p.SHA256, UserID: p.UserID, SHA256: p.SHA256, Size: p.Size, Lat: p.Lat, Lng: p.Lng, At: nanos(p.At)}
+	if p.TakenAt != nil {
+		at := nanos(*p.TakenAt)
+		d.TakenAt = &at
+	}
+	if _, err := t.s.proofs.InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fail("mongostore.SaveProof", err)
+	}
+	return nil
+}
+
 // Answer returns the stored answer to a mutation; sync.ErrNotFound when
 // there is none.
 func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {

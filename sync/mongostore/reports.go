@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -19,8 +20,9 @@ import (
 // guarded write that changes the record changes them with it: that array
 // is the truth, and Record returns it. To be found by kind, territory and
 // time, or by kind, customer and time, each fact also has an entry in the
-// facts collection, {rec, seq, kind, territory, customer, at}, under the
-// indexes {kind, territory, at} and {kind, customer, at}.
+// facts collection, {rec, seq, kind, territory, customer, rep, at}, under
+// the indexes {kind, territory, at}, {kind, customer, at} and {kind, rep,
+// at}.
 //
 // Why not query the arrays directly, through a multikey index on
 // {facts.kind, facts.territory, facts.at}? Without $elemMatch, which
@@ -79,6 +81,7 @@ type factEntry struct {
 	Kind      string `bson:"kind"`
 	Territory string `bson:"territory"`
 	Customer  string `bson:"customer"`
+	Rep       string `bson:"rep"`
 	At        int64  `bson:"at"`
 }
 
@@ -125,7 +128,7 @@ func (s *Store) indexFacts(ctx context.Context, doc *recordDoc, seq int64) error
 	for i, f := range doc.Facts {
 		entries[i] = factEntry{
 			Key: doc.Key + "/" + strconv.FormatInt(seq, 10) + "/" + strconv.Itoa(i), Rec: doc.Key, Seq: seq,
-			Kind: f.Kind, Territory: f.Territory, Customer: f.Customer, At: f.At,
+			Kind: f.Kind, Territory: f.Territory, Customer: f.Customer, Rep: f.Rep, At: f.At,
 		}
 	}
 	_, err := s.facts.InsertMany(ctx, entries, options.InsertMany().SetOrdered(false))
@@ -342,4 +345,45 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
 		out[i] = sync.DeviceSync{UserID: d.UserID, DeviceID: d.DeviceID, LastPushAt: fromNanos(d.Push), LastPullAt: fromNanos(d.Pull)}
 	}
 	return out, nil
+}
+
+// RepFactAfter reports whether a record other than except (an id of the
+// collection whose facts are of kind) has a fact of a kind by rep later
+// than after. It finds candidates through the {kind, rep, at} index and
+// reads their facts, as Facts does.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	const op = "mongostore.RepFactAfter"
+	s := t.s
+	cur, err := s.facts.Find(ctx, bson.M{"kind": kind, "rep": rep, "at": bson.M{"$gt": after.UnixNano()}},
+		options.Find().SetBatchSize(latestBatch).SetProjection(bson.D{{Key: "rec", Value: 1}}))
+	if err != nil {
+		return false, fail(op, err)
+	}
+	defer cur.Close(context.Background())
+	read := map[string]bool{}
+	for cur.Next(ctx) {
+		var e factEntry
+		if err := cur.Decode(&e); err != nil {
+			return false, fail(op, err)
+		}
+		if read[e.Rec] || strings.HasSuffix(e.Rec, "/"+except) {
+			continue
+		}
+		read[e.Rec] = true
+		held, err := s.recordFacts(ctx, []string{e.Rec})
+		if err != nil {
+			return false, fail(op, err)
+		}
+		for _, h := range held {
+			for _, f := range h.Facts {
+				if f.Kind == kind && f.Rep == rep && f.At > after.UnixNano() {
+					return true, nil
+				}
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return false, fail(op, err)
+	}
+	return false, nil
 }

@@ -168,6 +168,20 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	return out, rows.Err()
 }
 
+// RepFactAfter reports whether a record other than except has a fact of
+// a kind by rep later than after, through the (kind, rep, at) index.
+func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	var one int
+	err := t.stmt(ctx, t.q.repFactAfter).QueryRowContext(ctx, kind, rep, after.UnixNano(), except).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore.RepFactAfter: %w", err)
+	}
+	return true, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -285,6 +299,47 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 	return strings.Join(r.Tokens, "\n"), string(b[0]), string(b[1]), nil
 }
 
+// proofMeta is how a proof's EXIF facts are kept, as JSON.
+type proofMeta struct {
+	TakenAt *time.Time `json:"taken_at,omitempty"`
+	Lat     *float64   `json:"lat,omitempty"`
+	Lng     *float64   `json:"lng,omitempty"`
+}
+
+// PhotoProof returns a user's proof of holding a photo's bytes.
+func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	var m proofMeta
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+	}
+	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
+	return &p, nil
+}
+
+// SaveProof stores a proof of holding a photo's bytes; the first stays.
+func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
+	meta, err := json.Marshal(proofMeta{TakenAt: p.TakenAt, Lat: p.Lat, Lng: p.Lng})
+	if err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
+		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+	}
+	return nil
+}
+
 // Answer returns the stored answer to a mutation.
 func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
 	for _, a := range t.answers {
@@ -353,51 +408,81 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 }
 
 // Changes returns the feed through tokens between after and upto. Each
-// token's part of the feed is read in seq order from the index, and the
-// parts are merged here: one IN query over all tokens would sort every
-// remaining entry on every page. The records carry no Refs or History.
-func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit int) ([]sync.Change, error) {
+// token's part of the feed is read in seq order from the index, keys only,
+// and the parts are merged here (one IN query over all tokens would sort
+// every remaining entry on every page); then the records of the first
+// entries are read one by one until the page is full, so that no more
+// records than the page holds are ever loaded. The records carry no Refs
+// or History.
+func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]sync.Change, error) {
 	if len(tokens) == 0 || upto <= after || limit <= 0 {
 		return nil, nil
 	}
-	bySeq := map[int64]*sync.Change{}
+	var out []sync.Change
 	err := s.View(ctx, func(rtx sync.RecordTx) error {
 		t := rtx.(*tx)
-		st := t.stmt(ctx, t.q.changes)
-		for _, tok := range tokens {
-			rows, err := st.QueryContext(ctx, tok, after, upto, limit)
+		entries, err := t.feedEntries(ctx, tokens, after, upto, limit)
+		if err != nil {
+			return err
+		}
+		st, size := t.stmt(ctx, t.q.feedRecord), 0
+		for _, e := range entries {
+			if maxBytes > 0 && size >= maxBytes {
+				break
+			}
+			r, err := scanRecord(st.QueryRowContext(ctx, e.coll, e.id))
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var ch sync.Change
-				if ch.Record, err = scanRecord(rows, &ch.Seq, &ch.Gone); err != nil {
-					rows.Close()
-					return err
-				}
-				if prev, ok := bySeq[ch.Seq]; ok {
-					prev.Gone = prev.Gone && ch.Gone // held through any token: held
-					continue
-				}
-				bySeq[ch.Seq] = &ch
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
+			out = append(out, sync.Change{Seq: e.seq, Gone: e.gone, Record: r})
+			size += len(r.Data)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
 	}
-	seqs := slices.Sorted(maps.Keys(bySeq))
-	if len(seqs) > limit {
-		seqs = seqs[:limit]
+	return out, nil
+}
+
+// feedEntry is a record's place in the feed through some tokens.
+type feedEntry struct {
+	seq      int64
+	coll, id string
+	gone     bool // lost every token it was found through
+}
+
+// feedEntries returns, in seq order, the first limit entries of the feed
+// through tokens between after and upto.
+func (t *tx) feedEntries(ctx context.Context, tokens []string, after, upto int64, limit int) ([]feedEntry, error) {
+	bySeq := map[int64]*feedEntry{}
+	st := t.stmt(ctx, t.q.changes)
+	for _, tok := range tokens {
+		rows, err := st.QueryContext(ctx, tok, after, upto, limit)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var e feedEntry
+			if err := rows.Scan(&e.seq, &e.gone, &e.coll, &e.id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if prev, ok := bySeq[e.seq]; ok {
+				prev.gone = prev.gone && e.gone // held through any token: held
+				continue
+			}
+			bySeq[e.seq] = &e
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
-	out := make([]sync.Change, len(seqs))
-	for i, seq := range seqs {
-		out[i] = *bySeq[seq]
+	seqs := slices.Sorted(maps.Keys(bySeq))
+	out := make([]feedEntry, min(len(seqs), limit))
+	for i := range out {
+		out[i] = *bySeq[seqs[i]]
 	}
 	return out, nil
 }
@@ -418,7 +503,9 @@ type queries struct {
 	record, byRef, insert, update               *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
-	dropFacts, addFacts                         *sql.Stmt
+	feedRecord                                  *sql.Stmt
+	dropFacts, addFacts, repFactAfter           *sql.Stmt
+	proof, saveProof                            *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -435,6 +522,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
+		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
 		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
@@ -447,12 +535,14 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answer, "SELECT body, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
-		{&q.changes, `SELECT t.seq, t.gone, ` + feedColumns + ` FROM record_tokens t
-			JOIN records r ON r.coll = t.coll AND r.id = t.id
+		{&q.changes, `SELECT t.seq, t.gone, t.coll, t.id FROM record_tokens t
 			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?`},
+		{&q.feedRecord, "SELECT " + feedColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)

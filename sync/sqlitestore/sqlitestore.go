@@ -188,6 +188,15 @@ var migrations = []string{
 		last_pull INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user_id, device_id)
 	) WITHOUT ROWID;`,
+	`CREATE INDEX facts_by_rep ON facts(kind, rep, at);
+	CREATE TABLE photo_proofs (
+		user_id TEXT NOT NULL,
+		sha256 TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		meta TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (user_id, sha256)
+	) WITHOUT ROWID;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -2,9 +2,15 @@ package sqlitestore_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
@@ -59,4 +65,32 @@ func TestConvergenceOfTwoHandlesOnOneFile(t *testing.T) {
 		}
 		return out
 	}, 150)
+}
+
+// TestChangesLoadOnlyThePage reads a page of big records held through
+// several tokens: the store allocates about the page, not a page of
+// records per token.
+func TestChangesLoadOnlyThePage(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t)
+	tokens := []string{"customers|all", "customers|terr:t-1", "customers|dist:d-1"}
+	data := json.RawMessage(fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 64<<10)))
+	for i := range 100 {
+		r := &sync.Record{Collection: schema.Customers, ID: fmt.Sprintf("c-%03d", i), Version: 1, UpdatedAt: time.Now(),
+			Data: data, Tokens: tokens, Refs: []string{}}
+		require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, r, 0) }))
+	}
+	wm, err := s.Watermark(ctx)
+	require.NoError(t, err)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	chs, err := s.Changes(ctx, tokens, 0, wm, 100, 128<<10)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Len(t, chs, 2, "the page ends with the record that reaches 128 KiB")
+	allocated := after.TotalAlloc - before.TotalAlloc
+	// A page of 100 records per token would be 3 × 100 × 64 KiB ≈ 19 MiB.
+	assert.Less(t, allocated, uint64(3<<20), "allocated %d bytes for a page of 2 records", allocated)
 }

@@ -66,7 +66,7 @@ func Readable(tb testing.TB, s sync.RecordStore, p schema.Principal) Replica {
 	tokens := schema.ReadTokens(p)
 	out := Replica{}
 	for after := int64(0); ; {
-		chs, err := s.Changes(ctx, all, after, wm, 1000)
+		chs, err := s.Changes(ctx, all, after, wm, 1000, 0)
 		require.NoError(tb, err)
 		for _, ch := range chs {
 			if !ch.Record.Deleted && schema.Intersects(ch.Record.Tokens, tokens) {

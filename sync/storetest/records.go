@@ -3,8 +3,10 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +23,9 @@ func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("PutAndRead", func(t *testing.T) { testPutAndRead(t, newStore(t)) })
 	t.Run("Refs", func(t *testing.T) { testRefs(t, newStore(t)) })
 	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
+	t.Run("ChangesStopAtBytes", func(t *testing.T) { testChangesStopAtBytes(t, newStore(t)) })
 	t.Run("Answers", func(t *testing.T) { testAnswers(t, newStore(t)) })
+	t.Run("PhotoProofs", func(t *testing.T) { testPhotoProofs(t, newStore(t)) })
 	t.Run("ConcurrentWritersNeverSkip", func(t *testing.T) { testNeverSkip(t, newStore(t)) })
 	t.Run("OneWinnerPerVersion", func(t *testing.T) { testOneWinner(t, newStore(t)) })
 }
@@ -126,9 +130,61 @@ func changes(t *testing.T, s sync.Store, tokens []string, after int64, limit int
 	t.Helper()
 	wm, err := s.Watermark(context.Background())
 	require.NoError(t, err)
-	chs, err := s.Changes(context.Background(), tokens, after, wm, limit)
+	chs, err := s.Changes(context.Background(), tokens, after, wm, limit, 0)
 	require.NoError(t, err)
 	return chs
+}
+
+// testChangesStopAtBytes pages through a feed of records of different
+// sizes, some of them gone, with a byte bound: every page is the start of
+// what is left, ends with the change that reaches the bound (or the
+// limit, or the end), and the pages together are the whole feed.
+func testChangesStopAtBytes(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	t1, t2 := "customers|terr:t-1", "customers|terr:t-2"
+	var recs []*sync.Record
+	for i := range 16 {
+		tokens := [][]string{{t1}, {t1, t2}, {t2}, {t1}}[i%4]
+		r := rec(fmt.Sprintf("c-%02d", i), 1, tokens, fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 500*(i%5+1))))
+		put(t, s, r, 0)
+		recs = append(recs, r)
+	}
+	for _, i := range []int{0, 5} { // leave t-1: gone for its holders
+		moved := rec(recs[i].ID, 2, []string{t2}, `{"moved":true}`)
+		put(t, s, moved, 1)
+	}
+	wm, err := s.Watermark(ctx)
+	require.NoError(t, err)
+	all, err := s.Changes(ctx, []string{t1}, 0, wm, 1000, 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, all)
+	require.True(t, slices.ContainsFunc(all, func(ch sync.Change) bool { return ch.Gone }), "the feed has gone entries")
+
+	for _, maxBytes := range []int{1, 1200, 3000, 7000, 1 << 20} {
+		t.Run(fmt.Sprint(maxBytes), func(t *testing.T) {
+			const limit = 5
+			var got []sync.Change
+			after := int64(0)
+			for len(got) < len(all) {
+				page, err := s.Changes(ctx, []string{t1}, after, wm, limit, maxBytes)
+				require.NoError(t, err)
+				require.NotEmpty(t, page, "a page while changes are left")
+				rest := all[len(got):]
+				want, size := 0, 0
+				for want < len(rest) && want < limit && size < maxBytes {
+					size += len(rest[want].Record.Data)
+					want++
+				}
+				require.Equalf(t, summary(rest[:want]), summary(page), "page after seq %d", after)
+				got = append(got, page...)
+				after = page[len(page)-1].Seq
+			}
+			assert.Equal(t, summary(all), summary(got), "the pages make the whole feed")
+			chs, err := s.Changes(ctx, []string{t1}, after, wm, limit, maxBytes)
+			require.NoError(t, err)
+			assert.Empty(t, chs, "nothing after the end")
+		})
+	}
 }
 
 type seen struct {
@@ -161,7 +217,7 @@ func testChanges(t *testing.T, s sync.Store) {
 	assert.Equal(t, []seen{{"c-c", 1, false}}, summary(changes(t, s, []string{t1}, a.Seq, 10)), "after")
 	assert.Empty(t, changes(t, s, []string{"customers|terr:t-9"}, 0, 10))
 	assert.Empty(t, changes(t, s, nil, 0, 10))
-	chs, err := s.Changes(context.Background(), []string{t1}, 0, a.Seq, 10)
+	chs, err := s.Changes(context.Background(), []string{t1}, 0, a.Seq, 10, 0)
 	require.NoError(t, err)
 	assert.Equal(t, []seen{{"c-a", 1, false}}, summary(chs), "upto")
 
@@ -232,6 +288,36 @@ func testAnswers(t *testing.T, s sync.Store) {
 	}))
 }
 
+func testPhotoProofs(t *testing.T, s sync.Store) {
+	ctx := context.Background()
+	taken, lat, lng := at.Add(-time.Hour), 52.5, 13.4
+	hash := strings.Repeat("ab", 32)
+	p := &sync.PhotoProof{UserID: "u-1", SHA256: hash, Size: 1234, TakenAt: &taken, Lat: &lat, Lng: &lng, At: at}
+	bare := &sync.PhotoProof{UserID: "u-2", SHA256: hash, Size: 1234, At: at}
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+		_, err := tx.PhotoProof(ctx, "u-1", hash)
+		require.ErrorIs(t, err, sync.ErrNotFound, "none yet")
+		return errors.Join(tx.SaveProof(ctx, p), tx.SaveProof(ctx, bare))
+	}))
+	again := *p
+	again.Size, again.At = 99, at.Add(time.Hour)
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveProof(ctx, &again) }), "saving again is not an error")
+
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		got, err := tx.PhotoProof(ctx, "u-1", hash)
+		require.NoError(t, err)
+		assert.Equal(t, p, got, "every field comes back; the first proof stays")
+		got, err = tx.PhotoProof(ctx, "u-2", hash)
+		require.NoError(t, err)
+		assert.Equal(t, bare, got, "no EXIF facts")
+		_, err = tx.PhotoProof(ctx, "u-3", hash)
+		assert.ErrorIs(t, err, sync.ErrNotFound, "proofs are per user")
+		_, err = tx.PhotoProof(ctx, "u-1", strings.Repeat("cd", 32))
+		assert.ErrorIs(t, err, sync.ErrNotFound, "and per hash")
+		return nil
+	}))
+}
+
 // testNeverSkip is the change-feed invariant: readers that page through
 // Changes up to the watermark, while writers keep writing, end with
 // exactly the final version of every record.
@@ -272,7 +358,7 @@ func testNeverSkip(t *testing.T, s sync.Store) {
 					if !assert.NoError(t, err) {
 						return
 					}
-					chs, err := s.Changes(ctx, tokens, checkpoint, wm, 7)
+					chs, err := s.Changes(ctx, tokens, checkpoint, wm, 7, 0)
 					if !assert.NoError(t, err) {
 						return
 					}

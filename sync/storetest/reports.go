@@ -142,10 +142,28 @@ func testFacts(t *testing.T, s sync.Store) {
 	_, err = s.LatestFact(ctx, sync.FactVisit, "c-9")
 	assert.ErrorIs(t, err, sync.ErrNotFound)
 
+	repAfter := func(rep string, after time.Time, except string) bool {
+		t.Helper()
+		var later bool
+		require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+			var err error
+			later, err = tx.RepFactAfter(ctx, sync.FactVisit, rep, after, except)
+			return err
+		}))
+		return later
+	}
+	assert.True(t, repAfter("u-1", day(4), ""), "v-2 and v-3 are later")
+	assert.False(t, repAfter("u-1", day(5), ""), "strictly later")
+	assert.False(t, repAfter("u-2", day(1).Add(-time.Hour), ""), "by rep")
+	assert.True(t, repAfter("u-1", day(5).Add(-time.Hour), "v-2"), "v-3 counts when v-2 is left out")
+
 	// A new version's facts replace the old; a deleted record has none.
 	moved := visit("v-2", "t-2", "c-1", 4, 1)
 	moved.Version = 2
 	put(t, s, moved, 1)
+	assert.True(t, repAfter("u-1", day(4), ""), "v-3 is still later")
+	assert.True(t, repAfter("u-1", day(4).Add(-time.Hour), "v-3"), "v-2's new fact counts")
+	assert.False(t, repAfter("u-1", day(4), "v-3"), "v-2 moved back: its old fact no longer counts")
 	assert.ElementsMatch(t, []string{"v-1"}, visitIDs(factsOf(t, s, sync.FactVisit, []string{"t-1"}, day(1), day(6))))
 	gone := rec("v-1", 2, []string{"visits|all"}, `null`)
 	gone.Collection, gone.Deleted, gone.Data = schema.Visits, true, nil
