@@ -39,22 +39,32 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	u, err := s.addUser(c.UserContext(), *principal(c), req)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(u)
+}
+
+// addUser checks and stores a new user on behalf of an admin; the API and
+// the console create users through it.
+func (s *Server) addUser(ctx context.Context, by schema.Principal, req createUserRequest) (*schema.User, error) {
 	if req.Password == "" {
-		return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
+		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
 	}
 	u, err := NewUser(req.Username, req.Password, req.Role, req.Territories, req.DistributorID, s.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = s.store.CreateUser(c.UserContext(), u, sync.UserAudit(*principal(c), nil, u, u.CreatedAt))
+	err = s.store.CreateUser(ctx, u, sync.UserAudit(by, nil, u, u.CreatedAt))
 	if errors.Is(err, sync.ErrExists) {
-		return schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
+		return nil, schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", principal(c).UserID))
-	return c.Status(fiber.StatusCreated).JSON(u)
+	s.log.Info("user created", slog.String("user_id", u.ID), slog.String("role", string(u.Role)), slog.String("by", by.UserID))
+	return u, nil
 }
 
 // User listing limits: a page holds at most maxUsersPage users, and
@@ -146,6 +156,16 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if u, err = s.changeUser(c.UserContext(), *principal(c), u, req); err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
+// changeUser applies an update to a user on behalf of an admin; the API
+// and the console change users through it. A new password or a
+// deactivation ends every login of the user at once.
+func (s *Server) changeUser(ctx context.Context, by schema.Principal, u *schema.User, req updateUserRequest) (*schema.User, error) {
 	before := *u
 	if req.Role != nil {
 		u.Role = *req.Role
@@ -159,16 +179,17 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	password := ""
 	if req.Password != nil {
 		if password = *req.Password; password == "" {
-			return schema.FieldErrorf(schema.CodeValidationFailed, "password", "password must not be empty")
+			return nil, schema.FieldErrorf(schema.CodeValidationFailed, "password", "password must not be empty")
 		}
 	}
 	if err := schema.CheckUser(u, password); err != nil {
-		return err
+		return nil, err
 	}
 	endLogins := false
+	var err error
 	if password != "" {
 		if u.PasswordHash, err = HashPassword(password); err != nil {
-			return err
+			return nil, err
 		}
 		endLogins = true
 	}
@@ -178,17 +199,16 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	}
 	now := s.now().UTC()
 	u.UpdatedAt = now
-	ctx := c.UserContext()
-	if err := s.store.UpdateUser(ctx, u, sync.UserAudit(*principal(c), &before, u, now)); err != nil {
-		return err
+	if err := s.store.UpdateUser(ctx, u, sync.UserAudit(by, &before, u, now)); err != nil {
+		return nil, err
 	}
 	if endLogins {
 		if err := s.store.RevokeUserLogins(ctx, u.ID, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	s.log.Info("user updated", slog.String("user_id", u.ID), slog.String("by", principal(c).UserID), slog.Bool("logins_ended", endLogins))
-	return c.JSON(u)
+	s.log.Info("user updated", slog.String("user_id", u.ID), slog.String("by", by.UserID), slog.Bool("logins_ended", endLogins))
+	return u, nil
 }
 
 func (s *Server) userParam(c *fiber.Ctx) (*schema.User, error) {

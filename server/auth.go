@@ -54,27 +54,41 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case !schema.CheckID(req.DeviceID):
 		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
-	ctx, now := c.UserContext(), s.now()
-	addr := c.IP()
-	key := throttleKey(addr, req.Username)
-	failures, until, err := s.store.LoginFailures(ctx, key, now)
+	u, l, err := s.signIn(c.UserContext(), c.IP(), req.Username, req.Password, req.DeviceID)
+	var slow *slowDown
+	if errors.As(err, &slow) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(slow.secs))
+	}
 	if err != nil {
 		return err
 	}
-	if wait := s.throttleWait(failures, until, now); wait > 0 {
-		return s.slowedDown(c, wait)
-	}
+	return s.issue(c, u, l)
+}
 
-	u, err := s.store.UserByName(ctx, req.Username)
+// signIn checks a username and password from an address under the
+// failed sign-in throttle and opens a login on a device. It is shared by
+// the API and the console, so both count failures and record logins
+// alike. A sign-in that comes too soon after failures gets a *slowDown.
+func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error) {
+	now := s.now()
+	key := throttleKey(addr, username)
+	failures, until, err := s.store.LoginFailures(ctx, key, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if wait := s.throttleWait(failures, until, now); wait > 0 {
+		return nil, nil, newSlowDown(wait)
+	}
+	u, err := s.store.UserByName(ctx, username)
 	hash := dummyHash
 	if err == nil {
 		hash = []byte(u.PasswordHash)
 	} else if !errors.Is(err, sync.ErrNotFound) {
-		return err
+		return nil, nil, err
 	}
-	match, err := s.checkPassword(ctx, addr, hash, req.Password)
+	match, err := s.checkPassword(ctx, addr, hash, password)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if u == nil || !match || !u.Active {
 		userID := ""
@@ -82,33 +96,42 @@ func (s *Server) login(c *fiber.Ctx) error {
 			userID = u.ID
 		}
 		n, _, err := s.store.NoteLoginFailure(ctx, key, now, s.cfg.LoginFailureWindow,
-			sync.LoginAudit(sync.AuditLoginFailed, userID, req.DeviceID, "", now))
+			sync.LoginAudit(sync.AuditLoginFailed, userID, deviceID, "", now))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		s.log.Info("login refused", slog.Int("failures", n))
-		return errBadCredentials
+		return nil, nil, errBadCredentials
 	}
 	if failures > 0 {
 		if err := s.store.ClearLoginFailures(ctx, key); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: req.DeviceID, Generation: 1, CreatedAt: now.UTC()}
+	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: deviceID, Generation: 1, CreatedAt: now.UTC()}
 	if err := s.store.CreateLogin(ctx, l, sync.LoginAudit(sync.AuditLogin, u.ID, l.DeviceID, l.ID, now)); err != nil {
-		return err
+		return nil, nil, err
 	}
 	s.log.Info("login", slog.String("user_id", u.ID), slog.String("login_id", l.ID))
-	return s.issue(c, u, l)
+	return u, l, nil
 }
 
-// slowedDown answers a sign-in that comes before its username and address
-// may try again.
-func (s *Server) slowedDown(c *fiber.Ctx, wait time.Duration) error {
-	secs := max(int(math.Ceil(wait.Seconds())), 1)
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-	return schema.Errorf(schema.CodeRateLimited, "too many failed sign-ins for this username from this address; try again in %d seconds", secs)
+// slowDown refuses a sign-in that comes before its username and address
+// may try again; secs is how long to wait.
+type slowDown struct {
+	secs int
+	err  *schema.Error
 }
+
+func newSlowDown(wait time.Duration) *slowDown {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	return &slowDown{secs: secs, err: schema.Errorf(schema.CodeRateLimited, "too many failed sign-ins for this username from this address; try again in %d seconds", secs)}
+}
+
+func (e *slowDown) Error() string { return e.err.Error() }
+
+// Unwrap lets the refusal answer as the rate_limited error it carries.
+func (e *slowDown) Unwrap() error { return e.err }
 
 // refresh trades the current refresh token of a login for a new pair. An
 // older token of the login means it was stolen or replayed: the whole

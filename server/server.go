@@ -66,6 +66,11 @@ type Config struct {
 	// ImportLimit is the largest CSV file an import streams, in bytes;
 	// default 1 GiB.
 	ImportLimit int64
+	// MapTiles is the console's map tile URL template; OpenStreetMap's
+	// when empty, no tiles when "none".
+	MapTiles string
+	// Zone is the time zone of the console's dates; default UTC.
+	Zone *time.Location
 	// StreamPoll is how often the server's watcher of the change feed
 	// polls the store for live streams; default 500 ms.
 	StreamPoll time.Duration
@@ -207,7 +212,12 @@ func New(cfg Config) (*Server, error) {
 		JSONEncoder:                  json.Marshal,
 		JSONDecoder:                  json.Unmarshal,
 	})
+	c, err := s.newConsole(cfg.MapTiles, cfg.Zone)
+	if err != nil {
+		return nil, err
+	}
 	s.routes(origins)
+	c.Mount(s.app)
 	return s, nil
 }
 

@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/console"
 	"github.com/fieldsync/fieldsync/sync"
 )
 
 // Store is what the server itself keeps in the record store: users, their
 // logins and failed-login counters, for sign-in and the admin endpoints,
-// and the change feed that the watcher of live streams reads. Records go
+// the change feed that the watcher of live streams reads, and the records
+// and facts the console shows. Records go
 // through the engine and reports through report.Reports. The
 // adapters beneath sync implement it; implementations must be safe for
 // concurrent use by several processes.
@@ -18,6 +20,10 @@ type Store interface {
 	Pinger
 	FirstUserStore
 	sync.FeedReader
+	// Records is what the console reads of records and facts.
+	console.Records
+	// Users returns every user, in id order.
+	Users(ctx context.Context) ([]*schema.User, error)
 	// UpdateUser replaces a user's role, territories, distributor,
 	// password hash, active flag and UpdatedAt; sync.ErrNotFound when
 	// missing.

@@ -103,6 +103,7 @@ func addServeFlags(fs *pflag.FlagSet, c *config) {
 	envString(fs, &c.adminPassword, "admin-password", "", "FIELDSYNC_ADMIN_PASSWORD", "first admin's password, 8 to 72 bytes")
 	envString(fs, &c.logLevel, "log-level", "info", "FIELDSYNC_LOG_LEVEL", "debug, info, warn or error")
 	envString(fs, &c.tz, "tz", "UTC", "FIELDSYNC_TZ", "time zone in which a check-in falls on a route plan's date")
+	envString(fs, &c.mapTiles, "map-tiles", "", "FIELDSYNC_MAP_TILES", "console map tile URL with {z}/{x}/{y}; OpenStreetMap's when empty, none for no tiles")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.Int64Var(&c.maxPhotoBytes, "max-photo-bytes", 25_000_000, "largest photo accepted, in bytes")
 	fs.DurationVar(&c.photoGrace, "photo-grace", 7*24*time.Hour, "how long photo bytes no record refers to are kept")

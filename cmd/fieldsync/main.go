@@ -51,7 +51,7 @@ type config struct {
 	maxPhotoBytes                                  int64
 	pushMaxMutations, pushMaxBytes                 int
 	geofenceM                                      float64
-	tz                                             string
+	tz, mapTiles                                   string
 	accessTTL, streamPoll, streamHeartbeat         time.Duration
 	streamRecheck                                  time.Duration
 	maxStreams, maxStreamsPerUser                  int
@@ -117,7 +117,8 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos,
 		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
-		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ",")})
+		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ","),
+		MapTiles: cfg.mapTiles, Zone: loc})
 	if err != nil {
 		return err
 	}
