@@ -65,6 +65,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
+	zip     *compressor
 	hashing *hashQueue // one slot per core for password checks
 }
 
@@ -103,7 +104,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
+	zip, err := newCompressor()
+	if err != nil {
+		return nil, fmt.Errorf("server.New: %w", err)
+	}
 	s := &Server{
+		zip:     zip,
 		cfg:     cfg,
 		store:   cfg.Store,
 		engine:  cfg.Engine,
@@ -135,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.observe, recoverPanics, checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(s.zip.handle, s.observe, recoverPanics, checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
