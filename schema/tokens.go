@@ -1,6 +1,9 @@
 package schema
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Read tokens turn the access table into something a store can index. A
 // record carries the tokens of every scope that reaches it
@@ -71,4 +74,25 @@ func Intersects(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// TokenCollection returns the collection a read token is about.
+func TokenCollection(token string) Collection {
+	c, _, _ := strings.Cut(token, "|")
+	return Collection(c)
+}
+
+// TokensIn returns the tokens about one of collections, in their order;
+// all of them when collections is empty.
+func TokensIn(tokens []string, collections []Collection) []string {
+	if len(collections) == 0 {
+		return tokens
+	}
+	var out []string
+	for _, t := range tokens {
+		if slices.Contains(collections, TokenCollection(t)) {
+			out = append(out, t)
+		}
+	}
+	return out
 }

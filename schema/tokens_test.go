@@ -55,3 +55,26 @@ func TestIntersects(t *testing.T) {
 		})
 	}
 }
+
+func TestTokensIn(t *testing.T) {
+	rep := ReadTokens(Principal{UserID: "u-1", Role: RoleRep, Territories: []string{"t-1"}})
+	tests := []struct {
+		name        string
+		collections []Collection
+		want        []string
+	}{
+		{"none named: all", nil, rep},
+		{"one", []Collection{Customers}, []string{"customers|terr:t-1"}},
+		{"two", []Collection{Visits, Products}, []string{"products|all", "visits|own:u-1"}},
+		{"one it cannot read", []Collection{Collection("nope")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, TokensIn(rep, tt.collections))
+		})
+	}
+	for _, tok := range rep {
+		assert.True(t, TokenCollection(tok).Valid(), tok)
+	}
+	assert.Equal(t, Customers, TokenCollection(RecordTokens(Customers, Facts{Territories: []string{"t-9"}})[1]))
+}

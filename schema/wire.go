@@ -102,6 +102,9 @@ type PushResponse struct {
 type PullRequest struct {
 	Checkpoint string `json:"checkpoint"`
 	Limit      int    `json:"limit"`
+	// Collections, when not empty, restricts the pull to those
+	// collections; the checkpoint it returns holds only for that set.
+	Collections []Collection `json:"collections,omitempty"`
 }
 
 // PullResponse is one page of changes. The client pulls again with

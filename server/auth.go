@@ -198,7 +198,11 @@ func (s *Server) activeUser(ctx context.Context, id string) (*schema.User, error
 	return u, nil
 }
 
-const principalKey = "fieldsync.principal"
+// Keys of what authenticate leaves for handlers.
+const (
+	principalKey = "fieldsync.principal"
+	expiryKey    = "fieldsync.expiry"
+)
 
 // authenticate lets a request through only with a good access token of a
 // login that is not revoked, of a user who is active. The caller's role and
@@ -216,21 +220,38 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return schema.Errorf(schema.CodeUnauthorized, "access token is not valid")
 	}
-	ctx := c.UserContext()
-	l, err := s.store.Login(ctx, claims.LoginID)
-	if errors.Is(err, sync.ErrNotFound) || (err == nil && (l.Revoked() || l.UserID != claims.Subject)) {
-		return schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
-	}
+	p, err := s.caller(c.UserContext(), claims.Subject, claims.LoginID)
 	if err != nil {
 		return err
+	}
+	c.Locals(principalKey, p)
+	c.Locals(expiryKey, claims.ExpiresAt.Time)
+	return c.Next()
+}
+
+// caller returns who a user is now under a login: unauthorized when the
+// login is revoked or not the user's, or the user is gone or deactivated.
+func (s *Server) caller(ctx context.Context, userID, loginID string) (*schema.Principal, error) {
+	l, err := s.store.Login(ctx, loginID)
+	if errors.Is(err, sync.ErrNotFound) || (err == nil && (l.Revoked() || l.UserID != userID)) {
+		return nil, schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
+	}
+	if err != nil {
+		return nil, err
 	}
 	u, err := s.activeUser(ctx, l.UserID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p := u.Principal(l.DeviceID, l.ID)
-	c.Locals(principalKey, &p)
-	return c.Next()
+	return &p, nil
+}
+
+// expiry returns when the caller's access token expires; only behind
+// authenticate.
+func expiry(c *fiber.Ctx) time.Time {
+	t, _ := c.Locals(expiryKey).(time.Time)
+	return t
 }
 
 // principal returns the authenticated caller; only behind authenticate.

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -153,6 +155,26 @@ func TestSmallAnswersAndPhotosAreNotCompressed(t *testing.T) {
 			assert.True(t, bytes.Equal(photo, r.Raw), "%s: the photo's bytes as stored", accept)
 		}
 	})
+}
+
+func TestLiveStreamIsNotCompressed(t *testing.T) {
+	f := newFieldTeam(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", f.ts.URL+"/v1/sync/stream", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+f.rep1.Access)
+	req.Header.Set("Accept-Encoding", "zstd, gzip")
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Content-Encoding"))
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "event: ready\n", line, "the first event comes at once, as text")
 }
 
 func TestPushBodiesMayBeZstd(t *testing.T) {

@@ -18,6 +18,9 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// streamsOpen and streamEvents count live streams and what they sent.
+	streamsOpen  prometheus.Gauge
+	streamEvents *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -32,8 +35,16 @@ func newMetrics() *metrics {
 			Help:    "Time to answer HTTP requests, by method, route and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route", "status"}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fieldsync_streams_open",
+			Help: "Live change streams open now.",
+		}),
+		streamEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldsync_stream_events_total",
+			Help: "Events sent on live change streams, by event.",
+		}, []string{"event"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency,
+	m.reg.MustRegister(m.requests, m.latency, m.streamsOpen, m.streamEvents,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

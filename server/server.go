@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"runtime"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
@@ -52,6 +55,26 @@ type Config struct {
 	LoginBackoff       time.Duration
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
 	BodyLimit int
+	// StreamPoll is how often the server's watcher of the change feed
+	// polls the store for live streams; default 500 ms.
+	StreamPoll time.Duration
+	// StreamHeartbeat is how often a live stream sends a ping comment;
+	// default 15 seconds.
+	StreamHeartbeat time.Duration
+	// StreamRecheck is how often a live stream rechecks its caller's
+	// login and user (a store read each), ending the stream of a user
+	// signed out or deactivated and following a change of scope; default
+	// one minute.
+	StreamRecheck time.Duration
+	// MaxStreams is how many live streams the server holds open at once;
+	// more are refused with 503. Default 10,000.
+	MaxStreams int
+	// MaxStreamsPerUser is how many live streams one user holds open at
+	// once; a new one past it ends that user's oldest. Default 8.
+	MaxStreamsPerUser int
+	// CORSOrigins are the origins (scheme://host[:port]) whose browser
+	// apps may call the API; none when empty.
+	CORSOrigins []string
 }
 
 // Server is the fieldsync HTTP server.
@@ -67,6 +90,15 @@ type Server struct {
 	app     *fiber.App
 	zip     *compressor
 	hashing *hashQueue // one slot per core for password checks
+	watcher *sync.Watcher
+	streams *streams
+	// serving is what Serve started and Shutdown stops.
+	serving struct {
+		gosync.Mutex
+		stopped   bool
+		ln        net.Listener
+		stopWatch context.CancelFunc
+	}
 }
 
 // New builds a Server from cfg.
@@ -104,6 +136,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 8 << 20
 	}
+	if cfg.StreamHeartbeat <= 0 {
+		cfg.StreamHeartbeat = defaultHeartbeat
+	}
+	if cfg.StreamRecheck <= 0 {
+		cfg.StreamRecheck = defaultRecheck
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = defaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = defaultMaxStreamsPerUser
+	}
+	origins, err := checkOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	zip, err := newCompressor()
 	if err != nil {
 		return nil, fmt.Errorf("server.New: %w", err)
@@ -119,6 +167,8 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
 		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
+		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
+		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
@@ -135,13 +185,25 @@ func New(cfg Config) (*Server, error) {
 		JSONEncoder:                  json.Marshal,
 		JSONDecoder:                  json.Unmarshal,
 	})
-	s.routes()
+	s.routes(origins)
 	return s, nil
 }
 
-func (s *Server) routes() {
+func (s *Server) routes(origins []string) {
 	app := s.app
-	app.Use(s.zip.handle, s.observe, recoverPanics, checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
+	app.Use(s.zip.handle, s.observe, recoverPanics)
+	if len(origins) > 0 {
+		// Browser apps send their bearer token themselves: no cookies, so
+		// no credentials mode.
+		app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(origins, ","),
+			AllowMethods:  "GET,POST,PUT,PATCH,HEAD",
+			AllowHeaders:  "Authorization,Content-Type,Content-Encoding",
+			ExposeHeaders: "Retry-After,WWW-Authenticate",
+			MaxAge:        600,
+		}))
+	}
+	app.Use(checkFraming, readBody(s.cfg.BodyLimit, s.photos.MaxSize()+1<<20))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
@@ -153,6 +215,7 @@ func (s *Server) routes() {
 
 	v1.Post("/sync/push", s.authenticate, s.push)
 	v1.Post("/sync/pull", s.authenticate, s.pull)
+	v1.Get("/sync/stream", s.authenticate, s.stream)
 
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
@@ -170,18 +233,51 @@ func (s *Server) routes() {
 	admin.Patch("/users/:id", s.updateUser)
 }
 
-// Serve answers requests on ln until Shutdown.
+// Serve answers requests on ln until Shutdown, and watches the change
+// feed for live streams meanwhile. After Shutdown it returns at once.
 func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sv := &s.serving
+	sv.Lock()
+	if sv.stopped {
+		sv.Unlock()
+		return ln.Close()
+	}
+	sv.ln, sv.stopWatch = ln, cancel
+	sv.Unlock()
+	go s.watcher.Run(ctx)
 	if err := s.app.Listener(ln); err != nil {
+		sv.Lock()
+		stopped := sv.stopped
+		sv.Unlock()
+		if stopped { // ln closed by Shutdown before Fiber knew it
+			return nil
+		}
 		return fmt.Errorf("server.Serve: %w", err)
 	}
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests
-// to finish, at most until ctx is done.
+// Shutdown ends live streams, stops accepting connections and waits for
+// in-flight requests to finish, at most until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.app.ShutdownWithContext(ctx)
+	s.streams.shutdown()
+	sv := &s.serving
+	sv.Lock()
+	sv.stopped = true
+	if sv.stopWatch != nil {
+		sv.stopWatch()
+	}
+	sv.Unlock()
+	err := s.app.ShutdownWithContext(ctx)
+	// Serve may have handed ln to Fiber after Fiber looked for it.
+	sv.Lock()
+	if sv.ln != nil {
+		sv.ln.Close()
+	}
+	sv.Unlock()
+	return err
 }
 
 // observe is the outermost middleware: it turns errors into responses so
@@ -240,4 +336,23 @@ func jsonProblem(what string, err error) *schema.Error {
 		return badRequest("%s must be %s", what, schema.JSONKind(typ.Type))
 	}
 	return badRequest("%s is not valid JSON", what)
+}
+
+// checkOrigins validates CORS origins: each scheme://host[:port], http or
+// https, with nothing else. It returns them lower-cased.
+func checkOrigins(origins []string) ([]string, error) {
+	var out []string
+	for _, o := range origins {
+		o = strings.ToLower(strings.TrimSpace(o))
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(u.Host, "*") {
+			return nil, fmt.Errorf("server.New: CORS origin %q is not scheme://host[:port]", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

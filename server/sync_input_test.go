@@ -469,6 +469,10 @@ func TestPullRejectsBadInput(t *testing.T) {
 		{"checkpoint of 1 MB", admin.Access, cpBody(strings.Repeat("a", 1<<20) + "." + mac), 400, "bad_request", "checkpoint"},
 		{"another user's checkpoint", admin.Access, cpBody(otherCP), 400, "bad_request", "checkpoint"},
 		{"a checkpoint given to another user", other.Access, cpBody(cp), 400, "bad_request", "checkpoint"},
+		{"collections not a list", admin.Access, `{"collections":"customers"}`, 400, "bad_request", "collections"},
+		{"collections of numbers", admin.Access, `{"collections":[1]}`, 400, "bad_request", ""},
+		{"an unknown collection", admin.Access, `{"collections":["customers","t-1s"]}`, 400, "bad_request", "collections[1]"},
+		{"a checkpoint for all collections with a set", admin.Access, `{"checkpoint":"` + cp + `","collections":["customers"]}`, 400, "bad_request", "collections"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

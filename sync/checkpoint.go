@@ -56,6 +56,9 @@ type checkpoint struct {
 	Have    scope     `json:"h"`
 	Extra   []scope   `json:"x,omitempty"`
 	Fill    *backfill `json:"f,omitempty"`
+	// Cols are the collections the checkpoint is for, sorted; none for
+	// all of them.
+	Cols []schema.Collection `json:"c,omitempty"`
 }
 
 const checkpointVersion = 1
@@ -96,4 +99,15 @@ func (e *Engine) decodeCheckpoint(s, userID string) (*checkpoint, error) {
 		return nil, errBadCheckpoint
 	}
 	return &cp, nil
+}
+
+// errOtherCollections refuses a checkpoint made for another set of
+// collections than the pull asks for.
+var errOtherCollections = schema.FieldErrorf(schema.CodeBadRequest, "collections",
+	"the checkpoint was made for another set of collections; start from an empty checkpoint for this set")
+
+// tokens returns the tokens scope s reads in the collections the
+// checkpoint is for.
+func (cp *checkpoint) tokens(s scope) []string {
+	return schema.TokensIn(s.tokens(cp.User), cp.Cols)
 }

@@ -31,12 +31,18 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullR
 	case limit < 0 || limit > MaxPullLimit:
 		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "limit", "limit must be between 1 and %d", MaxPullLimit)
 	}
+	cols, err := CollectionSet("collections", req.Collections)
+	if err != nil {
+		return nil, err
+	}
 	now := scopeOf(p)
-	cp := &checkpoint{User: p.UserID, Have: now}
+	cp := &checkpoint{User: p.UserID, Have: now, Cols: cols}
 	if req.Checkpoint != "" {
-		var err error
 		if cp, err = e.decodeCheckpoint(req.Checkpoint, p.UserID); err != nil {
 			return nil, err
+		}
+		if !slices.Equal(cp.Cols, cols) {
+			return nil, errOtherCollections
 		}
 	}
 	switch {
@@ -52,7 +58,7 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullR
 		cp.Fill = &backfill{Target: now}
 	}
 
-	pg := &page{e: e, user: p.UserID, readable: now.tokens(p.UserID), budget: limit, bytes: e.maxPullBytes, out: []*schema.Envelope{}}
+	pg := &page{e: e, user: p.UserID, readable: cp.tokens(now), budget: limit, bytes: e.maxPullBytes, out: []*schema.Envelope{}}
 	for !pg.full() {
 		done, err := pg.step(ctx, cp)
 		if err != nil {
@@ -110,7 +116,7 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 	f := cp.Fill
 	switch f.Phase {
 	case phaseAdd:
-		gained := minus(f.Target.tokens(pg.user), cp.Have.tokens(pg.user))
+		gained := minus(cp.tokens(f.Target), cp.tokens(cp.Have))
 		chs, err := pg.read(ctx, gained, f.After, cp.Seq)
 		if err != nil {
 			return false, err
@@ -126,11 +132,11 @@ func (pg *page) step(ctx context.Context, cp *checkpoint) (done bool, err error)
 		}
 		f.Phase, f.After = phaseRemove, 0
 	case phaseRemove:
-		held := cp.Have.tokens(pg.user)
+		held := cp.tokens(cp.Have)
 		for _, s := range cp.Extra {
-			held = union(held, s.tokens(pg.user))
+			held = union(held, cp.tokens(s))
 		}
-		lost := minus(held, f.Target.tokens(pg.user))
+		lost := minus(held, cp.tokens(f.Target))
 		wm, err := pg.e.store.Watermark(ctx)
 		if err != nil {
 			return false, err

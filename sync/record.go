@@ -82,6 +82,13 @@ type Change struct {
 	Record *Record
 }
 
+// FeedEntry is one write of the change feed as the live watcher sees
+// it: its seq and the read tokens it concerns, held or lost, sorted.
+type FeedEntry struct {
+	Seq    int64
+	Tokens []string
+}
+
 // Answer is the stored reply to one mutation, replayed when the same user
 // sends the same mutation id again.
 type Answer struct {
@@ -162,6 +169,14 @@ type RecordStore interface {
 	// holds more than that page's records (and the keys of a page per
 	// token) in memory to make it.
 	Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]Change, error)
+	// Feed returns, in seq order, at most limit entries with after < seq
+	// <= upto, one per seq at which a record was last written or lost a
+	// token: the tokens the records written there hold and those lost
+	// there. through is how far it read: every entry with after < seq <=
+	// through is among them, and through is upto when they are all there
+	// are. It is what the live watcher reads to learn whom writes concern,
+	// without reading records.
+	Feed(ctx context.Context, after, upto int64, limit int) (entries []FeedEntry, through int64, err error)
 	// SweepAnswers deletes answers stored before cutoff and returns how
 	// many went.
 	SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)

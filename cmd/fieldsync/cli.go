@@ -107,6 +107,13 @@ func addServeFlags(fs *pflag.FlagSet, c *config) {
 	fs.IntVar(&c.pushMaxMutations, "push-max-mutations", 500, "most mutations one push may carry")
 	fs.IntVar(&c.pushMaxBytes, "push-max-bytes", 5_000_000, "largest push body, in bytes")
 	fs.Float64Var(&c.geofenceM, "geofence-m", 200, "default allowed check-in distance from an outlet, in metres")
+	fs.DurationVar(&c.accessTTL, "access-ttl", 15*time.Minute, "how long an access token lives")
+	envString(fs, &c.corsOrigins, "cors-origins", "", "FIELDSYNC_CORS_ORIGINS", "comma-separated origins (scheme://host[:port]) whose browser apps may call the API")
+	fs.DurationVar(&c.streamPoll, "stream-poll", 500*time.Millisecond, "how often the store is polled for writes to tell live streams of")
+	fs.DurationVar(&c.streamHeartbeat, "stream-heartbeat", 15*time.Second, "how often a live stream sends a ping")
+	fs.DurationVar(&c.streamRecheck, "stream-recheck", time.Minute, "how often a live stream rechecks that its caller is still signed in and what it may read")
+	fs.IntVar(&c.maxStreams, "max-streams", 10_000, "most live streams open at once on this instance")
+	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 8, "most live streams of one user on this instance; a new one ends the oldest")
 }
 
 // envString declares a string flag whose value comes from the variable env

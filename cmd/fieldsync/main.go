@@ -52,6 +52,10 @@ type config struct {
 	pushMaxMutations, pushMaxBytes                 int
 	geofenceM                                      float64
 	tz                                             string
+	accessTTL, streamPoll, streamHeartbeat         time.Duration
+	streamRecheck                                  time.Duration
+	maxStreams, maxStreamsPerUser                  int
+	corsOrigins                                    string
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -111,7 +115,9 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
-		BodyLimit: max(8<<20, cfg.pushMaxBytes)})
+		BodyLimit: max(8<<20, cfg.pushMaxBytes), AccessTTL: cfg.accessTTL,
+		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
+		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ",")})
 	if err != nil {
 		return err
 	}

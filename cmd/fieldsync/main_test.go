@@ -49,13 +49,13 @@ type process struct {
 
 // startBinary runs fieldsync in dir with env on a random loopback port and
 // waits until it listens.
-func startBinary(t *testing.T, dir string, env ...string) *process {
+func startBinary(t testing.TB, dir string, env ...string) *process {
 	t.Helper()
 	return startBinaryWith(t, dir, nil, env...)
 }
 
 // startBinaryWith is startBinary with command-line arguments.
-func startBinaryWith(t *testing.T, dir string, args []string, env ...string) *process {
+func startBinaryWith(t testing.TB, dir string, args []string, env ...string) *process {
 	t.Helper()
 	return startProgram(t, binary, dir, args, env...)
 }
@@ -99,7 +99,7 @@ func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 	return p
 }
 
-func (p *process) wait(t *testing.T) error {
+func (p *process) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-p.done:

@@ -26,7 +26,7 @@ type client struct {
 	base, token string
 }
 
-func (c client) post(t *testing.T, path string, body, out any) int {
+func (c client) post(t testing.TB, path string, body, out any) int {
 	raw, err := json.Marshal(body)
 	require.NoError(t, err)
 	req, err := http.NewRequest("POST", c.base+path, bytes.NewReader(raw))
@@ -44,7 +44,7 @@ func (c client) post(t *testing.T, path string, body, out any) int {
 	return resp.StatusCode
 }
 
-func signIn(t *testing.T, base, user, password string) string {
+func signIn(t testing.TB, base, user, password string) string {
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -53,7 +53,7 @@ func signIn(t *testing.T, base, user, password string) string {
 	return out.AccessToken
 }
 
-func (c client) push(t *testing.T, mutations ...map[string]any) []schema.PushResult {
+func (c client) push(t testing.TB, mutations ...map[string]any) []schema.PushResult {
 	var out schema.PushResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/push", map[string]any{"device_id": "d", "mutations": mutations}, &out))
 	return out.Results

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -460,4 +461,85 @@ func countUpTo(found map[int64]sync.Change, seq int64) (n, size int) {
 		}
 	}
 	return n, size
+}
+
+// Feed returns, in seq order, at most limit entries with after < seq <=
+// upto: the tokens of the records last written at each seq, and those
+// lost there (gone documents), and how far that is complete. It reads
+// only seqs and tokens.
+func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.FeedEntry, int64, error) {
+	const op = "mongostore.Feed"
+	if upto <= after || limit <= 0 {
+		return nil, after, nil
+	}
+	var held, lost []feedDoc
+	if err := s.findFeed(ctx, s.records, after, upto, limit, &held); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", op, err)
+	}
+	// Every record written up to through is in held.
+	through := upto
+	if len(held) == limit {
+		through = held[len(held)-1].Seq
+	}
+	if err := s.findFeed(ctx, s.gone, after, through, limit, &lost); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(lost) == limit {
+		// More gone documents may follow at the page's last seq: stop
+		// below it, unless it is all the page has.
+		last := lost[len(lost)-1].Seq
+		through = max(last-1, after+1)
+		if through == last {
+			if err := s.findFeed(ctx, s.gone, last-1, last, 0, &lost); err != nil {
+				return nil, 0, fmt.Errorf("%s: %w", op, err)
+			}
+		}
+	}
+	bySeq := map[int64][]string{}
+	for _, d := range held {
+		if d.Seq <= through {
+			bySeq[d.Seq] = append(bySeq[d.Seq], d.Tokens...)
+		}
+	}
+	for _, d := range lost {
+		if d.Seq <= through {
+			bySeq[d.Seq] = append(bySeq[d.Seq], d.Token)
+		}
+	}
+	out := make([]sync.FeedEntry, 0, len(bySeq))
+	for _, seq := range slices.Sorted(maps.Keys(bySeq)) {
+		tokens := bySeq[seq]
+		slices.Sort(tokens)
+		out = append(out, sync.FeedEntry{Seq: seq, Tokens: slices.Compact(tokens)})
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		through = out[limit-1].Seq
+	}
+	return out, through, nil
+}
+
+// findFeed decodes into docs, in seq order, the seqs and tokens of at
+// most limit (0: any number of) documents of c with after < seq <= upto.
+func (s *Store) findFeed(ctx context.Context, c *mongo.Collection, after, upto int64, limit int, docs *[]feedDoc) error {
+	opts := options.Find().SetProjection(bson.M{"_id": 0, "seq": 1, "tokens": 1, "token": 1}).
+		SetSort(ascending("seq")).SetLimit(int64(limit))
+	cur, err := c.Find(ctx, bson.M{"seq": bson.M{"$gt": after, "$lte": upto}}, opts)
+	if err != nil {
+		return err
+	}
+	var page []feedDoc
+	if err := cur.All(ctx, &page); err != nil {
+		return err
+	}
+	*docs = append(*docs, page...)
+	return nil
+}
+
+// feedDoc is what Feed reads of a record document (Tokens) or a gone
+// document (Token).
+type feedDoc struct {
+	Seq    int64    `bson:"seq"`
+	Tokens []string `bson:"tokens"`
+	Token  string   `bson:"token"`
 }

@@ -487,6 +487,44 @@ func (t *tx) feedEntries(ctx context.Context, tokens []string, after, upto int64
 	return out, nil
 }
 
+// Feed returns the tokens of the writes between after and upto. Every
+// token row a write touches takes its seq, so the rows at a seq are what
+// that write held and lost, unless a later write touched them again.
+func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.FeedEntry, int64, error) {
+	if upto <= after || limit <= 0 {
+		return nil, after, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, token FROM record_tokens WHERE seq > ? AND seq <= ? ORDER BY seq, token", after, upto)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+	}
+	defer rows.Close()
+	through := upto
+	var out []sync.FeedEntry
+	for rows.Next() {
+		var (
+			seq   int64
+			token string
+		)
+		if err := rows.Scan(&seq, &token); err != nil {
+			return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].Seq != seq {
+			if n == limit {
+				through = out[n-1].Seq
+				break
+			}
+			out = append(out, sync.FeedEntry{Seq: seq})
+		}
+		last := &out[len(out)-1]
+		last.Tokens = append(last.Tokens, token)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+	}
+	return out, through, nil
+}
+
 // SweepAnswers deletes answers stored before cutoff.
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM answers WHERE at < ?", cutoff.UnixNano())

@@ -197,6 +197,8 @@ var migrations = []string{
 		at INTEGER NOT NULL,
 		PRIMARY KEY (user_id, sha256)
 	) WITHOUT ROWID;`,
+	// The live watcher reads every token a write touched, by seq.
+	`CREATE INDEX record_tokens_seq ON record_tokens(seq);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

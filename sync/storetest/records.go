@@ -23,6 +23,7 @@ func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
 	t.Run("PutAndRead", func(t *testing.T) { testPutAndRead(t, newStore(t)) })
 	t.Run("Refs", func(t *testing.T) { testRefs(t, newStore(t)) })
 	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
+	t.Run("FeedTokens", func(t *testing.T) { testFeed(t, newStore(t)) })
 	t.Run("ChangesStopAtBytes", func(t *testing.T) { testChangesStopAtBytes(t, newStore(t)) })
 	t.Run("Answers", func(t *testing.T) { testAnswers(t, newStore(t)) })
 	t.Run("PhotoProofs", func(t *testing.T) { testPhotoProofs(t, newStore(t)) })
@@ -255,6 +256,87 @@ func testChanges(t *testing.T, s sync.Store) {
 	wm, err := s.Watermark(context.Background())
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, wm, del.Seq, "the watermark covers every committed write")
+}
+
+// feed reads the feed after after up to the watermark, limit entries at
+// a time, and returns every entry and how many reads it took.
+func feed(t *testing.T, s sync.Store, after int64, limit int) ([]sync.FeedEntry, int) {
+	t.Helper()
+	ctx := context.Background()
+	wm, err := s.Watermark(ctx)
+	require.NoError(t, err)
+	var all []sync.FeedEntry
+	reads := 0
+	for after < wm {
+		entries, through, err := s.Feed(ctx, after, wm, limit)
+		require.NoError(t, err)
+		require.Greater(t, through, after, "a read makes progress")
+		require.LessOrEqual(t, len(entries), limit)
+		for _, e := range entries {
+			require.Greater(t, e.Seq, after)
+			require.LessOrEqual(t, e.Seq, through)
+		}
+		all = append(all, entries...)
+		after = through
+		reads++
+	}
+	return all, reads
+}
+
+func entry(seq int64, tokens ...string) sync.FeedEntry {
+	return sync.FeedEntry{Seq: seq, Tokens: tokens}
+}
+
+func testFeed(t *testing.T, s sync.Store) {
+	t1, t2, all := "customers|terr:t-1", "customers|terr:t-2", "customers|all"
+	a := rec("c-a", 1, []string{all, t1}, `{"n":1}`)
+	b := rec("c-b", 1, []string{all, t2}, `{"n":2}`)
+	c := rec("c-c", 1, []string{all, t1, t2}, `{"n":3}`)
+	put(t, s, a, 0)
+	put(t, s, b, 0)
+	put(t, s, c, 0)
+
+	got, _ := feed(t, s, 0, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(a.Seq, all, t1), entry(b.Seq, all, t2), entry(c.Seq, all, t1, t2)}, got)
+	paged, reads := feed(t, s, 0, 1)
+	assert.Equal(t, got, paged, "read a page at a time")
+	assert.Equal(t, 3, reads)
+	got, _ = feed(t, s, a.Seq, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(b.Seq, all, t2), entry(c.Seq, all, t1, t2)}, got, "after")
+	entries, through, err := s.Feed(context.Background(), 0, a.Seq, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []sync.FeedEntry{entry(a.Seq, all, t1)}, entries, "upto")
+	assert.Equal(t, a.Seq, through)
+
+	// c-a moves from t-1 to t-2: its entry names the token it lost too.
+	a2 := rec("c-a", 2, []string{all, t2}, `{"n":1,"moved":true}`)
+	put(t, s, a2, 1)
+	got, _ = feed(t, s, c.Seq, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(a2.Seq, all, t1, t2)}, got)
+
+	// Another write to c-a: the loss stays where it happened.
+	a3 := rec("c-a", 3, []string{all, t2}, `{"n":1,"moved":"again"}`)
+	put(t, s, a3, 2)
+	got, _ = feed(t, s, c.Seq, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(a2.Seq, t1), entry(a3.Seq, all, t2)}, got)
+	got, _ = feed(t, s, a2.Seq, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(a3.Seq, all, t2)}, got)
+
+	// A deleted record keeps its tokens: their holders hear of it.
+	del := rec("c-b", 2, []string{all, t2}, `null`)
+	del.Data, del.Deleted = nil, true
+	put(t, s, del, 1)
+	got, _ = feed(t, s, a3.Seq, 10)
+	assert.Equal(t, []sync.FeedEntry{entry(del.Seq, all, t2)}, got)
+
+	got, _ = feed(t, s, del.Seq, 10)
+	assert.Empty(t, got, "nothing after the last write")
+
+	whole, _ := feed(t, s, 0, 100)
+	for limit := 1; limit <= 3; limit++ {
+		paged, _ := feed(t, s, 0, limit)
+		assert.Equal(t, whole, paged, "pages of %d", limit)
+	}
 }
 
 func testAnswers(t *testing.T, s sync.Store) {
