@@ -42,6 +42,9 @@ takes its value from it when the flag is not given.`,
 		newServeCommand(con),
 		newUserCommand(con),
 		newHealthCommand(con),
+		newBackupCommand(con),
+		newRestoreCommand(con),
+		newExportCommand(con),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		if strings.Contains(err.Error(), "unknown shorthand flag") {
