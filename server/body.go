@@ -2,12 +2,13 @@ package server
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -90,32 +91,63 @@ func readBody(limit int, drainLimit int64) fiber.Handler {
 	}
 }
 
-// inflate decompresses a gzip body, refusing one that inflates past
-// limit, and takes the encoding away so that nothing inflates it again.
-// Other encodings are refused.
+// inflate decompresses a gzip or zstd body, refusing one that inflates
+// past limit, and takes the encoding away so that nothing inflates it
+// again. Other encodings are refused.
 func inflate(c *fiber.Ctx, limit int) error {
 	req := c.Request()
-	switch enc := strings.ToLower(strings.TrimSpace(string(req.Header.ContentEncoding()))); enc {
-	case "", "identity":
+	enc := strings.ToLower(strings.TrimSpace(string(req.Header.ContentEncoding())))
+	if enc == "" || enc == "identity" {
 		return nil
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(req.Body()))
-		if err != nil {
-			return badRequest("request body is not valid gzip")
-		}
-		body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
-		if err != nil {
-			return badRequest("request body is not valid gzip")
-		}
-		if len(body) > limit {
-			return schema.Errorf(schema.CodePayloadTooLarge, "request body too large once inflated: at most %d bytes", limit)
-		}
-		req.SetBody(body)
-		req.Header.Del(fiber.HeaderContentEncoding)
-		return nil
-	default:
-		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Encoding %q is not supported; send gzip or nothing", enc)
 	}
+	zr, err := bodyDecoder(enc, bytes.NewReader(req.Body()), limit)
+	if errors.Is(err, errUnknownEncoding) {
+		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Encoding %q is not supported; send zstd, gzip or nothing", enc)
+	}
+	invalid := badRequest("request body is not valid %s", enc)
+	if err != nil {
+		return invalid
+	}
+	defer zr.Close()
+	tooLarge := schema.Errorf(schema.CodePayloadTooLarge, "request body too large once inflated: at most %d bytes", limit)
+	body, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	switch {
+	case errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return tooLarge
+	case err != nil:
+		return invalid
+	case len(body) > limit:
+		return tooLarge
+	}
+	req.SetBody(body)
+	req.Header.Del(fiber.HeaderContentEncoding)
+	return nil
+}
+
+var errUnknownEncoding = errors.New("unknown content encoding")
+
+// bodyDecoder inflates r, encoded as enc. A zstd frame may not ask for a
+// window larger than limit (or 8 MiB, what zstd's own levels use), so
+// that its header cannot make the server allocate more than the body it
+// would accept.
+func bodyDecoder(enc string, r io.Reader, limit int) (io.ReadCloser, error) {
+	switch enc {
+	case "gzip":
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr, nil
+	case "zstd":
+		window := uint64(max(limit, 8<<20))
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(window))
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return nil, errUnknownEncoding
 }
 
 // drain reads what is left of a request's body stream, at most max bytes,

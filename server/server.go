@@ -105,6 +105,7 @@ type Server struct {
 	tokens  *tokenIssuer
 	metrics *metrics
 	app     *fiber.App
+	zip     *compressor
 	hashing *hashQueue // one slot per core for password checks
 	watcher *sync.Watcher
 	streams *streams
@@ -182,7 +183,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	zip, err := newCompressor()
+	if err != nil {
+		return nil, fmt.Errorf("server.New: %w", err)
+	}
 	s := &Server{
+		zip:     zip,
 		openAPI: openAPI,
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -223,14 +229,14 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes(origins []string) {
 	app := s.app
-	app.Use(s.observe, recoverPanics)
+	app.Use(s.zip.handle, s.observe, recoverPanics)
 	if len(origins) > 0 {
 		// Browser apps send their bearer token themselves: no cookies, so
 		// no credentials mode.
 		app.Use(cors.New(cors.Config{
 			AllowOrigins:  strings.Join(origins, ","),
 			AllowMethods:  "GET,POST,PUT,PATCH,HEAD",
-			AllowHeaders:  "Authorization,Content-Type",
+			AllowHeaders:  "Authorization,Content-Type,Content-Encoding",
 			ExposeHeaders: "Retry-After,WWW-Authenticate",
 			MaxAge:        600,
 		}))

@@ -12,8 +12,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -172,6 +176,9 @@ func (a *api) once(ctx context.Context, r request, token string) (*answer, error
 		req.Header.Set("Content-Type", r.contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	// Named here, the encodings are ours to decode: Go's transport
+	// inflates gzip itself only when it added the header.
+	req.Header.Set("Accept-Encoding", acceptEncoding)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -180,12 +187,44 @@ func (a *api) once(ctx context.Context, r request, token string) (*answer, error
 		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	raw, err := readAnswer(resp)
 	if err != nil {
 		return nil, err
 	}
 	a.log.DebugContext(ctx, "request", slog.String("op", r.op), slog.Int("status", resp.StatusCode))
 	return &answer{status: resp.StatusCode, header: resp.Header, body: raw}, nil
+}
+
+// acceptEncoding is what the client asks answers to be compressed with.
+const acceptEncoding = "zstd, gzip"
+
+// readAnswer reads an answer's body, inflated, at most maxAnswer bytes of it.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	body := io.Reader(resp.Body)
+	switch enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("answer in gzip: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	case "zstd":
+		zr, err := zstd.NewReader(resp.Body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxAnswer))
+		if err != nil {
+			return nil, fmt.Errorf("answer in zstd: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		return nil, fmt.Errorf("answer in an encoding not asked for: %q", enc)
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return raw, nil
 }
 
 // backoff is the wait before the retry after attempt n: exponential with

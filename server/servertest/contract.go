@@ -10,6 +10,8 @@ import (
 	gosync "sync"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/helpers"
@@ -90,10 +92,38 @@ func (t *checkedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(answer))
 	}
-	if problems := t.c.Check(req, body, resp, answer); len(problems) > 0 {
+	// The client gets the answer as it came; the document describes it
+	// inflated.
+	checked, err := inflated(resp.Header.Get("Content-Encoding"), answer)
+	if err != nil {
+		return nil, err
+	}
+	if problems := t.c.Check(req, body, resp, checked); len(problems) > 0 {
 		t.tb.Errorf("%s %s answered %d breaks docs/openapi.yaml:\n%s", req.Method, req.URL.Path, resp.StatusCode, strings.Join(problems, "\n"))
 	}
 	return resp, nil
+}
+
+// inflated decodes an answer's body by its Content-Encoding.
+func inflated(encoding string, raw []byte) ([]byte, error) {
+	switch encoding {
+	case "":
+		return raw, nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("answer in gzip: %w", err)
+		}
+		return io.ReadAll(zr)
+	case "zstd":
+		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		return zr.DecodeAll(raw, nil)
+	}
+	return nil, fmt.Errorf("answer in unknown encoding %q", encoding)
 }
 
 // Check returns what in one exchange disagrees with the document: req was
