@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -145,6 +147,7 @@ func TestKubernetes(t *testing.T) {
 		deployment appsv1.Deployment
 		service    corev1.Service
 		config     corev1.ConfigMap
+		budget     policyv1.PodDisruptionBudget
 	)
 	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
 		var meta struct{ Kind string }
@@ -157,6 +160,8 @@ func TestKubernetes(t *testing.T) {
 			into = &service
 		case "ConfigMap":
 			into = &config
+		case "PodDisruptionBudget":
+			into = &budget
 		default:
 			t.Fatalf("unexpected kind %q", meta.Kind)
 		}
@@ -170,6 +175,35 @@ func TestKubernetes(t *testing.T) {
 		assert.True(t, ok, "%s has a tag", c.Image)
 		assert.NotEqual(t, "latest", tag)
 		assert.Equal(t, corev1.PullIfNotPresent, c.ImagePullPolicy)
+	})
+	t.Run("two instances, one kept through disruptions", func(t *testing.T) {
+		require.NotNil(t, deployment.Spec.Replicas)
+		assert.Equal(t, int32(2), *deployment.Spec.Replicas)
+		require.NotNil(t, budget.Spec.MinAvailable, "the budget keeps a number of pods")
+		assert.Equal(t, intstr.FromInt32(1), *budget.Spec.MinAvailable)
+		assert.Less(t, budget.Spec.MinAvailable.IntVal, *deployment.Spec.Replicas, "a drain can still evict one")
+		require.NotNil(t, budget.Spec.Selector)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, budget.Spec.Selector.MatchLabels)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, deployment.Spec.Template.Labels)
+	})
+	t.Run("probes", func(t *testing.T) {
+		for name, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+			require.NotNil(t, p, name)
+			require.NotNil(t, p.HTTPGet, name)
+			assert.Equal(t, name, p.HTTPGet.Path)
+			assert.Equal(t, intstr.FromString("http"), p.HTTPGet.Port, name)
+		}
+		require.Len(t, c.Ports, 1)
+		assert.Equal(t, "http", c.Ports[0].Name)
+	})
+	t.Run("resources", func(t *testing.T) {
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			q, ok := c.Resources.Requests[r]
+			assert.True(t, ok && q.Sign() > 0, "requests %s", r)
+		}
+		limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+		require.True(t, ok, "a memory limit")
+		assert.Positive(t, limit.Cmp(c.Resources.Requests[corev1.ResourceMemory]), "the limit is above the request")
 	})
 	t.Run("rolling updates drain", func(t *testing.T) {
 		require.NotNil(t, c.Lifecycle)
@@ -202,6 +236,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
 		for name := range config.Data {
 			assertKnownVariable(t, name)
+			assert.NotRegexp(t, `SECRET|PASSWORD|ACCESS_KEY|MONGO_URI`, name, "credentials come from the Secret, not the ConfigMap")
 		}
 		assert.Equal(t, "0.0.0.0:8080", config.Data["FIELDSYNC_ADDR"])
 		require.Len(t, service.Spec.Ports, 1)
