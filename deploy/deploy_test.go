@@ -85,12 +85,7 @@ func TestCompose(t *testing.T) {
 	})
 	t.Run("images pinned", func(t *testing.T) {
 		for name, s := range p.Services {
-			if s.Build != nil {
-				continue
-			}
-			_, tag, ok := strings.Cut(lastPathElement(s.Image), ":")
-			assert.True(t, ok, "%s: %s has a tag", name, s.Image)
-			assert.NotEqual(t, "latest", tag, "%s: %s", name, s.Image)
+			assertPinned(t, s.Image, name)
 		}
 		assert.Regexp(t, `:RELEASE\.\d{4}-\d{2}-\d{2}T`, p.Services["minio"].Image, "MinIO is pinned to a release")
 	})
@@ -113,6 +108,20 @@ func TestCompose(t *testing.T) {
 
 func lastPathElement(image string) string { return image[strings.LastIndex(image, "/")+1:] }
 
+// pinnedTag is a full release: major.minor.patch (with an optional
+// variant) or a MinIO release stamp.
+var pinnedTag = regexp.MustCompile(`^(\d+\.\d+\.\d+(-[a-z0-9]+)?|RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)$`)
+
+// assertPinned checks that image names a fixed release, never latest or a
+// moving major or minor tag.
+func assertPinned(t *testing.T, image, where string) {
+	t.Helper()
+	_, tag, ok := strings.Cut(lastPathElement(image), ":")
+	if assert.True(t, ok, "%s: %s has a tag", where, image) {
+		assert.Regexp(t, pinnedTag, tag, "%s: %s is pinned to a release", where, image)
+	}
+}
+
 // assertKnownVariable checks that fieldsync reads a FIELDSYNC_* variable.
 func assertKnownVariable(t *testing.T, name string) {
 	t.Helper()
@@ -134,6 +143,14 @@ func TestDockerfile(t *testing.T) {
 	assert.Regexp(t, `(?m)^COPY --from=build --chown=65532:65532 /out/data /data$`, text)
 	assert.Regexp(t, `(?m)^USER 65532:65532$`, text)
 	assert.Regexp(t, `(?m)^FROM gcr\.io/distroless/static-debian12:nonroot$`, text, "the user 65532 is distroless' nonroot")
+	// The build image is the Go release go.mod names.
+	mod, err := os.ReadFile("../go.mod")
+	require.NoError(t, err)
+	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	require.NotNil(t, goVersion)
+	assert.Regexp(t, `(?m)^FROM golang:`+regexp.QuoteMeta(string(goVersion[1]))+` AS build$`, text)
+	assertPinned(t, "golang:"+string(goVersion[1]), "go.mod")
+	assert.NotContains(t, text, ":latest")
 	// distroless has no shell: the health check is the binary itself, in
 	// exec form.
 	assert.Regexp(t, `(?m)^HEALTHCHECK .*CMD \["/fieldsync", "health"\]$`, text)
@@ -171,9 +188,7 @@ func TestKubernetes(t *testing.T) {
 	c := deployment.Spec.Template.Spec.Containers[0]
 
 	t.Run("image pinned", func(t *testing.T) {
-		_, tag, ok := strings.Cut(lastPathElement(c.Image), ":")
-		assert.True(t, ok, "%s has a tag", c.Image)
-		assert.NotEqual(t, "latest", tag)
+		assertPinned(t, c.Image, "the Deployment")
 		assert.Equal(t, corev1.PullIfNotPresent, c.ImagePullPolicy)
 	})
 	t.Run("two instances, one kept through disruptions", func(t *testing.T) {
