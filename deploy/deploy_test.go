@@ -259,3 +259,57 @@ func TestKubernetes(t *testing.T) {
 		assert.Equal(t, deployment.Spec.Selector.MatchLabels, service.Spec.Selector)
 	})
 }
+
+// TestDeployGuide checks that docs/deploy.md names only settings fieldsync
+// reads, files that exist and the manifests' real values.
+func TestDeployGuide(t *testing.T) {
+	raw, err := os.ReadFile("../docs/deploy.md")
+	require.NoError(t, err)
+	guide := string(raw)
+	for _, v := range regexp.MustCompile(`FIELDSYNC_[A-Z0-9_]+`).FindAllString(guide, -1) {
+		assertKnownVariable(t, v)
+	}
+	for _, m := range regexp.MustCompile("`((?:deploy|docs)/[^` ]+)`").FindAllStringSubmatch(guide, -1) {
+		assert.FileExists(t, filepath.Join("..", m[1]))
+	}
+	for _, want := range []string{
+		"user create admin --role admin", // the real subcommand
+		"--path /readyz",                 // compose's health check
+		"docker compose -f deploy/compose.yaml up -d",
+	} {
+		assert.Contains(t, guide, want)
+	}
+	// The values the guide quotes are the files' own.
+	quoted := map[string]map[string]string{
+		"nginx.conf": {
+			"client_max_body_size 26m": "client_max_body_size 26m",
+			"proxy_read_timeout 75s":   "proxy_read_timeout 75s",
+		},
+		"kubernetes/fieldsync.yaml": {
+			"terminationGracePeriodSeconds: 45": "terminationGracePeriodSeconds: 45",
+			"sleep\n(5 s)":                      "sleep: {seconds: 5}",
+			"Requests are 500m CPU and 128 MiB": "requests: {cpu: 500m, memory: 128Mi}",
+			"the memory\nlimit 512 MiB":         "limits: {memory: 512Mi}",
+			"Deployment of **two** replicas":    "replicas: 2",
+		},
+	}
+	for file, pairs := range quoted {
+		src, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for inGuide, inFile := range pairs {
+			assert.Contains(t, guide, inGuide)
+			assert.Contains(t, string(src), inFile, file)
+		}
+	}
+	// Every key the Deployment takes from the Secret is created by the guide.
+	manifest, err := os.ReadFile("kubernetes/fieldsync.yaml")
+	require.NoError(t, err)
+	keys := regexp.MustCompile(`name: fieldsync-secrets, key: ([a-z0-9-]+)`).FindAllStringSubmatch(string(manifest), -1)
+	require.NotEmpty(t, keys)
+	for _, k := range keys {
+		assert.Contains(t, guide, "--from-literal="+k[1]+"=")
+	}
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "(docs/deploy.md)", "the README links the guide")
+}
