@@ -200,6 +200,15 @@ func TestKubernetes(t *testing.T) {
 		require.NotNil(t, budget.Spec.Selector)
 		assert.Equal(t, deployment.Spec.Selector.MatchLabels, budget.Spec.Selector.MatchLabels)
 		assert.Equal(t, deployment.Spec.Selector.MatchLabels, deployment.Spec.Template.Labels)
+		ru := deployment.Spec.Strategy.RollingUpdate
+		require.NotNil(t, ru, "a rolling update")
+		require.NotNil(t, ru.MaxUnavailable)
+		assert.Equal(t, intstr.FromInt32(0), *ru.MaxUnavailable, "no instance goes before its successor is ready")
+		spread := deployment.Spec.Template.Spec.TopologySpreadConstraints
+		require.Len(t, spread, 1)
+		assert.Equal(t, "kubernetes.io/hostname", spread[0].TopologyKey)
+		require.NotNil(t, spread[0].LabelSelector)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, spread[0].LabelSelector.MatchLabels)
 	})
 	t.Run("probes", func(t *testing.T) {
 		for name, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
