@@ -50,9 +50,13 @@ func TestKubeconform(t *testing.T) {
 // and returns it.
 func strictSchemas(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", kubeconformModule).Output()
-	require.NoError(t, err, "go list -m %s", kubeconformModule)
-	cache := filepath.Join(strings.TrimSpace(string(out)), "fixtures", "cache")
+	// go.mod's version of the module, downloaded if it is not yet.
+	out, err := exec.Command("go", "mod", "download", "-json", kubeconformModule).Output()
+	require.NoError(t, err, "go mod download %s", kubeconformModule)
+	var mod struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &mod))
+	require.NotEmpty(t, mod.Dir)
+	cache := filepath.Join(mod.Dir, "fixtures", "cache")
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 
