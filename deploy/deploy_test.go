@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -83,12 +85,7 @@ func TestCompose(t *testing.T) {
 	})
 	t.Run("images pinned", func(t *testing.T) {
 		for name, s := range p.Services {
-			if s.Build != nil {
-				continue
-			}
-			_, tag, ok := strings.Cut(lastPathElement(s.Image), ":")
-			assert.True(t, ok, "%s: %s has a tag", name, s.Image)
-			assert.NotEqual(t, "latest", tag, "%s: %s", name, s.Image)
+			assertPinned(t, s.Image, name)
 		}
 		assert.Regexp(t, `:RELEASE\.\d{4}-\d{2}-\d{2}T`, p.Services["minio"].Image, "MinIO is pinned to a release")
 	})
@@ -111,6 +108,20 @@ func TestCompose(t *testing.T) {
 
 func lastPathElement(image string) string { return image[strings.LastIndex(image, "/")+1:] }
 
+// pinnedTag is a full release: major.minor.patch (with an optional
+// variant) or a MinIO release stamp.
+var pinnedTag = regexp.MustCompile(`^(\d+\.\d+\.\d+(-[a-z0-9]+)?|RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)$`)
+
+// assertPinned checks that image names a fixed release, never latest or a
+// moving major or minor tag.
+func assertPinned(t *testing.T, image, where string) {
+	t.Helper()
+	_, tag, ok := strings.Cut(lastPathElement(image), ":")
+	if assert.True(t, ok, "%s: %s has a tag", where, image) {
+		assert.Regexp(t, pinnedTag, tag, "%s: %s is pinned to a release", where, image)
+	}
+}
+
 // assertKnownVariable checks that fieldsync reads a FIELDSYNC_* variable.
 func assertKnownVariable(t *testing.T, name string) {
 	t.Helper()
@@ -132,6 +143,14 @@ func TestDockerfile(t *testing.T) {
 	assert.Regexp(t, `(?m)^COPY --from=build --chown=65532:65532 /out/data /data$`, text)
 	assert.Regexp(t, `(?m)^USER 65532:65532$`, text)
 	assert.Regexp(t, `(?m)^FROM gcr\.io/distroless/static-debian12:nonroot$`, text, "the user 65532 is distroless' nonroot")
+	// The build image is the Go release go.mod names.
+	mod, err := os.ReadFile("../go.mod")
+	require.NoError(t, err)
+	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	require.NotNil(t, goVersion)
+	assert.Regexp(t, `(?m)^FROM golang:`+regexp.QuoteMeta(string(goVersion[1]))+` AS build$`, text)
+	assertPinned(t, "golang:"+string(goVersion[1]), "go.mod")
+	assert.NotContains(t, text, ":latest")
 	// distroless has no shell: the health check is the binary itself, in
 	// exec form.
 	assert.Regexp(t, `(?m)^HEALTHCHECK .*CMD \["/fieldsync", "health"\]$`, text)
@@ -145,6 +164,7 @@ func TestKubernetes(t *testing.T) {
 		deployment appsv1.Deployment
 		service    corev1.Service
 		config     corev1.ConfigMap
+		budget     policyv1.PodDisruptionBudget
 	)
 	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
 		var meta struct{ Kind string }
@@ -157,6 +177,8 @@ func TestKubernetes(t *testing.T) {
 			into = &service
 		case "ConfigMap":
 			into = &config
+		case "PodDisruptionBudget":
+			into = &budget
 		default:
 			t.Fatalf("unexpected kind %q", meta.Kind)
 		}
@@ -166,10 +188,46 @@ func TestKubernetes(t *testing.T) {
 	c := deployment.Spec.Template.Spec.Containers[0]
 
 	t.Run("image pinned", func(t *testing.T) {
-		_, tag, ok := strings.Cut(lastPathElement(c.Image), ":")
-		assert.True(t, ok, "%s has a tag", c.Image)
-		assert.NotEqual(t, "latest", tag)
+		assertPinned(t, c.Image, "the Deployment")
 		assert.Equal(t, corev1.PullIfNotPresent, c.ImagePullPolicy)
+	})
+	t.Run("two instances, one kept through disruptions", func(t *testing.T) {
+		require.NotNil(t, deployment.Spec.Replicas)
+		assert.Equal(t, int32(2), *deployment.Spec.Replicas)
+		require.NotNil(t, budget.Spec.MinAvailable, "the budget keeps a number of pods")
+		assert.Equal(t, intstr.FromInt32(1), *budget.Spec.MinAvailable)
+		assert.Less(t, budget.Spec.MinAvailable.IntVal, *deployment.Spec.Replicas, "a drain can still evict one")
+		require.NotNil(t, budget.Spec.Selector)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, budget.Spec.Selector.MatchLabels)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, deployment.Spec.Template.Labels)
+		ru := deployment.Spec.Strategy.RollingUpdate
+		require.NotNil(t, ru, "a rolling update")
+		require.NotNil(t, ru.MaxUnavailable)
+		assert.Equal(t, intstr.FromInt32(0), *ru.MaxUnavailable, "no instance goes before its successor is ready")
+		spread := deployment.Spec.Template.Spec.TopologySpreadConstraints
+		require.Len(t, spread, 1)
+		assert.Equal(t, "kubernetes.io/hostname", spread[0].TopologyKey)
+		require.NotNil(t, spread[0].LabelSelector)
+		assert.Equal(t, deployment.Spec.Selector.MatchLabels, spread[0].LabelSelector.MatchLabels)
+	})
+	t.Run("probes", func(t *testing.T) {
+		for name, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+			require.NotNil(t, p, name)
+			require.NotNil(t, p.HTTPGet, name)
+			assert.Equal(t, name, p.HTTPGet.Path)
+			assert.Equal(t, intstr.FromString("http"), p.HTTPGet.Port, name)
+		}
+		require.Len(t, c.Ports, 1)
+		assert.Equal(t, "http", c.Ports[0].Name)
+	})
+	t.Run("resources", func(t *testing.T) {
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			q, ok := c.Resources.Requests[r]
+			assert.True(t, ok && q.Sign() > 0, "requests %s", r)
+		}
+		limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+		require.True(t, ok, "a memory limit")
+		assert.Positive(t, limit.Cmp(c.Resources.Requests[corev1.ResourceMemory]), "the limit is above the request")
 	})
 	t.Run("rolling updates drain", func(t *testing.T) {
 		require.NotNil(t, c.Lifecycle)
@@ -202,10 +260,65 @@ func TestKubernetes(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
 		for name := range config.Data {
 			assertKnownVariable(t, name)
+			assert.NotRegexp(t, `SECRET|PASSWORD|ACCESS_KEY|MONGO_URI`, name, "credentials come from the Secret, not the ConfigMap")
 		}
 		assert.Equal(t, "0.0.0.0:8080", config.Data["FIELDSYNC_ADDR"])
 		require.Len(t, service.Spec.Ports, 1)
 		assert.Equal(t, "http", service.Spec.Ports[0].TargetPort.StrVal)
 		assert.Equal(t, deployment.Spec.Selector.MatchLabels, service.Spec.Selector)
 	})
+}
+
+// TestDeployGuide checks that docs/deploy.md names only settings fieldsync
+// reads, files that exist and the manifests' real values.
+func TestDeployGuide(t *testing.T) {
+	raw, err := os.ReadFile("../docs/deploy.md")
+	require.NoError(t, err)
+	guide := string(raw)
+	for _, v := range regexp.MustCompile(`FIELDSYNC_[A-Z0-9_]+`).FindAllString(guide, -1) {
+		assertKnownVariable(t, v)
+	}
+	for _, m := range regexp.MustCompile("`((?:deploy|docs)/[^` ]+)`").FindAllStringSubmatch(guide, -1) {
+		assert.FileExists(t, filepath.Join("..", m[1]))
+	}
+	for _, want := range []string{
+		"user create admin --role admin", // the real subcommand
+		"--path /readyz",                 // compose's health check
+		"docker compose -f deploy/compose.yaml up -d",
+	} {
+		assert.Contains(t, guide, want)
+	}
+	// The values the guide quotes are the files' own.
+	quoted := map[string]map[string]string{
+		"nginx.conf": {
+			"client_max_body_size 26m": "client_max_body_size 26m",
+			"proxy_read_timeout 75s":   "proxy_read_timeout 75s",
+		},
+		"kubernetes/fieldsync.yaml": {
+			"terminationGracePeriodSeconds: 45": "terminationGracePeriodSeconds: 45",
+			"sleep\n(5 s)":                      "sleep: {seconds: 5}",
+			"Requests are 500m CPU and 128 MiB": "requests: {cpu: 500m, memory: 128Mi}",
+			"the memory\nlimit 512 MiB":         "limits: {memory: 512Mi}",
+			"Deployment of **two** replicas":    "replicas: 2",
+		},
+	}
+	for file, pairs := range quoted {
+		src, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for inGuide, inFile := range pairs {
+			assert.Contains(t, guide, inGuide)
+			assert.Contains(t, string(src), inFile, file)
+		}
+	}
+	// Every key the Deployment takes from the Secret is created by the guide.
+	manifest, err := os.ReadFile("kubernetes/fieldsync.yaml")
+	require.NoError(t, err)
+	keys := regexp.MustCompile(`name: fieldsync-secrets, key: ([a-z0-9-]+)`).FindAllStringSubmatch(string(manifest), -1)
+	require.NotEmpty(t, keys)
+	for _, k := range keys {
+		assert.Contains(t, guide, "--from-literal="+k[1]+"=")
+	}
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "(docs/deploy.md)", "the README links the guide")
 }

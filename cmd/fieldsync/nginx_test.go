@@ -2,88 +2,23 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fieldsync/fieldsync/deploy/nginxtest"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // startNginx runs deploy/nginx.conf, its upstreams pointed at addrs, on a
-// loopback port, and returns its base URL. Outside CI it skips when nginx
-// is not installed.
+// loopback port, and returns its base URL.
 func startNginx(t *testing.T, addrs ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, statErr := os.Stat(p); statErr == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nginx is not installed")
-		}
-		t.Skip("nginx is not installed: the deploy config is not tested")
-	}
-	raw, err := os.ReadFile("../../deploy/nginx.conf")
-	require.NoError(t, err)
-	conf := string(raw)
-	var upstreams strings.Builder
-	for _, a := range addrs {
-		fmt.Fprintf(&upstreams, "    server %s;\n", a)
-	}
-	servers := regexp.MustCompile(`(?m)^\s*server fieldsync-\d+:8080[^\n]*\n`)
-	require.Len(t, servers.FindAllString(conf, -1), 2, "the config's upstreams")
-	conf = servers.ReplaceAllString(conf, "")
-	conf = strings.Replace(conf, "upstream fieldsync {\n", "upstream fieldsync {\n"+upstreams.String(), 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	require.Contains(t, conf, "listen 8080;")
-	conf = strings.Replace(conf, "listen 8080;", "listen "+addr+";", 1)
-	dir := t.TempDir()
-	temps := ""
-	for _, k := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		temps += fmt.Sprintf("  %s_temp_path %s;\n", k, filepath.Join(dir, k))
-	}
-	conf = strings.Replace(conf, "http {\n", "http {\n  access_log off;\n"+temps, 1)
-	path := filepath.Join(dir, "nginx.conf")
-	require.NoError(t, os.WriteFile(path, []byte(conf), 0o600))
-	cmd := exec.Command(bin, "-p", dir, "-c", path, "-g", "daemon off; master_process off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr;")
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	base := "http://" + addr
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("nginx did not answer: %v\n%s", err, out)
-		}
-	}
+	return nginxtest.Start(t, "../../deploy/nginx.conf", addrs...)
 }
 
 // The stream passes through deploy/nginx.conf as it comes: ready at once,
