@@ -10,6 +10,7 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/servertest"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // send makes a request with headers and returns the response's status and
@@ -75,7 +76,7 @@ func TestCORSOriginsAreChecked(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{})
 	photos := media.NewPhotos(nil, 1)
 	build := func(origins ...string) error {
-		_, err := server.New(server.Config{Store: srv.Store, Engine: srv.Engine, Photos: photos, Secret: srv.Secret, CORSOrigins: origins})
+		_, err := server.New(server.Config{Store: srv.Store, Engine: srv.Engine, Reports: report.New(srv.Store, nil), Photos: photos, Secret: srv.Secret, CORSOrigins: origins})
 		return err
 	}
 	require.NoError(t, build("https://app.example.com", "http://localhost:5173", ""), "good origins")

@@ -138,7 +138,7 @@ func TestConflictingContentLengthsAreRefused(t *testing.T) {
 func TestPullWithNothingNewListsNoChanges(t *testing.T) {
 	ts := startServer(t)
 	admin := ts.login(t, adminName, adminPassword, "d-admin")
-	for _, body := range []map[string]any{{"checkpoint": ""}, nil} {
+	for _, body := range []map[string]any{{"checkpoint": ""}, {}} {
 		r := ts.call(t, "POST", "/v1/sync/pull", admin.Access, body)
 		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 		assert.Contains(t, string(r.Raw), `"changes":[]`)
@@ -219,7 +219,7 @@ func TestChunkedPhotoUploadAnswersWhenTheBodyEnds(t *testing.T) {
 func TestPullPagesStopAtTheByteLimit(t *testing.T) {
 	const maxPullBytes = 16 << 10
 	srv := servertest.Start(t, servertest.Options{AdminPassword: adminPassword, Engine: func(c *sync.Config) { c.MaxPullBytes = maxPullBytes }})
-	ts := &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store}
+	ts := &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store, client: srv.Client(), HTTP: srv.HTTP}
 	admin := ts.login(t, adminName, adminPassword, "d-admin")
 	mutations := []string{inputTerritory("m-t", "t-1")}
 	for i := range 40 {

@@ -47,7 +47,7 @@ func TestHandlerPanicsAnswerInternalAndTheServerKeepsServing(t *testing.T) {
 		Engine: func(c *sync.Config) { c.Store = panickyStore{c.Store} },
 		Server: func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) },
 	})
-	ts := &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store}
+	ts := &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store, client: srv.Client(), HTTP: srv.HTTP}
 	admin := ts.login(t, servertest.AdminName, servertest.AdminPassword, "d-admin")
 
 	require.Equal(t, http.StatusOK, ts.call(t, "POST", "/v1/sync/push", admin.Access, inputBatch(inputTerritory("m-1", "t-1"))).Status)

@@ -64,7 +64,7 @@ type checkedTransport struct {
 }
 
 func (t *checkedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.HasPrefix(req.URL.String(), t.prefix) {
+	if !strings.HasPrefix(req.URL.String(), t.prefix) || !APIPath(req.URL.Path) {
 		return t.base.RoundTrip(req)
 	}
 	// Photo bytes stream through unread, so that tests of flat memory stay
@@ -201,4 +201,11 @@ func describe(message, reason string, details any) string {
 		s += " " + d
 	}
 	return s
+}
+
+// APIPath reports whether path belongs to the API that docs/openapi.yaml
+// describes; the console's HTML pages (/console/…, and / that redirects
+// there) are not part of it.
+func APIPath(path string) bool {
+	return path != "/" && path != "/console" && !strings.HasPrefix(path, "/console/")
 }
