@@ -42,6 +42,7 @@ takes its value from it when the flag is not given.`,
 		newServeCommand(con),
 		newUserCommand(con),
 		newHealthCommand(con),
+		newStoreSizeCommand(con),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		if strings.Contains(err.Error(), "unknown shorthand flag") {

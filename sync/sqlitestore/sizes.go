@@ -54,5 +54,5 @@ func (s *Store) Sizes(ctx context.Context) ([]sync.TableSize, error) {
 	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return append(sizes, sync.TableSize{Name: "(free pages)", Kind: sync.SizeFree, Bytes: free * pageSize}), nil
+	return append(sizes, sync.TableSize{Name: "free_pages", Kind: sync.SizeFree, Bytes: free * pageSize}), nil
 }
