@@ -43,11 +43,13 @@ func storeSize(t *testing.T, dir string, args []string, env ...string) map[strin
 	return got
 }
 
-// pushTwo starts the server in dir, pushes a territory and a customer, and
-// stops it.
+// adminEnv makes the server create the admin that pushTwo signs in as.
+var adminEnv = []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+
+// pushTwo starts the server in dir with env, which holds adminEnv, signs in
+// as the admin, pushes a territory and a customer, and stops the server.
 func pushTwo(t *testing.T, dir string, env ...string) {
 	t.Helper()
-	env = append(env, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	p := startBinary(t, dir, env...)
 	base := "http://" + p.addr
 	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
@@ -65,7 +67,7 @@ func TestStoreSizeCommand(t *testing.T) {
 	empty := storeSize(t, dir, nil)
 	assert.Equal(t, sizeLine{kind: "table", rows: 0, bytes: 4096, perRecord: "-"}, empty["records"], "one page, no records")
 
-	pushTwo(t, dir)
+	pushTwo(t, dir, adminEnv...)
 	got := storeSize(t, dir, []string{"--data-dir", "./data"})
 	assert.Equal(t, int64(2), got["records"].rows, "records")
 	assert.Equal(t, "index", got["records_seq"].kind)
@@ -85,7 +87,7 @@ func TestStoreSizeCommand(t *testing.T) {
 func TestStoreSizeCommandOnMongoDB(t *testing.T) {
 	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_size?maxPoolSize=1"
 	dir := t.TempDir()
-	pushTwo(t, dir, "FIELDSYNC_MONGO_URI="+uri)
+	pushTwo(t, dir, append([]string{"FIELDSYNC_MONGO_URI=" + uri}, adminEnv...)...)
 	got := storeSize(t, dir, []string{"--mongo-uri", uri})
 	t.Logf("store-size on FerretDB: %+v", got)
 	assert.Equal(t, sizeLine{kind: "table", rows: 2, bytes: got["records"].bytes, perRecord: got["records"].perRecord}, got["records"])
