@@ -411,8 +411,8 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 // token's part of the feed is read in seq order from the index, keys only,
 // and the parts are merged here (one IN query over all tokens would sort
 // every remaining entry on every page); then the records of the first
-// entries are read one by one until the page is full, so that no more
-// records than the page holds are ever loaded. The records carry no Refs
+// entries are read, a few at a time, until the page is full, so that
+// hardly more records than the page holds are ever loaded. The records carry no Refs
 // or History.
 func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64, limit, maxBytes int) ([]sync.Change, error) {
 	if len(tokens) == 0 || upto <= after || limit <= 0 {
@@ -425,17 +425,22 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 		if err != nil {
 			return err
 		}
-		st, size := t.stmt(ctx, t.q.feedRecord), 0
-		for _, e := range entries {
-			if maxBytes > 0 && size >= maxBytes {
-				break
-			}
-			r, err := scanRecord(st.QueryRowContext(ctx, e.coll, e.id))
+		size, next := 0, firstFeedBatch
+		for len(entries) > 0 && (maxBytes <= 0 || size < maxBytes) {
+			batch := entries[:min(len(entries), next)]
+			entries = entries[len(batch):]
+			records, err := t.feedRecords(ctx, batch)
 			if err != nil {
 				return err
 			}
-			out = append(out, sync.Change{Seq: e.seq, Gone: e.gone, Record: r})
-			size += len(r.Data)
+			for i, r := range records {
+				if maxBytes > 0 && size >= maxBytes {
+					break
+				}
+				out = append(out, sync.Change{Seq: batch[i].seq, Gone: batch[i].gone, Record: r})
+				size += len(r.Data)
+			}
+			next = nextFeedBatch(len(out), size, maxBytes)
 		}
 		return nil
 	})
@@ -443,6 +448,57 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 		return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
 	}
 	return out, nil
+}
+
+// Changes reads records in batches: a first small one, then as many as
+// the records read so far say the page still has room for, at most
+// maxFeedBatch, so that small records take few queries and big ones are
+// hardly read past the page.
+const (
+	firstFeedBatch = 4
+	maxFeedBatch   = 64
+)
+
+// nextFeedBatch returns how many records to read next after n records of
+// size bytes, for a page of maxBytes (no bound when 0).
+func nextFeedBatch(n, size, maxBytes int) int {
+	if maxBytes <= 0 || n == 0 {
+		return maxFeedBatch
+	}
+	average := max(size/n, 1)
+	return min(max((maxBytes-size)/average+1, 1), maxFeedBatch)
+}
+
+// feedRecords returns the current records of feed entries, in their order.
+func (t *tx) feedRecords(ctx context.Context, entries []feedEntry) ([]*sync.Record, error) {
+	keys := make([][2]string, len(entries))
+	for i, e := range entries {
+		keys[i] = [2]string{e.coll, e.id}
+	}
+	raw, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.stmt(ctx, t.q.feedRecords).QueryContext(ctx, string(raw))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	records := make([]*sync.Record, 0, len(entries))
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(records) != len(entries) {
+		return nil, fmt.Errorf("feed entries name %d records, %d found", len(entries), len(records))
+	}
+	return records, nil
 }
 
 // feedEntry is a record's place in the feed through some tokens.
@@ -541,7 +597,7 @@ type queries struct {
 	record, byRef, insert, update               *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecord                                  *sql.Stmt
+	feedRecords                                 *sql.Stmt
 	dropFacts, addFacts, repFactAfter           *sql.Stmt
 	proof, saveProof                            *sql.Stmt
 }
@@ -580,7 +636,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.coll, t.id FROM record_tokens t
 			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?`},
-		{&q.feedRecord, "SELECT " + feedColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
+		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
+			JOIN records r ON r.coll = k.value ->> '$[0]' AND r.id = k.value ->> '$[1]' ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
