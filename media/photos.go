@@ -172,22 +172,23 @@ func (p *Photos) Open(ctx context.Context, sum string) (io.ReadCloser, BlobInfo,
 	return p.blobs.Open(ctx, Key(sum))
 }
 
-// Meta reads what a stored photo's own metadata says; stored is false when
-// its bytes are not there.
-func (p *Photos) Meta(ctx context.Context, sum string) (meta PhotoMeta, stored bool, err error) {
-	rc, _, err := p.Open(ctx, sum)
+// PhotoFacts tells whether a photo's bytes are stored and, when they are,
+// what their own metadata says of when and where it was taken. It serves
+// the sync engine as its sync.PhotoChecker.
+func (p *Photos) PhotoFacts(ctx context.Context, sum string) (schema.PhotoFacts, error) {
+	rc, info, err := p.Open(ctx, sum)
 	if errors.Is(err, ErrNotExist) {
-		return PhotoMeta{}, false, nil
+		return schema.PhotoFacts{}, nil
 	}
 	if err != nil {
-		return PhotoMeta{}, false, fmt.Errorf("media.Photos.Meta: %w", err)
+		return schema.PhotoFacts{}, fmt.Errorf("media.Photos.PhotoFacts: %w", err)
 	}
 	defer rc.Close()
-	meta, err = ReadPhotoMeta(rc)
+	meta, err := ReadPhotoMeta(rc)
 	if err != nil {
-		return PhotoMeta{}, true, nil // a broken EXIF block says nothing
+		return schema.PhotoFacts{Stored: true, Size: info.Size}, nil // a broken EXIF block says nothing
 	}
-	return meta, true, nil
+	return schema.PhotoFacts{Stored: true, Size: info.Size, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, nil
 }
 
 // SweepOrphans deletes photos stored longer than grace ago that no record

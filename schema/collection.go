@@ -1,5 +1,7 @@
 package schema
 
+import "slices"
+
 // Collection names a kind of synced record.
 type Collection string
 
@@ -15,13 +17,17 @@ const (
 	Photos      Collection = "photos"
 )
 
-// Collections lists every collection, in the order a client should apply
+// collections lists every collection, in the order a client should apply
 // them so that references point at records it already has.
-var Collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos}
+var collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos}
+
+// Collections lists every collection, in the order a client should apply
+// them so that references point at records it already has; a copy.
+func Collections() []Collection { return slices.Clone(collections) }
 
 // Valid reports whether c is one of the eight collections.
 func (c Collection) Valid() bool {
-	for _, k := range Collections {
+	for _, k := range collections {
 		if c == k {
 			return true
 		}

@@ -1,6 +1,9 @@
 package schema
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Fields tagged `schema:"money"` hold an amount of money in minor units
 // (cents); the decoder names the unit when such a field is not an integer.
@@ -25,9 +28,12 @@ type Contact struct {
 	Phone string `json:"phone,omitempty"`
 }
 
-// Grades lists the customer grades: A high value, B potential, C stable,
+// grades lists the customer grades: A high value, B potential, C stable,
 // D low value.
-var Grades = []string{"A", "B", "C", "D"}
+var grades = []string{"A", "B", "C", "D"}
+
+// Grades lists every customer grade, A to D; a copy.
+func Grades() []string { return slices.Clone(grades) }
 
 // Customer is an outlet or account that reps visit and sell to.
 type Customer struct {
@@ -111,8 +117,11 @@ const (
 	StopSkipped = "skipped"
 )
 
-// StopStatuses lists every stop status.
-var StopStatuses = []string{StopPlanned, StopDone, StopSkipped}
+// stopStatuses lists every stop status.
+var stopStatuses = []string{StopPlanned, StopDone, StopSkipped}
+
+// StopStatuses lists every stop status; a copy.
+func StopStatuses() []string { return slices.Clone(stopStatuses) }
 
 // Stop is one customer to visit on a route plan.
 type Stop struct {
@@ -192,8 +201,11 @@ const (
 	OrderCancelled = "cancelled"
 )
 
-// OrderStatuses lists every order status.
-var OrderStatuses = []string{OrderDraft, OrderSubmitted, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled}
+// orderStatuses lists every order status.
+var orderStatuses = []string{OrderDraft, OrderSubmitted, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled}
+
+// OrderStatuses lists every order status; a copy.
+func OrderStatuses() []string { return slices.Clone(orderStatuses) }
 
 // OrderLine is one product on an order.
 type OrderLine struct {
@@ -231,8 +243,21 @@ type Order struct {
 	DistributorID string `json:"distributor_id,omitempty"`
 }
 
-// PhotoContentTypes lists the content types a photo may have.
-var PhotoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
+// photoContentTypes lists the content types a photo may have.
+var photoContentTypes = []string{"image/jpeg", "image/png", "image/webp", "image/heic"}
+
+// PhotoContentTypes lists the content types a photo may have; a copy.
+func PhotoContentTypes() []string { return slices.Clone(photoContentTypes) }
+
+// PhotoFacts is what the photo store knows of a photo's bytes: whether
+// they are stored and, when they are, the time and place their EXIF
+// metadata gives (nil when it gives none).
+type PhotoFacts struct {
+	Stored   bool
+	Size     int64
+	TakenAt  *time.Time
+	Lat, Lng *float64
+}
 
 // MaxPhotoSize is the largest photo a record may describe, in bytes.
 const MaxPhotoSize = 100 << 20

@@ -456,3 +456,22 @@ func TestOrderLinesTotal(t *testing.T) {
 	_, ok = (&Order{Lines: many(2, OrderLine{Quantity: 1, UnitPrice: math.MaxInt64})}).LinesTotal()
 	assert.False(t, ok, "sum past int64")
 }
+
+func TestValueListsAreCopies(t *testing.T) {
+	c := Collections()
+	c[0] = "spoiled"
+	assert.Equal(t, Territories, Collections()[0], "collections")
+	assert.True(t, Territories.Valid())
+	r := Roles()
+	r[0] = "spoiled"
+	assert.Equal(t, RoleRep, Roles()[0], "roles")
+	assert.True(t, RoleRep.Valid())
+	for name, list := range map[string]func() []string{
+		"grades": Grades, "stop statuses": StopStatuses, "order statuses": OrderStatuses, "photo content types": PhotoContentTypes,
+	} {
+		l := list()
+		want := l[0]
+		l[0] = "spoiled"
+		assert.Equal(t, want, list()[0], name)
+	}
+}

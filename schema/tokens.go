@@ -34,7 +34,7 @@ func RecordTokens(c Collection, f Facts) []string {
 // ReadTokens returns every read token p holds, across all collections.
 func ReadTokens(p Principal) []string {
 	var tokens []string
-	for _, c := range Collections {
+	for _, c := range collections {
 		prefix := string(c) + "|"
 		switch scope := AccessRule(p.Role, c).Read; scope {
 		case ScopeAll:

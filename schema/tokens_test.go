@@ -23,12 +23,12 @@ func TestTokensAgreeWithTheAccessTable(t *testing.T) {
 	for i := range 20000 {
 		p := Principal{
 			UserID:        pick("u-1", "u-2"),
-			Role:          Roles[rng.IntN(len(Roles))],
+			Role:          Roles()[rng.IntN(len(Roles()))],
 			Territories:   someTerritories(),
 			DistributorID: pick("", "d-1", "d-2"),
 		}
 		f := Facts{Territories: someTerritories(), Owner: pick("", "u-1", "u-2"), Distributor: pick("", "d-1", "d-2")}
-		c := Collections[rng.IntN(len(Collections))]
+		c := Collections()[rng.IntN(len(Collections()))]
 		want := CanRead(p, c, f)
 		got := Intersects(ReadTokens(p), RecordTokens(c, f))
 		if got != want {

@@ -19,11 +19,14 @@ const (
 	RoleAdmin       Role = "admin"
 )
 
-// Roles lists every role.
-var Roles = []Role{RoleRep, RoleManager, RoleDistributor, RoleAdmin}
+// roles lists every role.
+var roles = []Role{RoleRep, RoleManager, RoleDistributor, RoleAdmin}
+
+// Roles lists every role; a copy.
+func Roles() []Role { return slices.Clone(roles) }
 
 // Valid reports whether r is one of the four roles.
-func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+func (r Role) Valid() bool { return slices.Contains(roles, r) }
 
 // Principal is the authenticated caller of a request: who it is and its
 // scope, taken from the user record, never from what a client claims.

@@ -244,7 +244,7 @@ func (c *Customer) check(v validator) {
 	v.text("address", c.Address, 500)
 	v.id("territory_id", c.TerritoryID)
 	v.coordinates(c.Lat, c.Lng)
-	v.oneOf("grade", c.Grade, Grades)
+	v.oneOf("grade", c.Grade, grades)
 	v.maxItems("contacts", len(c.Contacts), 20)
 	for i := range c.Contacts {
 		c.Contacts[i].check(v.in(index("contacts", i)))
@@ -306,7 +306,7 @@ func (s *Stop) Validate() error { return validate(s) }
 func (s *Stop) check(v validator) {
 	v.id("customer_id", s.CustomerID)
 	v.atLeast("position", int64(s.Position), 0)
-	v.oneOf("status", s.Status, StopStatuses)
+	v.oneOf("status", s.Status, stopStatuses)
 	v.clock("window_start", s.WindowStart)
 	v.clock("window_end", s.WindowEnd)
 	v.ordered("window_start", s.WindowStart, "window_end", s.WindowEnd, validClock)
@@ -438,7 +438,7 @@ func (o *Order) check(v validator) {
 	if _, ok := o.LinesTotal(); !ok && !slices.ContainsFunc(o.Lines, badAmount) {
 		v.add("lines", ProblemOutOfRange, "add up to more than the largest amount")
 	}
-	v.oneOf("status", o.Status, OrderStatuses)
+	v.oneOf("status", o.Status, orderStatuses)
 	v.date("requested_delivery_date", o.RequestedDeliveryDate)
 	v.date("payment_due_date", o.PaymentDueDate)
 	v.text("notes", o.Notes, 4000)
@@ -453,7 +453,7 @@ func (p *Photo) check(v validator) {
 	if v.required("sha256", p.SHA256) {
 		v.format("sha256", p.SHA256, ValidSHA256, "64 lowercase hex characters")
 	}
-	v.oneOf("content_type", p.ContentType, PhotoContentTypes)
+	v.oneOf("content_type", p.ContentType, photoContentTypes)
 	v.between("size", p.Size, 1, MaxPhotoSize)
 	v.coordinates(p.Lat, p.Lng)
 }

@@ -223,7 +223,7 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 // does nothing when users exist, and is safe to run from several
 // instances starting at once. It refuses an empty password: such an admin
 // could never sign in.
-func EnsureAdmin(ctx context.Context, store sync.UserStore, username, password string, now time.Time) (created bool, err error) {
+func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password string, now time.Time) (created bool, err error) {
 	if password == "" {
 		return false, schema.FieldErrorf(schema.CodeValidationFailed, "password", "the first admin needs a password")
 	}

@@ -141,7 +141,7 @@ func TestAccessTokensAreCheckedStrictly(t *testing.T) {
 		req, err := http.NewRequest("GET", ts.URL+"/v1/admin/users/"+s.UserID, nil)
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Basic "+s.Access)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := ts.HTTP.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)

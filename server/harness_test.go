@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,6 +29,10 @@ type testServer struct {
 	Dir    string
 	Secret []byte
 	Store  *sqlitestore.Store
+	client *servertest.Client
+	// HTTP checks every exchange with the server against the OpenAPI
+	// document.
+	HTTP *http.Client
 }
 
 func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
@@ -72,87 +72,37 @@ func startServerWith(tb testing.TB, blobs media.BlobStore, tweak ...func(*server
 			f(c)
 		}
 	}})
-	return &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store}
+	return &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store, client: srv.Client(), HTTP: srv.HTTP}
 }
 
 // response is a decoded answer.
-type response struct {
-	Status int
-	Header http.Header
-	Close  bool // the server closes the connection after it
-	Body   map[string]any
-	Raw    []byte
-}
-
-// ErrorCode returns the contract error's code, or "".
-func (r response) ErrorCode() string {
-	e, _ := r.Body["error"].(map[string]any)
-	code, _ := e["code"].(string)
-	return code
-}
-
-// call sends a request with an optional bearer token and JSON body (a
-// string is sent as is).
-func (ts *testServer) call(tb testing.TB, method, path, token string, body any) response {
-	tb.Helper()
-	return ts.callWith(tb, http.DefaultClient, method, path, token, body)
-}
+type response = servertest.Response
 
 // callWith is call through a given client.
 func (ts *testServer) callWith(tb testing.TB, client *http.Client, method, path, token string, body any) response {
 	tb.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		require.NoError(tb, err)
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
-	require.NoError(tb, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(tb, err)
-	r := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		require.NoErrorf(tb, json.Unmarshal(raw, &r.Body), "body %s", raw)
-	}
-	return r
+	c := servertest.Client{URL: ts.URL, HTTP: client}
+	return c.Call(tb, method, path, token, body)
 }
 
 // session is a signed-in caller.
-type session struct {
-	Access, Refresh string
-	UserID          string
+type session = servertest.Session
+
+// call sends a request with an optional bearer token and JSON body (a
+// string is sent as is), checked against the OpenAPI document.
+func (ts *testServer) call(tb testing.TB, method, path, token string, body any) response {
+	tb.Helper()
+	return ts.client.Call(tb, method, path, token, body)
 }
 
 func (ts *testServer) login(tb testing.TB, username, password, device string) session {
 	tb.Helper()
-	r := ts.call(tb, "POST", "/v1/auth/login", "", map[string]string{"username": username, "password": password, "device_id": device})
-	require.Equalf(tb, http.StatusOK, r.Status, "login %s: %s", username, r.Raw)
-	return sessionOf(tb, r)
+	return ts.client.Login(tb, username, password, device)
 }
 
 func sessionOf(tb testing.TB, r response) session {
 	tb.Helper()
-	user, _ := r.Body["user"].(map[string]any)
-	s := session{Access: str(r.Body["access_token"]), Refresh: str(r.Body["refresh_token"]), UserID: str(user["id"])}
-	require.NotEmpty(tb, s.Access)
-	require.NotEmpty(tb, s.Refresh)
-	return s
+	return servertest.SessionOf(tb, r)
 }
 
 func str(v any) string { s, _ := v.(string); return s }
@@ -160,7 +110,5 @@ func str(v any) string { s, _ := v.(string); return s }
 // createUser makes a user through the admin API and returns its id.
 func (ts *testServer) createUser(tb testing.TB, admin session, user map[string]any) string {
 	tb.Helper()
-	r := ts.call(tb, "POST", "/v1/admin/users", admin.Access, user)
-	require.Equalf(tb, http.StatusCreated, r.Status, "create user: %s", r.Raw)
-	return str(r.Body["id"])
+	return ts.client.CreateUser(tb, admin.Access, user)
 }

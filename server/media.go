@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"slices"
@@ -11,23 +10,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/sync"
 )
-
-// PhotoFacts lets the sync engine ask the photo store about a photo's
-// bytes.
-func PhotoFacts(p *media.Photos) sync.PhotoChecker { return photoFacts{p} }
-
-type photoFacts struct{ p *media.Photos }
-
-func (f photoFacts) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts, error) {
-	info, stored, err := f.p.Exists(ctx, sum)
-	if err != nil || !stored {
-		return sync.PhotoFacts{}, err
-	}
-	meta, stored, err := f.p.Meta(ctx, sum)
-	return sync.PhotoFacts{Stored: stored, Size: info.Size, TakenAt: meta.TakenAt, Lat: meta.Lat, Lng: meta.Lng}, err
-}
 
 // photoHash reads and checks the {sha256} path parameter.
 func photoHash(c *fiber.Ctx) (string, error) {
@@ -46,7 +29,7 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 		return err
 	}
 	contentType := c.Get(fiber.HeaderContentType)
-	if !slices.Contains(schema.PhotoContentTypes, contentType) {
+	if !slices.Contains(schema.PhotoContentTypes(), contentType) {
 		return schema.Errorf(schema.CodeUnsupportedMedia, "Content-Type must be one of image/jpeg, image/png, image/webp, image/heic")
 	}
 	size := int64(c.Request().Header.ContentLength())

@@ -103,7 +103,7 @@ func (ts *testServer) upload(t *testing.T, token, hash, contentType string, body
 	req.ContentLength = size
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ts.HTTP.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -345,13 +345,13 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 // itself; anyone else still gets 404.
 func TestPhotoRedirects(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{AdminPassword: adminPassword, Blobs: minioBlobs(t), PhotoRedirect: time.Minute})
-	f := newFieldTeamOn(t, &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store})
+	f := newFieldTeamOn(t, &testServer{URL: srv.URL, Dir: srv.Dir, Secret: srv.Secret, Store: srv.Store, client: srv.Client(), HTTP: srv.HTTP})
 	body := jpeg(200_000)
 	f.push(t, f.rep1, photoRecord("ph-r", body))
 	r := f.ts.upload(t, f.rep1.Access, sum(body), "image/jpeg", bytes.NewReader(body), int64(len(body)))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 
-	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noRedirects := &http.Client{Transport: srv.HTTP.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, err := http.NewRequest("GET", f.ts.URL+"/v1/media/"+sum(body), nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+f.rep1.Access)

@@ -25,7 +25,7 @@ func (s *Server) coverage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	report, err := s.engine.Coverage(c.UserContext(), *principal(c), c.Query("from"), c.Query("to"), c.Query("territory_id"), loc)
+	report, err := s.reports.Coverage(c.UserContext(), *principal(c), c.Query("from"), c.Query("to"), c.Query("territory_id"), loc)
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func (s *Server) unvisited(c *fiber.Ctx) error {
 	if err != nil {
 		return schema.FieldErrorf(schema.CodeValidationFailed, "days", "days must be a whole number of days")
 	}
-	customers, err := s.engine.Unvisited(c.UserContext(), *principal(c), days, c.Query("territory_id"))
+	customers, err := s.reports.Unvisited(c.UserContext(), *principal(c), days, c.Query("territory_id"))
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (s *Server) unvisited(c *fiber.Ctx) error {
 
 // devices reports when each device last pushed and pulled.
 func (s *Server) devices(c *fiber.Ctx) error {
-	rows, err := s.engine.Devices(c.UserContext(), *principal(c), c.Query("territory_id"))
+	rows, err := s.reports.Devices(c.UserContext(), *principal(c), c.Query("territory_id"))
 	if err != nil {
 		return err
 	}

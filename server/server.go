@@ -19,6 +19,7 @@ import (
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // Pinger is anything readiness depends on: the record store, the photo store.
@@ -29,10 +30,13 @@ type Pinger interface {
 // Config is what a Server is built from. Zero fields take the documented
 // defaults.
 type Config struct {
-	// Store keeps users, logins and records. Required.
-	Store sync.Store
+	// Store keeps users and logins, and answers readiness checks.
+	// Required.
+	Store Store
 	// Engine runs push and pull. Required.
 	Engine *sync.Engine
+	// Reports reads the managers' reports. Required.
+	Reports *report.Reports
 	// Photos keeps photo bytes. Required.
 	Photos *media.Photos
 	// Secret signs access tokens (HS256) and derives the keys of refresh
@@ -53,7 +57,11 @@ type Config struct {
 	LoginFailureLimit  int
 	LoginFailureWindow time.Duration
 	LoginBackoff       time.Duration
-	// BodyLimit is the largest request body read, in bytes; default 8 MiB.
+	// MaxPushBytes is the largest push body, in bytes; a larger push is
+	// refused whole with 413. Default 5 MB.
+	MaxPushBytes int
+	// BodyLimit is the largest request body read, in bytes; default 8 MiB
+	// or MaxPushBytes, whichever is larger.
 	BodyLimit int
 	// StreamPoll is how often the server's watcher of the change feed
 	// polls the store for live streams; default 500 ms.
@@ -80,8 +88,9 @@ type Config struct {
 // Server is the fieldsync HTTP server.
 type Server struct {
 	cfg     Config
-	store   sync.Store
+	store   Store
 	engine  *sync.Engine
+	reports *report.Reports
 	photos  *media.Photos
 	log     *slog.Logger
 	now     func() time.Time
@@ -98,6 +107,7 @@ type Server struct {
 		ln        net.Listener
 		stopWatch context.CancelFunc
 	}
+	openAPI []byte // the OpenAPI document as JSON
 }
 
 // New builds a Server from cfg.
@@ -107,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Engine == nil {
 		return nil, errors.New("server.New: no sync engine")
+	}
+	if cfg.Reports == nil {
+		return nil, errors.New("server.New: no reports")
 	}
 	if cfg.Photos == nil {
 		return nil, errors.New("server.New: no photo store")
@@ -129,11 +142,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginFailureWindow <= 0 {
 		cfg.LoginFailureWindow = 15 * time.Minute
 	}
+	if cfg.MaxPushBytes <= 0 {
+		cfg.MaxPushBytes = 5_000_000
+	}
 	if cfg.LoginBackoff <= 0 {
 		cfg.LoginBackoff = time.Second
 	}
 	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 8 << 20
+		cfg.BodyLimit = max(8<<20, cfg.MaxPushBytes)
+	}
+	openAPI, err := openAPIJSON()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.StreamHeartbeat <= 0 {
 		cfg.StreamHeartbeat = defaultHeartbeat
@@ -152,9 +172,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		openAPI: openAPI,
 		cfg:     cfg,
 		store:   cfg.Store,
 		engine:  cfg.Engine,
+		reports: cfg.Reports,
 		photos:  cfg.Photos,
 		log:     cfg.Logger,
 		now:     cfg.Now,
@@ -203,6 +225,7 @@ func (s *Server) routes(origins []string) {
 	app.Get("/metrics", s.metrics.handler())
 
 	v1 := app.Group("/v1")
+	v1.Get("/openapi.json", s.openAPIDocument)
 	v1.Post("/auth/login", s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/logout", s.authenticate, s.logout)

@@ -9,8 +9,8 @@ import (
 // push applies a batch of mutations. A body over the push limit is
 // refused whole with 413 before anything is read into records.
 func (s *Server) push(c *fiber.Ctx) error {
-	if n := len(c.Body()); n > s.engine.MaxPushBytes() {
-		return schema.Errorf(schema.CodePayloadTooLarge, "a push body is at most %d bytes; this one has %d", s.engine.MaxPushBytes(), n)
+	if n := len(c.Body()); n > s.cfg.MaxPushBytes {
+		return schema.Errorf(schema.CodePayloadTooLarge, "a push body is at most %d bytes; this one has %d", s.cfg.MaxPushBytes, n)
 	}
 	var req schema.PushRequest
 	if err := decodeJSON(c, &req); err != nil {

@@ -22,7 +22,7 @@ func CollectionSet(field string, names []schema.Collection) ([]schema.Collection
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) == len(schema.Collections) {
+	if len(out) == len(schema.Collections()) {
 		return nil, nil
 	}
 	return out, nil

@@ -71,7 +71,7 @@ func TestPullRestrictedToCollections(t *testing.T) {
 		assert.NoError(t, err)
 	})
 	t.Run("every collection named is no restriction", func(t *testing.T) {
-		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Collections: schema.Collections})
+		resp, err := e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Collections: schema.Collections()})
 		require.NoError(t, err)
 		_, err = e.eng.Pull(context.Background(), e.users["rep1"], &schema.PullRequest{Checkpoint: resp.Checkpoint})
 		assert.NoError(t, err)

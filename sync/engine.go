@@ -8,22 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-)
 
-// PhotoFacts is what the photo store knows of a photo's bytes: whether
-// they are stored and, when they are, how many there are and what their
-// EXIF metadata says.
-type PhotoFacts struct {
-	Stored   bool
-	Size     int64
-	TakenAt  *time.Time
-	Lat, Lng *float64
-}
+	"github.com/fieldsync/fieldsync/schema"
+)
 
 // PhotoChecker tells the engine what the photo store knows of the bytes
 // of a photo, so that a photo record's server-owned fields can be set.
 type PhotoChecker interface {
-	PhotoFacts(ctx context.Context, sha256 string) (PhotoFacts, error)
+	PhotoFacts(ctx context.Context, sha256 string) (schema.PhotoFacts, error)
 }
 
 // Config is what an Engine is built from; zero fields take the documented
@@ -42,8 +34,6 @@ type Config struct {
 	Now func() time.Time
 	// MaxMutations is the most mutations one push may carry; default 500.
 	MaxMutations int
-	// MaxPushBytes is the largest push body in bytes; default 5 MB.
-	MaxPushBytes int
 	// MaxPullBytes is how much record data a pull page carries: the page
 	// ends with the change that reaches it; default 1 MiB.
 	MaxPullBytes int
@@ -72,7 +62,6 @@ type Engine struct {
 	now          func() time.Time
 	cpKey        []byte
 	maxMutations int
-	maxPushBytes int
 	maxPullBytes int
 	historyDepth int
 	answerTTL    time.Duration
@@ -94,7 +83,6 @@ func New(cfg Config) (*Engine, error) {
 		store: cfg.Store, photos: cfg.Photos, log: cfg.Logger, now: cfg.Now,
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
-		maxPushBytes: orDefault(cfg.MaxPushBytes, 5_000_000),
 		maxPullBytes: orDefault(cfg.MaxPullBytes, 1<<20),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
@@ -125,9 +113,6 @@ func deriveKey(secret []byte, purpose string) []byte {
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
-
-// MaxPushBytes is the largest push body the engine accepts.
-func (e *Engine) MaxPushBytes() int { return e.maxPushBytes }
 
 // SweepAnswers removes answers older than the configured TTL.
 func (e *Engine) SweepAnswers(ctx context.Context) (int, error) {

@@ -48,12 +48,12 @@ type lockedReads struct {
 	reads, blocked int
 }
 
-func (p *lockedReads) PhotoFacts(ctx context.Context, sum string) (sync.PhotoFacts, error) {
+func (p *lockedReads) PhotoFacts(ctx context.Context, sum string) (schema.PhotoFacts, error) {
 	p.reads++
 	if p.store.locked() {
 		p.blocked++
 	}
-	return sync.PhotoFacts{Stored: true, Size: 10}, nil
+	return schema.PhotoFacts{Stored: true, Size: 10}, nil
 }
 
 // The photo store is never read while the write lock is held, whether a

@@ -73,6 +73,9 @@ func (e *Engine) Pull(ctx context.Context, p schema.Principal, req *schema.PullR
 		return nil, fmt.Errorf("sync.Pull: %w", err)
 	}
 	e.noteSync(ctx, p, false)
+	if pg.out == nil {
+		pg.out = []*schema.Envelope{} // an empty page is an empty list, not null
+	}
 	return &schema.PullResponse{Changes: pg.out, Checkpoint: token, HasMore: pg.full()}, nil
 }
 

@@ -221,8 +221,8 @@ func mutationProblem(err error) (field, problem string) {
 }
 
 func collectionNames() string {
-	names := make([]string, len(schema.Collections))
-	for i, c := range schema.Collections {
+	names := make([]string, len(schema.Collections()))
+	for i, c := range schema.Collections() {
 		names[i] = string(c)
 	}
 	return strings.Join(names, ", ")

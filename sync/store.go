@@ -33,7 +33,7 @@ type Login struct {
 // Revoked reports whether the login has been revoked.
 func (l *Login) Revoked() bool { return !l.RevokedAt.IsZero() }
 
-// UserFilter selects users for UserStore.ListUsers; its zero value selects
+// UserFilter selects users for a store's ListUsers; its zero value selects
 // every user.
 type UserFilter struct {
 	Role      schema.Role // only users of this role, when not empty
@@ -43,57 +43,17 @@ type UserFilter struct {
 	Limit     int         // at most this many users; 0 for all
 }
 
-// UserStore keeps users, their logins and failed-login counters.
-// Implementations must be safe for concurrent use by several processes.
-type UserStore interface {
-	// CreateUser stores a new user; ErrExists when the username is taken.
-	CreateUser(ctx context.Context, u *schema.User) error
-	// UpdateUser replaces a user's role, territories, distributor,
-	// password hash, active flag and UpdatedAt; ErrNotFound when missing.
-	UpdateUser(ctx context.Context, u *schema.User) error
+// Store is what the engine needs of the record store: records and their
+// change feed, users (to find a rep's territories), and a note of each
+// device's last sync. Implementations must be safe for concurrent use by
+// several processes sharing the store.
+type Store interface {
+	RecordStore
 	// User returns a user by id; ErrNotFound when missing.
 	User(ctx context.Context, id string) (*schema.User, error)
-	// UserByName returns a user by username; ErrNotFound when missing.
-	UserByName(ctx context.Context, username string) (*schema.User, error)
-	// CountUsers returns how many users exist.
-	CountUsers(ctx context.Context) (int, error)
-	// Users returns every user, in id order.
-	Users(ctx context.Context) ([]*schema.User, error)
-	// ListUsers returns the users that f selects, in id order.
-	ListUsers(ctx context.Context, f UserFilter) ([]*schema.User, error)
-
-	// CreateLogin stores a new login.
-	CreateLogin(ctx context.Context, l *Login) error
-	// Login returns a login by id; ErrNotFound when missing.
-	Login(ctx context.Context, id string) (*Login, error)
-	// AdvanceLogin moves a good login from generation from to from+1;
-	// ErrStale when the login is revoked or no longer at from.
-	AdvanceLogin(ctx context.Context, id string, from int64) error
-	// RevokeLogin revokes one login (no error if already revoked).
-	RevokeLogin(ctx context.Context, id string, at time.Time) error
-	// RevokeUserLogins revokes every login of a user.
-	RevokeUserLogins(ctx context.Context, userID string, at time.Time) error
-
-	// NoteLoginFailure counts a failed login for username within a window
-	// that starts at the first failure and lasts window, and returns the
-	// count and when the window ends.
-	NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration) (int, time.Time, error)
-	// LoginFailures returns the failures counted for username in the
-	// window open at now, and when it ends.
-	LoginFailures(ctx context.Context, username string, now time.Time) (int, time.Time, error)
-	// ClearLoginFailures forgets the failures of username.
-	ClearLoginFailures(ctx context.Context, username string) error
-}
-
-// Store is everything fieldsync keeps in its record store.
-type Store interface {
-	UserStore
-	RecordStore
-	ReportStore
-	// Ping reports whether the store answers.
-	Ping(ctx context.Context) error
-	// Close releases the store's resources.
-	Close() error
+	// NoteDeviceSync records that a user's device pushed (push true) or
+	// pulled at a time; an older time never replaces a newer one.
+	NoteDeviceSync(ctx context.Context, userID, deviceID string, push bool, at time.Time) error
 }
 
 // TableSize is the room one table, collection or index of a record store

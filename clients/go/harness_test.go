@@ -1,7 +1,6 @@
 package fieldsync_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
 // The admin signs in like every test user, with password(adminName).
@@ -30,7 +30,12 @@ const adminName = "admin"
 // testServer is a real fieldsync server on a random loopback port with a
 // fresh SQLite store and photo folder.
 type testServer struct {
-	URL     string
+	URL    string
+	Store  *sqlitestore.Store
+	client *servertest.Client
+	// HTTP checks every exchange with the server against the OpenAPI
+	// document.
+	HTTP    *http.Client
 	adminMu gosync.Mutex
 	admin   string // the admin's access token
 }
@@ -58,7 +63,7 @@ func startServer(tb testing.TB, opts ...serverOption) *testServer {
 			}
 		},
 	})
-	return &testServer{URL: srv.URL}
+	return &testServer{URL: srv.URL, Store: srv.Store, client: srv.Client(), HTTP: srv.HTTP}
 }
 
 // quietLogger shows logs only with go test -v.
@@ -70,27 +75,12 @@ func quietLogger() *slog.Logger {
 }
 
 // call sends a request with a bearer token and an optional JSON body and
-// returns the status and the raw answer.
+// returns the status and the raw answer; the exchange is checked against
+// the OpenAPI document.
 func (ts *testServer) call(tb testing.TB, method, path, token string, body any) (int, []byte) {
 	tb.Helper()
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		require.NoError(tb, err)
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
-	require.NoError(tb, err)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(tb, err)
-	return resp.StatusCode, raw
+	r := ts.client.Call(tb, method, path, token, body)
+	return r.Status, r.Raw
 }
 
 // asAdmin is call with the admin's token, signing in again when it has
@@ -110,13 +100,7 @@ func (ts *testServer) asAdmin(tb testing.TB, method, path string, body any) (int
 
 func (ts *testServer) login(tb testing.TB, username, password string) string {
 	tb.Helper()
-	status, raw := ts.call(tb, "POST", "/v1/auth/login", "", map[string]string{"username": username, "password": password, "device_id": "test"})
-	require.Equalf(tb, http.StatusOK, status, "login %s: %s", username, raw)
-	var answer struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(tb, json.Unmarshal(raw, &answer))
-	return answer.AccessToken
+	return ts.client.Login(tb, username, password, "test").Access
 }
 
 // password is the password the test users get.
@@ -142,12 +126,16 @@ func (ts *testServer) open(tb testing.TB, username, device string, tweak ...func
 }
 
 func (ts *testServer) config(tb testing.TB, username, device string) fieldsync.Config {
-	return fieldsync.Config{
+	cfg := fieldsync.Config{
 		BaseURL: ts.URL, Username: username, Password: password(username), DeviceID: device,
 		StorePath: filepath.Join(tb.TempDir(), "fieldsync.db"),
 		Logger:    quietLogger(),
 		Retry:     fieldsync.RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond},
 	}
+	if ts.HTTP != nil {
+		cfg.HTTPClient = &http.Client{Transport: ts.HTTP.Transport, Timeout: fieldsync.DefaultRequestTimeout}
+	}
+	return cfg
 }
 
 func openClient(tb testing.TB, cfg fieldsync.Config) *fieldsync.Client {
@@ -158,36 +146,32 @@ func openClient(tb testing.TB, cfg fieldsync.Config) *fieldsync.Client {
 	return c
 }
 
-// envelope is a record as pulled straight from the server.
-type envelope struct {
-	Collection string         `json:"collection"`
-	ID         string         `json:"id"`
-	Version    int64          `json:"version"`
-	Deleted    bool           `json:"deleted"`
-	Data       map[string]any `json:"data"`
+// stored is a record as the server has it: its envelope, and its data
+// decoded.
+type stored struct {
+	schema.Envelope
+	Fields map[string]any
 }
 
 // serverRecords pulls everything as the admin, from the beginning, and
 // returns the envelopes by "collection/id". It fails on a record pulled
 // twice.
-func (ts *testServer) serverRecords(tb testing.TB) map[string]envelope {
+func (ts *testServer) serverRecords(tb testing.TB) map[string]stored {
 	tb.Helper()
-	all := map[string]envelope{}
+	all := map[string]stored{}
 	checkpoint := ""
 	for {
-		status, raw := ts.asAdmin(tb, "POST", "/v1/sync/pull", map[string]any{"checkpoint": checkpoint, "limit": 1000})
+		status, raw := ts.asAdmin(tb, "POST", "/v1/sync/pull", schema.PullRequest{Checkpoint: checkpoint, Limit: 1000})
 		require.Equalf(tb, http.StatusOK, status, "pull: %s", raw)
-		var page struct {
-			Changes    []envelope `json:"changes"`
-			Checkpoint string     `json:"checkpoint"`
-			HasMore    bool       `json:"has_more"`
-		}
+		var page schema.PullResponse
 		require.NoError(tb, json.Unmarshal(raw, &page))
 		for _, e := range page.Changes {
-			key := e.Collection + "/" + e.ID
+			key := string(e.Collection) + "/" + e.ID
 			_, twice := all[key]
 			require.Falsef(tb, twice, "%s pulled twice from the beginning", key)
-			all[key] = e
+			r := stored{Envelope: *e}
+			require.NoError(tb, json.Unmarshal(e.Data, &r.Fields))
+			all[key] = r
 		}
 		if !page.HasMore {
 			return all
@@ -197,7 +181,7 @@ func (ts *testServer) serverRecords(tb testing.TB) map[string]envelope {
 }
 
 // serverRecord returns one record as the server has it.
-func (ts *testServer) serverRecord(tb testing.TB, coll schema.Collection, id string) envelope {
+func (ts *testServer) serverRecord(tb testing.TB, coll schema.Collection, id string) stored {
 	tb.Helper()
 	e, ok := ts.serverRecords(tb)[string(coll)+"/"+id]
 	require.Truef(tb, ok, "%s %s is not on the server", coll, id)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
 	"github.com/fieldsync/fieldsync/schema"
-	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 )
 
@@ -25,8 +24,8 @@ import (
 //
 //	go test -run '^$' -bench InitialSync -benchtime 3x ./clients/go/
 func BenchmarkInitialSync(b *testing.B) {
-	var store sync.Store
-	ts := startServer(b, func(ec *sync.Config, _ *server.Config) { store = ec.Store })
+	ts := startServer(b)
+	store := ts.Store
 	ctx := context.Background()
 	start := time.Now()
 	_, err := seed.Run(ctx, io.Discard, seed.Config{URL: ts.URL, Admin: adminName, Password: password(adminName),

@@ -26,7 +26,7 @@ type PhotoInfo struct {
 	TakenAt time.Time
 	// Lat and Lng are where it was taken, if known (both or neither).
 	Lat, Lng *float64
-	// ContentType is one of schema.PhotoContentTypes; default sniffed
+	// ContentType is one of schema.PhotoContentTypes(); default sniffed
 	// from the bytes (JPEG, PNG and WebP are recognised).
 	ContentType string
 }
@@ -63,9 +63,9 @@ func (c *Client) addPhoto(ctx context.Context, photoID, visitID string, body io.
 	if contentType == "" {
 		contentType = http.DetectContentType(head)
 	}
-	if !slices.Contains(schema.PhotoContentTypes, contentType) {
+	if !slices.Contains(schema.PhotoContentTypes(), contentType) {
 		return fmt.Errorf("%s: %w", op, schema.FieldErrorf(schema.CodeValidationFailed, "content_type",
-			"content type %q is not one of %v", contentType, schema.PhotoContentTypes))
+			"content type %q is not one of %v", contentType, schema.PhotoContentTypes()))
 	}
 	photo := schema.Photo{VisitID: visitID, SHA256: sum, ContentType: contentType, Size: size, Lat: info.Lat, Lng: info.Lng}
 	if !info.TakenAt.IsZero() {

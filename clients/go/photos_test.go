@@ -118,7 +118,7 @@ func TestPhotos(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 1, rep.PhotosUploaded)
 		assert.Equal(t, 1, rep.Applied)
-		assert.Equal(t, true, tm.serverRecord(t, schema.Photos, "ph-3").Data["uploaded"])
+		assert.Equal(t, true, tm.serverRecord(t, schema.Photos, "ph-3").Fields["uploaded"])
 	})
 
 	t.Run("bytes the server refuses refuse their record", func(t *testing.T) {

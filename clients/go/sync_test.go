@@ -95,7 +95,7 @@ func TestOfflineEditsSurviveRestartAndPushOnce(t *testing.T) {
 	assert.Equal(t, int64(1), tm.serverRecord(t, schema.Visits, "v-1").Version)
 	server := tm.serverRecord(t, schema.Customers, "c-1")
 	assert.Equal(t, int64(2), server.Version)
-	assert.Equal(t, "Deliveries by the back door", server.Data["notes"])
+	assert.Equal(t, "Deliveries by the back door", server.Fields["notes"])
 
 	v, err = c.Get(ctx, schema.Visits, "v-1")
 	require.NoError(t, err)
@@ -131,10 +131,10 @@ func TestSeveralEditsOfOneRecord(t *testing.T) {
 		assert.Zero(t, rep.Conflicts+rep.Rejected+rep.Merged)
 		v := tm.serverRecord(t, schema.Visits, "v-fold")
 		assert.Equal(t, int64(1), v.Version)
-		assert.Equal(t, "three", v.Data["notes"])
+		assert.Equal(t, "three", v.Fields["notes"])
 		cust := tm.serverRecord(t, schema.Customers, "c-2")
 		assert.Equal(t, int64(2), cust.Version)
-		assert.Equal(t, "three", cust.Data["notes"])
+		assert.Equal(t, "three", cust.Fields["notes"])
 	})
 
 	t.Run("made while a push is in flight, they are rebased", func(t *testing.T) {
@@ -160,7 +160,7 @@ func TestSeveralEditsOfOneRecord(t *testing.T) {
 		assert.Zero(t, rep.Conflicts, "no conflict with the device's own change")
 		v := tm.serverRecord(t, schema.Visits, "v-rebase")
 		assert.Equal(t, int64(2), v.Version)
-		assert.Equal(t, "three", v.Data["notes"])
+		assert.Equal(t, "three", v.Fields["notes"])
 		conflicts, err := c.Conflicts(ctx)
 		require.NoError(t, err)
 		assert.Empty(t, conflicts)
@@ -192,8 +192,8 @@ func TestSeveralEditsOfOneRecord(t *testing.T) {
 		assert.Equal(t, 1, rep.Applied, "%+v", rep)
 		assert.Zero(t, rep.Conflicts)
 		server := tm.serverRecord(t, schema.Customers, "c-1")
-		assert.Equal(t, "second", server.Data["notes"])
-		assert.Equal(t, []any{map[string]any{"name": "Bo", "phone": "+49 30 1234"}}, server.Data["contacts"], "B's change stays")
+		assert.Equal(t, "second", server.Fields["notes"])
+		assert.Equal(t, []any{map[string]any{"name": "Bo", "phone": "+49 30 1234"}}, server.Fields["contacts"], "B's change stays")
 	})
 
 	t.Run("created and deleted offline, it never leaves the device", func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestConflicts(t *testing.T) {
 			require.NoError(t, err)
 			assert.Empty(t, conflicts)
 
-			assert.Equal(t, tt.wantNotes, tm.serverRecord(t, schema.Visits, id).Data["notes"])
+			assert.Equal(t, tt.wantNotes, tm.serverRecord(t, schema.Visits, id).Fields["notes"])
 			_, err = a.Sync(ctx)
 			require.NoError(t, err)
 			for name, c := range map[string]*fieldsync.Client{"A": a, "B": b} {

@@ -188,7 +188,7 @@ func PrintSummary(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "  devices:   %d\n", r.Devices)
 	total := 0
 	var parts []string
-	for _, c := range schema.Collections {
+	for _, c := range schema.Collections() {
 		if n := r.Created[c]; n > 0 {
 			total += n
 			parts = append(parts, fmt.Sprintf("%s %d", c, n))

@@ -216,7 +216,7 @@ func pullAll(ctx context.Context, a *adminAPI) (map[string]*schema.Envelope, []s
 func replica(ctx context.Context, c *fieldsync.Client) (map[string]int64, int, error) {
 	out := map[string]int64{}
 	pending := 0
-	for _, coll := range schema.Collections {
+	for _, coll := range schema.Collections() {
 		recs, err := c.List(ctx, coll)
 		if err != nil {
 			return nil, 0, err

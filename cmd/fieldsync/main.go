@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/mongostore"
+	"github.com/fieldsync/fieldsync/sync/report"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -107,15 +107,15 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("FIELDSYNC_TZ: %w", err)
 	}
-	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: server.PhotoFacts(photos),
-		GeofenceM: cfg.geofenceM, Location: loc, MaxMutations: cfg.pushMaxMutations, MaxPushBytes: cfg.pushMaxBytes})
+	engine, err := sync.New(sync.Config{Store: store, Secret: secret, Logger: log, Photos: photos,
+		GeofenceM: cfg.geofenceM, Location: loc, MaxMutations: cfg.pushMaxMutations})
 	if err != nil {
 		return err
 	}
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
-	srv, err := server.New(server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: log,
-		BodyLimit: max(8<<20, cfg.pushMaxBytes), AccessTTL: cfg.accessTTL,
+	srv, err := server.New(server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos,
+		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
 		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ",")})
 	if err != nil {
@@ -176,7 +176,7 @@ func checkAdmin(cfg config) error {
 
 // firstAdmin creates the configured first admin when no user exists, and
 // says how to get one when there is none.
-func firstAdmin(ctx context.Context, store sync.UserStore, cfg config, log *slog.Logger) error {
+func firstAdmin(ctx context.Context, store server.FirstUserStore, cfg config, log *slog.Logger) error {
 	if cfg.adminUser != "" {
 		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now())
 		if err != nil {
@@ -215,20 +215,20 @@ func openBlobs(ctx context.Context, cfg config) (media.BlobStore, error) {
 	})
 }
 
-// openStore opens the record store: MongoDB when a URI is set (the
-// database named in its path, else "fieldsync"), else SQLite in the data
-// dir.
-func openStore(ctx context.Context, cfg config) (sync.Store, error) {
+// recordStore is what each record store adapter provides to the pieces
+// main wires.
+type recordStore interface {
+	sync.Store
+	server.Store
+	report.Store
+	Close() error
+}
+
+// openStore opens the record store: MongoDB when a URI is set, else SQLite
+// in the data dir.
+func openStore(ctx context.Context, cfg config) (recordStore, error) {
 	if cfg.mongoURI == "" {
 		return sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
 	}
-	u, err := url.Parse(cfg.mongoURI)
-	if err != nil {
-		return nil, errors.New("FIELDSYNC_MONGO_URI is not a valid URI")
-	}
-	database := strings.Trim(u.Path, "/")
-	if database == "" {
-		database = "fieldsync"
-	}
-	return mongostore.Open(ctx, cfg.mongoURI, database)
+	return mongostore.Open(ctx, cfg.mongoURI)
 }

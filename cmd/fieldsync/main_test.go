@@ -176,6 +176,7 @@ func TestBadSettingsFailClearly(t *testing.T) {
 		"short secret":  {"FIELDSYNC_JWT_SECRET=short"},
 		"bad log level": {"FIELDSYNC_LOG_LEVEL=loud"},
 		"weak admin":    {"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=x"},
+		"s3 secure yes": {"FIELDSYNC_S3_SECURE=yes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(binary)

@@ -46,7 +46,7 @@ func newUserCreateCommand(con console, cfg *config) *cobra.Command {
   echo 'rita-password' | fieldsync user create rita --role rep --territories t-north`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, con, cfg, func(ctx context.Context, store sync.Store) error {
+			return withStore(cmd, con, cfg, func(ctx context.Context, store recordStore) error {
 				password, err := readPassword(con, args[0])
 				if err != nil {
 					return err
@@ -79,7 +79,7 @@ func newUserSetPasswordCommand(con console, cfg *config) *cobra.Command {
 		Short: "Set a user's password (read from standard input); ends its logins and lifts a sign-in lock",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, con, cfg, func(ctx context.Context, store sync.Store) error {
+			return withStore(cmd, con, cfg, func(ctx context.Context, store recordStore) error {
 				u, err := store.UserByName(ctx, args[0])
 				if errors.Is(err, sync.ErrNotFound) {
 					return fmt.Errorf("no user %q; to create one run: fieldsync user create %s --role ROLE", args[0], args[0])
@@ -138,7 +138,7 @@ func newUserListCommand(con console, cfg *config) *cobra.Command {
 			default:
 				return fmt.Errorf("--active must be true or false")
 			}
-			return withStore(cmd, con, cfg, func(ctx context.Context, store sync.Store) error {
+			return withStore(cmd, con, cfg, func(ctx context.Context, store recordStore) error {
 				users, err := store.ListUsers(ctx, f)
 				if err != nil {
 					return err
@@ -165,7 +165,7 @@ func newUserListCommand(con console, cfg *config) *cobra.Command {
 // withStore fills cfg's store flags from the environment and opens the
 // record store they name for fn: the way into the store for any
 // subcommand that works on it directly.
-func withStore(cmd *cobra.Command, con console, cfg *config, fn func(context.Context, sync.Store) error) error {
+func withStore(cmd *cobra.Command, con console, cfg *config, fn func(context.Context, recordStore) error) error {
 	if err := applyEnv(cmd.Flags(), con.getenv); err != nil {
 		return err
 	}

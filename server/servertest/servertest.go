@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/fieldsync/fieldsync/media/filestore"
 	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -50,7 +52,15 @@ type Server struct {
 	Store  *sqlitestore.Store
 	Engine *sync.Engine
 	Secret []byte
+	// HTTP is a client whose every exchange with the server is checked
+	// against the OpenAPI document.
+	HTTP *http.Client
+	// Routes lists the server's routes.
+	Routes []server.Route
 }
+
+// Client returns a test client of the server.
+func (s *Server) Client() *Client { return &Client{URL: s.URL, HTTP: s.HTTP} }
 
 // Start starts a server that stops when the test ends.
 func Start(tb testing.TB, opts Options) *Server {
@@ -73,13 +83,13 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	photos := media.NewPhotos(opts.Blobs, 25_000_000).WithRedirects(opts.PhotoRedirect)
 	logger := Logger()
-	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: server.PhotoFacts(photos)}
+	engineCfg := sync.Config{Store: store, Secret: secret, Logger: logger, Photos: photos}
 	if opts.Engine != nil {
 		opts.Engine(&engineCfg)
 	}
 	engine, err := sync.New(engineCfg)
 	require.NoError(tb, err)
-	serverCfg := server.Config{Store: store, Engine: engine, Photos: photos, Secret: secret, Logger: logger}
+	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger}
 	if opts.Server != nil {
 		opts.Server(&serverCfg)
 	}
@@ -95,7 +105,9 @@ func Start(tb testing.TB, opts Options) *Server {
 		require.NoError(tb, srv.Shutdown(ctx))
 		<-done
 	})
-	return &Server{URL: "http://" + ln.Addr().String(), Dir: dir, Store: store, Engine: engine, Secret: secret}
+	url := "http://" + ln.Addr().String()
+	checked := &http.Client{Transport: NewContract(tb).Transport(tb, url, nil)}
+	return &Server{URL: url, Dir: dir, Store: store, Engine: engine, Secret: secret, HTTP: checked, Routes: srv.Routes()}
 }
 
 // Logger shows server logs only with go test -v.

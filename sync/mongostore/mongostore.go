@@ -27,6 +27,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
 	"github.com/fieldsync/fieldsync/schema"
@@ -67,10 +68,23 @@ type Store struct {
 	proofs                  *mongo.Collection
 }
 
+// DefaultDatabase is the database Open uses when the URI names none.
+const DefaultDatabase = "fieldsync"
+
 // Open connects to the MongoDB at uri, checks that it answers, and brings
-// the indexes of database up to date. Close disconnects.
-func Open(ctx context.Context, uri, database string) (*Store, error) {
+// the indexes up to date in the database the uri's path names
+// (DefaultDatabase when it names none). Close disconnects.
+func Open(ctx context.Context, uri string) (*Store, error) {
 	const op = "mongostore.Open"
+	cs, err := connstring.Parse(uri)
+	if err != nil {
+		// The parser's message may quote the URI and its password.
+		return nil, fmt.Errorf("%s: the MongoDB URI is not valid", op)
+	}
+	database := cs.Database
+	if database == "" {
+		database = DefaultDatabase
+	}
 	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
 	if err != nil {
 		return nil, fail(op, err)

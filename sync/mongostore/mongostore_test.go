@@ -112,17 +112,18 @@ func MustOpen(tb testing.TB) *Store {
 // uri, with a normal pool, dropped when the test ends.
 func MustOpenMongoDB(tb testing.TB, uri string) *Store {
 	tb.Helper()
-	s, err := Open(context.Background(), uri, freshDatabase())
+	ctx := context.Background()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
 	require.NoError(tb, err)
-	tb.Cleanup(func() {
-		s.db.Drop(context.Background())
-		s.Close()
-	})
+	tb.Cleanup(func() { client.Disconnect(context.Background()) })
+	s, err := New(ctx, client, freshDatabase())
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.db.Drop(context.Background()) })
 	return s
 }
 
 func TestConformance(t *testing.T) {
-	storetest.TestStore(t, func(t *testing.T) sync.Store { return MustOpen(t) })
+	storetest.TestStore(t, func(t *testing.T) storetest.Store { return MustOpen(t) })
 }
 
 func TestConformanceMongoDB(t *testing.T) {
@@ -130,20 +131,22 @@ func TestConformanceMongoDB(t *testing.T) {
 	if uri == "" {
 		t.Skip("FIELDSYNC_TEST_MONGO_URI is not set; the suite ran against embedded FerretDB only")
 	}
-	storetest.TestStore(t, func(t *testing.T) sync.Store { return MustOpenMongoDB(t, uri) })
+	storetest.TestStore(t, func(t *testing.T) storetest.Store { return MustOpenMongoDB(t, uri) })
 }
 
 func TestOpenTwiceKeepsDataAndIndexes(t *testing.T) {
 	ctx := context.Background()
 	database := freshDatabase()
-	s, err := Open(ctx, ferretURI, database)
+	uri := strings.TrimSuffix(ferretURI, "/") + "/" + database + "?maxPoolSize=1"
+	s, err := Open(ctx, uri)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.db.Drop(context.Background()) })
 	require.NoError(t, s.Ping(ctx))
+	assert.Equal(t, database, s.db.Name(), "the database the URI names")
 	require.NoError(t, s.CreateUser(ctx, &schema.User{ID: "u-1", Username: "ana", PasswordHash: "x", Role: schema.RoleAdmin, Active: true}))
 	require.NoError(t, s.Close())
 
-	s, err = Open(ctx, ferretURI, database)
+	s, err = Open(ctx, uri)
 	require.NoError(t, err, "creating the indexes again")
 	defer s.Close()
 	n, err := s.CountUsers(ctx)
@@ -155,8 +158,11 @@ func TestOpenTwiceKeepsDataAndIndexes(t *testing.T) {
 func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := Open(ctx, "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", freshDatabase())
+	_, err := Open(ctx, "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500")
 	assert.Error(t, err)
+	_, err = Open(ctx, "not a uri://user:secret@x")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "secret", "a bad URI is refused without quoting it")
 }
 
 // testClock is a clock that moves only when told.
@@ -556,9 +562,9 @@ func TestNeverSkipWhileLeasesRunOut(t *testing.T) {
 // MongoDB would be (one connection: FerretDB's guarded updates are not
 // atomic under concurrency).
 func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
-	storetest.TestConvergence(t, func(t *testing.T) []sync.Store {
+	storetest.TestConvergence(t, func(t *testing.T) []storetest.Store {
 		s := MustOpen(t)
-		return []sync.Store{s, s}
+		return []storetest.Store{s, s}
 	}, 40)
 }
 

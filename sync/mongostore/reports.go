@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // Report facts, without transactions.
@@ -276,9 +277,9 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 // CoverageCounts counts, per rep, what the coverage report shows, for the
 // facts of q's territories (all, when nil) on q's days. The counting is
 // joins and groups that FerretDB cannot be trusted with, so it happens in
-// Go (sync.CountCoverage), over facts read through Facts.
-func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
-	out, err := sync.CountCoverage(ctx, q, s.Facts)
+// Go (report.CountCoverage), over facts read through Facts.
+func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]report.RepCoverage, error) {
+	out, err := report.CountCoverage(ctx, q, s.Facts)
 	if err != nil {
 		return nil, fail("mongostore.CoverageCounts", err)
 	}
@@ -330,7 +331,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 
 // DeviceSyncs returns when every device last pushed and pulled, by user
 // id, then device id.
-func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
+func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 	const op = "mongostore.DeviceSyncs"
 	cur, err := s.devices.Find(ctx, bson.M{}, options.Find().SetSort(ascending("user", "device")))
 	if err != nil {
@@ -340,9 +341,9 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fail(op, err)
 	}
-	out := make([]sync.DeviceSync, len(docs))
+	out := make([]report.DeviceSync, len(docs))
 	for i, d := range docs {
-		out[i] = sync.DeviceSync{UserID: d.UserID, DeviceID: d.DeviceID, LastPushAt: fromNanos(d.Push), LastPullAt: fromNanos(d.Pull)}
+		out[i] = report.DeviceSync{UserID: d.UserID, DeviceID: d.DeviceID, LastPushAt: fromNanos(d.Push), LastPullAt: fromNanos(d.Pull)}
 	}
 	return out, nil
 }

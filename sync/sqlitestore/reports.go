@@ -11,6 +11,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // factRow is how a fact travels to the one INSERT that stores a record's
@@ -99,16 +100,16 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 }
 
 // DeviceSyncs returns when every device last pushed and pulled.
-func (s *Store) DeviceSyncs(ctx context.Context) ([]sync.DeviceSync, error) {
+func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT user_id, device_id, last_push, last_pull FROM device_syncs ORDER BY user_id, device_id")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.DeviceSyncs: %w", err)
 	}
 	defer rows.Close()
-	var out []sync.DeviceSync
+	var out []report.DeviceSync
 	for rows.Next() {
 		var (
-			d          sync.DeviceSync
+			d          report.DeviceSync
 			push, pull int64
 		)
 		if err := rows.Scan(&d.UserID, &d.DeviceID, &push, &pull); err != nil {
@@ -206,7 +207,7 @@ FROM calls GROUP BY rep`
 
 // CoverageCounts counts coverage per rep in SQLite, through the facts
 // indexes.
-func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]sync.RepCoverage, error) {
+func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]report.RepCoverage, error) {
 	if len(q.Days) == 0 || (q.Territories != nil && len(q.Territories) == 0) {
 		return nil, nil
 	}
@@ -252,9 +253,9 @@ func (s *Store) CoverageCounts(ctx context.Context, q sync.CoverageQuery) ([]syn
 		return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
 	}
 	defer rows.Close()
-	var out []sync.RepCoverage
+	var out []report.RepCoverage
 	for rows.Next() {
-		var c sync.RepCoverage
+		var c report.RepCoverage
 		if err := rows.Scan(&c.Rep, &c.Planned, &c.Visited, &c.Visits, &c.Unplanned, &c.Orders, &c.Struck, &c.GeofenceKnown, &c.Within); err != nil {
 			return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
 		}

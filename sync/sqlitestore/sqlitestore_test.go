@@ -29,7 +29,7 @@ func MustOpen(tb testing.TB) *sqlitestore.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.TestStore(t, func(t *testing.T) sync.Store { return MustOpen(t) })
+	storetest.TestStore(t, func(t *testing.T) storetest.Store { return MustOpen(t) })
 }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -54,9 +54,9 @@ func storetestUser() *schema.User {
 
 // Two stores opened on one file behave as two fieldsync processes do.
 func TestConvergenceOfTwoHandlesOnOneFile(t *testing.T) {
-	storetest.TestConvergence(t, func(t *testing.T) []sync.Store {
+	storetest.TestConvergence(t, func(t *testing.T) []storetest.Store {
 		path := filepath.Join(t.TempDir(), "fieldsync.db")
-		var out []sync.Store
+		var out []storetest.Store
 		for range 2 {
 			s, err := sqlitestore.Open(context.Background(), path)
 			require.NoError(t, err)

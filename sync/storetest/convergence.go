@@ -60,7 +60,7 @@ func Readable(tb testing.TB, s sync.RecordStore, p schema.Principal) Replica {
 	wm, err := s.Watermark(ctx)
 	require.NoError(tb, err)
 	var all []string
-	for _, c := range schema.Collections {
+	for _, c := range schema.Collections() {
 		all = append(all, string(c)+"|all")
 	}
 	tokens := schema.ReadTokens(p)
@@ -85,7 +85,7 @@ func Readable(tb testing.TB, s sync.RecordStore, p schema.Principal) Replica {
 // separate processes would have), while readers of every role pull in
 // small pages; at the end every reader's replica must equal exactly what
 // the store says it may read, at the same versions.
-func TestConvergence(t *testing.T, open func(t *testing.T) []sync.Store, rounds int) {
+func TestConvergence(t *testing.T, open func(t *testing.T) []Store, rounds int) {
 	stores := open(t)
 	require.NotEmpty(t, stores)
 	ctx := context.Background()

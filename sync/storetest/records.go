@@ -19,7 +19,7 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-func testRecords(t *testing.T, newStore func(t *testing.T) sync.Store) {
+func testRecords(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("PutAndRead", func(t *testing.T) { testPutAndRead(t, newStore(t)) })
 	t.Run("Refs", func(t *testing.T) { testRefs(t, newStore(t)) })
 	t.Run("ChangesAndGoneTokens", func(t *testing.T) { testChanges(t, newStore(t)) })
@@ -39,12 +39,12 @@ func rec(id string, version int64, tokens []string, data string) *sync.Record {
 	}
 }
 
-func put(t *testing.T, s sync.Store, r *sync.Record, prev int64) {
+func put(t *testing.T, s Store, r *sync.Record, prev int64) {
 	t.Helper()
 	require.NoError(t, s.Update(context.Background(), func(tx sync.RecordTx) error { return tx.Put(context.Background(), r, prev) }))
 }
 
-func read(t *testing.T, s sync.Store, c schema.Collection, id string) (*sync.Record, error) {
+func read(t *testing.T, s Store, c schema.Collection, id string) (*sync.Record, error) {
 	t.Helper()
 	var r *sync.Record
 	err := s.View(context.Background(), func(tx sync.RecordTx) error {
@@ -55,7 +55,7 @@ func read(t *testing.T, s sync.Store, c schema.Collection, id string) (*sync.Rec
 	return r, err
 }
 
-func testPutAndRead(t *testing.T, s sync.Store) {
+func testPutAndRead(t *testing.T, s Store) {
 	ctx := context.Background()
 	_, err := read(t, s, schema.Customers, "c-1")
 	assert.ErrorIs(t, err, sync.ErrNotFound)
@@ -91,7 +91,7 @@ func testPutAndRead(t *testing.T, s sync.Store) {
 	assert.ErrorIs(t, err, sync.ErrNotFound, "ids are per collection")
 }
 
-func testRefs(t *testing.T, s sync.Store) {
+func testRefs(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i := range 5 {
 		r := rec(fmt.Sprintf("v-%d", i), 1, []string{"visits|all"}, `{}`)
@@ -127,7 +127,7 @@ func testRefs(t *testing.T, s sync.Store) {
 	}))
 }
 
-func changes(t *testing.T, s sync.Store, tokens []string, after int64, limit int) []sync.Change {
+func changes(t *testing.T, s Store, tokens []string, after int64, limit int) []sync.Change {
 	t.Helper()
 	wm, err := s.Watermark(context.Background())
 	require.NoError(t, err)
@@ -140,7 +140,7 @@ func changes(t *testing.T, s sync.Store, tokens []string, after int64, limit int
 // sizes, some of them gone, with a byte bound: every page is the start of
 // what is left, ends with the change that reaches the bound (or the
 // limit, or the end), and the pages together are the whole feed.
-func testChangesStopAtBytes(t *testing.T, s sync.Store) {
+func testChangesStopAtBytes(t *testing.T, s Store) {
 	ctx := context.Background()
 	t1, t2 := "customers|terr:t-1", "customers|terr:t-2"
 	var recs []*sync.Record
@@ -202,7 +202,7 @@ func summary(chs []sync.Change) []seen {
 	return out
 }
 
-func testChanges(t *testing.T, s sync.Store) {
+func testChanges(t *testing.T, s Store) {
 	t1, t2 := "customers|terr:t-1", "customers|terr:t-2"
 	a := rec("c-a", 1, []string{t1}, `{"n":1}`)
 	b := rec("c-b", 1, []string{t2}, `{"n":2}`)
@@ -260,7 +260,7 @@ func testChanges(t *testing.T, s sync.Store) {
 
 // feed reads the feed after after up to the watermark, limit entries at
 // a time, and returns every entry and how many reads it took.
-func feed(t *testing.T, s sync.Store, after int64, limit int) ([]sync.FeedEntry, int) {
+func feed(t *testing.T, s Store, after int64, limit int) ([]sync.FeedEntry, int) {
 	t.Helper()
 	ctx := context.Background()
 	wm, err := s.Watermark(ctx)
@@ -287,7 +287,7 @@ func entry(seq int64, tokens ...string) sync.FeedEntry {
 	return sync.FeedEntry{Seq: seq, Tokens: tokens}
 }
 
-func testFeed(t *testing.T, s sync.Store) {
+func testFeed(t *testing.T, s Store) {
 	t1, t2, all := "customers|terr:t-1", "customers|terr:t-2", "customers|all"
 	a := rec("c-a", 1, []string{all, t1}, `{"n":1}`)
 	b := rec("c-b", 1, []string{all, t2}, `{"n":2}`)
@@ -339,7 +339,7 @@ func testFeed(t *testing.T, s sync.Store) {
 	}
 }
 
-func testAnswers(t *testing.T, s sync.Store) {
+func testAnswers(t *testing.T, s Store) {
 	ctx := context.Background()
 	a := &sync.Answer{UserID: "u-1", MutationID: "m-1", Body: json.RawMessage(`{"status":"applied","version":1}`), At: at}
 	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, a) }))
@@ -370,7 +370,7 @@ func testAnswers(t *testing.T, s sync.Store) {
 	}))
 }
 
-func testPhotoProofs(t *testing.T, s sync.Store) {
+func testPhotoProofs(t *testing.T, s Store) {
 	ctx := context.Background()
 	taken, lat, lng := at.Add(-time.Hour), 52.5, 13.4
 	hash := strings.Repeat("ab", 32)
@@ -403,7 +403,7 @@ func testPhotoProofs(t *testing.T, s sync.Store) {
 // testNeverSkip is the change-feed invariant: readers that page through
 // Changes up to the watermark, while writers keep writing, end with
 // exactly the final version of every record.
-func testNeverSkip(t *testing.T, s sync.Store) {
+func testNeverSkip(t *testing.T, s Store) {
 	ctx := context.Background()
 	const (
 		writers = 4
@@ -471,7 +471,7 @@ func testNeverSkip(t *testing.T, s sync.Store) {
 
 // testOneWinner: of many concurrent writes from the same version, exactly
 // one lands.
-func testOneWinner(t *testing.T, s sync.Store) {
+func testOneWinner(t *testing.T, s Store) {
 	ctx := context.Background()
 	put(t, s, rec("c-1", 1, []string{"customers|all"}, `{}`), 0)
 	var wins atomic.Int32

@@ -12,9 +12,10 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
-func testReports(t *testing.T, newStore func(t *testing.T) sync.Store) {
+func testReports(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Facts", func(t *testing.T) { testFacts(t, newStore(t)) })
 	t.Run("DeviceSyncs", func(t *testing.T) { testDeviceSyncs(t, newStore(t)) })
 	t.Run("UserList", func(t *testing.T) { testUserList(t, newStore(t)) })
@@ -26,7 +27,7 @@ func testReports(t *testing.T, newStore func(t *testing.T) sync.Store) {
 // orders, one cancelled), c-2 at 23:30 UTC on day 1 (00:30 local on day
 // 2: unplanned there), c-1 on day 2 (no geofence known); u-2 visits c-3 in
 // t-2, unplanned.
-func testCoverageCounts(t *testing.T, s sync.Store) {
+func testCoverageCounts(t *testing.T, s Store) {
 	ctx := context.Background()
 	zone := time.FixedZone("UTC+1", 3600)
 	local := func(d, h, m int) time.Time { return time.Date(2026, 11, d, h, m, 0, 0, zone).UTC() }
@@ -57,22 +58,22 @@ func testCoverageCounts(t *testing.T, s sync.Store) {
 	fact(schema.Orders, "o-2", order("v-1", 1))
 	fact(schema.Orders, "o-3", order("v-1", 0))
 
-	q := sync.CoverageQuery{Days: []sync.Day{
+	q := report.CoverageQuery{Days: []report.Day{
 		{Date: "2026-11-01", Start: local(1, 0, 0), End: local(2, 0, 0)},
 		{Date: "2026-11-02", Start: local(2, 0, 0), End: local(3, 0, 0)},
 	}}
-	want := []sync.RepCoverage{
+	want := []report.RepCoverage{
 		{Rep: "u-1", Planned: 3, Visited: 2, Visits: 3, Unplanned: 1, Orders: 2, Struck: 1, GeofenceKnown: 2, Within: 1},
 		{Rep: "u-2", Planned: 0, Visited: 0, Visits: 1, Unplanned: 1, GeofenceKnown: 1, Within: 1},
 	}
-	sorted := func(rs []sync.RepCoverage) []sync.RepCoverage {
-		slices.SortFunc(rs, func(a, b sync.RepCoverage) int { return strings.Compare(a.Rep, b.Rep) })
+	sorted := func(rs []report.RepCoverage) []report.RepCoverage {
+		slices.SortFunc(rs, func(a, b report.RepCoverage) int { return strings.Compare(a.Rep, b.Rep) })
 		return rs
 	}
 	got, err := s.CoverageCounts(ctx, q)
 	require.NoError(t, err)
 	assert.Equal(t, want, sorted(got))
-	generic, err := sync.CountCoverage(ctx, q, s.Facts)
+	generic, err := report.CountCoverage(ctx, q, s.Facts)
 	require.NoError(t, err)
 	assert.Equal(t, want, sorted(generic), "the shared counter agrees")
 	offset := 3600
@@ -92,14 +93,14 @@ func testCoverageCounts(t *testing.T, s sync.Store) {
 	assert.Empty(t, got, "no territories")
 }
 
-func factsOf(t *testing.T, s sync.Store, kind string, territories []string, from, to time.Time) []sync.Fact {
+func factsOf(t *testing.T, s Store, kind string, territories []string, from, to time.Time) []sync.Fact {
 	t.Helper()
 	got, err := s.Facts(context.Background(), kind, territories, from, to)
 	require.NoError(t, err)
 	return got
 }
 
-func testFacts(t *testing.T, s sync.Store) {
+func testFacts(t *testing.T, s Store) {
 	ctx := context.Background()
 	day := func(d int) time.Time { return time.Date(2026, 11, d, 9, 0, 0, 0, time.UTC) }
 	visit := func(id, territory, customer string, d, flag int) *sync.Record {
@@ -190,7 +191,7 @@ func visitIDs(facts []sync.Fact) []string {
 	return out
 }
 
-func testDeviceSyncs(t *testing.T, s sync.Store) {
+func testDeviceSyncs(t *testing.T, s Store) {
 	ctx := context.Background()
 	got, err := s.DeviceSyncs(ctx)
 	require.NoError(t, err)
@@ -202,14 +203,14 @@ func testDeviceSyncs(t *testing.T, s sync.Store) {
 	require.NoError(t, s.NoteDeviceSync(ctx, "u-0", "phone", false, at))
 	got, err = s.DeviceSyncs(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []sync.DeviceSync{
+	assert.Equal(t, []report.DeviceSync{
 		{UserID: "u-0", DeviceID: "phone", LastPullAt: at},
 		{UserID: "u-1", DeviceID: "phone", LastPushAt: at, LastPullAt: at.Add(time.Minute)},
 		{UserID: "u-1", DeviceID: "tablet", LastPullAt: at},
 	}, got, "an older time never replaces a newer one; never is the zero time")
 }
 
-func testUserList(t *testing.T, s sync.Store) {
+func testUserList(t *testing.T, s Store) {
 	ctx := context.Background()
 	got, err := s.Users(ctx)
 	require.NoError(t, err)

@@ -1,6 +1,6 @@
-// Package storetest is the conformance suite every sync.Store adapter must
-// pass: call TestStore from the adapter's tests with a constructor of fresh,
-// empty stores.
+// Package storetest is the conformance suite every record store adapter
+// must pass: call TestStore from the adapter's tests with a constructor of
+// fresh, empty stores.
 package storetest
 
 import (
@@ -14,12 +14,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
+
+// Store is everything a record store adapter provides: what the engine
+// needs (Store), what the server keeps of users and logins
+// (server.Store), what reports read (report.Store), and Close.
+type Store interface {
+	sync.Store
+	server.Store
+	report.Store
+	// Close releases the store's resources.
+	Close() error
+}
 
 // TestStore runs the whole suite. newStore returns a fresh, empty store and
 // arranges for it to be closed when the test ends.
-func TestStore(t *testing.T, newStore func(t *testing.T) sync.Store) {
+func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore(t)) })
 	t.Run("ListUsers", func(t *testing.T) { testListUsers(t, newStore(t)) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore(t)) })
@@ -39,7 +52,7 @@ func newUser(id, name string) *schema.User {
 	}
 }
 
-func testUsers(t *testing.T, s sync.Store) {
+func testUsers(t *testing.T, s Store) {
 	ctx := context.Background()
 	n, err := s.CountUsers(ctx)
 	require.NoError(t, err)
@@ -80,7 +93,7 @@ func testUsers(t *testing.T, s sync.Store) {
 	assert.Equal(t, 2, n)
 }
 
-func testListUsers(t *testing.T, s sync.Store) {
+func testListUsers(t *testing.T, s Store) {
 	ctx := context.Background()
 	users := []*schema.User{newUser("u-1", "ana"), newUser("u-2", "bo"), newUser("u-3", "cy"), newUser("u-4", "di"), newUser("u-5", "ed")}
 	users[1].Role, users[1].Territories = schema.RoleManager, []string{"t-2"}
@@ -127,7 +140,7 @@ func testListUsers(t *testing.T, s sync.Store) {
 	assert.Equal(t, users[1], got[0], "whole users come back")
 }
 
-func testLogins(t *testing.T, s sync.Store) {
+func testLogins(t *testing.T, s Store) {
 	ctx := context.Background()
 	require.NoError(t, s.CreateUser(ctx, newUser("u-1", "ana")))
 	l := &sync.Login{ID: "l-1", UserID: "u-1", DeviceID: "d-1", Generation: 1, CreatedAt: at}
@@ -180,7 +193,7 @@ func testLogins(t *testing.T, s sync.Store) {
 	assert.True(t, got.Revoked())
 }
 
-func testLoginFailures(t *testing.T, s sync.Store) {
+func testLoginFailures(t *testing.T, s Store) {
 	ctx := context.Background()
 	const window = 15 * time.Minute
 	n, _, err := s.LoginFailures(ctx, "ana", at)

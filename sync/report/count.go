@@ -1,34 +1,36 @@
-package sync
+package report
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // CountCoverage counts coverage from facts read one kind at a time, for
 // stores that cannot count it themselves. facts reads the facts of a kind
 // in the query's territories between two instants.
-func CountCoverage(ctx context.Context, q CoverageQuery, facts func(ctx context.Context, kind string, territories []string, from, to time.Time) ([]Fact, error)) ([]RepCoverage, error) {
+func CountCoverage(ctx context.Context, q CoverageQuery, facts func(ctx context.Context, kind string, territories []string, from, to time.Time) ([]sync.Fact, error)) ([]RepCoverage, error) {
 	if len(q.Days) == 0 {
 		return nil, nil
 	}
 	from, to := q.Days[0].Start, q.Days[len(q.Days)-1].End
 	first, last := q.Days[0].Date, q.Days[len(q.Days)-1].Date
-	stops, err := facts(ctx, FactStop, q.Territories, from.AddDate(0, 0, -1), to.AddDate(0, 0, 1))
+	stops, err := facts(ctx, sync.FactStop, q.Territories, from.AddDate(0, 0, -1), to.AddDate(0, 0, 1))
 	if err != nil {
 		return nil, fmt.Errorf("stops: %w", err)
 	}
-	visits, err := facts(ctx, FactVisit, q.Territories, from, to)
+	visits, err := facts(ctx, sync.FactVisit, q.Territories, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("visits: %w", err)
 	}
-	orders, err := facts(ctx, FactOrder, q.Territories, from, to)
+	orders, err := facts(ctx, sync.FactOrder, q.Territories, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
-	dayOf := func(f Fact) string {
+	dayOf := func(f sync.Fact) string {
 		i, found := slices.BinarySearchFunc(q.Days, f.At, func(d Day, at time.Time) int {
 			switch {
 			case !at.Before(d.End):

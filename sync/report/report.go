@@ -1,4 +1,4 @@
-package sync
+package report
 
 import (
 	"context"
@@ -7,50 +7,15 @@ import (
 	"math"
 	"slices"
 	"strings"
-	gosync "sync"
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
-// noteEvery is how often one instance records the same device's pushes or
-// pulls: sync freshness is read in minutes, and a write per pull would
-// cost more than it tells.
-const noteEvery = 30 * time.Second
-
-// deviceNotes remembers when this instance last recorded each device's
-// push or pull. It only saves writes; nothing depends on it.
-type deviceNotes struct {
-	mu   gosync.Mutex
-	last map[string]time.Time
-}
-
-// noteSync records that p's device pushed or pulled, at most once per
-// noteEvery per instance.
-func (e *Engine) noteSync(ctx context.Context, p schema.Principal, push bool) {
-	if p.DeviceID == "" {
-		return
-	}
-	now := e.now().UTC()
-	key := fmt.Sprintf("%s\x00%s\x00%t", p.UserID, p.DeviceID, push)
-	e.notes.mu.Lock()
-	if e.notes.last == nil {
-		e.notes.last = map[string]time.Time{}
-	}
-	if now.Sub(e.notes.last[key]) < noteEvery {
-		e.notes.mu.Unlock()
-		return
-	}
-	e.notes.last[key] = now
-	e.notes.mu.Unlock()
-	if err := e.store.NoteDeviceSync(ctx, p.UserID, p.DeviceID, push, now); err != nil {
-		e.log.Warn("noting a device sync", "err", err)
-	}
-}
-
-// ReportScope works out the territories a report covers for p: those it
+// Scope works out the territories a report covers for p: those it
 // oversees (all, for an admin: nil), narrowed to one when asked.
-func ReportScope(p schema.Principal, territory string) ([]string, error) {
+func Scope(p schema.Principal, territory string) ([]string, error) {
 	switch {
 	case p.Role == schema.RoleAdmin && territory == "":
 		return nil, nil
@@ -133,8 +98,8 @@ func days(from, to string, loc *time.Location) (start, end time.Time, err error)
 
 // Coverage reports, for the reps of p's territories (or of one of them),
 // planned stops against visits made between two dates in loc.
-func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, territory string, loc *time.Location) (*CoverageReport, error) {
-	scope, err := ReportScope(p, territory)
+func (rs *Reports) Coverage(ctx context.Context, p schema.Principal, from, to, territory string, loc *time.Location) (*CoverageReport, error) {
+	scope, err := Scope(p, territory)
 	if err != nil {
 		return nil, err
 	}
@@ -151,9 +116,9 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 	if first == last && end.Sub(start) == time.Duration(len(q.Days))*24*time.Hour {
 		q.Offset = &first
 	}
-	counts, err := e.store.CoverageCounts(ctx, q)
+	counts, err := rs.store.CoverageCounts(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("sync.Coverage: %w", err)
+		return nil, fmt.Errorf("report.Coverage: %w", err)
 	}
 	rows := map[string]*CoverageRow{}
 	row := func(rep string) *CoverageRow {
@@ -168,14 +133,14 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 		r.PlannedStops, r.VisitedStops, r.Visits, r.UnplannedVisits, r.Orders = c.Planned, c.Visited, c.Visits, c.Unplanned, c.Orders
 		struck[c.Rep], known[c.Rep], within[c.Rep] = c.Struck, c.GeofenceKnown, c.Within
 	}
-	open, err := e.store.Facts(ctx, FactOpen, scope, start.UTC(), end.UTC())
+	open, err := rs.store.Facts(ctx, sync.FactOpen, scope, start.UTC(), end.UTC())
 	if err != nil {
-		return nil, fmt.Errorf("sync.Coverage: %w", err)
+		return nil, fmt.Errorf("report.Coverage: %w", err)
 	}
 	for _, f := range open {
 		row(f.Rep).OpenVisits++
 	}
-	assigned, err := e.assignedReps(ctx, scope)
+	assigned, err := rs.assignedReps(ctx, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +156,7 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 			}
 		}
 	}
-	if err := e.addFreshness(ctx, rows); err != nil {
+	if err := rs.addFreshness(ctx, rows); err != nil {
 		return nil, err
 	}
 	report := &CoverageReport{From: from, To: to, TZ: loc.String(), Reps: []*CoverageRow{}}
@@ -216,10 +181,10 @@ func (e *Engine) Coverage(ctx context.Context, p schema.Principal, from, to, ter
 
 // assignedReps lists the active reps assigned to a territory in scope (all,
 // when nil), so that a rep who did nothing shows as such.
-func (e *Engine) assignedReps(ctx context.Context, scope []string) ([]string, error) {
-	users, err := e.store.Users(ctx)
+func (rs *Reports) assignedReps(ctx context.Context, scope []string) ([]string, error) {
+	users, err := rs.store.Users(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sync.Coverage: %w", err)
+		return nil, fmt.Errorf("report.Coverage: %w", err)
 	}
 	var out []string
 	for _, u := range users {
@@ -231,10 +196,10 @@ func (e *Engine) assignedReps(ctx context.Context, scope []string) ([]string, er
 }
 
 // addFreshness fills in when each rep's devices last pushed and pulled.
-func (e *Engine) addFreshness(ctx context.Context, rows map[string]*CoverageRow) error {
-	syncs, err := e.store.DeviceSyncs(ctx)
+func (rs *Reports) addFreshness(ctx context.Context, rows map[string]*CoverageRow) error {
+	syncs, err := rs.store.DeviceSyncs(ctx)
 	if err != nil {
-		return fmt.Errorf("sync.Coverage: %w", err)
+		return fmt.Errorf("report.Coverage: %w", err)
 	}
 	latest := func(cur *time.Time, t time.Time) *time.Time {
 		if t.IsZero() || (cur != nil && !t.After(*cur)) {
@@ -263,24 +228,24 @@ type UnvisitedCustomer struct {
 // Unvisited lists the customers of p's territories (or of one of them)
 // with no visit in the last days days: never visited first, then the
 // longest unvisited.
-func (e *Engine) Unvisited(ctx context.Context, p schema.Principal, daysAgo int, territory string) ([]UnvisitedCustomer, error) {
-	scope, err := ReportScope(p, territory)
+func (rs *Reports) Unvisited(ctx context.Context, p schema.Principal, daysAgo int, territory string) ([]UnvisitedCustomer, error) {
+	scope, err := Scope(p, territory)
 	if err != nil {
 		return nil, err
 	}
 	if daysAgo < 1 || daysAgo > 3650 {
 		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "days", "days must be between 1 and 3650")
 	}
-	customers, err := e.store.Facts(ctx, FactCustomer, scope, Epoch, Epoch.Add(time.Second))
+	customers, err := rs.store.Facts(ctx, sync.FactCustomer, scope, sync.Epoch, sync.Epoch.Add(time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("sync.Unvisited: %w", err)
+		return nil, fmt.Errorf("report.Unvisited: %w", err)
 	}
-	cutoff := e.now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
+	cutoff := rs.now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
 	out := []UnvisitedCustomer{}
 	for _, c := range customers {
-		last, err := e.store.LatestFact(ctx, FactVisit, c.Customer)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("sync.Unvisited: %w", err)
+		last, err := rs.store.LatestFact(ctx, sync.FactVisit, c.Customer)
+		if err != nil && !errors.Is(err, sync.ErrNotFound) {
+			return nil, fmt.Errorf("report.Unvisited: %w", err)
 		}
 		u := UnvisitedCustomer{CustomerID: c.Customer, Name: c.Label, Grade: c.Grade, TerritoryID: c.Territory}
 		if last != nil {
@@ -319,18 +284,18 @@ type DeviceRow struct {
 
 // Devices reports when each device of the users p oversees (the reps of
 // its territories; everyone, for an admin) last pushed and pulled.
-func (e *Engine) Devices(ctx context.Context, p schema.Principal, territory string) ([]DeviceRow, error) {
-	scope, err := ReportScope(p, territory)
+func (rs *Reports) Devices(ctx context.Context, p schema.Principal, territory string) ([]DeviceRow, error) {
+	scope, err := Scope(p, territory)
 	if err != nil {
 		return nil, err
 	}
-	users, err := e.store.Users(ctx)
+	users, err := rs.store.Users(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sync.Devices: %w", err)
+		return nil, fmt.Errorf("report.Devices: %w", err)
 	}
-	syncs, err := e.store.DeviceSyncs(ctx)
+	syncs, err := rs.store.DeviceSyncs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sync.Devices: %w", err)
+		return nil, fmt.Errorf("report.Devices: %w", err)
 	}
 	byUser := map[string][]DeviceSync{}
 	for _, d := range syncs {

@@ -1,4 +1,4 @@
-package sync_test
+package report_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // through the engine first. The baseline reads the same month's visit and
 // stop rows straight from SQLite, as the least any report must do:
 //
-//	go test -run '^$' -bench CoverageMonth -benchtime 5x ./sync/
+//	go test -run '^$' -bench CoverageMonth -benchtime 5x ./sync/report/
 func BenchmarkCoverageMonth(b *testing.B) {
 	reps, stopsPerDay, visitedPerDay, days := 200, 20, 18, 30
 	if testing.Short() {
@@ -29,67 +29,49 @@ func BenchmarkCoverageMonth(b *testing.B) {
 	e.now = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 	start := time.Now()
-	push := func(p schema.Principal, muts []json.RawMessage) {
-		for len(muts) > 0 {
-			n := min(len(muts), 500)
-			resp, err := e.eng.Push(ctx, p, &schema.PushRequest{Mutations: muts[:n]})
-			require.NoError(b, err)
-			for _, r := range resp.Results {
-				if r.Status != schema.PushApplied {
-					b.Fatalf("%+v", r)
-				}
-			}
-			muts = muts[n:]
-		}
-	}
 	var setup []json.RawMessage
 	for t := range 10 {
-		setup = append(setup, up(schema.Territories, fmt.Sprintf("t-%d", t), 0, territory("T")).withID(-1-t).raw())
+		setup = append(setup, e.upsert(schema.Territories, fmt.Sprintf("t-%d", t), map[string]any{"name": "T", "region": "EU"}))
 	}
-	setup = append(setup, up(schema.Products, "p-1", 0, map[string]any{"sku": "S", "name": "N", "unit": "u", "price": 100, "active": true}).withID(-100).raw())
-	push(e.users["admin"], setup)
-	n := 0
-	next := func() int { n++; return n }
+	setup = append(setup, e.upsert(schema.Products, "p-1", map[string]any{"sku": "S", "name": "N", "unit": "u", "price": 100, "active": true}))
+	e.ok("admin", setup...)
 	for r := range reps {
 		name := fmt.Sprintf("r%03d", r)
-		e.addUser(name, schema.RoleRep, "", fmt.Sprintf("t-%d", r%10))
+		e.addUser(name, schema.RoleRep, fmt.Sprintf("t-%d", r%10))
 		var muts []json.RawMessage
 		for c := range stopsPerDay {
-			muts = append(muts, up(schema.Customers, fmt.Sprintf("c-%s-%d", name, c), 0, customer(fmt.Sprintf("t-%d", r%10), "B")).withID(next()).raw())
+			muts = append(muts, e.upsert(schema.Customers, fmt.Sprintf("c-%s-%d", name, c), customer(fmt.Sprintf("t-%d", r%10), "B")))
 		}
-		push(e.users["admin"], muts)
+		e.ok("admin", muts...)
 		muts = muts[:0]
 		for d := range days {
 			for c := range visitedPerDay {
 				at := time.Date(2026, 11, d+1, 8, c*20, 0, 0, time.UTC)
-				v := visit(fmt.Sprintf("c-%s-%d", name, c), 52.52, 13.405)
-				v["check_in"].(map[string]any)["at"] = at.Format(time.RFC3339)
-				v["check_out"] = map[string]any{"at": at.Add(15 * time.Minute).Format(time.RFC3339), "lat": 52.52, "lng": 13.405}
 				vid := fmt.Sprintf("v-%s-%d-%d", name, d, c)
-				muts = append(muts, up(schema.Visits, vid, 0, v).withID(next()).raw())
+				muts = append(muts, e.upsert(schema.Visits, vid, visit(fmt.Sprintf("c-%s-%d", name, c), at)))
 				if c%3 == 0 {
-					muts = append(muts, up(schema.Orders, "o-"+vid, 0, map[string]any{"customer_id": fmt.Sprintf("c-%s-%d", name, c),
-						"visit_id": vid, "status": "draft", "lines": []any{map[string]any{"product_id": "p-1", "quantity": 1, "unit_price": 100}}}).withID(next()).raw())
+					muts = append(muts, e.upsert(schema.Orders, "o-"+vid, map[string]any{"customer_id": fmt.Sprintf("c-%s-%d", name, c),
+						"visit_id": vid, "status": "draft", "lines": []any{map[string]any{"product_id": "p-1", "quantity": 1, "unit_price": 100}}}))
 				}
 			}
 		}
-		push(e.users[name], muts)
+		e.ok(name, muts...)
 		muts = muts[:0]
 		for d := range days {
 			var stops []any
 			for c := range stopsPerDay {
 				stops = append(stops, map[string]any{"customer_id": fmt.Sprintf("c-%s-%d", name, c), "position": c, "status": "planned"})
 			}
-			muts = append(muts, up(schema.RoutePlans, fmt.Sprintf("rp-%s-%d", name, d), 0,
-				map[string]any{"rep_id": "u-" + name, "date": fmt.Sprintf("2026-11-%02d", d+1), "stops": stops}).withID(next()).raw())
+			muts = append(muts, e.upsert(schema.RoutePlans, fmt.Sprintf("rp-%s-%d", name, d),
+				map[string]any{"rep_id": "u-" + name, "date": fmt.Sprintf("2026-11-%02d", d+1), "stops": stops}))
 		}
-		push(e.users["admin"], muts)
+		e.ok("admin", muts...)
 	}
 	b.Logf("set up %d reps, %d stops, %d visits in %s", reps, reps*stopsPerDay*days, reps*visitedPerDay*days, time.Since(start).Round(time.Second))
 
 	b.Run("coverage", func(b *testing.B) {
 		for range b.N {
-			report, err := e.eng.Coverage(ctx, e.users["admin"], "2026-11-01", "2026-11-30", "", time.UTC)
+			report, err := e.reports.Coverage(ctx, e.users["admin"], "2026-11-01", "2026-11-30", "", time.UTC)
 			require.NoError(b, err)
 			if report.Totals.PlannedStops != reps*stopsPerDay*days || report.Totals.VisitedStops != reps*visitedPerDay*days {
 				b.Fatalf("totals %+v", report.Totals)
