@@ -34,7 +34,7 @@ they are what collStats reports. It reads every page: on a large store it
 takes as long as reading the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, con, &cfg, func(ctx context.Context, store sync.Store) error {
+			return withStore(cmd, con, &cfg, func(ctx context.Context, store recordStore) error {
 				s, ok := store.(sizer)
 				if !ok {
 					return fmt.Errorf("the %T record store cannot report its sizes", store)

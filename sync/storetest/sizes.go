@@ -30,7 +30,7 @@ func sizeOf(t *testing.T, s sizer, name string) sync.TableSize {
 	return sync.TableSize{}
 }
 
-func testSizes(t *testing.T, st sync.Store) {
+func testSizes(t *testing.T, st Store) {
 	s, ok := st.(sizer)
 	require.True(t, ok, "%T has no Sizes method", st)
 	before := sizeOf(t, s, "records")
