@@ -77,6 +77,7 @@ var accessRules = map[Role]map[Collection]Rule{
 		Visits:      {Read: ScopeOwn, Create: ScopeOwn, Update: ScopeOwn},
 		Orders:      {Read: ScopeOwn, Create: ScopeOwn, Update: ScopeOwn},
 		Photos:      {Read: ScopeOwn, Create: ScopeOwn},
+		Targets:     {Read: ScopeOwn},
 	},
 	RoleManager: {
 		Territories: {Read: ScopeTerritory},
@@ -87,6 +88,7 @@ var accessRules = map[Role]map[Collection]Rule{
 		Visits:      {Read: ScopeTerritory},
 		Orders:      {Read: ScopeTerritory, Update: ScopeTerritory},
 		Photos:      {Read: ScopeTerritory},
+		Targets:     ownTerritory,
 	},
 	RoleDistributor: {
 		Customers:  {Read: ScopeDistributor},
@@ -96,7 +98,7 @@ var accessRules = map[Role]map[Collection]Rule{
 	},
 	RoleAdmin: {
 		Territories: adminRule, Customers: adminRule, Products: adminRule, PriceLists: adminRule,
-		RoutePlans: adminRule, Visits: adminRule, Orders: adminRule, Photos: adminRule,
+		RoutePlans: adminRule, Visits: adminRule, Orders: adminRule, Photos: adminRule, Targets: adminRule,
 	},
 }
 
@@ -110,10 +112,11 @@ type Facts struct {
 	// Territories the record belongs to: a territory itself; a customer's
 	// territory; a visit's, order's or photo's customer's territory; the
 	// territories of a route plan's rep when it was written; the
-	// territories of a price list's customers.
+	// territories of a price list's customers; the territories of a
+	// target's rep when it was written.
 	Territories []string
 	// Owner is the user who owns the record: the rep of a visit, photo or
-	// route plan, the user who placed an order.
+	// route plan or target, the user who placed an order.
 	Owner string
 	// Distributor is the distributor the record is for: the one serving a
 	// customer, the one a price list is for, the one whose user placed an

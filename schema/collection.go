@@ -5,7 +5,7 @@ import "slices"
 // Collection names a kind of synced record.
 type Collection string
 
-// The eight synced collections.
+// The synced collections.
 const (
 	Territories Collection = "territories"
 	Customers   Collection = "customers"
@@ -15,17 +15,18 @@ const (
 	Visits      Collection = "visits"
 	Orders      Collection = "orders"
 	Photos      Collection = "photos"
+	Targets     Collection = "targets"
 )
 
 // collections lists every collection, in the order a client should apply
 // them so that references point at records it already has.
-var collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos}
+var collections = []Collection{Territories, Customers, Products, PriceLists, RoutePlans, Visits, Orders, Photos, Targets}
 
 // Collections lists every collection, in the order a client should apply
 // them so that references point at records it already has; a copy.
 func Collections() []Collection { return slices.Clone(collections) }
 
-// Valid reports whether c is one of the eight collections.
+// Valid reports whether c is one of the synced collections.
 func (c Collection) Valid() bool {
 	for _, k := range collections {
 		if c == k {

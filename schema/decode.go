@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Record is a decoded record of one of the eight collections.
+// Record is a decoded record of one of the synced collections.
 type Record interface {
 	// Validate returns nil or a validation error listing every problem.
 	Validate() error
@@ -42,6 +42,8 @@ func New(c Collection) (Record, error) {
 		return new(Order), nil
 	case Photos:
 		return new(Photo), nil
+	case Targets:
+		return new(Target), nil
 	}
 	return nil, validationError([]Problem{{
 		Field:   "collection",

@@ -23,6 +23,7 @@ func TestNew(t *testing.T) {
 		{Visits, &Visit{}},
 		{Orders, &Order{}},
 		{Photos, &Photo{}},
+		{Targets, &Target{}},
 	}
 	require.Len(t, tests, len(Collections()), "one case per collection")
 	for _, tt := range tests {
@@ -73,10 +74,13 @@ var roundTrips = map[Collection]string{
 		{"product_id":"p-1","quantity":3,"unit_price":1299,"discount":100},
 		{"product_id":"p-2","quantity":1,"unit_price":0}],
 		"status":"submitted","requested_delivery_date":"2026-11-25","payment_due_date":"2026-12-25",
-		"notes":"ring twice","placed_by":"u-3","total":3797,"distributor_id":"d-1"}`,
+		"notes":"ring twice","placed_by":"u-3","total":3797,"distributor_id":"d-1",
+		"submitted_at":"2026-11-23T08:30:00Z","hold_reason":{"code":"credit_limit_exceeded","message":"over",
+		"credit_limit":1000,"open_balance":500,"open_orders":0,"order_total":3797,"exposure":4297,"over":3297}}`,
 	Photos: `{"visit_id":"v-1","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 		"content_type":"image/heic","size":2097152,"taken_at":"2026-11-23T08:05:00Z",
 		"lat":52.52,"lng":13.405,"uploaded":true,"rep_id":"u-3"}`,
+	Targets: `{"rep_id":"u-3","month":"2027-01","order_amount":1500000,"visits":120,"locked":true}`,
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
@@ -351,7 +355,7 @@ func TestDecodeReportsEveryProblem(t *testing.T) {
 		Problem{Field: "customer_id", Code: ProblemBadFormat, Message: "customer_id must be an id of 1 to 128 letters, digits and . _ : -"},
 		Problem{Field: "lines[0].quantity", Code: ProblemOutOfRange, Message: "lines[0].quantity must be at least 1"},
 		Problem{Field: "lines[1].product_id", Code: ProblemRequired, Message: "lines[1].product_id is required"},
-		Problem{Field: "status", Code: ProblemInvalidValue, Message: "status must be one of draft, submitted, confirmed, shipped, delivered, cancelled"},
+		Problem{Field: "status", Code: ProblemInvalidValue, Message: "status must be one of draft, submitted, credit_hold, confirmed, shipped, delivered, cancelled"},
 		Problem{Field: "requested_delivery_date", Code: ProblemBadFormat, Message: "requested_delivery_date must be a date YYYY-MM-DD"},
 	)
 	assert.Equal(t, "lines[0].unit_price must be an integer (money is in minor units) (and 8 more problems)", AsError(err).Message)

@@ -1,4 +1,4 @@
-// Package schema is the fieldsync domain: the eight synced record types and
+// Package schema is the fieldsync domain: the synced record types and
 // their validation, the roles and the rules of who may read and write what,
 // and the one error type whose stable codes clients see.
 //

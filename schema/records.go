@@ -191,18 +191,21 @@ type Visit struct {
 }
 
 // The statuses of an order: draft → submitted → confirmed → shipped →
-// delivered, or cancelled.
+// delivered, or cancelled. A submission that takes the customer past its
+// credit limit goes to credit_hold instead of submitted (the server's
+// move), from where a manager confirms or cancels it.
 const (
-	OrderDraft     = "draft"
-	OrderSubmitted = "submitted"
-	OrderConfirmed = "confirmed"
-	OrderShipped   = "shipped"
-	OrderDelivered = "delivered"
-	OrderCancelled = "cancelled"
+	OrderDraft      = "draft"
+	OrderSubmitted  = "submitted"
+	OrderConfirmed  = "confirmed"
+	OrderShipped    = "shipped"
+	OrderDelivered  = "delivered"
+	OrderCancelled  = "cancelled"
+	OrderCreditHold = "credit_hold"
 )
 
 // orderStatuses lists every order status.
-var orderStatuses = []string{OrderDraft, OrderSubmitted, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled}
+var orderStatuses = []string{OrderDraft, OrderSubmitted, OrderCreditHold, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled}
 
 // OrderStatuses lists every order status; a copy.
 func OrderStatuses() []string { return slices.Clone(orderStatuses) }
@@ -241,6 +244,48 @@ type Order struct {
 	Total int64 `json:"total" schema:"money"`
 	// DistributorID is the distributor the order goes to, if any; server-owned.
 	DistributorID string `json:"distributor_id,omitempty"`
+	// SubmittedAt is when the server accepted the order's submission;
+	// server-owned.
+	SubmittedAt *time.Time `json:"submitted_at,omitempty"`
+	// HoldReason says why the order is on credit hold, with the numbers;
+	// server-owned, kept after the hold is released.
+	HoldReason *HoldReason `json:"hold_reason,omitempty"`
+}
+
+// HoldReason is why an order went on credit hold: the customer's exposure
+// with the order would pass its credit limit. Amounts in minor units.
+type HoldReason struct {
+	// Code is CodeCreditLimitExceeded.
+	Code string `json:"code"`
+	// Message says the same in words.
+	Message string `json:"message"`
+	// CreditLimit is the customer's credit limit.
+	CreditLimit int64 `json:"credit_limit" schema:"money"`
+	// OpenBalance is what the customer owed.
+	OpenBalance int64 `json:"open_balance" schema:"money"`
+	// OpenOrders is the total of the customer's other orders submitted, on
+	// hold, confirmed or shipped and not yet delivered.
+	OpenOrders int64 `json:"open_orders" schema:"money"`
+	// OrderTotal is this order's total.
+	OrderTotal int64 `json:"order_total" schema:"money"`
+	// Exposure is OpenBalance + OpenOrders + OrderTotal.
+	Exposure int64 `json:"exposure" schema:"money"`
+	// Over is by how much Exposure passes CreditLimit.
+	Over int64 `json:"over" schema:"money"`
+}
+
+// Target is a rep's sales target for one month.
+type Target struct {
+	// RepID is the rep the target is for; required.
+	RepID string `json:"rep_id"`
+	// Month is the month, YYYY-MM; required.
+	Month string `json:"month"`
+	// OrderAmount is the order amount to reach, in minor units; at least 0.
+	OrderAmount int64 `json:"order_amount" schema:"money"`
+	// Visits is the number of visits to make; at least 0.
+	Visits int64 `json:"visits"`
+	// Locked targets change only by an admin.
+	Locked bool `json:"locked"`
 }
 
 // photoContentTypes lists the content types a photo may have.

@@ -445,6 +445,24 @@ func (o *Order) check(v validator) {
 }
 
 // Validate returns nil or a validation error listing every problem.
+func (t *Target) Validate() error { return validate(t) }
+
+func (t *Target) check(v validator) {
+	v.id("rep_id", t.RepID)
+	if v.required("month", t.Month) {
+		v.format("month", t.Month, ValidMonth, "a month YYYY-MM")
+	}
+	v.atLeast("order_amount", t.OrderAmount, 0)
+	v.atLeast("visits", t.Visits, 0)
+}
+
+// ValidMonth reports whether s is a month, YYYY-MM.
+func ValidMonth(s string) bool {
+	_, err := time.Parse("2006-01", s)
+	return err == nil && len(s) == 7
+}
+
+// Validate returns nil or a validation error listing every problem.
 // Server-owned fields are not checked.
 func (p *Photo) Validate() error { return validate(p) }
 

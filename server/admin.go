@@ -46,7 +46,7 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.CreateUser(c.UserContext(), u)
+	err = s.store.CreateUser(c.UserContext(), u, sync.UserAudit(*principal(c), nil, u, u.CreatedAt))
 	if errors.Is(err, sync.ErrExists) {
 		return schema.FieldErrorf(schema.CodeConflict, "username", "username %q is taken", u.Username)
 	}
@@ -146,6 +146,7 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	before := *u
 	if req.Role != nil {
 		u.Role = *req.Role
 	}
@@ -178,7 +179,7 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	now := s.now().UTC()
 	u.UpdatedAt = now
 	ctx := c.UserContext()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
+	if err := s.store.UpdateUser(ctx, u, sync.UserAudit(*principal(c), &before, u, now)); err != nil {
 		return err
 	}
 	if endLogins {
@@ -235,7 +236,8 @@ func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password s
 	if err != nil {
 		return false, fmt.Errorf("first admin: %w", err)
 	}
-	err = store.CreateUser(ctx, u)
+	// The first admin is made by the system, not by a user: no user_id.
+	err = store.CreateUser(ctx, u, sync.UserAudit(schema.Principal{}, nil, u, now))
 	if errors.Is(err, sync.ErrExists) {
 		return false, nil
 	}

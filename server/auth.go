@@ -77,7 +77,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return err
 	}
 	if u == nil || !match || !u.Active {
-		n, _, err := s.store.NoteLoginFailure(ctx, key, now, s.cfg.LoginFailureWindow)
+		userID := ""
+		if u != nil {
+			userID = u.ID
+		}
+		n, _, err := s.store.NoteLoginFailure(ctx, key, now, s.cfg.LoginFailureWindow,
+			sync.LoginAudit(sync.AuditLoginFailed, userID, req.DeviceID, "", now))
 		if err != nil {
 			return err
 		}
@@ -90,7 +95,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		}
 	}
 	l := &sync.Login{ID: uuid.NewString(), UserID: u.ID, DeviceID: req.DeviceID, Generation: 1, CreatedAt: now.UTC()}
-	if err := s.store.CreateLogin(ctx, l); err != nil {
+	if err := s.store.CreateLogin(ctx, l, sync.LoginAudit(sync.AuditLogin, u.ID, l.DeviceID, l.ID, now)); err != nil {
 		return err
 	}
 	s.log.Info("login", slog.String("user_id", u.ID), slog.String("login_id", l.ID))
@@ -177,7 +182,8 @@ func (s *Server) issue(c *fiber.Ctx, u *schema.User, l *sync.Login) error {
 // logout revokes the caller's login.
 func (s *Server) logout(c *fiber.Ctx) error {
 	p := principal(c)
-	if err := s.store.RevokeLogin(c.UserContext(), p.LoginID, s.now().UTC()); err != nil {
+	now := s.now().UTC()
+	if err := s.store.RevokeLogin(c.UserContext(), p.LoginID, now, sync.LoginAudit(sync.AuditLogout, p.UserID, p.DeviceID, p.LoginID, now)); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -47,7 +47,8 @@ func checkFraming(c *fiber.Ctx) error {
 // streamsBody reports whether a request's handler reads the body stream
 // itself.
 func streamsBody(c *fiber.Ctx) bool {
-	return c.Method() == fiber.MethodPut && strings.HasPrefix(c.Path(), "/v1/media/")
+	return (c.Method() == fiber.MethodPut && strings.HasPrefix(c.Path(), "/v1/media/")) ||
+		(c.Method() == fiber.MethodPost && strings.HasPrefix(c.Path(), "/v1/admin/import/"))
 }
 
 // readBody makes the whole body of a request available to c.Body(),

@@ -63,6 +63,9 @@ type Config struct {
 	// BodyLimit is the largest request body read, in bytes; default 8 MiB
 	// or MaxPushBytes, whichever is larger.
 	BodyLimit int
+	// ImportLimit is the largest CSV file an import streams, in bytes;
+	// default 1 GiB.
+	ImportLimit int64
 	// StreamPoll is how often the server's watcher of the change feed
 	// polls the store for live streams; default 500 ms.
 	StreamPoll time.Duration
@@ -155,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ImportLimit <= 0 {
+		cfg.ImportLimit = 1 << 30
+	}
 	if cfg.StreamHeartbeat <= 0 {
 		cfg.StreamHeartbeat = defaultHeartbeat
 	}
@@ -237,6 +243,7 @@ func (s *Server) routes(origins []string) {
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
 	v1.Get("/media/:sha256", s.authenticate, s.getPhoto)
+	s.planRoutes(v1)
 	reports := v1.Group("/reports", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin))
 	reports.Get("/coverage", s.coverage)
 	reports.Get("/unvisited", s.unvisited)

@@ -21,7 +21,7 @@ type Store interface {
 	// UpdateUser replaces a user's role, territories, distributor,
 	// password hash, active flag and UpdatedAt; sync.ErrNotFound when
 	// missing.
-	UpdateUser(ctx context.Context, u *schema.User) error
+	UpdateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error
 	// User returns a user by id; sync.ErrNotFound when missing.
 	User(ctx context.Context, id string) (*schema.User, error)
 	// UserByName returns a user by username; sync.ErrNotFound when missing.
@@ -30,21 +30,21 @@ type Store interface {
 	ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.User, error)
 
 	// CreateLogin stores a new login.
-	CreateLogin(ctx context.Context, l *sync.Login) error
+	CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.AuditEntry) error
 	// Login returns a login by id; sync.ErrNotFound when missing.
 	Login(ctx context.Context, id string) (*sync.Login, error)
 	// AdvanceLogin moves a good login from generation from to from+1;
 	// sync.ErrStale when the login is revoked or no longer at from.
 	AdvanceLogin(ctx context.Context, id string, from int64) error
 	// RevokeLogin revokes one login (no error if already revoked).
-	RevokeLogin(ctx context.Context, id string, at time.Time) error
+	RevokeLogin(ctx context.Context, id string, at time.Time, audit ...sync.AuditEntry) error
 	// RevokeUserLogins revokes every login of a user.
 	RevokeUserLogins(ctx context.Context, userID string, at time.Time) error
 
 	// NoteLoginFailure counts a failed login for username within a window
 	// that starts at the first failure and lasts window, and returns the
 	// count and when the window ends.
-	NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration) (int, time.Time, error)
+	NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration, audit ...sync.AuditEntry) (int, time.Time, error)
 	// LoginFailures returns the failures counted for username in the
 	// window open at now, and when it ends.
 	LoginFailures(ctx context.Context, username string, now time.Time) (int, time.Time, error)
@@ -57,7 +57,7 @@ type Store interface {
 type FirstUserStore interface {
 	// CreateUser stores a new user; sync.ErrExists when the username is
 	// taken.
-	CreateUser(ctx context.Context, u *schema.User) error
+	CreateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error
 	// CountUsers returns how many users exist.
 	CountUsers(ctx context.Context) (int, error)
 }

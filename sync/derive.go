@@ -37,6 +37,8 @@ type writer struct {
 	// arriving): references that have since gone are tolerated, and the
 	// caller's scope is not asked.
 	rederive bool
+	// merging is set while a merge writes, for the audit trail.
+	merging bool
 	// decoded keeps the records references decoded, by collection/id, at
 	// the version decoded, so that a push naming the same product on
 	// every line decodes it once.
@@ -124,13 +126,17 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 	switch r := rec.(type) {
 	case *schema.Territory:
 		d.facts.Territories = []string{id}
+		d.refs = []string{naturalRef(c, r.Name)}
 	case *schema.Customer:
 		if _, _, err := w.reference(ctx, schema.Territories, r.TerritoryID, "territory_id"); err != nil {
 			return nil, err
 		}
 		d.facts = schema.Facts{Territories: []string{r.TerritoryID}, Distributor: r.DistributorID}
-		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch}}
+		d.refs = []string{naturalRef(c, r.Code)}
+		d.report = []Fact{{Kind: FactCustomer, Customer: id, Territory: r.TerritoryID, Label: r.Name, Grade: r.Grade, At: Epoch,
+			Amount: r.CreditLimit, Balance: r.OpenBalance}}
 	case *schema.Product:
+		d.refs = []string{naturalRef(c, r.SKU)}
 	case *schema.PriceList:
 		for i, cid := range r.CustomerIDs {
 			cust, _, err := w.reference(ctx, schema.Customers, cid, fmt.Sprintf("customer_ids[%d]", i))
@@ -141,6 +147,7 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			d.refs = append(d.refs, "customer:"+cid)
 		}
 		d.facts.Distributor = r.DistributorID
+		d.refs = append(d.refs, naturalRef(c, r.Name))
 		if r.DistributorID != "" {
 			d.refs = append(d.refs, "distributor:"+r.DistributorID)
 		}
@@ -162,11 +169,15 @@ func (w *writer) derive(ctx context.Context, c schema.Collection, id string, rec
 			return nil, err
 		}
 	case *schema.Order:
-		if err := w.deriveOrder(ctx, r, prev, d); err != nil {
+		if err := w.deriveOrder(ctx, id, r, prev, d); err != nil {
 			return nil, err
 		}
 	case *schema.Photo:
 		if err := w.derivePhoto(ctx, id, r, prev, d); err != nil {
+			return nil, err
+		}
+	case *schema.Target:
+		if err := w.deriveTarget(ctx, r, prev, d); err != nil {
 			return nil, err
 		}
 	default:
@@ -247,7 +258,7 @@ func (w *writer) deriveVisit(ctx context.Context, id string, v *schema.Visit, pr
 	return nil
 }
 
-func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.Record, d *derived) error {
+func (w *writer) deriveOrder(ctx context.Context, id string, o *schema.Order, prev schema.Record, d *derived) error {
 	custRec, c, err := w.reference(ctx, schema.Customers, o.CustomerID, "customer_id")
 	if err != nil {
 		return err
@@ -268,7 +279,9 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	if prev != nil {
 		was = prev.(*schema.Order)
 		o.PlacedBy, o.DistributorID = was.PlacedBy, was.DistributorID
+		o.SubmittedAt, o.HoldReason = was.SubmittedAt, was.HoldReason
 	} else {
+		o.SubmittedAt, o.HoldReason = nil, nil
 		o.PlacedBy, o.DistributorID = w.p.UserID, ""
 		if w.p.Role == schema.RoleDistributor {
 			o.DistributorID = w.p.DistributorID
@@ -292,7 +305,9 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	o.Total = total
 	submitting := o.Status == schema.OrderSubmitted && (was == nil || was.Status == schema.OrderDraft)
 	if !w.rederive && submitting {
-		if err := checkCredit(o, c.(*schema.Customer)); err != nil {
+		now := w.e.now().UTC()
+		o.SubmittedAt = &now
+		if err := w.holdOverCredit(ctx, id, o, c.(*schema.Customer)); err != nil {
 			return err
 		}
 	}
@@ -303,6 +318,7 @@ func (w *writer) deriveOrder(ctx context.Context, o *schema.Order, prev schema.R
 	}
 	d.report = []Fact{{Kind: FactOrder, Rep: o.PlacedBy, Customer: o.CustomerID, Territory: first(territoriesOf(custRec)),
 		Visit: o.VisitID, At: at, Flag: counted}}
+	d.report = append(d.report, saleFacts(o, first(territoriesOf(custRec)))...)
 	d.refs = []string{"customer:" + o.CustomerID}
 	if o.VisitID != "" {
 		d.refs = append(d.refs, "visit:"+o.VisitID)

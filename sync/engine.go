@@ -51,6 +51,8 @@ type Config struct {
 	// Location is the time zone in which a visit's check-in falls on a
 	// route plan's date; default UTC.
 	Location *time.Location
+	// AuditRetention is how long audit entries are kept; default 400 days.
+	AuditRetention time.Duration
 }
 
 // Engine runs push and pull. It keeps no state of its own between calls,
@@ -69,6 +71,8 @@ type Engine struct {
 	futureSkew   time.Duration
 	location     *time.Location
 	notes        deviceNotes
+
+	auditRetention time.Duration
 }
 
 // New builds an Engine.
@@ -88,6 +92,8 @@ func New(cfg Config) (*Engine, error) {
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),
 		geofenceM:    orDefault(cfg.GeofenceM, 200),
 		futureSkew:   orDefault(cfg.FutureSkew, 24*time.Hour),
+
+		auditRetention: orDefault(cfg.AuditRetention, 400*24*time.Hour),
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -123,8 +129,8 @@ func (e *Engine) SweepAnswers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunSweeper sweeps old answers every interval until ctx ends. Running it
-// on several instances at once is harmless.
+// RunSweeper sweeps old answers and audit entries every interval until
+// ctx ends. Running it on several instances at once is harmless.
 func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -135,6 +141,13 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 			e.log.Error("sweeping answers", slog.Any("err", err))
 		case n > 0:
 			e.log.Info("swept answers", slog.Int("removed", n))
+		}
+		n, err = e.SweepAudit(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error("sweeping audit entries", slog.Any("err", err))
+		case n > 0:
+			e.log.Info("swept audit entries", slog.Int("removed", n))
 		}
 		select {
 		case <-ctx.Done():

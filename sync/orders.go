@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -19,23 +18,26 @@ var orderMoves = map[schema.Role]map[string][]string{
 	schema.RoleRep:         ownOrderMoves,
 	schema.RoleDistributor: ownOrderMoves,
 	schema.RoleManager: {
-		schema.OrderSubmitted: {schema.OrderConfirmed, schema.OrderCancelled},
-		schema.OrderConfirmed: {schema.OrderShipped, schema.OrderCancelled},
-		schema.OrderShipped:   {schema.OrderDelivered},
+		schema.OrderSubmitted:  {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderCreditHold: {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderConfirmed:  {schema.OrderShipped, schema.OrderCancelled},
+		schema.OrderShipped:    {schema.OrderDelivered},
 	},
 	schema.RoleAdmin: {
-		"":                    {schema.OrderDraft, schema.OrderSubmitted},
-		schema.OrderDraft:     {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
-		schema.OrderSubmitted: {schema.OrderConfirmed, schema.OrderCancelled},
-		schema.OrderConfirmed: {schema.OrderShipped, schema.OrderCancelled},
-		schema.OrderShipped:   {schema.OrderDelivered},
+		"":                     {schema.OrderDraft, schema.OrderSubmitted},
+		schema.OrderDraft:      {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
+		schema.OrderSubmitted:  {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderCreditHold: {schema.OrderConfirmed, schema.OrderCancelled},
+		schema.OrderConfirmed:  {schema.OrderShipped, schema.OrderCancelled},
+		schema.OrderShipped:    {schema.OrderDelivered},
 	},
 }
 
 var ownOrderMoves = map[string][]string{
-	"":                    {schema.OrderDraft, schema.OrderSubmitted},
-	schema.OrderDraft:     {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
-	schema.OrderSubmitted: {schema.OrderCancelled},
+	"":                     {schema.OrderDraft, schema.OrderSubmitted},
+	schema.OrderDraft:      {schema.OrderDraft, schema.OrderSubmitted, schema.OrderCancelled},
+	schema.OrderSubmitted:  {schema.OrderCancelled},
+	schema.OrderCreditHold: {schema.OrderCancelled},
 }
 
 // checkOrderMove refuses a status change the caller's role may not make,
@@ -65,6 +67,7 @@ func (w *writer) checkOrderMove(prev, next *schema.Order) error {
 func orderTerms(o *schema.Order) []byte {
 	terms := *o
 	terms.Status, terms.Total, terms.PlacedBy, terms.DistributorID = "", 0, "", ""
+	terms.SubmittedAt, terms.HoldReason = nil, nil
 	b, _ := json.Marshal(terms)
 	return b
 }
@@ -184,20 +187,3 @@ func (l *pricedList) tierPrice(productID string, quantity int64) (int64, bool) {
 	}
 	return best.Price, found
 }
-
-// checkCredit refuses to submit an order that would take the customer's
-// open balance past its credit limit. A credit limit of 0 means none is
-// set.
-func checkCredit(o *schema.Order, cust *schema.Customer) error {
-	if cust.CreditLimit <= 0 {
-		return nil
-	}
-	if after := cust.OpenBalance + o.Total; after > cust.CreditLimit {
-		return rejection(schema.CodeCreditLimitExceeded, "total",
-			"open balance %s + this order %s = %s is above the credit limit %s by %s (amounts in minor units)",
-			minor(cust.OpenBalance), minor(o.Total), minor(after), minor(cust.CreditLimit), minor(after-cust.CreditLimit))
-	}
-	return nil
-}
-
-func minor(v int64) string { return strconv.FormatInt(v, 10) }

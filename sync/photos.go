@@ -118,6 +118,9 @@ func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 	next.Tokens, next.Facts = schema.RecordTokens(schema.Photos, d.facts), d.report
 	next.History = w.history(schema.Photos, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
+	if err := w.audit(AuditUpdate, r, &next); err != nil {
+		return err
+	}
 	return w.tx.Put(ctx, &next, r.Version)
 }
 

@@ -381,7 +381,9 @@ func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record
 	if err != nil {
 		return conflict(cur, true) // each side valid, together not
 	}
+	w.merging = true
 	written, res, err := w.write(ctx, m, schema.OpUpdate, mergedRec, cur)
+	w.merging = false
 	if err != nil || res.Status != schema.PushApplied {
 		return res, err
 	}
@@ -454,6 +456,13 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 		Tokens: schema.RecordTokens(m.Collection, d.facts), Refs: d.refs, Facts: d.report,
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, d.data)
+	action := map[bool]string{true: AuditCreate, false: AuditUpdate}[op == schema.OpCreate]
+	if w.merging {
+		action = AuditMerge
+	}
+	if err := w.audit(action, cur, next); err != nil {
+		return nil, schema.PushResult{}, err
+	}
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return nil, schema.PushResult{}, err
 	}
@@ -522,6 +531,9 @@ func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, vis
 		Refs: slices.DeleteFunc(slices.Clone(cur.Refs), isOpenVisitRef),
 	}
 	next.History = w.history(m.Collection, cur, Revision{Version: next.Version, MutationID: m.MutationID, UserID: w.p.UserID}, nil)
+	if err := w.audit(AuditDelete, cur, next); err != nil {
+		return schema.PushResult{}, err
+	}
 	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
 		return schema.PushResult{}, err
 	}

@@ -34,15 +34,25 @@ type Record struct {
 	History []Revision
 	// Facts are what reports read of the record (none for a deleted one).
 	Facts []Fact
+	// Audit holds the audit entries of the record's latest writes, oldest
+	// first, the current write's last when it made a new version. A store
+	// writes them in the same write as the record — in its transaction,
+	// or inside its document — so that no change is ever kept without its
+	// entry nor an entry without its change; it may keep none of them
+	// with the record once they are in its audit trail.
+	Audit []AuditEntry
 }
 
 // Fact kinds.
 const (
-	FactVisit    = "visit"    // one per visit
-	FactOpen     = "open"     // one per visit with no check-out, beside its visit fact
-	FactStop     = "stop"     // one per planned stop of a route plan
-	FactOrder    = "order"    // one per order
-	FactCustomer = "customer" // one per customer
+	FactVisit     = "visit"      // one per visit
+	FactOpen      = "open"       // one per visit with no check-out, beside its visit fact
+	FactStop      = "stop"       // one per planned stop of a route plan
+	FactOrder     = "order"      // one per order
+	FactCustomer  = "customer"   // one per customer
+	FactSale      = "sale"       // one per order once submitted, at its submission
+	FactOpenOrder = "open_order" // one per order submitted, on hold, confirmed or shipped, at Epoch
+	FactTarget    = "target"     // one per target, at the start of its month in UTC
 )
 
 // Epoch is the At of facts that are about no time, such as a customer's.
@@ -62,6 +72,10 @@ type Fact struct {
 	Day       string    `json:"d,omitempty"` // a stop's plan date
 	At        time.Time `json:"a"`           // a visit's check-in; a stop's date at 00:00 UTC; an order's visit's check-in
 	Flag      int       `json:"f"`           // visit: 1 within the geofence, 0 outside, -1 unknown; order: 1 counted, 0 cancelled
+	Amount    int64     `json:"m,omitempty"` // a sale's order total; a customer's credit limit; a target's order amount
+	Balance   int64     `json:"b,omitempty"` // a customer's open balance
+	Count     int64     `json:"n,omitempty"` // a target's visits
+	Status    string    `json:"s,omitempty"` // a sale's order status
 }
 
 // Revision is one past write of a record: who made it, through which

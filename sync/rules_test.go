@@ -85,42 +85,6 @@ func TestOrderPricing(t *testing.T) {
 	}
 }
 
-func TestCreditLimitOnSubmit(t *testing.T) {
-	e := newEnv(t)
-	e.seed()
-	e.ok("admin",
-		up(schema.Customers, "c-owing", 0, with(customer("t-1", "A"), "credit_limit", 1000, "open_balance", 600)),
-		up(schema.Customers, "c-free", 0, with(customer("t-1", "A"), "credit_limit", 0, "open_balance", 999999)))
-	tests := []struct {
-		name, customer, status string
-		qty                    int
-		code                   string
-	}{
-		{"a draft is not checked", "c-owing", "draft", 10, ""},
-		{"within the limit", "c-owing", "submitted", 1, ""},
-		{"exactly at the limit", "c-owing", "submitted", 400 / 250, ""},
-		{"over the limit", "c-owing", "submitted", 2, schema.CodeCreditLimitExceeded},
-		{"no limit set", "c-free", "submitted", 100, ""},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := e.push("rep1", up(schema.Orders, fmt.Sprintf("o-%d", i), 0, order(tt.customer, tt.status, line("p-1", tt.qty, 250))))[0]
-			if tt.code == "" {
-				assert.Equal(t, schema.PushApplied, res.Status, "%+v", res)
-				return
-			}
-			require.Equal(t, schema.PushRejected, res.Status)
-			assert.Equal(t, tt.code, res.Error.Code)
-			assert.Contains(t, res.Error.Message, "open balance 600 + this order 500 = 1100 is above the credit limit 1000 by 100")
-		})
-	}
-	t.Run("submitting a draft is checked", func(t *testing.T) {
-		res := e.push("rep1", up(schema.Orders, "o-0", 1, order("c-owing", "submitted", line("p-1", 10, 250))))[0]
-		require.Equal(t, schema.PushRejected, res.Status)
-		assert.Equal(t, schema.CodeCreditLimitExceeded, res.Error.Code)
-	})
-}
-
 // Every status change by every role.
 func TestOrderTransitions(t *testing.T) {
 	statuses := []string{"draft", "submitted", "confirmed", "shipped", "delivered", "cancelled"}

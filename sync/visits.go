@@ -116,6 +116,9 @@ func (w *writer) markStopDone(ctx context.Context, visit *Record) error {
 		next.Version, next.Data = r.Version+1, data
 		next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 		next.History = w.history(schema.RoutePlans, r, Revision{Version: next.Version, UserID: w.p.UserID}, data)
+		if err := w.audit(AuditUpdate, r, &next); err != nil {
+			return err
+		}
 		if err := w.tx.Put(ctx, &next, r.Version); err != nil {
 			return err
 		}

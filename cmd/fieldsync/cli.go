@@ -43,6 +43,9 @@ takes its value from it when the flag is not given.`,
 		newUserCommand(con),
 		newHealthCommand(con),
 		newStoreSizeCommand(con),
+		newBackupCommand(con),
+		newRestoreCommand(con),
+		newExportCommand(con),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		if strings.Contains(err.Error(), "unknown shorthand flag") {

@@ -65,6 +65,7 @@ type Store struct {
 	records, gone, answers  *mongo.Collection
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
+	audit, meta             *mongo.Collection
 	proofs                  *mongo.Collection
 }
 
@@ -118,6 +119,8 @@ func New(ctx context.Context, client *mongo.Client, database string) (*Store, er
 		seqs:     db.Collection("seqs"),
 		facts:    db.Collection("facts"),
 		devices:  db.Collection("device_syncs"),
+		audit:    db.Collection("audit"),
+		meta:     db.Collection("meta"),
 		proofs:   db.Collection("photo_proofs"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
@@ -150,6 +153,12 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.facts, []string{"kind", "rep", "at"}, nil},
 		{s.facts, []string{"rec", "seq"}, nil},
 		{s.devices, []string{"user", "device"}, nil},
+		{s.audit, []string{"at", "_id"}, nil},
+		{s.users, []string{"audit_at"}, nil},
+		{s.logins, []string{"audit_at"}, nil},
+		{s.failures, []string{"audit_at"}, nil},
+		{s.audit, []string{"coll", "rid", "at"}, nil},
+		{s.audit, []string{"user_id", "at"}, nil},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ascending(ix.keys...), Options: ix.opts}); err != nil {
 			return fmt.Errorf("index %s %v: %w", ix.coll.Name(), ix.keys, err)

@@ -568,6 +568,33 @@ func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
 	}, 40)
 }
 
+// Crashes right after record writes, before their audit entries reached
+// the audit collection, are simulated by deleting from it every entry the
+// record documents still carry (those already dropped from a document
+// were projected before the drop): the sweep restores them from the
+// documents.
+func TestAuditProjectionRebuilt(t *testing.T) {
+	s := MustOpen(t)
+	storetest.TestAuditSurvivesLostProjection(t, s, func(t *testing.T) {
+		ctx := context.Background()
+		cur, err := s.records.Find(ctx, bson.M{})
+		require.NoError(t, err)
+		var docs []recordDoc
+		require.NoError(t, cur.All(ctx, &docs))
+		var keys []string
+		for _, d := range docs {
+			for _, e := range d.Audit {
+				keys = append(keys, e.Key)
+			}
+		}
+		res, err := s.audit.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": keys}})
+		require.NoError(t, err)
+		require.Positive(t, res.DeletedCount)
+		_, err = s.meta.DeleteMany(context.Background(), bson.M{})
+		require.NoError(t, err)
+	})
+}
+
 // TestChangesLoadOnlyThePage reads a page of big records: what the server
 // sends the store (its find and getMore replies) is about the page, not a
 // page's limit of records, and carries no history.

@@ -36,6 +36,9 @@ type recordDoc struct {
 	// Facts are the record's report facts, null when it has none (nil
 	// Facts); the facts collection indexes them (see reports.go).
 	Facts []factDoc `bson:"facts"`
+	// Audit holds the audit entries of the record's latest writes, which
+	// land with the record in its one document write (see audit.go).
+	Audit []auditDoc `bson:"audit,omitempty"`
 }
 
 // revisionDoc is one sync.Revision, its data kept as the JSON text it was.
@@ -85,6 +88,7 @@ func newRecordDoc(r *sync.Record, seq int64) *recordDoc {
 		d.History[i] = revisionDoc{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: string(h.Data)}
 	}
 	d.Facts = newFactDocs(r.Facts)
+	d.Audit = newAuditDocs(r.Audit)
 	return d
 }
 
@@ -104,6 +108,7 @@ func (d *recordDoc) record() *sync.Record {
 		}
 	}
 	r.Facts = facts(d.Facts)
+	r.Audit = auditEntries(d.Audit)
 	return r
 }
 
@@ -183,6 +188,7 @@ type prior struct {
 	version, seq int64
 	tokens       []string
 	facts        []factDoc
+	audit        []auditDoc
 }
 
 // Put writes r if the stored version of the record is prev (0: it must
@@ -205,7 +211,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	case err != nil:
 		return err
 	default:
-		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts}
+		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts, audit: d.Audit}
 	}
 	if was.version != prev {
 		return sync.ErrStale
@@ -244,6 +250,12 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 			return fail(op+": facts", err)
 		}
 	}
+	// Entries leave the record document only once they are in the audit
+	// collection: those this write drops are projected before it.
+	if err := s.project(ctx, droppedAudit(was.audit, doc.Audit)); err != nil {
+		s.takeBack(ctx, doc, seq, nil, refacts)
+		return fail(op+": audit", err)
+	}
 	if len(lost) > 0 {
 		docs := make([]any, len(lost))
 		for i, tok := range lost {
@@ -272,6 +284,10 @@ func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int6
 		return sync.ErrStale
 	}
 	r.Seq = seq
+	// The record and its entries have landed together; the audit
+	// collection shows them from now on (a failure here is made good by
+	// the record's next write or SweepAudit).
+	s.project(ctx, doc.Audit)
 	if refacts && was.seq > 0 {
 		s.unindexFacts(ctx, doc.Key, seq)
 	}

@@ -69,6 +69,10 @@ type factDoc struct {
 	Day       string `bson:"day,omitempty"`
 	At        int64  `bson:"at"`
 	Flag      int    `bson:"flag"`
+	Amount    int64  `bson:"amount,omitempty"`
+	Balance   int64  `bson:"balance,omitempty"`
+	Count     int64  `bson:"count,omitempty"`
+	Status    string `bson:"status,omitempty"`
 }
 
 // factEntry is the entry of one fact in the facts collection, by which
@@ -96,6 +100,7 @@ func newFactDocs(facts []sync.Fact) []factDoc {
 		docs[i] = factDoc{
 			Kind: f.Kind, Rep: f.Rep, Customer: f.Customer, Territory: f.Territory, Visit: f.Visit,
 			Label: f.Label, Grade: f.Grade, Day: f.Day, At: f.At.UnixNano(), Flag: f.Flag,
+			Amount: f.Amount, Balance: f.Balance, Count: f.Count, Status: f.Status,
 		}
 	}
 	return docs
@@ -105,6 +110,7 @@ func (d *factDoc) fact() sync.Fact {
 	return sync.Fact{
 		Kind: d.Kind, Rep: d.Rep, Customer: d.Customer, Territory: d.Territory, Visit: d.Visit,
 		Label: d.Label, Grade: d.Grade, Day: d.Day, At: time.Unix(0, d.At).UTC(), Flag: d.Flag,
+		Amount: d.Amount, Balance: d.Balance, Count: d.Count, Status: d.Status,
 	}
 }
 
@@ -176,22 +182,46 @@ func (s *Store) recordFacts(ctx context.Context, keys []string) ([]heldFacts, er
 // [from, to). It finds the records through the {kind, territory, at}
 // index and reads their facts.
 func (s *Store) Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]sync.Fact, error) {
-	const op = "mongostore.Facts"
 	if territories != nil && len(territories) == 0 {
 		return nil, nil
 	}
-	lo, hi := from.UnixNano(), to.UnixNano()
-	filter := bson.M{"kind": kind, "at": bson.M{"$gte": lo, "$lt": hi}}
+	filter := bson.M{}
 	if territories != nil {
 		filter["territory"] = bson.M{"$in": territories}
 	}
+	out, err := s.findFacts(ctx, kind, filter, from, to, func(f *factDoc) bool {
+		return territories == nil || slices.Contains(territories, f.Territory)
+	})
+	if err != nil {
+		return nil, fail("mongostore.Facts", err)
+	}
+	return out, nil
+}
+
+// RepFacts returns, in no order, the facts of a kind about a rep whose At
+// is in [from, to), through the {kind, rep, at} index.
+func (s *Store) RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]sync.Fact, error) {
+	out, err := s.findFacts(ctx, kind, bson.M{"rep": rep}, from, to, func(f *factDoc) bool { return f.Rep == rep })
+	if err != nil {
+		return nil, fail("mongostore.RepFacts", err)
+	}
+	return out, nil
+}
+
+// findFacts finds the entries of a kind within [from, to) that match
+// filter, reads the facts of the records they name and keeps those of the
+// kind, within [from, to), for which keep holds: entries may be stale.
+func (s *Store) findFacts(ctx context.Context, kind string, filter bson.M, from, to time.Time, keep func(*factDoc) bool) ([]sync.Fact, error) {
+	lo, hi := from.UnixNano(), to.UnixNano()
+	filter["kind"] = kind
+	filter["at"] = bson.M{"$gte": lo, "$lt": hi}
 	cur, err := s.facts.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
-		return nil, fail(op, err)
+		return nil, err
 	}
 	var entries []factEntry
 	if err := cur.All(ctx, &entries); err != nil {
-		return nil, fail(op, err)
+		return nil, err
 	}
 	var keys []string
 	seen := make(map[string]bool, len(entries))
@@ -203,12 +233,13 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	held, err := s.recordFacts(ctx, keys)
 	if err != nil {
-		return nil, fail(op, err)
+		return nil, err
 	}
 	var out []sync.Fact
 	for _, h := range held {
-		for _, f := range h.Facts {
-			if f.Kind == kind && f.At >= lo && f.At < hi && (territories == nil || slices.Contains(territories, f.Territory)) {
+		for i := range h.Facts {
+			f := &h.Facts[i]
+			if f.Kind == kind && f.At >= lo && f.At < hi && keep(f) {
 				out = append(out, f.fact())
 			}
 		}

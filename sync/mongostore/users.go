@@ -25,6 +25,10 @@ type userDoc struct {
 	Active        bool     `bson:"active"`
 	CreatedAt     int64    `bson:"created_at"`
 	UpdatedAt     int64    `bson:"updated_at"`
+	// Audit and AuditAt are the audit entries of the document's latest
+	// change and when it was made (see events.go).
+	Audit   []auditDoc `bson:"audit,omitempty"`
+	AuditAt int64      `bson:"audit_at,omitempty"`
 }
 
 func (d *userDoc) user() *schema.User {
@@ -37,12 +41,17 @@ func (d *userDoc) user() *schema.User {
 
 // CreateUser stores a new user; sync.ErrExists when the username (or the
 // id) is taken.
-func (s *Store) CreateUser(ctx context.Context, u *schema.User) error {
-	_, err := s.users.InsertOne(ctx, userDoc{
+func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
+	doc := userDoc{
 		ID: u.ID, Username: u.Username, PasswordHash: u.PasswordHash, Role: string(u.Role),
 		Territories: nonNil(u.Territories), DistributorID: u.DistributorID, Active: u.Active,
 		CreatedAt: nanos(u.CreatedAt), UpdatedAt: nanos(u.UpdatedAt),
-	})
+	}
+	doc.Audit, doc.AuditAt = embedAudit(audit)
+	_, err := s.users.InsertOne(ctx, doc)
+	if err == nil {
+		s.project(ctx, doc.Audit)
+	}
 	if mongo.IsDuplicateKeyError(err) {
 		return sync.ErrExists
 	}
@@ -54,12 +63,21 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User) error {
 
 // UpdateUser replaces what may change of a user; sync.ErrNotFound when
 // missing.
-func (s *Store) UpdateUser(ctx context.Context, u *schema.User) error {
-	res, err := s.users.UpdateOne(ctx, bson.M{"_id": u.ID}, bson.M{"$set": bson.M{
+func (s *Store) UpdateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
+	const op = "mongostore.UpdateUser"
+	set := bson.M{
 		"password_hash": u.PasswordHash, "role": string(u.Role), "territories": nonNil(u.Territories),
 		"distributor_id": u.DistributorID, "active": u.Active, "updated_at": nanos(u.UpdatedAt),
-	}})
-	return matchedOne("mongostore.UpdateUser", res, err, sync.ErrNotFound)
+	}
+	if err := s.replaceAudit(ctx, s.users, u.ID, audit, set); err != nil {
+		return fail(op, err)
+	}
+	res, err := s.users.UpdateOne(ctx, bson.M{"_id": u.ID}, bson.M{"$set": set})
+	if err := matchedOne(op, res, err, sync.ErrNotFound); err != nil {
+		return err
+	}
+	s.project(ctx, set["audit"].([]auditDoc))
+	return nil
 }
 
 // User returns a user by id; sync.ErrNotFound when missing.
@@ -138,17 +156,23 @@ type loginDoc struct {
 	Generation int64  `bson:"generation"`
 	CreatedAt  int64  `bson:"created_at"`
 	RevokedAt  int64  `bson:"revoked_at"`
+	// Audit and AuditAt are the audit entries of the document's latest
+	// change and when it was made (see events.go).
+	Audit   []auditDoc `bson:"audit,omitempty"`
+	AuditAt int64      `bson:"audit_at,omitempty"`
 }
 
 // CreateLogin stores a new login.
-func (s *Store) CreateLogin(ctx context.Context, l *sync.Login) error {
-	_, err := s.logins.InsertOne(ctx, loginDoc{
+func (s *Store) CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.AuditEntry) error {
+	doc := loginDoc{
 		ID: l.ID, UserID: l.UserID, DeviceID: l.DeviceID, Generation: l.Generation,
 		CreatedAt: nanos(l.CreatedAt), RevokedAt: nanos(l.RevokedAt),
-	})
-	if err != nil {
+	}
+	doc.Audit, doc.AuditAt = embedAudit(audit)
+	if _, err := s.logins.InsertOne(ctx, doc); err != nil {
 		return fail("mongostore.CreateLogin", err)
 	}
+	s.project(ctx, doc.Audit)
 	return nil
 }
 
@@ -174,10 +198,18 @@ func (s *Store) AdvanceLogin(ctx context.Context, id string, from int64) error {
 
 // RevokeLogin revokes one login; revoking a revoked or missing login does
 // nothing.
-func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time) error {
-	_, err := s.logins.UpdateOne(ctx, bson.M{"_id": id, "revoked_at": int64(0)}, bson.M{"$set": bson.M{"revoked_at": nanos(at)}})
+func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit ...sync.AuditEntry) error {
+	const op = "mongostore.RevokeLogin"
+	set := bson.M{"revoked_at": nanos(at)}
+	if err := s.replaceAudit(ctx, s.logins, id, audit, set); err != nil && !errors.Is(err, sync.ErrNotFound) {
+		return fail(op, err)
+	}
+	res, err := s.logins.UpdateOne(ctx, bson.M{"_id": id, "revoked_at": int64(0)}, bson.M{"$set": set})
 	if err != nil {
-		return fail("mongostore.RevokeLogin", err)
+		return fail(op, err)
+	}
+	if res.MatchedCount == 1 {
+		s.project(ctx, set["audit"].([]auditDoc))
 	}
 	return nil
 }
@@ -197,6 +229,10 @@ type failureDoc struct {
 	Username  string `bson:"_id"`
 	Count     int64  `bson:"count"`
 	WindowEnd int64  `bson:"window_end"`
+	// Audit and AuditAt are the audit entries of the document's latest
+	// change and when it was made (see events.go).
+	Audit   []auditDoc `bson:"audit,omitempty"`
+	AuditAt int64      `bson:"audit_at,omitempty"`
 }
 
 // maxFailureTries bounds the retries of NoteLoginFailure when concurrent
@@ -209,13 +245,14 @@ const maxFailureTries = 100
 //
 // Without transactions it reads the counter, then writes it guarded on
 // what it read, and starts over when a concurrent failure got there first.
-func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration) (int, time.Time, error) {
+func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration, audit ...sync.AuditEntry) (int, time.Time, error) {
 	const op = "mongostore.NoteLoginFailure"
+	entries, at := embedAudit(audit)
 	for range maxFailureTries {
 		var d failureDoc
 		err := findOne(ctx, op, s.failures, bson.M{"_id": username}, nil, &d)
 		if errors.Is(err, sync.ErrNotFound) {
-			d = failureDoc{Username: username, Count: 1, WindowEnd: now.Add(window).UnixNano()}
+			d = failureDoc{Username: username, Count: 1, WindowEnd: now.Add(window).UnixNano(), Audit: entries, AuditAt: at}
 			_, err = s.failures.InsertOne(ctx, d)
 			if mongo.IsDuplicateKeyError(err) {
 				continue
@@ -223,21 +260,28 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 			if err != nil {
 				return 0, time.Time{}, fail(op, err)
 			}
+			s.project(ctx, entries)
 			return 1, fromNanos(d.WindowEnd), nil
 		}
 		if err != nil {
 			return 0, time.Time{}, err
+		}
+		// The entries the document carries leave it with this write:
+		// they go to the audit collection first.
+		if err := s.project(ctx, d.Audit); err != nil {
+			return 0, time.Time{}, fail(op, err)
 		}
 		next := failureDoc{Username: username, Count: d.Count + 1, WindowEnd: d.WindowEnd}
 		if d.WindowEnd <= now.UnixNano() {
 			next.Count, next.WindowEnd = 1, now.Add(window).UnixNano()
 		}
 		res, err := s.failures.UpdateOne(ctx, bson.M{"_id": username, "count": d.Count, "window_end": d.WindowEnd},
-			bson.M{"$set": bson.M{"count": next.Count, "window_end": next.WindowEnd}})
+			bson.M{"$set": bson.M{"count": next.Count, "window_end": next.WindowEnd, "audit": entries, "audit_at": at}})
 		if err != nil {
 			return 0, time.Time{}, fail(op, err)
 		}
 		if res.MatchedCount == 1 {
+			s.project(ctx, entries)
 			return int(next.Count), fromNanos(next.WindowEnd), nil
 		}
 	}
@@ -259,9 +303,28 @@ func (s *Store) LoginFailures(ctx context.Context, username string, now time.Tim
 }
 
 // ClearLoginFailures forgets the failures of username.
+// The entries of the failures it forgets go to the audit collection first.
 func (s *Store) ClearLoginFailures(ctx context.Context, username string) error {
-	if _, err := s.failures.DeleteOne(ctx, bson.M{"_id": username}); err != nil {
-		return fail("mongostore.ClearLoginFailures", err)
+	const op = "mongostore.ClearLoginFailures"
+	for range maxFailureTries {
+		var d failureDoc
+		err := findOne(ctx, op, s.failures, bson.M{"_id": username}, nil, &d)
+		if errors.Is(err, sync.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.project(ctx, d.Audit); err != nil {
+			return fail(op, err)
+		}
+		res, err := s.failures.DeleteOne(ctx, bson.M{"_id": username, "count": d.Count, "window_end": d.WindowEnd})
+		if err != nil {
+			return fail(op, err)
+		}
+		if res.DeletedCount == 1 {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("%s: %w", op, sync.ErrStale)
 }

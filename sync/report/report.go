@@ -13,24 +13,6 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// Scope works out the territories a report covers for p: those it
-// oversees (all, for an admin: nil), narrowed to one when asked.
-func Scope(p schema.Principal, territory string) ([]string, error) {
-	switch {
-	case p.Role == schema.RoleAdmin && territory == "":
-		return nil, nil
-	case p.Role == schema.RoleAdmin:
-		return []string{territory}, nil
-	case p.Role != schema.RoleManager:
-		return nil, schema.Errorf(schema.CodeForbidden, "reports are for managers and admins")
-	case territory == "":
-		return p.Territories, nil
-	case p.HasTerritory(territory):
-		return []string{territory}, nil
-	}
-	return nil, schema.FieldErrorf(schema.CodeForbidden, "territory_id", "territory_id is not one the caller oversees")
-}
-
 // CoverageRow is one rep's line of the coverage report.
 type CoverageRow struct {
 	RepID              string     `json:"rep_id"`
@@ -77,33 +59,14 @@ func ratio(part, whole int) *float64 {
 	return &r
 }
 
-// days parses a report's date range: from and to are inclusive dates; the
-// range runs from the start of from to the start of the day after to, in
-// loc.
-func days(from, to string, loc *time.Location) (start, end time.Time, err error) {
-	f, err1 := time.ParseInLocation("2006-01-02", from, loc)
-	t, err2 := time.ParseInLocation("2006-01-02", to, loc)
-	switch {
-	case err1 != nil:
-		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "from", "from must be a date, YYYY-MM-DD")
-	case err2 != nil:
-		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "to must be a date, YYYY-MM-DD")
-	case t.Before(f):
-		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "to must not be before from")
-	case t.Sub(f) > 366*24*time.Hour:
-		return start, end, schema.FieldErrorf(schema.CodeValidationFailed, "to", "a report covers at most a year")
-	}
-	return f, t.AddDate(0, 0, 1), nil
-}
-
 // Coverage reports, for the reps of p's territories (or of one of them),
 // planned stops against visits made between two dates in loc.
 func (rs *Reports) Coverage(ctx context.Context, p schema.Principal, from, to, territory string, loc *time.Location) (*CoverageReport, error) {
-	scope, err := Scope(p, territory)
+	scope, err := schema.ReportScope(p, territory)
 	if err != nil {
 		return nil, err
 	}
-	start, end, err := days(from, to, loc)
+	start, end, err := schema.ReportDays(from, to, loc)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +192,7 @@ type UnvisitedCustomer struct {
 // with no visit in the last days days: never visited first, then the
 // longest unvisited.
 func (rs *Reports) Unvisited(ctx context.Context, p schema.Principal, daysAgo int, territory string) ([]UnvisitedCustomer, error) {
-	scope, err := Scope(p, territory)
+	scope, err := schema.ReportScope(p, territory)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +248,7 @@ type DeviceRow struct {
 // Devices reports when each device of the users p oversees (the reps of
 // its territories; everyone, for an admin) last pushed and pulled.
 func (rs *Reports) Devices(ctx context.Context, p schema.Principal, territory string) ([]DeviceRow, error) {
-	scope, err := Scope(p, territory)
+	scope, err := schema.ReportScope(p, territory)
 	if err != nil {
 		return nil, err
 	}

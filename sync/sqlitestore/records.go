@@ -262,6 +262,9 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 			return fmt.Errorf("%s: facts: %w", op, err)
 		}
 	}
+	if err := t.writeAudit(ctx, r, prev); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	r.Seq = seq
 	t.known[coll+"/"+r.ID] = &stored
 	return nil
@@ -617,10 +620,11 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
 		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
 		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
-		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag)
+		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
-				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f'
+				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
+				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
 			FROM json_each(?3)`},
 		{&q.holdTokens, `INSERT INTO record_tokens (coll, id, token, seq, gone) SELECT ?1, ?2, value, ?3, 0 FROM json_each(?4) WHERE true
 			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`},

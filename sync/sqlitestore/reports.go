@@ -29,14 +29,15 @@ func factRows(facts []sync.Fact) []factRow {
 	return rows
 }
 
-const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag"
+const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status"
 
 func scanFact(sc interface{ Scan(...any) error }) (sync.Fact, error) {
 	var (
 		f  sync.Fact
 		at int64
 	)
-	err := sc.Scan(&f.Kind, &f.Rep, &f.Customer, &f.Territory, &f.Visit, &f.Label, &f.Grade, &f.Day, &at, &f.Flag)
+	err := sc.Scan(&f.Kind, &f.Rep, &f.Customer, &f.Territory, &f.Visit, &f.Label, &f.Grade, &f.Day, &at, &f.Flag,
+		&f.Amount, &f.Balance, &f.Count, &f.Status)
 	f.At = time.Unix(0, at).UTC()
 	return f, err
 }
@@ -55,16 +56,35 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 			args = append(args, t)
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	out, err := s.queryFacts(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore.Facts: %w", err)
+	}
+	return out, nil
+}
+
+// RepFacts returns the facts of a kind about a rep within [from, to),
+// through the (kind, rep, at) index.
+func (s *Store) RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]sync.Fact, error) {
+	out, err := s.queryFacts(ctx, "SELECT "+factColumns+" FROM facts WHERE kind = ? AND rep = ? AND at >= ? AND at < ?",
+		kind, rep, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.RepFacts: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) queryFacts(ctx context.Context, query string, args ...any) ([]sync.Fact, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []sync.Fact
 	for rows.Next() {
 		f, err := scanFact(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore.Facts: %w", err)
+			return nil, err
 		}
 		out = append(out, f)
 	}

@@ -199,6 +199,25 @@ var migrations = []string{
 	) WITHOUT ROWID;`,
 	// The live watcher reads every token a write touched, by seq.
 	`CREATE INDEX record_tokens_seq ON record_tokens(seq);`,
+	`ALTER TABLE facts ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE facts ADD COLUMN status TEXT NOT NULL DEFAULT '';`,
+	`CREATE TABLE audit (
+		key TEXT PRIMARY KEY,
+		at INTEGER NOT NULL,
+		user_id TEXT NOT NULL,
+		device_id TEXT NOT NULL,
+		action TEXT NOT NULL,
+		coll TEXT NOT NULL,
+		rid TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		changes TEXT NOT NULL,
+		territories TEXT NOT NULL
+	) WITHOUT ROWID;
+	CREATE INDEX audit_by_time ON audit(at, key);
+	CREATE INDEX audit_by_record ON audit(coll, rid, at);
+	CREATE INDEX audit_by_user ON audit(user_id, at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -223,4 +242,41 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// Snapshot writes a consistent copy of the database to path, which must
+// not exist, while the store keeps serving reads and writes: SQLite's
+// VACUUM INTO reads one snapshot in a read transaction, so the copy holds
+// every transaction committed before it began and none after. It returns
+// the feed seq of that copy: every change up to it is in the copy.
+func (s *Store) Snapshot(ctx context.Context, path string) (int64, error) {
+	const op = "sqlitestore.Snapshot"
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	copied, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	defer copied.Close()
+	var seq int64
+	if err := copied.QueryRowContext(ctx, "SELECT seq FROM feed WHERE one = 1").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return seq, nil
+}
+
+// AdvanceFeed moves the feed counter n seqs ahead without writing
+// anything: the next write takes a seq above every seq the feed had
+// handed out before, which a restored store needs (see backup.Restore).
+func (s *Store) AdvanceFeed(ctx context.Context, n int64) error {
+	if _, err := s.w.ExecContext(ctx, "UPDATE feed SET seq = seq + ? WHERE one = 1", n); err != nil {
+		return fmt.Errorf("sqlitestore.AdvanceFeed: %w", err)
+	}
+	return nil
 }

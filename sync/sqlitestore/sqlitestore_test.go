@@ -67,6 +67,13 @@ func TestConvergenceOfTwoHandlesOnOneFile(t *testing.T) {
 	}, 150)
 }
 
+// Every version written through the engine has exactly one audit entry:
+// the entry is inserted in the record's own transaction, so there is
+// nothing to lose.
+func TestAuditOfEveryVersion(t *testing.T) {
+	storetest.TestAuditSurvivesLostProjection(t, MustOpen(t), func(*testing.T) {})
+}
+
 // TestChangesLoadOnlyThePage reads a page of big records held through
 // several tokens: the store allocates about the page, not a page of
 // records per token.

@@ -16,14 +16,17 @@ import (
 const userColumns = "id, username, password_hash, role, territories, distributor_id, active, created_at, updated_at"
 
 // CreateUser stores a new user; sync.ErrExists when the username is taken.
-func (s *Store) CreateUser(ctx context.Context, u *schema.User) error {
+func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
 	terr, err := json.Marshal(nonNil(u.Territories))
 	if err != nil {
 		return fmt.Errorf("sqlitestore.CreateUser: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		u.ID, u.Username, u.PasswordHash, string(u.Role), string(terr), u.DistributorID, u.Active,
-		u.CreatedAt.UnixNano(), u.UpdatedAt.UnixNano())
+	err = s.withAudit(ctx, audit, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			u.ID, u.Username, u.PasswordHash, string(u.Role), string(terr), u.DistributorID, u.Active,
+			u.CreatedAt.UnixNano(), u.UpdatedAt.UnixNano())
+		return err
+	})
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
 		return sync.ErrExists
 	}
@@ -34,15 +37,17 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User) error {
 }
 
 // UpdateUser replaces what may change of a user; sync.ErrNotFound when missing.
-func (s *Store) UpdateUser(ctx context.Context, u *schema.User) error {
+func (s *Store) UpdateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
 	terr, err := json.Marshal(nonNil(u.Territories))
 	if err != nil {
 		return fmt.Errorf("sqlitestore.UpdateUser: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ?, role = ?, territories = ?,
-		distributor_id = ?, active = ?, updated_at = ? WHERE id = ?`,
-		u.PasswordHash, string(u.Role), string(terr), u.DistributorID, u.Active, u.UpdatedAt.UnixNano(), u.ID)
-	return affectedOne("sqlitestore.UpdateUser", res, err, sync.ErrNotFound)
+	return s.withAudit(ctx, audit, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, role = ?, territories = ?,
+			distributor_id = ?, active = ?, updated_at = ? WHERE id = ?`,
+			u.PasswordHash, string(u.Role), string(terr), u.DistributorID, u.Active, u.UpdatedAt.UnixNano(), u.ID)
+		return affectedOne("sqlitestore.UpdateUser", res, err, sync.ErrNotFound)
+	})
 }
 
 // User returns a user by id.
@@ -93,10 +98,17 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// errAlreadyRevoked rolls back the audit entry of a logout that revoked
+// nothing.
+var errAlreadyRevoked = errors.New("already revoked")
+
 // CreateLogin stores a new login.
-func (s *Store) CreateLogin(ctx context.Context, l *sync.Login) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO logins (id, user_id, device_id, generation, created_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, l.ID, l.UserID, l.DeviceID, l.Generation, l.CreatedAt.UnixNano(), unixNanoOrZero(l.RevokedAt))
+func (s *Store) CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.AuditEntry) error {
+	err := s.withAudit(ctx, audit, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO logins (id, user_id, device_id, generation, created_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, l.ID, l.UserID, l.DeviceID, l.Generation, l.CreatedAt.UnixNano(), unixNanoOrZero(l.RevokedAt))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore.CreateLogin: %w", err)
 	}
@@ -132,8 +144,17 @@ func (s *Store) AdvanceLogin(ctx context.Context, id string, from int64) error {
 }
 
 // RevokeLogin revokes one login.
-func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, "UPDATE logins SET revoked_at = ? WHERE id = ? AND revoked_at = 0", at.UnixNano(), id)
+func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit ...sync.AuditEntry) error {
+	err := s.withAudit(ctx, audit, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE logins SET revoked_at = ? WHERE id = ? AND revoked_at = 0", at.UnixNano(), id)
+		if n, _ := res.RowsAffected(); err == nil && n == 0 {
+			return errAlreadyRevoked
+		}
+		return err
+	})
+	if errors.Is(err, errAlreadyRevoked) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("sqlitestore.RevokeLogin: %w", err)
 	}
@@ -150,17 +171,19 @@ func (s *Store) RevokeUserLogins(ctx context.Context, userID string, at time.Tim
 }
 
 // NoteLoginFailure counts one failed login for username.
-func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration) (int, time.Time, error) {
+func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.Time, window time.Duration, audit ...sync.AuditEntry) (int, time.Time, error) {
 	var (
 		count int
 		end   int64
 	)
-	err := s.w.QueryRowContext(ctx, `INSERT INTO login_failures (username, count, window_end) VALUES (?, 1, ?)
+	err := s.withAudit(ctx, audit, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO login_failures (username, count, window_end) VALUES (?, 1, ?)
 		ON CONFLICT (username) DO UPDATE SET
 			count = CASE WHEN window_end <= ? THEN 1 ELSE count + 1 END,
 			window_end = CASE WHEN window_end <= ? THEN excluded.window_end ELSE window_end END
 		RETURNING count, window_end`,
-		username, now.Add(window).UnixNano(), now.UnixNano(), now.UnixNano()).Scan(&count, &end)
+			username, now.Add(window).UnixNano(), now.UnixNano(), now.UnixNano()).Scan(&count, &end)
+	})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("sqlitestore.NoteLoginFailure: %w", err)
 	}

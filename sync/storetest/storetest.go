@@ -40,6 +40,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Records", func(t *testing.T) { testRecords(t, newStore) })
 	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
 	t.Run("Sizes", func(t *testing.T) { testSizes(t, newStore(t)) })
+	t.Run("Plans", func(t *testing.T) { testPlans(t, newStore) })
 }
 
 // at is a fixed instant, rounded as stores keep times.

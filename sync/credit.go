@@ -1,0 +1,92 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// openStatuses are the statuses of the orders that count in a customer's
+// exposure: submitted, on hold, confirmed or shipped, not yet delivered.
+var openStatuses = []string{schema.OrderSubmitted, schema.OrderCreditHold, schema.OrderConfirmed, schema.OrderShipped}
+
+// soldStatuses are the statuses of the orders that count as sold in
+// target attainment.
+var soldStatuses = []string{schema.OrderConfirmed, schema.OrderShipped, schema.OrderDelivered}
+
+// holdOverCredit puts an order being submitted on credit hold when the
+// customer's exposure with it would pass its credit limit: the customer's
+// open balance, plus its other open orders, plus this one. A credit limit
+// of 0 means none is set. The order is never refused for it: the rep took
+// it in the field, where the limit could not be checked.
+func (w *writer) holdOverCredit(ctx context.Context, id string, o *schema.Order, cust *schema.Customer) error {
+	if cust.CreditLimit <= 0 {
+		return nil
+	}
+	open, err := w.openOrders(ctx, o.CustomerID, id)
+	if err != nil {
+		return err
+	}
+	exposure := cust.OpenBalance + open + o.Total
+	if exposure <= cust.CreditLimit {
+		return nil
+	}
+	o.Status = schema.OrderCreditHold
+	o.HoldReason = &schema.HoldReason{
+		Code: schema.CodeCreditLimitExceeded,
+		Message: fmt.Sprintf("open balance %d + open orders %d + this order %d = %d is above the credit limit %d by %d (minor units)",
+			cust.OpenBalance, open, o.Total, exposure, cust.CreditLimit, exposure-cust.CreditLimit),
+		CreditLimit: cust.CreditLimit, OpenBalance: cust.OpenBalance, OpenOrders: open,
+		OrderTotal: o.Total, Exposure: exposure, Over: exposure - cust.CreditLimit,
+	}
+	return nil
+}
+
+// openOrders returns the total of a customer's open orders but the one
+// with id except.
+func (w *writer) openOrders(ctx context.Context, customerID, except string) (int64, error) {
+	var sum int64
+	for after := ""; ; {
+		page, err := w.tx.RecordsByRef(ctx, schema.Orders, "customer:"+customerID, after, 200)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range page {
+			if r.Deleted || r.ID == except {
+				continue
+			}
+			var o struct {
+				Status string `json:"status"`
+				Total  int64  `json:"total"`
+			}
+			if err := json.Unmarshal(r.Data, &o); err != nil {
+				return 0, fmt.Errorf("stored order %s: %w", r.ID, err)
+			}
+			if slices.Contains(openStatuses, o.Status) {
+				sum += o.Total
+			}
+		}
+		if len(page) < 200 {
+			return sum, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// saleFacts returns what reports count of a submitted order: a sale at its
+// submission, and while it is open, its part of the customer's exposure.
+func saleFacts(o *schema.Order, territory string) []Fact {
+	if o.SubmittedAt == nil {
+		return nil
+	}
+	facts := []Fact{{Kind: FactSale, Rep: o.PlacedBy, Customer: o.CustomerID, Territory: territory,
+		Visit: o.VisitID, At: o.SubmittedAt.UTC(), Amount: o.Total, Status: o.Status}}
+	if slices.Contains(openStatuses, o.Status) {
+		facts = append(facts, Fact{Kind: FactOpenOrder, Rep: o.PlacedBy, Customer: o.CustomerID, Territory: territory,
+			At: Epoch, Amount: o.Total, Status: o.Status})
+	}
+	return facts
+}
