@@ -66,3 +66,27 @@ type Store interface {
 	// pulled at a time; an older time never replaces a newer one.
 	NoteDeviceSync(ctx context.Context, userID, deviceID string, push bool, at time.Time) error
 }
+
+// TableSize is the room one table, collection or index of a record store
+// takes, as the store's engine reports it, so that operators can see where
+// the bytes go.
+type TableSize struct {
+	// Name is the table, collection or index name.
+	Name string
+	// Kind is "table" for a table or collection, "index" for an index and
+	// "free" for space the engine holds but no table uses.
+	Kind string
+	// Table is the table an index belongs to; Name for a table.
+	Table string
+	// Rows is how many rows (documents) Table holds.
+	Rows int64
+	// Bytes is the space Name takes.
+	Bytes int64
+}
+
+// The kinds of TableSize.
+const (
+	SizeTable = "table"
+	SizeIndex = "index"
+	SizeFree  = "free"
+)

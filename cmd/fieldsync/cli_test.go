@@ -37,7 +37,8 @@ func TestHelpSaysWhatEachCommandIs(t *testing.T) {
 		defaults  []string
 	}{
 		{[]string{"-h"}, "fieldsync is the offline-first sync server for mobile field sales.",
-			[]string{`--addr string`, `(default "127.0.0.1:8080")`, `(default "./data")`, `(default "fieldsync")`, "(default 30s)", "serve", "user", "health"}},
+			[]string{`--addr string`, `(default "127.0.0.1:8080")`, `(default "./data")`, `(default "fieldsync")`, "(default 30s)", "serve", "user", "health", "store-size"}},
+		{[]string{"store-size", "-h"}, "fieldsync store-size shows, for each table (collection) and index of the", []string{`(default "./data")`}},
 		{[]string{"--help"}, "fieldsync is the offline-first sync server for mobile field sales.", nil},
 		{[]string{"serve", "-h"}, "Run the sync server (the default command)", []string{`(default "127.0.0.1:8080")`, "(default 500)"}},
 		{[]string{"user", "-h"}, "fieldsync user creates users, resets passwords and lists users, working on", []string{"create", "set-password", "list"}},

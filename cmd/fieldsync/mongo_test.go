@@ -94,20 +94,11 @@ func TestRunsOnMongoDB(t *testing.T) {
 	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_e2e?maxPoolSize=1"
 	dir := t.TempDir()
 	env := []string{"FIELDSYNC_MONGO_URI=" + uri, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	pushTwo(t, dir, env...)
+
 	p := startBinary(t, dir, env...)
 	base := "http://" + p.addr
 	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
-	for _, r := range c.push(t,
-		mutation("m-1", "territories", "t-1", 0, map[string]any{"name": "One", "region": "R"}),
-		mutation("m-2", "customers", "c-1", 0, map[string]any{"code": "C1", "name": "Shop", "territory_id": "t-1", "grade": "A"})) {
-		require.Equal(t, schema.PushApplied, r.Status, "%+v", r)
-	}
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, p.wait(t))
-
-	p = startBinary(t, dir, env...)
-	base = "http://" + p.addr
-	c = client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
 	var out schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &out))
 	var ids []string

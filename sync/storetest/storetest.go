@@ -39,6 +39,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, newStore(t)) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, newStore) })
 	t.Run("Reports", func(t *testing.T) { testReports(t, newStore) })
+	t.Run("Sizes", func(t *testing.T) { testSizes(t, newStore(t)) })
 	t.Run("Plans", func(t *testing.T) { testPlans(t, newStore) })
 }
 
