@@ -115,12 +115,17 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Writes the caller's next pull would bring anyway are not news.
+	known, err := s.store.Watermark(c.UserContext())
+	if err != nil {
+		return err
+	}
 	l, err := s.streams.open(p.UserID)
 	if err != nil {
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return err
 	}
-	sub := s.watcher.Subscribe(schema.TokensIn(schema.ReadTokens(p), cols))
+	sub := s.watcher.Subscribe(schema.TokensIn(schema.ReadTokens(p), cols), known)
 	s.metrics.streamsOpen.Inc()
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")

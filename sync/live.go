@@ -70,15 +70,19 @@ type Subscription struct {
 	w      *Watcher
 	tokens []string
 	wake   chan struct{}
+	// after is the feed position the subscriber already knows of: writes
+	// at or before it are not news to it.
+	after int64
 	// pending holds the collections woken about since the last Take.
 	mu      gosync.Mutex
 	pending map[schema.Collection]struct{}
 }
 
-// Subscribe starts telling the returned subscription about writes that
-// concern tokens. Close it when done.
-func (w *Watcher) Subscribe(tokens []string) *Subscription {
-	s := &Subscription{w: w, wake: make(chan struct{}, 1), pending: map[schema.Collection]struct{}{}}
+// Subscribe starts telling the returned subscription about writes after
+// the feed position after (the store's watermark when the subscriber
+// arrived) that concern tokens. Close it when done.
+func (w *Watcher) Subscribe(tokens []string, after int64) *Subscription {
+	s := &Subscription{w: w, wake: make(chan struct{}, 1), after: after, pending: map[schema.Collection]struct{}{}}
 	s.SetTokens(tokens)
 	return s
 }
@@ -205,7 +209,9 @@ func (w *Watcher) fanOut(entries []FeedEntry) {
 	for _, e := range entries {
 		for _, t := range e.Tokens {
 			for s := range w.byToken[t] {
-				s.note(schema.TokenCollection(t))
+				if e.Seq > s.after {
+					s.note(schema.TokenCollection(t))
+				}
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
@@ -41,9 +42,9 @@ func TestWatcherWakesTheSubscribersOfAWrite(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	time.Sleep(50 * time.Millisecond) // past the seed
 
-	rep1 := w.Subscribe(schema.ReadTokens(e.users["rep1"]))
-	rep2 := w.Subscribe(schema.ReadTokens(e.users["rep2"]))
-	mgrVisits := w.Subscribe(schema.TokensIn(schema.ReadTokens(e.users["mgr"]), []schema.Collection{schema.Visits}))
+	rep1 := w.Subscribe(schema.ReadTokens(e.users["rep1"]), 0)
+	rep2 := w.Subscribe(schema.ReadTokens(e.users["rep2"]), 0)
+	mgrVisits := w.Subscribe(schema.TokensIn(schema.ReadTokens(e.users["mgr"]), []schema.Collection{schema.Visits}), 0)
 	const quiet = 200 * time.Millisecond
 	assert.Nil(t, woken(rep1, quiet), "nothing written since it subscribed")
 
@@ -80,4 +81,29 @@ func TestWatcherWakesTheSubscribersOfAWrite(t *testing.T) {
 		got = slices.Compact(slices.Sorted(slices.Values(append(got, cols...))))
 	}
 	assert.Equal(t, []schema.Collection{schema.Customers, schema.Territories}, got)
+}
+
+func TestWatcherTellsNoSubscriberOfWritesItAlreadyKnew(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	w := sync.NewWatcher(sync.WatcherConfig{Store: e.store, Interval: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(50 * time.Millisecond) // the first poll is past the seed
+	other := w.Subscribe(schema.ReadTokens(e.users["rep2"]), 0)
+	defer other.Close()
+
+	// Committed before rep1 subscribes, read by the watcher after it did.
+	e.ok("rep1", up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)))
+	known, err := e.store.Watermark(ctx)
+	require.NoError(t, err)
+	late := w.Subscribe(schema.ReadTokens(e.users["rep1"]), known)
+	defer late.Close()
+	assert.Nil(t, woken(late, 700*time.Millisecond), "a write its pull brings anyway is not news")
+
+	e.ok("rep1", up(schema.Visits, "v-2", 0, visit("c-1", 52.52, 13.405)))
+	assert.Equal(t, []schema.Collection{schema.Visits}, woken(late, 5*time.Second))
 }
