@@ -603,7 +603,9 @@ func TestPushInflatesNoMoreThanTheLimit(t *testing.T) {
 	assert.Contains(t, []int{http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType}, r.Status, "refused: %.300s", raw)
 	assert.NotEqual(t, http.StatusInternalServerError, r.Status)
 	allocated := after.TotalAlloc - before.TotalAlloc
-	assert.Lessf(t, allocated, uint64(32<<20), "the server allocated %d MB to read a %d KB body", allocated>>20, gz.Len()>>10)
+	// Inflating the whole body would allocate at least its 64 MB; the race
+	// detector's own bookkeeping adds about 10 MB to what the read costs.
+	assert.Lessf(t, allocated, uint64(48<<20), "the server allocated %d MB to read a %d KB body", allocated>>20, gz.Len()>>10)
 	state, _ := inputRecords(t, ts, admin.Access)
 	assert.NotContains(t, state, "territories/t-gz", "nothing written")
 }
