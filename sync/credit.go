@@ -48,32 +48,85 @@ func (w *writer) holdOverCredit(ctx context.Context, id string, o *schema.Order,
 // openOrders returns the total of a customer's open orders but the one
 // with id except.
 func (w *writer) openOrders(ctx context.Context, customerID, except string) (int64, error) {
+	book, err := w.openBook(ctx, customerID)
+	if err != nil {
+		return 0, err
+	}
 	var sum int64
+	for id, total := range book {
+		if id != except {
+			sum += total
+		}
+	}
+	return sum, nil
+}
+
+// openBook returns a customer's open orders, by id, with their totals. It
+// reads them from the store once per writer; the writer's own writes of
+// orders keep the book current after that (see noteOrder), so that a push
+// of many orders for one customer does not read them all again for each.
+func (w *writer) openBook(ctx context.Context, customerID string) (map[string]int64, error) {
+	if book, ok := w.books[customerID]; ok {
+		return book, nil
+	}
+	book := map[string]int64{}
 	for after := ""; ; {
 		page, err := w.tx.RecordsByRef(ctx, schema.Orders, "customer:"+customerID, after, 200)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for _, r := range page {
-			if r.Deleted || r.ID == except {
-				continue
-			}
-			var o struct {
-				Status string `json:"status"`
-				Total  int64  `json:"total"`
-			}
-			if err := json.Unmarshal(r.Data, &o); err != nil {
-				return 0, fmt.Errorf("stored order %s: %w", r.ID, err)
-			}
-			if slices.Contains(openStatuses, o.Status) {
-				sum += o.Total
+			if _, total, open, err := openOrder(r); err != nil {
+				return nil, err
+			} else if open {
+				book[r.ID] = total
 			}
 		}
 		if len(page) < 200 {
-			return sum, nil
+			break
 		}
 		after = page[len(page)-1].ID
 	}
+	if w.books == nil {
+		w.books = map[string]map[string]int64{}
+	}
+	w.books[customerID] = book
+	return book, nil
+}
+
+// noteOrder keeps the writer's open books current with an order it has
+// just written.
+func (w *writer) noteOrder(r *Record) error {
+	if len(w.books) == 0 {
+		return nil
+	}
+	customer, total, open, err := openOrder(r)
+	if err != nil {
+		return err
+	}
+	for _, book := range w.books {
+		delete(book, r.ID) // the order may have moved to another customer
+	}
+	if book, ok := w.books[customer]; ok && open {
+		book[r.ID] = total
+	}
+	return nil
+}
+
+// openOrder tells whether a stored order is open, and for whom and how much.
+func openOrder(r *Record) (customer string, total int64, open bool, err error) {
+	if r.Deleted {
+		return "", 0, false, nil
+	}
+	var o struct {
+		CustomerID string `json:"customer_id"`
+		Status     string `json:"status"`
+		Total      int64  `json:"total"`
+	}
+	if err := json.Unmarshal(r.Data, &o); err != nil {
+		return "", 0, false, fmt.Errorf("stored order %s: %w", r.ID, err)
+	}
+	return o.CustomerID, o.Total, slices.Contains(openStatuses, o.Status), nil
 }
 
 // saleFacts returns what reports count of a submitted order: a sale at its

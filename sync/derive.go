@@ -46,6 +46,21 @@ type writer struct {
 	// lists keeps the price lists that apply to a customer, by
 	// customer/distributor, until the writer writes a price list.
 	lists map[string][]*pricedList
+	// books keeps each customer's open orders, by order id, once read
+	// (see openBook).
+	books map[string]map[string]int64
+}
+
+// put writes a record in the writer's unit of work, keeping what the
+// writer has learnt of the store current.
+func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error {
+	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
+		return err
+	}
+	if next.Collection == schema.Orders {
+		return w.noteOrder(next)
+	}
+	return nil
 }
 
 // decodedRef is a referenced record decoded at one version.
@@ -57,7 +72,7 @@ type decodedRef struct {
 // rederiver returns a writer for re-deriving stored records in w's unit of
 // work.
 func (w *writer) rederiver() *writer {
-	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true}
+	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true, books: w.books}
 }
 
 // rejection is a reason to refuse a mutation; the caller sees it.

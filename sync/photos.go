@@ -121,7 +121,7 @@ func (w *writer) refreshPhotoOnce(ctx context.Context, r *Record) error {
 	if err := w.audit(AuditUpdate, r, &next); err != nil {
 		return err
 	}
-	return w.tx.Put(ctx, &next, r.Version)
+	return w.put(ctx, &next, r.Version)
 }
 
 // recheckPhoto closes the race between a photo record written as not

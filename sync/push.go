@@ -463,7 +463,7 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if err := w.audit(action, cur, next); err != nil {
 		return nil, schema.PushResult{}, err
 	}
-	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
+	if err := w.put(ctx, next, prevVersion); err != nil {
 		return nil, schema.PushResult{}, err
 	}
 	if m.Collection == schema.PriceLists {
@@ -534,7 +534,7 @@ func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, vis
 	if err := w.audit(AuditDelete, cur, next); err != nil {
 		return schema.PushResult{}, err
 	}
-	if err := w.tx.Put(ctx, next, cur.Version); err != nil {
+	if err := w.put(ctx, next, cur.Version); err != nil {
 		return schema.PushResult{}, err
 	}
 	return schema.PushResult{Status: schema.PushApplied, Version: next.Version}, nil
@@ -584,7 +584,7 @@ func (w *writer) restamp(ctx context.Context, r *Record) error {
 	}
 	next := *r
 	next.Tokens, next.Facts = tokens, d.report
-	if err := w.tx.Put(ctx, &next, r.Version); err != nil {
+	if err := w.put(ctx, &next, r.Version); err != nil {
 		return err
 	}
 	if r.Collection == schema.Visits {

@@ -65,7 +65,7 @@ func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.
 	next.Refs = slices.DeleteFunc(slices.Clone(r.Refs), isOpenVisitRef)
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 	next.History = w.history(schema.Visits, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
-	return w.tx.Put(ctx, &next, r.Version)
+	return w.put(ctx, &next, r.Version)
 }
 
 // markStopDone marks done the planned stop that a new visit fulfils: the
@@ -119,7 +119,7 @@ func (w *writer) markStopDone(ctx context.Context, visit *Record) error {
 		if err := w.audit(AuditUpdate, r, &next); err != nil {
 			return err
 		}
-		if err := w.tx.Put(ctx, &next, r.Version); err != nil {
+		if err := w.put(ctx, &next, r.Version); err != nil {
 			return err
 		}
 	}
