@@ -22,6 +22,7 @@ import (
 // report queries are checked together.
 func testPlans(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CreditHolds", func(t *testing.T) { testCreditHolds(t, newBed(t, newStore(t))) })
+	t.Run("CreditHoldsWithinAPush", func(t *testing.T) { testCreditHoldsWithinAPush(t, newBed(t, newStore(t))) })
 	t.Run("TargetScope", func(t *testing.T) { testTargetScope(t, newBed(t, newStore(t))) })
 	t.Run("TargetsReport", func(t *testing.T) { testTargetsReport(t, newBed(t, newStore(t))) })
 	t.Run("DailyReport", func(t *testing.T) { testDailyReport(t, newBed(t, newStore(t))) })
@@ -112,6 +113,29 @@ func (b *bed) record(c schema.Collection, id string) (int64, map[string]any) {
 func order(customer, status string, qty int) map[string]any {
 	return map[string]any{"customer_id": customer, "status": status,
 		"lines": []map[string]any{{"product_id": "p-1", "quantity": qty, "unit_price": 250}}}
+}
+
+// testCreditHoldsWithinAPush: the orders earlier in a push count in the
+// exposure of later ones as they stand when each is written. c-1 has a
+// limit of 100000 and owes nothing.
+func testCreditHoldsWithinAPush(t *testing.T, b *bed) {
+	res := b.push("admin",
+		b.up(schema.Orders, "o-a", 0, order("c-1", "submitted", 200)), // 50000
+		b.up(schema.Orders, "o-b", 0, order("c-1", "submitted", 200)), // 100000: at the limit, not over
+		b.up(schema.Orders, "o-c", 0, order("c-1", "submitted", 1)),   // 100250: held
+		b.up(schema.Orders, "o-a", 1, order("c-1", "cancelled", 200)), // leaves the exposure
+		b.up(schema.Orders, "o-d", 0, order("c-1", "submitted", 1)),   // 50000 + 250 + 250
+	)
+	for i, r := range res {
+		require.Equal(t, schema.PushApplied, r.Status, "mutation %d: %+v", i, r)
+	}
+	want := map[string]string{"o-a": "cancelled", "o-b": "submitted", "o-c": "credit_hold", "o-d": "submitted"}
+	for id, status := range want {
+		_, o := b.record(schema.Orders, id)
+		assert.Equal(t, status, o["status"], id)
+	}
+	_, oc := b.record(schema.Orders, "o-c")
+	assert.Equal(t, 100000.0, oc["hold_reason"].(map[string]any)["open_orders"])
 }
 
 // testCreditHolds: c-low has a limit of 1000 and owes 600; orders are 250
