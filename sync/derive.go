@@ -49,6 +49,9 @@ type writer struct {
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
 	books map[string]map[string]int64
+	// answers holds the stored answers to the push's mutations, by
+	// mutation id, and those given since.
+	answers map[string]*Answer
 }
 
 // put writes a record in the writer's unit of work, keeping what the

@@ -41,6 +41,16 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		ids := make([]string, 0, len(batch))
+		for i := range batch {
+			if batch[i].malformed == nil {
+				ids = append(ids, batch[i].m.MutationID)
+			}
+		}
+		var err error
+		if w.answers, err = tx.Answers(ctx, p.UserID, ids); err != nil {
+			return err
+		}
 		for i := range batch {
 			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
@@ -113,24 +123,24 @@ func (p *prepared) record(e *Engine) (schema.Record, error) {
 }
 
 // apply answers one mutation: the stored answer when it was answered
-// before, else a fresh one, which it stores.
+// before (w.answers holds those, read for the whole push at once), else a
+// fresh one, which it stores.
 func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
 	if p.malformed != nil {
 		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
-	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
-	if err == nil {
+	if prior, ok := w.answers[m.MutationID]; ok {
 		var res schema.PushResult
 		if err := json.Unmarshal(prior.Body, &res); err != nil {
 			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
-		return schema.PushResult{}, err
-	}
-	var res schema.PushResult
+	var (
+		res schema.PushResult
+		err error
+	)
 	for try := 0; ; try++ {
 		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
@@ -152,9 +162,11 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 	if err != nil {
 		return schema.PushResult{}, err
 	}
-	if err := w.tx.SaveAnswer(ctx, &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}); err != nil {
+	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}
+	if err := w.tx.SaveAnswer(ctx, a); err != nil {
 		return schema.PushResult{}, err
 	}
+	w.answers[m.MutationID] = a // the same id later in the push gets this answer
 	return res, nil
 }
 

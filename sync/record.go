@@ -155,9 +155,9 @@ type RecordTx interface {
 	// SaveProof stores a proof of holding a photo's bytes (the first one
 	// of a user and hash stays).
 	SaveProof(ctx context.Context, p *PhotoProof) error
-	// Answer returns the stored answer to a mutation; ErrNotFound when
-	// there is none.
-	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
+	// Answers returns the stored answers to a user's mutations, by
+	// mutation id, in one read; a mutation with none is not in the map.
+	Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*Answer, error)
 	// SaveAnswer stores the answer to a mutation (the first one stays).
 	SaveAnswer(ctx context.Context, a *Answer) error
 }
