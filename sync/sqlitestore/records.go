@@ -629,7 +629,7 @@ type queries struct {
 	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
 	feedRecords                                 *sql.Stmt
 	dropFacts, addFacts, repFactAfter           *sql.Stmt
-	proof, saveProof, audit                     *sql.Stmt
+	proof, saveProof, audit, loginUser          *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -670,6 +670,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
 			JOIN records r ON r.coll = k.value ->> '$[0]' AND r.id = k.value ->> '$[1]' ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
+		{&q.loginUser, loginUserQuery},
 		{&q.audit, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`},
 	} {
