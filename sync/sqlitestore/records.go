@@ -429,7 +429,7 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 // transaction, so every seq at or below it is committed.
 func (s *Store) Watermark(ctx context.Context) (int64, error) {
 	var seq int64
-	if err := s.r.QueryRowContext(ctx, "SELECT seq FROM feed WHERE one = 1").Scan(&seq); err != nil {
+	if err := s.qr.feed.QueryRowContext(ctx).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("sqlitestore.Watermark: %w", err)
 	}
 	return seq, nil
