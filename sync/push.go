@@ -51,6 +51,9 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 		if w.answers, err = tx.Answers(ctx, p.UserID, ids); err != nil {
 			return err
 		}
+		if err := w.readAhead(ctx, batch); err != nil {
+			return err
+		}
 		for i := range batch {
 			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
@@ -240,13 +243,50 @@ func collectionNames() string {
 	return strings.Join(names, ", ")
 }
 
+// readAhead reads the records the push's mutations write, each
+// collection's in one read, for decide to take instead of reading each on
+// its own. Mutations answered before are left out.
+func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
+	ids := map[schema.Collection][]string{}
+	for i := range batch {
+		m := &batch[i].m
+		if _, answered := w.answers[m.MutationID]; batch[i].malformed == nil && !answered {
+			ids[m.Collection] = append(ids[m.Collection], m.ID)
+		}
+	}
+	w.ahead = map[string]*Record{}
+	for c, list := range ids {
+		found, err := w.tx.Records(ctx, c, list)
+		if err != nil {
+			return err
+		}
+		for _, id := range list {
+			w.ahead[string(c)+"/"+id] = found[id] // nil: never written
+		}
+	}
+	return nil
+}
+
+// current returns the stored state of a record (nil when it was never
+// written): the one read ahead, once, unless the writer has written the
+// record since, else a fresh read. A try that lost a race reads afresh.
+func (w *writer) current(ctx context.Context, c schema.Collection, id string) (*Record, error) {
+	key := string(c) + "/" + id
+	if r, ok := w.ahead[key]; ok {
+		delete(w.ahead, key)
+		return r, nil
+	}
+	r, err := w.tx.Record(ctx, c, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return r, err
+}
+
 // decide works out and performs what a mutation asks.
 func (w *writer) decide(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
-	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
-	if errors.Is(err, ErrNotFound) {
-		cur, err = nil, nil
-	}
+	cur, err := w.current(ctx, m.Collection, m.ID)
 	if err != nil {
 		return schema.PushResult{}, err
 	}

@@ -135,6 +135,9 @@ type RecordTx interface {
 	// Record returns the current state of a record; ErrNotFound when it
 	// was never written.
 	Record(ctx context.Context, c schema.Collection, id string) (*Record, error)
+	// Records returns, by id, the current state of the records of
+	// collection c with the given ids that were ever written, in one read.
+	Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*Record, error)
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)

@@ -145,6 +145,27 @@ func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
 	return &d, nil
 }
 
+// Records returns the records of c with the given ids, in one find.
+func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*sync.Record, error) {
+	out := map[string]*sync.Record{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recordKey(c, id)
+	}
+	docs, err := t.s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
+	if err != nil {
+		return nil, fail("mongostore.Records", err)
+	}
+	for _, d := range docs {
+		r := d.record()
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
 // RecordsByRef returns the records of c whose refs hold ref, in id order,
 // at most limit of them after id after.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {

@@ -152,6 +152,50 @@ func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.
 	return r, nil
 }
 
+// Records returns the records of c with the given ids, those this
+// transaction knows from memory and the rest in one query; it remembers
+// what it read, missing records included.
+func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*sync.Record, error) {
+	const op = "sqlitestore.Records"
+	out := map[string]*sync.Record{}
+	var unknown []string
+	for _, id := range ids {
+		r, ok := t.known[string(c)+"/"+id]
+		switch {
+		case !ok:
+			unknown = append(unknown, id)
+		case r != nil:
+			out[id] = r
+		}
+	}
+	if len(unknown) == 0 {
+		return out, nil
+	}
+	raw, err := json.Marshal(unknown)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	rows, err := t.stmt(ctx, t.q.records).QueryContext(ctx, string(c), string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for _, id := range unknown {
+		t.known[string(c)+"/"+id] = out[id] // nil: known to be missing
+	}
+	return out, nil
+}
+
 // RecordsByRef returns the records of c that refer to ref.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
 	rows, err := t.stmt(ctx, t.q.byRef).QueryContext(ctx, string(c), ref, after, limit)
@@ -624,7 +668,7 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, byRef, insert, update               *sql.Stmt
+	record, records, byRef, insert, update      *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
 	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
 	feedRecords                                 *sql.Stmt
@@ -639,6 +683,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		query string
 	}{
 		{&q.record, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
+		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
 		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, facts, coll, id)

@@ -89,6 +89,31 @@ func testPutAndRead(t *testing.T, s Store) {
 
 	_, err = read(t, s, schema.Visits, "c-1")
 	assert.ErrorIs(t, err, sync.ErrNotFound, "ids are per collection")
+
+	r4 := rec("c-4", 1, []string{"customers|all"}, `{"name":"Bo's"}`)
+	put(t, s, r4, 0)
+	for _, unit := range []struct {
+		name string
+		run  func(context.Context, func(sync.RecordTx) error) error
+	}{{"view", s.View}, {"update", s.Update}} {
+		require.NoError(t, unit.run(ctx, func(tx sync.RecordTx) error {
+			got, err := tx.Records(ctx, schema.Customers, []string{"c-1", "c-none", "c-4"})
+			require.NoError(t, err)
+			require.Len(t, got, 2, "%s: the records ever written, tombstones included", unit.name)
+			assert.True(t, got["c-1"].Deleted, unit.name)
+			assert.Equal(t, r4, got["c-4"], unit.name)
+			again, err := tx.Records(ctx, schema.Customers, []string{"c-none", "c-4"})
+			require.NoError(t, err)
+			assert.Len(t, again, 1, "%s: asked again, the same", unit.name)
+			other, err := tx.Records(ctx, schema.Visits, []string{"c-1", "c-4"})
+			require.NoError(t, err)
+			assert.Empty(t, other, "%s: ids are per collection", unit.name)
+			none, err := tx.Records(ctx, schema.Customers, nil)
+			require.NoError(t, err)
+			assert.Empty(t, none, unit.name)
+			return nil
+		}))
+	}
 }
 
 func testRefs(t *testing.T, s Store) {
