@@ -668,12 +668,12 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, insert, update      *sql.Stmt
-	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
+	record, records, byRef, insert, update       *sql.Stmt
+	holdTokens, loseTokens, addRefs, dropRefs    *sql.Stmt
 	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecords                                 *sql.Stmt
-	dropFacts, addFacts, repFactAfter           *sql.Stmt
-	proof, saveProof, audit, loginUser          *sql.Stmt
+	feedRecords                                  *sql.Stmt
+	dropFacts, addFacts, repFactAfter            *sql.Stmt
+	proof, saveProof, audit, loginUser           *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
