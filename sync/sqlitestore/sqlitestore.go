@@ -24,6 +24,8 @@ type Store struct {
 	w, r *sql.DB
 	// qw and qr are the prepared statements of w and r.
 	qw, qr *queries
+	// group gathers the write transactions' units of work.
+	group committer
 }
 
 // Open opens (creating if needed) the database file at path and brings its
