@@ -111,7 +111,8 @@ func (s *Store) lead(ctx context.Context, own *unit) error {
 }
 
 // runGroup runs the units in one write transaction and returns each one's
-// error. A unit whose fn fails is rolled back to its savepoint; when SQLite
+// error. A unit whose fn fails is rolled back to its savepoint (a unit
+// alone needs none: its transaction is rolled back); when SQLite
 // gave up the whole transaction instead, the other units run again in a
 // new one. When the commit fails, each unit runs again alone, so that a
 // unit's writes that cannot commit fail that unit only.
@@ -130,6 +131,17 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 			return errs
 		}
 		x := newTx(s.qw, t)
+		if len(todo) == 1 {
+			// Alone in its transaction, a unit needs no savepoint: its
+			// error undoes the transaction.
+			i := todo[0]
+			if errs[i] = group[i].fn(x); errs[i] != nil {
+				t.Rollback()
+			} else {
+				errs[i] = x.commit(ctx)
+			}
+			return errs
+		}
 		var done []int
 		broken := -1
 		for k, i := range todo {
