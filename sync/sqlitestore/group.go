@@ -135,7 +135,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 			// Alone in its transaction, a unit needs no savepoint: its
 			// error undoes the transaction.
 			i := todo[0]
-			if errs[i] = group[i].fn(x); errs[i] != nil {
+			if errs[i] = call(group[i].fn, x); errs[i] != nil {
 				t.Rollback()
 			} else {
 				errs[i] = x.commit(ctx)
@@ -186,7 +186,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		return fmt.Errorf("sqlitestore: savepoint: %w", err), true
 	}
 	seq, answers := t.seq, len(t.answers)
-	if err := fn(t); err != nil {
+	if err := call(fn, t); err != nil {
 		// What fn read or wrote is forgotten with its writes.
 		t.seq, t.answers = seq, t.answers[:answers]
 		clear(t.known)
@@ -202,6 +202,18 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		return fmt.Errorf("sqlitestore: release: %w", err), true
 	}
 	return nil, false
+}
+
+// call runs fn in t and turns a panic of fn into its error: the units of
+// a group run in the goroutine of one of them, and the others, waiting for
+// their answers, must get one.
+func call(fn func(sync.RecordTx) error, t *tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlitestore: unit of work panicked: %v", r)
+		}
+	}()
+	return fn(t)
 }
 
 // newTx wraps a database transaction run with the statements q.

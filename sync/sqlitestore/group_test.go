@@ -128,6 +128,7 @@ func TestAFailingUnitSpoilsNoOtherInItsGroup(t *testing.T) {
 		fail func(ctx context.Context, tx sync.RecordTx) error
 	}{
 		{"its function fails", func(context.Context, sync.RecordTx) error { return boom }},
+		{"its function panics", func(context.Context, sync.RecordTx) error { panic(boom) }},
 		{"SQLite gives up the transaction", func(ctx context.Context, rtx sync.RecordTx) error {
 			_, err := rtx.(*tx).t.ExecContext(ctx, "ROLLBACK")
 			return errors.Join(boom, err)
@@ -172,7 +173,7 @@ func TestAFailingUnitSpoilsNoOtherInItsGroup(t *testing.T) {
 					return nil
 				}))
 				if i == failing {
-					assert.ErrorIs(t, err, boom)
+					assert.ErrorContains(t, err, boom.Error())
 					assert.NotContains(t, seqs, id, "the failed unit's record")
 					assert.False(t, answered, "the failed unit's answer was stored")
 					continue
@@ -184,6 +185,8 @@ func TestAFailingUnitSpoilsNoOtherInItsGroup(t *testing.T) {
 			}
 			assert.Len(t, seqs, n-1)
 			assert.Equal(t, 1, runs[failing], "the failed unit ran again")
+			assert.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, customerRecord("c-after"), 0) }),
+				"a write after the group")
 		})
 	}
 }
