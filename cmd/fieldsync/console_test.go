@@ -285,8 +285,37 @@ func TestConsoleManager(t *testing.T) {
 		assert.Equal(t, 3, count("#timeline li[data-visit]"), "a timeline entry per visit")
 		figures, err := chromedp.Run(ctx, chromedp.Text("#figures"))
 		require.NoError(t, err)
-		assert.Contains(t, figures, "50.00", "the order amount: 4 × 12.50")
 		assert.Contains(t, figures, "1 h 0 min", "time in store: 20 + 30 + 10 minutes")
+		timeline, err := chromedp.Run(ctx, chromedp.Text("#timeline"))
+		require.NoError(t, err)
+		assert.Contains(t, timeline, "50.00", "the visit's order: 4 × 12.50")
+	})
+
+	t.Run("a rep's day counts orders on the day they were submitted", func(t *testing.T) {
+		// The daily report counts an order on the day the server accepted
+		// its submission (the fixture's: when it was pushed), not on the
+		// visit's day.
+		var o struct {
+			Changes []struct {
+				ID   string `json:"id"`
+				Data struct {
+					SubmittedAt time.Time `json:"submitted_at"`
+				} `json:"data"`
+			} `json:"changes"`
+		}
+		require.Equal(t, http.StatusOK, f.manager.post(t, "/v1/sync/pull", map[string]any{"collections": []string{"orders"}}, &o))
+		require.Len(t, o.Changes, 1)
+		require.False(t, o.Changes[0].Data.SubmittedAt.IsZero())
+		today := o.Changes[0].Data.SubmittedAt.UTC().Format("2006-01-02") // the console's zone is UTC
+		require.NotEqual(t, consoleDay, today)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/reps/"+f.reps["rep1"]+"/day?date="+today),
+			chromedp.WaitVisible("#figures")))
+		orders := evaluate[[]string](t, ctx, `["orders", "order_amount"].map(f => document.querySelector("#figures dd[data-field=" + f + "]").dataset.value)`)
+		assert.Equal(t, []string{"1", "5000"}, orders)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/reps/"+f.reps["rep1"]+"/day?date="+consoleDay),
+			chromedp.WaitVisible("#figures")))
+		orders = evaluate[[]string](t, ctx, `["orders", "order_amount"].map(f => document.querySelector("#figures dd[data-field=" + f + "]").dataset.value)`)
+		assert.Equal(t, []string{"0", "0"}, orders)
 	})
 
 	t.Run("a rep's day figures equal the daily report's", func(t *testing.T) {
