@@ -32,8 +32,9 @@ func (c *Console) importPage(ctx *fiber.Ctx) error {
 
 // importSubmit checks a CSV file through the engine's import as a dry run
 // (action "preview", the file uploaded) or imports it (action "import",
-// the file as previewed). Files are bounded by the server's body limit;
-// larger ones go through POST /v1/admin/import.
+// the file as previewed). Files are bounded by the server's body limit,
+// which the import step's base64 copy must fit too; larger ones go
+// through POST /v1/admin/import, which streams.
 func (c *Console) importSubmit(ctx *fiber.Ctx) error {
 	d := &importData{Collections: dataCollections, Collection: schema.Collection(ctx.FormValue("collection")),
 		SkipInvalid: ctx.FormValue("skip_invalid") == "true"}
