@@ -535,6 +535,7 @@ func TestConsoleImportPreviewsThenImports(t *testing.T) {
 	for _, code := range []string{"IMP-1", "IMP-2", "IMP-3", "IMP-4"} {
 		assert.False(t, codes[code], "the preview wrote %s", code)
 	}
+	assert.Equal(t, http.StatusForbidden, status(t, ctx, "POST", "/console/admin/import"), "an import without its form token")
 
 	t.Run("importing the file with errors writes nothing", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Click("#import"),
