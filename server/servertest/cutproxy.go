@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"io"
+	"math/rand/v2"
 	"net"
 	gosync "sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type CutProxy struct {
 	cuts   atomic.Int64
 	mu     gosync.Mutex // serialises the count towards the next cut
 	next   int64
+	rng    *rand.Rand // random gaps between cuts when not nil
 	wg     gosync.WaitGroup
 }
 
@@ -32,11 +34,25 @@ type CutProxy struct {
 // up (0: never); it stops when tb ends.
 func StartCutProxy(tb testing.TB, target string, every int64) *CutProxy {
 	tb.Helper()
+	return startCutProxy(tb, target, every, nil)
+}
+
+// StartRandomCutProxy is StartCutProxy with random gaps between cuts,
+// exponentially distributed with mean bytes (a link that drops at any
+// moment), drawn from seed so that runs can be compared.
+func StartRandomCutProxy(tb testing.TB, target string, mean int64, seed uint64) *CutProxy {
+	tb.Helper()
+	return startCutProxy(tb, target, mean, rand.New(rand.NewPCG(seed, seed)))
+}
+
+func startCutProxy(tb testing.TB, target string, every int64, rng *rand.Rand) *CutProxy {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("servertest.StartCutProxy: %v", err)
 	}
-	p := &CutProxy{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), every: every, target: target, ln: ln, next: every}
+	p := &CutProxy{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), every: every, target: target, ln: ln, rng: rng}
+	p.next = p.gap()
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(func() {
@@ -114,6 +130,14 @@ func (p *CutProxy) take(n int64) (allowed int64, cut bool) {
 	}
 	allowed = p.next - sent
 	p.up.Add(allowed)
-	p.next += p.every
+	p.next += p.gap()
 	return allowed, true
+}
+
+// gap is the number of bytes until the next cut.
+func (p *CutProxy) gap() int64 {
+	if p.rng == nil {
+		return p.every
+	}
+	return max(1, int64(p.rng.ExpFloat64()*float64(p.every)))
 }
