@@ -41,6 +41,12 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		if pl, ok := tx.(Preloader); ok {
+			ids, keys := preloads(batch)
+			if err := pl.Preload(ctx, p.UserID, ids, keys); err != nil {
+				return err
+			}
+		}
 		for i := range batch {
 			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
@@ -55,6 +61,18 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	}
 	e.noteSync(ctx, p, true)
 	return resp, nil
+}
+
+// preloads returns the mutation ids and the records a batch asks for
+// first.
+func preloads(batch []prepared) (mutationIDs []string, records []RecordKey) {
+	for _, p := range batch {
+		if p.malformed == nil {
+			mutationIDs = append(mutationIDs, p.m.MutationID)
+			records = append(records, RecordKey{Collection: p.m.Collection, ID: p.m.ID})
+		}
+	}
+	return mutationIDs, records
 }
 
 // prepared is a mutation as far as it is worked out before the store's

@@ -162,6 +162,20 @@ type RecordTx interface {
 	SaveAnswer(ctx context.Context, a *Answer) error
 }
 
+// Preloader is a RecordTx that can read ahead, in a few round trips, the
+// stored answers and records a batch of mutations is about to ask for.
+// Push calls it before it applies a batch, when the store's unit of work
+// offers it: it changes how many reads follow, never what they return.
+type Preloader interface {
+	Preload(ctx context.Context, userID string, mutationIDs []string, records []RecordKey) error
+}
+
+// RecordKey names a record.
+type RecordKey struct {
+	Collection schema.Collection
+	ID         string
+}
+
 // RecordStore keeps records and the change feed. Implementations must be
 // safe for concurrent use by several processes sharing the store.
 type RecordStore interface {
