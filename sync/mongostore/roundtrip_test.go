@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -182,4 +184,75 @@ func BenchmarkRoundTrips(b *testing.B) {
 			b.Logf("%s: %d commands, %.2f per record (%s)", sc.name, total, float64(total)/float64(sc.records), c)
 		})
 	}
+}
+
+// A push of 500 mutations costs at most 2 commands per record, and a pull
+// page a handful of commands, whatever the server's speed.
+func TestRoundTrips(t *testing.T) {
+	runRoundTrips(t, func(sc roundTripScenario, total int, c *commandCounter) {
+		budget := 2 * sc.records
+		if strings.HasPrefix(sc.name, "pull") {
+			budget = 8
+		}
+		assert.LessOrEqual(t, total, budget, "%s: %d commands for %d records (%s)", sc.name, total, sc.records, c)
+	})
+}
+
+// A push whose unit of work loses a race on one record keeps the writes
+// that landed and decides the rest afresh: here a concurrent change of
+// another field of c-2 lands between the push's reads and its writes, and
+// the push's change of c-2 is merged with it. Each record ends up once in
+// the feed, and the answers replay.
+func TestPushThatLosesARaceRunsAgain(t *testing.T) {
+	s, eng, _ := countedStore(t)
+	ctx := context.Background()
+	push(t, eng, rtAdmin, []json.RawMessage{mutationOf(t, "t-1", schema.Territories, "t-1", 0, map[string]any{"name": "North", "region": "EU"})})
+	push(t, eng, rtAdmin, []json.RawMessage{
+		mutationOf(t, "c-1", schema.Customers, "c-1", 0, roundTripCustomer(1, "One")),
+		mutationOf(t, "c-2", schema.Customers, "c-2", 0, roundTripCustomer(2, "Two")),
+	})
+	var raced atomic.Bool
+	s.stall = func() { // after the push took its seqs, before it writes
+		if raced.CompareAndSwap(false, true) {
+			other := roundTripCustomer(2, "Two")
+			other["grade"] = "A"
+			push(t, eng, rtAdmin, []json.RawMessage{mutationOf(t, "other", schema.Customers, "c-2", 1, other)})
+		}
+	}
+	req := &schema.PushRequest{DeviceID: "d-1", Mutations: []json.RawMessage{
+		mutationOf(t, "m-1", schema.Customers, "c-1", 1, roundTripCustomer(1, "One, renamed")),
+		mutationOf(t, "m-2", schema.Customers, "c-2", 1, roundTripCustomer(2, "Two, renamed")),
+	}}
+	resp, err := eng.Push(ctx, rtAdmin, req)
+	require.NoError(t, err)
+	s.stall = nil
+	assert.Equal(t, schema.PushApplied, resp.Results[0].Status)
+	assert.Equal(t, int64(2), resp.Results[0].Version)
+	assert.Equal(t, schema.PushMerged, resp.Results[1].Status, "decided again against the concurrent write")
+	assert.Equal(t, int64(3), resp.Results[1].Version)
+
+	var c2 struct{ Name, Grade string }
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		r, err := tx.Record(ctx, schema.Customers, "c-2")
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(r.Data, &c2)
+	}))
+	assert.Equal(t, "Two, renamed", c2.Name)
+	assert.Equal(t, "A", c2.Grade)
+
+	again, err := eng.Push(ctx, rtAdmin, req)
+	require.NoError(t, err)
+	assert.Equal(t, resp.Results, again.Results, "the stored answers replay")
+
+	wm, err := s.Watermark(ctx)
+	require.NoError(t, err)
+	chs, err := s.Changes(ctx, []string{"customers|all"}, 0, wm, 100, 0)
+	require.NoError(t, err)
+	var ids []string
+	for _, ch := range chs {
+		ids = append(ids, fmt.Sprintf("%s@%d", ch.Record.ID, ch.Record.Version))
+	}
+	assert.Equal(t, []string{"c-1@2", "c-2@3"}, ids)
 }
