@@ -24,7 +24,8 @@ import (
 // ref and by rep (merged with the unit's writes when read again), and the
 // record writes and answers themselves. When fn returns, the unit's writes
 // go out together, in the order a single write has always used, each step
-// one bulk command for the whole unit:
+// one bulk command for the whole unit (bulkChunk statements at a time for
+// record writes and deletes):
 //
 //  1. take one seq per record written (a block of pending seqs, inserted
 //     in order, so the seqs stay dense and visible before they are used);
@@ -305,9 +306,13 @@ func (s *Store) writeHeld(ctx context.Context, writes []*pendingWrite) (landed, 
 			return nil, nil, fmt.Errorf("gone: %w", err)
 		}
 	}
-	landed, lost, uncertain, err := s.writeDocs(ctx, writes)
-	if err != nil {
-		return nil, nil, err
+	uncertain := false
+	for chunk := range slices.Chunk(writes, bulkChunk) {
+		in, out, unsure, err := s.writeDocs(ctx, chunk)
+		if err != nil {
+			return nil, nil, err
+		}
+		landed, lost, uncertain = append(landed, in...), append(lost, out...), uncertain || unsure
 	}
 	if len(lost) > 0 {
 		s.giveUp(ctx, lost, uncertain)
@@ -360,6 +365,22 @@ func (s *Store) takeSeqs(ctx context.Context, n int) ([]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// bulkChunk is how many statements a bulk update or delete carries at
+// most: FerretDB v1 hangs on an update command of 500 statements (and a
+// few more commands cost little on MongoDB).
+const bulkChunk = 50
+
+// bulkWrite runs models on c, bulkChunk at a time, unordered; failing
+// leaves the rest undone.
+func bulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel) error {
+	for chunk := range slices.Chunk(models, bulkChunk) {
+		if _, err := c.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeDocs writes the record documents in one bulk write and sorts the
@@ -490,15 +511,11 @@ func (s *Store) afterLanding(ctx context.Context, landed []*pendingWrite) {
 		}
 	}
 	s.project(ctx, audit)
-	if len(unindex) > 0 {
-		s.facts.BulkWrite(ctx, unindex, options.BulkWrite().SetOrdered(false))
-	}
-	if len(regained) > 0 {
-		// Losses of tokens the record holds again are over. A later loss
-		// is recorded by a writer that read this write, so at a later
-		// seq: only earlier ones go.
-		s.gone.BulkWrite(ctx, regained, options.BulkWrite().SetOrdered(false))
-	}
+	bulkWrite(ctx, s.facts, unindex)
+	// Losses of tokens the record holds again are over. A later loss is
+	// recorded by a writer that read this write, so at a later seq: only
+	// earlier ones go.
+	bulkWrite(ctx, s.gone, regained)
 }
 
 // settleLanded marks the seqs of the writes that landed done, re-stamping
