@@ -135,6 +135,9 @@ type RecordTx interface {
 	// Record returns the current state of a record; ErrNotFound when it
 	// was never written.
 	Record(ctx context.Context, c schema.Collection, id string) (*Record, error)
+	// Records returns, by id, the current state of the records of
+	// collection c with the given ids that were ever written, in one read.
+	Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*Record, error)
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
@@ -155,32 +158,22 @@ type RecordTx interface {
 	// SaveProof stores a proof of holding a photo's bytes (the first one
 	// of a user and hash stays).
 	SaveProof(ctx context.Context, p *PhotoProof) error
-	// Answer returns the stored answer to a mutation; ErrNotFound when
-	// there is none.
-	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
+	// Answers returns the stored answers to a user's mutations, by
+	// mutation id, in one read; a mutation with none is not in the map.
+	Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*Answer, error)
 	// SaveAnswer stores the answer to a mutation (the first one stays).
 	SaveAnswer(ctx context.Context, a *Answer) error
-}
-
-// Preloader is a RecordTx that can read ahead, in a few round trips, the
-// stored answers and records a batch of mutations is about to ask for.
-// Push calls it before it applies a batch, when the store's unit of work
-// offers it: it changes how many reads follow, never what they return.
-type Preloader interface {
-	Preload(ctx context.Context, userID string, mutationIDs []string, records []RecordKey) error
-}
-
-// RecordKey names a record.
-type RecordKey struct {
-	Collection schema.Collection
-	ID         string
 }
 
 // RecordStore keeps records and the change feed. Implementations must be
 // safe for concurrent use by several processes sharing the store.
 type RecordStore interface {
 	// Update runs fn in one unit of work; fn's error is returned and, where
-	// the store has transactions, undoes its writes.
+	// the store has transactions, undoes its writes. A store may run fn
+	// again when the transaction it ran in was undone for a reason of the
+	// store's (SQLite runs concurrent units together and retries the others
+	// of a transaction that one of them lost), so fn must start afresh each
+	// time it runs.
 	Update(ctx context.Context, fn func(tx RecordTx) error) error
 	// View runs fn with reads only, on a consistent snapshot where the
 	// store has them.

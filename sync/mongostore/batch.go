@@ -117,67 +117,6 @@ func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error 
 	}
 }
 
-// Preload reads, in one command each, the user's answers to mutationIDs
-// and the records, so that the unit's later reads of them cost nothing.
-func (t *tx) Preload(ctx context.Context, userID string, mutationIDs []string, records []sync.RecordKey) error {
-	const op = "mongostore.Preload"
-	if t.u == nil {
-		return nil
-	}
-	var keys []string
-	for _, id := range mutationIDs {
-		if k := userID + "/" + id; !t.hasAnswer(k) {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) > 0 {
-		var docs []*answerDoc
-		if err := findAll(ctx, t.s.answers, bson.M{"_id": bson.M{"$in": keys}}, len(keys), &docs); err != nil {
-			return fail(op, err)
-		}
-		for _, k := range keys {
-			t.u.answers[k] = nil
-		}
-		for _, d := range docs {
-			t.u.answers[d.Key] = d
-		}
-	}
-	keys = keys[:0]
-	for _, r := range records {
-		if k := recordKey(r.Collection, r.ID); !t.hasDoc(k) && !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	var docs []*recordDoc
-	if err := findAll(ctx, t.s.records, bson.M{"_id": bson.M{"$in": keys}}, len(keys), &docs); err != nil {
-		return fail(op, err)
-	}
-	for _, k := range keys {
-		t.u.docs[k] = nil
-	}
-	for _, d := range docs {
-		t.u.docs[d.Key] = d
-	}
-	return nil
-}
-
-func (t *tx) hasAnswer(key string) bool { _, ok := t.u.answers[key]; return ok }
-func (t *tx) hasDoc(key string) bool    { _, ok := t.u.docs[key]; return ok }
-
-// findAll decodes into docs the documents of c matching filter, of which
-// there are at most n, fetched in one round trip unless the server's reply
-// limit splits them.
-func findAll(ctx context.Context, c *mongo.Collection, filter any, n int, docs any) error {
-	cur, err := c.Find(ctx, filter, options.Find().SetLimit(int64(n)).SetBatchSize(int32(max(n, 1))))
-	if err != nil {
-		return err
-	}
-	return cur.All(ctx, docs)
-}
-
 // doc returns the latest known state of the record key: the unit's, or
 // the store's (read once); nil when there is none.
 func (t *tx) doc(ctx context.Context, key string) (*recordDoc, error) {

@@ -147,6 +147,45 @@ func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
 	return &d, nil
 }
 
+// Records returns the records of c with the given ids, in one find.
+func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*sync.Record, error) {
+	out := map[string]*sync.Record{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var keys []string
+	for _, id := range ids {
+		key := recordKey(c, id)
+		if t.u == nil {
+			keys = append(keys, key)
+		} else if d, known := t.u.docs[key]; !known {
+			keys = append(keys, key)
+		} else if d != nil {
+			out[id] = d.record()
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	docs, err := t.s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
+	if err != nil {
+		return nil, fail("mongostore.Records", err)
+	}
+	if t.u != nil {
+		// Known from now on, found or not.
+		for _, key := range keys {
+			t.u.docs[key] = nil
+		}
+	}
+	for _, d := range docs {
+		if t.u != nil {
+			t.u.docs[d.Key] = d
+		}
+		out[d.ID] = d.record()
+	}
+	return out, nil
+}
+
 // RecordsByRef returns the records of c whose refs hold ref, in id order,
 // at most limit of them after id after.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
@@ -279,30 +318,33 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	return nil
 }
 
-// Answer returns the stored answer to a mutation; sync.ErrNotFound when
-// there is none.
-func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
-	key := userID + "/" + mutationID
-	d, known := (*answerDoc)(nil), false
-	if t.u != nil {
-		d, known = t.u.answers[key]
+// Answers returns the stored answers to a user's mutations, in one find.
+func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*sync.Answer, error) {
+	const op = "mongostore.Answers"
+	keys := make([]string, len(mutationIDs))
+	for i, id := range mutationIDs {
+		keys[i] = userID + "/" + id
 	}
-	if !known {
-		d = new(answerDoc)
-		err := findOne(ctx, "mongostore.Answer", t.s.answers, bson.M{"_id": key}, nil, d)
-		if errors.Is(err, sync.ErrNotFound) {
-			d = nil
-		} else if err != nil {
-			return nil, err
+	out := map[string]*sync.Answer{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	cur, err := t.s.answers.Find(ctx, bson.M{"_id": bson.M{"$in": keys}})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d answerDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fail(op, err)
 		}
-		if t.u != nil {
-			t.u.answers[key] = d
-		}
+		out[d.MutationID] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
 	}
-	if d == nil {
-		return nil, sync.ErrNotFound
+	if err := cur.Err(); err != nil {
+		return nil, fail(op, err)
 	}
-	return &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}, nil
+	return out, nil
 }
 
 // SaveAnswer stores the answer to a mutation when the unit's writes have
