@@ -321,11 +321,17 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 // Answers returns the stored answers to a user's mutations, in one find.
 func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*sync.Answer, error) {
 	const op = "mongostore.Answers"
-	keys := make([]string, len(mutationIDs))
-	for i, id := range mutationIDs {
-		keys[i] = userID + "/" + id
-	}
 	out := map[string]*sync.Answer{}
+	var keys []string
+	for _, id := range mutationIDs {
+		key := userID + "/" + id
+		if t.u != nil && t.u.answers[key] != nil { // saved in this unit
+			d := t.u.answers[key]
+			out[id] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+			continue
+		}
+		keys = append(keys, key)
+	}
 	if len(keys) == 0 {
 		return out, nil
 	}
