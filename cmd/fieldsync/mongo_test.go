@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	gosync "sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync/mongostore/mongotest"
 )
 
 // startFerretDB runs an embedded FerretDB on a loopback port for one test
@@ -47,6 +51,26 @@ func startStoppableFerretDB(t *testing.T) (uri string, stop func()) {
 	}
 	t.Cleanup(stop)
 	return f.MongoDBURI(), stop
+}
+
+// sharedMongoURI returns, ending in "/", the URI of a Mongo-protocol store
+// that several processes with normal pools may share: the MongoDB at
+// FIELDSYNC_TEST_MONGO_URI when set, else a test bed started for the test
+// (FerretDB behind a proxy that runs one command at a time).
+func sharedMongoURI(t *testing.T) string {
+	t.Helper()
+	if uri := os.Getenv("FIELDSYNC_TEST_MONGO_URI"); uri != "" {
+		return strings.TrimSuffix(uri, "/") + "/"
+	}
+	bed, err := mongotest.Start(context.Background(), mongotest.Config{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { bed.Close() })
+	return bed.URI()
+}
+
+// freshMongoDatabase names a database no other test uses.
+func freshMongoDatabase(prefix string) string {
+	return fmt.Sprintf("%s_%x", prefix, time.Now().UnixNano())
 }
 
 // A record store that is down answers 503 unavailable with Retry-After on

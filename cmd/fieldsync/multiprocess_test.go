@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/mongostore"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
@@ -73,7 +75,38 @@ func mutation(id, coll, rid string, base int64, data any) map[string]any {
 // store says it may read.
 func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	testTwoProcesses(t, dir, nil, func(t *testing.T) sharedStore {
+		store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "fieldsync.db"))
+		require.NoError(t, err)
+		return store
+	})
+}
+
+// The same with two processes on one Mongo-protocol store, each with a
+// normal connection pool: the test bed of sync/mongostore/mongotest
+// (FerretDB behind a proxy that runs one command at a time), or the real
+// MongoDB at FIELDSYNC_TEST_MONGO_URI when it is set.
+func TestTwoProcessesOnOneMongoDB(t *testing.T) {
+	uri := sharedMongoURI(t) + freshMongoDatabase("fieldsync_two")
+	testTwoProcesses(t, t.TempDir(), []string{"FIELDSYNC_MONGO_URI=" + uri}, func(t *testing.T) sharedStore {
+		store, err := mongostore.Open(context.Background(), uri)
+		require.NoError(t, err)
+		return store
+	})
+}
+
+// sharedStore is what the two-process test reads back from the store the
+// processes share.
+type sharedStore interface {
+	sync.RecordStore
+	UserByName(ctx context.Context, username string) (*schema.User, error)
+	Close() error
+}
+
+// testTwoProcesses runs two fieldsync processes with env in dir, drives
+// them, and checks every reader against the store that open opens.
+func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testing.T) sharedStore) {
+	env = append(env, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	procs := []*process{startBinary(t, dir, env...), startBinary(t, dir, env...)}
 	bases := []string{"http://" + procs[0].addr, "http://" + procs[1].addr}
 
@@ -182,8 +215,7 @@ func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
 	close(stop)
 	rg.Wait()
 
-	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "fieldsync.db"))
-	require.NoError(t, err)
+	store := open(t)
 	defer store.Close()
 	for i, r := range readers {
 		for k := 0; pull(r, bases[(i+k)%2]); k++ {

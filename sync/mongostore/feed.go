@@ -361,8 +361,10 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 	return firstPage(out, limit, maxBytes), nil
 }
 
-// feedBatch is how many records a feed read fetches per round trip: a
-// page of big records stops after at most this many more than it needs.
+// feedBatch is how many records a feed read fetches in its first round
+// trip: a page of big records stops after at most this many more than it
+// needs. Later round trips fetch as many as the records read so far say
+// will fit in what is left of the page's bytes (see nextBatch).
 const feedBatch = 32
 
 // feedProjection leaves out of feed reads what readers of the feed do not
@@ -392,8 +394,25 @@ func (s *Store) feedRecords(ctx context.Context, filter bson.M, limit, maxBytes 
 		if len(docs) == limit || (maxBytes > 0 && size >= maxBytes) {
 			return docs, true, nil
 		}
+		if cur.RemainingBatchLength() == 0 {
+			cur.SetBatchSize(nextBatch(len(docs), size, limit, maxBytes))
+		}
 	}
 	return docs, false, cur.Err()
+}
+
+// nextBatch is how many records the next round trip of a feed read
+// fetches, after n records of size bytes of data: what is left of the
+// limit, or, when maxBytes bounds the page, as many records as are
+// expected to fill what is left of it at the size seen so far, and at
+// least feedBatch.
+func nextBatch(n, size, limit, maxBytes int) int32 {
+	left := limit - n
+	if maxBytes > 0 {
+		avg := max(size/max(n, 1), 1)
+		left = min(left, max((maxBytes-size)/avg+1, feedBatch))
+	}
+	return int32(max(left, 1))
 }
 
 // firstPage returns the start of changes that holds at most limit of them

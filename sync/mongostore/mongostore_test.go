@@ -24,6 +24,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/mongostore/mongotest"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
@@ -112,14 +113,7 @@ func MustOpen(tb testing.TB) *Store {
 // uri, with a normal pool, dropped when the test ends.
 func MustOpenMongoDB(tb testing.TB, uri string) *Store {
 	tb.Helper()
-	ctx := context.Background()
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { client.Disconnect(context.Background()) })
-	s, err := New(ctx, client, freshDatabase())
-	require.NoError(tb, err)
-	tb.Cleanup(func() { s.db.Drop(context.Background()) })
-	return s
+	return mustOpenPooled(tb, uri, freshDatabase())
 }
 
 func TestConformance(t *testing.T) {
@@ -566,6 +560,38 @@ func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
 		s := MustOpen(t)
 		return []storetest.Store{s, s}
 	}, 40)
+}
+
+// Two stores, each with its own client and a normal pool, on one
+// database, as two fieldsync processes have: on the test bed (FerretDB
+// behind a proxy that runs one command at a time), and on the MongoDB at
+// FIELDSYNC_TEST_MONGO_URI when it is set.
+func TestConvergenceOfTwoPooledStores(t *testing.T) {
+	uri := os.Getenv("FIELDSYNC_TEST_MONGO_URI")
+	if uri == "" {
+		bed, err := mongotest.Start(context.Background(), mongotest.Config{Dir: t.TempDir()})
+		require.NoError(t, err)
+		t.Cleanup(func() { bed.Close() })
+		uri = bed.URI()
+	}
+	storetest.TestConvergence(t, func(t *testing.T) []storetest.Store {
+		database := freshDatabase()
+		return []storetest.Store{mustOpenPooled(t, uri, database), mustOpenPooled(t, uri, database)}
+	}, 40)
+}
+
+// mustOpenPooled returns a store on database at uri through a client of
+// its own with a normal pool; the database is dropped when the test ends.
+func mustOpenPooled(tb testing.TB, uri, database string) *Store {
+	tb.Helper()
+	ctx := context.Background()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { client.Disconnect(context.Background()) })
+	s, err := New(ctx, client, database)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.db.Drop(context.Background()) })
+	return s
 }
 
 // Crashes right after record writes, before their audit entries reached

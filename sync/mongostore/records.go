@@ -113,26 +113,28 @@ func (d *recordDoc) record() *sync.Record {
 }
 
 // tx is a unit of work on the store. MongoDB gives it no atomicity of its
-// own: each write is atomic on its own, and reads see the latest state.
-type tx struct{ s *Store }
-
-// Update runs fn; its writes are not undone when it fails, as each one
-// is atomic on its own.
-func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return fn(&tx{s})
+// own: each record's write is atomic on its own. In Update it keeps what
+// it reads and holds its writes back until fn returns (u, see batch.go);
+// in View, u is nil and every read goes to the store.
+type tx struct {
+	s *Store
+	u *unit
 }
 
 // View runs fn; its reads see the latest state, not one snapshot.
 func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return fn(&tx{s})
+	return fn(&tx{s: s})
 }
 
 // Record returns the current state of a record; sync.ErrNotFound when it
 // was never written.
 func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.Record, error) {
-	d, err := t.s.recordDoc(ctx, recordKey(c, id))
+	d, err := t.doc(ctx, recordKey(c, id))
 	if err != nil {
 		return nil, err
+	}
+	if d == nil {
+		return nil, sync.ErrNotFound
 	}
 	return d.record(), nil
 }
@@ -151,17 +153,35 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = recordKey(c, id)
+	var keys []string
+	for _, id := range ids {
+		key := recordKey(c, id)
+		if t.u == nil {
+			keys = append(keys, key)
+		} else if d, known := t.u.docs[key]; !known {
+			keys = append(keys, key)
+		} else if d != nil {
+			out[id] = d.record()
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
 	}
 	docs, err := t.s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
 	if err != nil {
 		return nil, fail("mongostore.Records", err)
 	}
+	if t.u != nil {
+		// Known from now on, found or not.
+		for _, key := range keys {
+			t.u.docs[key] = nil
+		}
+	}
 	for _, d := range docs {
-		r := d.record()
-		out[r.ID] = r
+		if t.u != nil {
+			t.u.docs[d.Key] = d
+		}
+		out[d.ID] = d.record()
 	}
 	return out, nil
 }
@@ -169,7 +189,13 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 // RecordsByRef returns the records of c whose refs hold ref, in id order,
 // at most limit of them after id after.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
-	docs, err := t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", limit)
+	var docs []*recordDoc
+	var err error
+	if t.u != nil {
+		docs, err = t.recordsByRef(ctx, c, ref, after, limit)
+	} else {
+		docs, err = t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", limit)
+	}
 	if err != nil {
 		return nil, fail("mongostore.RecordsByRef", err)
 	}
@@ -213,130 +239,31 @@ type prior struct {
 }
 
 // Put writes r if the stored version of the record is prev (0: it must
-// not exist) and sets r.Seq; sync.ErrStale when the stored version is not
-// prev.
-//
-// It takes a seq (pending), records the tokens r loses as gone at that
+// not exist); sync.ErrStale when the version the unit knows is not prev.
+// The write goes out when the unit ends, which sets r.Seq (see batch.go):
+// it takes a seq (pending), records the tokens r loses as gone at that
 // seq and indexes r's facts when they changed, writes the record in one
-// document write guarded by its version, drops the index entries of the
-// facts it replaced, and marks the seq done; see feed.go for why that
-// order never lets a reader skip the write, and reports.go for why it
-// never lets a report miss a fact.
+// document write guarded by the version and seq the unit read, drops the
+// index entries of the facts it replaced, and marks the seq done; see
+// feed.go for why that order never lets a reader skip the write, and
+// reports.go for why it never lets a report miss a fact.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
-	const op = "mongostore.Put"
-	s := t.s
-	var was prior
-	d, err := s.recordDoc(ctx, recordKey(r.Collection, r.ID))
-	switch {
-	case errors.Is(err, sync.ErrNotFound):
-	case err != nil:
-		return err
-	default:
-		was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts, audit: d.Audit}
+	if t.u == nil {
+		return errors.New("mongostore.Put: a View does not write")
 	}
-	if was.version != prev {
-		return sync.ErrStale
-	}
-	seq, err := s.takeSeq(ctx)
+	d, err := t.doc(ctx, recordKey(r.Collection, r.ID))
 	if err != nil {
-		return fail(op, err)
-	}
-	if s.stall != nil {
-		s.stall()
-	}
-	if err := s.writeAt(ctx, r, was, seq); err != nil {
 		return err
 	}
-	if r.Seq, err = s.finish(ctx, seq); err != nil {
-		return fail(op, err)
+	var version int64
+	if d != nil {
+		version = d.Version
 	}
-	return nil
-}
-
-// writeAt writes r at seq, which the caller has taken, over the record
-// was describes, and sets r.Seq. When the version guard fails it takes
-// back what it wrote, gives up seq and returns sync.ErrStale. On other
-// errors it leaves seq pending, as the write may have landed: the lease
-// settles it.
-func (s *Store) writeAt(ctx context.Context, r *sync.Record, was prior, seq int64) error {
-	const op = "mongostore.Put"
-	doc := newRecordDoc(r, seq)
-	lost, gained := missing(was.tokens, r.Tokens), missing(r.Tokens, was.tokens)
-	// Facts that did not change keep their index entries, whichever write
-	// made them.
-	refacts := !slices.Equal(was.facts, doc.Facts)
-	if refacts {
-		if err := s.indexFacts(ctx, doc, seq); err != nil {
-			s.takeBack(ctx, doc, seq, nil, true)
-			return fail(op+": facts", err)
-		}
-	}
-	// Entries leave the record document only once they are in the audit
-	// collection: those this write drops are projected before it.
-	if err := s.project(ctx, droppedAudit(was.audit, doc.Audit)); err != nil {
-		s.takeBack(ctx, doc, seq, nil, refacts)
-		return fail(op+": audit", err)
-	}
-	if len(lost) > 0 {
-		docs := make([]any, len(lost))
-		for i, tok := range lost {
-			docs[i] = goneDoc{Coll: string(r.Collection), ID: r.ID, Token: tok, Seq: seq}
-		}
-		if _, err := s.gone.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
-			s.takeBack(ctx, doc, seq, lost, refacts) // the record was not written
-			return fail(op+": gone", err)
-		}
-	}
-	var stale bool
-	if was.seq == 0 { // there was no record: every stored one has a seq
-		_, err := s.records.InsertOne(ctx, doc)
-		if stale = mongo.IsDuplicateKeyError(err); !stale && err != nil {
-			return fail(op, err)
-		}
-	} else {
-		res, err := s.records.ReplaceOne(ctx, bson.M{"_id": doc.Key, "version": was.version, "seq": was.seq}, doc)
-		if err != nil {
-			return fail(op, err)
-		}
-		stale = res.MatchedCount == 0
-	}
-	if stale {
-		s.takeBack(ctx, doc, seq, lost, refacts)
+	if version != prev {
 		return sync.ErrStale
 	}
-	r.Seq = seq
-	// The record and its entries have landed together; the audit
-	// collection shows them from now on (a failure here is made good by
-	// the record's next write or SweepAudit).
-	s.project(ctx, doc.Audit)
-	if refacts && was.seq > 0 {
-		s.unindexFacts(ctx, doc.Key, seq)
-	}
-	if len(gained) > 0 && was.seq > 0 {
-		// Losses of tokens the record holds again are over. A later loss
-		// is recorded by a writer that read this write, so at a seq taken
-		// after seq: only earlier ones go. Failing leaves documents that
-		// are not reported while the record holds the token.
-		s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "token": bson.M{"$in": gained}, "seq": bson.M{"$lt": seq}})
-	}
+	t.hold(r, d)
 	return nil
-}
-
-// takeBack undoes what a write at seq wrote before its record document,
-// which it did not write: the gone documents of the tokens lost, the
-// index entries of its facts when indexed, and gives seq up. Each may fail
-// harmlessly: a gone document is reported only while the record holds
-// none of the tokens asked for, when the loss it tells of is true anyway;
-// an index entry of facts the record does not have only costs a read of
-// the record (see reports.go); and the lease settles seq.
-func (s *Store) takeBack(ctx context.Context, doc *recordDoc, seq int64, lost []string, indexed bool) {
-	if len(lost) > 0 {
-		s.gone.DeleteMany(ctx, bson.M{"coll": doc.Coll, "rid": doc.ID, "seq": seq})
-	}
-	if indexed {
-		s.facts.DeleteMany(ctx, bson.M{"rec": doc.Key, "seq": seq})
-	}
-	s.abandon(ctx, seq)
 }
 
 // missing returns the strings of a that b lacks.
@@ -394,11 +321,17 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 // Answers returns the stored answers to a user's mutations, in one find.
 func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*sync.Answer, error) {
 	const op = "mongostore.Answers"
-	keys := make([]string, len(mutationIDs))
-	for i, id := range mutationIDs {
-		keys[i] = userID + "/" + id
-	}
 	out := map[string]*sync.Answer{}
+	var keys []string
+	for _, id := range mutationIDs {
+		key := userID + "/" + id
+		if t.u != nil && t.u.answers[key] != nil { // saved in this unit
+			d := t.u.answers[key]
+			out[id] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+			continue
+		}
+		keys = append(keys, key)
+	}
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -420,13 +353,16 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 	return out, nil
 }
 
-// SaveAnswer stores the answer to a mutation; the first one stays.
+// SaveAnswer stores the answer to a mutation when the unit's writes have
+// landed; the first one stays.
 func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
-	_, err := t.s.answers.InsertOne(ctx, answerDoc{
-		Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At),
-	})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fail("mongostore.SaveAnswer", err)
+	d := answerDoc{Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At)}
+	if t.u == nil {
+		return t.s.saveAnswers(ctx, []answerDoc{d})
+	}
+	if prev := t.u.answers[d.Key]; prev == nil {
+		t.u.answers[d.Key] = &d
+		t.u.saved = append(t.u.saved, d)
 	}
 	return nil
 }

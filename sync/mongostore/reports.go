@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -131,14 +130,7 @@ func (s *Store) indexFacts(ctx context.Context, doc *recordDoc, seq int64) error
 	if len(doc.Facts) == 0 {
 		return nil
 	}
-	entries := make([]any, len(doc.Facts))
-	for i, f := range doc.Facts {
-		entries[i] = factEntry{
-			Key: doc.Key + "/" + strconv.FormatInt(seq, 10) + "/" + strconv.Itoa(i), Rec: doc.Key, Seq: seq,
-			Kind: f.Kind, Territory: f.Territory, Customer: f.Customer, Rep: f.Rep, At: f.At,
-		}
-	}
-	_, err := s.facts.InsertMany(ctx, entries, options.InsertMany().SetOrdered(false))
+	_, err := s.facts.InsertMany(ctx, newFactEntries(doc, seq), options.InsertMany().SetOrdered(false))
 	return err
 }
 
@@ -386,6 +378,15 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
 	const op = "mongostore.RepFactAfter"
 	s := t.s
+	if t.u != nil {
+		found, known, err := t.repFactAfter(ctx, kind, rep, after, except)
+		if err != nil {
+			return false, fail(op, err)
+		}
+		if known {
+			return found, nil
+		}
+	}
 	cur, err := s.facts.Find(ctx, bson.M{"kind": kind, "rep": rep, "at": bson.M{"$gt": after.UnixNano()}},
 		options.Find().SetBatchSize(latestBatch).SetProjection(bson.D{{Key: "rec", Value: 1}}))
 	if err != nil {
@@ -398,7 +399,7 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 		if err := cur.Decode(&e); err != nil {
 			return false, fail(op, err)
 		}
-		if read[e.Rec] || strings.HasSuffix(e.Rec, "/"+except) {
+		if read[e.Rec] || strings.HasSuffix(e.Rec, "/"+except) || (t.u != nil && t.u.byKey[e.Rec] != nil) {
 			continue
 		}
 		read[e.Rec] = true

@@ -1,0 +1,67 @@
+// Command testmongo runs a Mongo-protocol store for tests and local
+// trials: the pinned FerretDB behind a proxy that executes one command at
+// a time (see sync/mongostore/mongotest), so that several fieldsync
+// processes, each with a normal connection pool, can share it. It is a
+// test bed, not a database: FerretDB is no production store, and the
+// proxy serialises every command.
+//
+// Usage:
+//
+//	testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable]
+//
+// It prints the store's MongoDB URI on a line of its own once the store
+// answers, and runs until interrupted (SIGINT or SIGTERM). Append a
+// database name to the URI: FIELDSYNC_MONGO_URI=<uri>fieldsync.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fieldsync/fieldsync/cmd/internal/usage"
+	"github.com/fieldsync/fieldsync/sync/mongostore/mongotest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(usage.ExitCode("testmongo", err, os.Stderr))
+}
+
+// run starts the test bed, prints its URI and waits for ctx to end.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("testmongo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	usage.Set(fs, "testmongo runs FerretDB behind a one-command-at-a-time proxy: a Mongo-protocol store that several test processes can share.",
+		"testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable]")
+	listen := fs.String("listen", "127.0.0.1:0", "address of the proxy")
+	dir := fs.String("dir", "", "folder for FerretDB's files (default: a temporary folder, removed on exit)")
+	durable := fs.Bool("durable", false, "keep SQLite's fsyncs")
+	if err := usage.Parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "testmongo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	bed, err := mongotest.Start(ctx, mongotest.Config{Dir: *dir, Listen: *listen, Durable: *durable, Logger: logger})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, bed.URI())
+	<-ctx.Done()
+	return bed.Close()
+}
