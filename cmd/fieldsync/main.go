@@ -56,6 +56,7 @@ type config struct {
 	streamRecheck                                  time.Duration
 	maxStreams, maxStreamsPerUser                  int
 	corsOrigins                                    string
+	limits                                         server.Limits
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -118,7 +119,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
 		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ","),
-		MapTiles: cfg.mapTiles, Zone: loc})
+		MapTiles: cfg.mapTiles, Zone: loc, Limits: cfg.limits})
 	if err != nil {
 		return err
 	}
