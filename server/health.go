@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,20 +20,23 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
-	checks := map[string]Pinger{"records": s.store, "photos": s.photos}
+	checks := []struct {
+		name, what string
+		p          Pinger
+	}{{"records", "the record store", s.store}, {"photos", "the photo store", s.photos}}
 	status := fiber.Map{}
-	ready := true
-	for name, p := range checks {
-		if err := p.Ping(ctx); err != nil {
-			s.log.Warn("not ready", slog.String("check", name), slog.Any("err", err))
-			status[name] = "unavailable"
-			ready = false
+	var down []string
+	for _, ch := range checks {
+		if err := ch.p.Ping(ctx); err != nil {
+			s.log.Warn("not ready", slog.String("check", ch.name), slog.Any("err", err))
+			status[ch.name] = "unavailable"
+			down = append(down, ch.what)
 			continue
 		}
-		status[name] = "ok"
+		status[ch.name] = "ok"
 	}
-	if !ready {
-		return &schema.Error{Code: schema.CodeUnavailable, Message: "not ready: a store does not answer"}
+	if len(down) > 0 {
+		return &schema.Error{Code: schema.CodeUnavailable, Message: "not ready: " + strings.Join(down, " and ") + " not answering"}
 	}
 	return c.JSON(fiber.Map{"status": "ready", "checks": status})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -40,7 +39,7 @@ func insertAudit(ctx context.Context, db *sql.Tx, e sync.AuditEntry) error {
 	if _, err := db.ExecContext(ctx, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
 		e.Key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, string(changes), string(terrs)); err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return errorf("audit: %w", err)
 	}
 	return nil
 }
@@ -110,7 +109,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 	args = append(args, q.Limit)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
 	var out []sync.AuditEntry
@@ -122,14 +121,14 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 			changes, terrs string
 		)
 		if err := rows.Scan(&e.Key, &at, &e.UserID, &e.DeviceID, &e.Action, &coll, &e.ID, &e.Version, &changes, &terrs); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		e.At, e.Collection = time.Unix(0, at).UTC(), schema.Collection(coll)
 		if err := json.Unmarshal([]byte(changes), &e.Changes); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		if err := json.Unmarshal([]byte(terrs), &e.Territories); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		out = append(out, e)
 	}
@@ -140,7 +139,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 func (s *Store) SweepAudit(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM audit WHERE at < ?", cutoff.UnixNano())
 	if err != nil {
-		return 0, fmt.Errorf("sqlitestore.SweepAudit: %w", err)
+		return 0, errorf("sqlitestore.SweepAudit: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
