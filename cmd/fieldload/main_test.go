@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func TestLoadShortRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr bytes.Buffer
 	err = run(ctx, []string{"-url", url, "-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
-		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-json", out}, &stdout, &stderr)
+		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-windows", "1s", "-json", out}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 	t.Log("\n" + stdout.String())
 
@@ -54,6 +55,20 @@ func TestLoadShortRun(t *testing.T) {
 	require.NotNil(t, res.RSS, res.RSSError)
 	assert.Positive(t, res.RSS.PeakMB)
 	assert.Contains(t, stdout.String(), "ENDPOINT")
+
+	assert.Equal(t, FirstSyncs{Done: 5}, FirstSyncs{Done: res.FirstSyncs.Done, GaveUp: res.FirstSyncs.GaveUp}, "every device synced once at least")
+	assert.Positive(t, res.FirstSyncs.P50S)
+	require.NotEmpty(t, res.Windows)
+	sent, last := 0, -1.0
+	for _, w := range res.Windows {
+		sent += w.Requests
+		assert.Greater(t, w.FromS, last, "windows in order")
+		assert.Equal(t, math.Trunc(w.FromS), w.FromS, "one-second windows")
+		last = w.FromS
+		assert.LessOrEqual(t, w.P50Ms, w.P99Ms)
+	}
+	assert.Equal(t, res.Endpoints["push"].Requests+res.Endpoints["pull"].Requests, sent, "every push and pull is in a window")
+	assert.Contains(t, stdout.String(), "first syncs: 5 done, 0 gave up")
 }
 
 func TestLoadReadsRSSOfPID(t *testing.T) {
