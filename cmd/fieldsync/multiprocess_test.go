@@ -73,7 +73,9 @@ func mutation(id, coll, rid string, base int64, data any) map[string]any {
 // store says it may read.
 func TestTwoProcessesOnOneSQLiteFile(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+	// Writers push as fast as they can: the sync rate limits are off.
+	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1",
+		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1"}
 	procs := []*process{startBinary(t, dir, env...), startBinary(t, dir, env...)}
 	bases := []string{"http://" + procs[0].addr, "http://" + procs[1].addr}
 
