@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,21 +21,25 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
-	checks := map[string]Pinger{"records": s.store, "photos": s.photos}
+	checks := []struct {
+		name, what string
+		p          Pinger
+	}{{"records", "the record store", s.store}, {"photos", "the photo store", s.photos}}
 	status := fiber.Map{}
-	var down []string
-	for name, p := range checks {
-		if err := p.Ping(ctx); err != nil {
-			s.log.Warn("not ready", slog.String("check", name), slog.Any("err", err))
-			status[name] = "unavailable"
-			down = append(down, name)
+	var down, names []string
+	for _, ch := range checks {
+		if err := ch.p.Ping(ctx); err != nil {
+			s.log.Warn("not ready", slog.String("check", ch.name), slog.Any("err", err))
+			status[ch.name] = "unavailable"
+			down = append(down, ch.what)
+			names = append(names, ch.name)
 			continue
 		}
-		status[name] = "ok"
+		status[ch.name] = "ok"
 	}
 	if len(down) > 0 {
-		slices.Sort(down)
-		return &schema.Error{Code: schema.CodeUnavailable, Message: "not ready: no answer from the " + strings.Join(down, " store and the ") + " store"}
+		return &schema.Error{Code: schema.CodeUnavailable,
+			Message: "not ready: " + strings.Join(down, " and ") + " not answering (" + strings.Join(names, ", ") + ")"}
 	}
 	return c.JSON(fiber.Map{"status": "ready", "checks": status})
 }

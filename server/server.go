@@ -98,6 +98,9 @@ type Config struct {
 	// UploadSweep is how often uploads past their TTL are swept; default
 	// half the TTL, at least a second and at most ten minutes.
 	UploadSweep time.Duration
+	// Limits guard the instance against overload: a cap on requests in
+	// flight and rate limits on sync per device and per user.
+	Limits Limits
 	// CORSOrigins are the origins (scheme://host[:port]) whose browser
 	// apps may call the API; none when empty.
 	CORSOrigins []string
@@ -119,6 +122,7 @@ type Server struct {
 	hashing *hashQueue // one slot per core for password checks
 	watcher *sync.Watcher
 	streams *streams
+	guard   *guard
 	// serving is what Serve started and Shutdown stops.
 	serving struct {
 		gosync.Mutex
@@ -214,6 +218,7 @@ func New(cfg Config) (*Server, error) {
 		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
 		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
+	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,
@@ -251,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes(origins []string) {
 	app := s.app
-	app.Use(s.zip.handle, s.observe, recoverPanics)
+	app.Use(s.zip.handle, s.observe, recoverPanics, s.admit)
 	if len(origins) > 0 {
 		// Browser apps send their bearer token themselves: no cookies, so
 		// no credentials mode.
@@ -274,9 +279,9 @@ func (s *Server) routes(origins []string) {
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/logout", s.authenticate, s.logout)
 
-	v1.Post("/sync/push", s.authenticate, s.push)
-	v1.Post("/sync/pull", s.authenticate, s.pull)
-	v1.Get("/sync/stream", s.authenticate, s.stream)
+	v1.Post("/sync/push", s.authenticate, s.limitSync, s.push)
+	v1.Post("/sync/pull", s.authenticate, s.limitSync, s.pull)
+	v1.Get("/sync/stream", s.authenticate, s.limitSync, s.stream)
 
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)

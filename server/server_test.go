@@ -59,12 +59,15 @@ func TestHealthAndReadiness(t *testing.T) {
 	r = broken.call(t, "GET", "/readyz", "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
 	assert.Equal(t, "unavailable", r.ErrorCode())
+	assert.Contains(t, string(r.Raw), "the photo store not answering", "names the store that is down")
+	assert.NotContains(t, string(r.Raw), "record store", "and only that one")
 	assert.NotContains(t, string(r.Raw), broken.Dir, "no path leaks")
 	assert.Equal(t, http.StatusOK, broken.call(t, "GET", "/healthz", "", nil).Status, "alive while not ready")
 
 	require.NoError(t, ts.Store.Close())
 	r = ts.call(t, "GET", "/readyz", "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status, "a closed record store is not ready")
+	assert.Contains(t, string(r.Raw), "the record store not answering", "names the store that is down")
 }
 
 func TestInternalErrorsLeakNothing(t *testing.T) {

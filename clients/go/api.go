@@ -233,13 +233,16 @@ func readAnswer(resp *http.Response) ([]byte, error) {
 }
 
 // backoff is the wait before the retry after attempt n: exponential with
-// jitter, or what Retry-After asks, at most MaxDelay.
+// jitter, or what Retry-After asks when that is longer, plus a random
+// part (up to a tenth of it and 100 ms, at most a second) so that devices
+// refused together do not come back together; at most MaxDelay.
 func (a *api) backoff(n int, ans *answer) time.Duration {
 	d := a.retry.BaseDelay << min(n-1, 20)
 	d = d/2 + rand.N(d/2+1)
 	if ans != nil {
 		if s, err := strconv.Atoi(ans.header.Get("Retry-After")); err == nil && time.Duration(s)*time.Second > d {
-			d = time.Duration(s) * time.Second
+			asked := time.Duration(s) * time.Second
+			d = asked + rand.N(min(asked/10+100*time.Millisecond, time.Second))
 		}
 	}
 	return min(d, a.retry.MaxDelay)

@@ -64,6 +64,11 @@ type Config struct {
 	// PID is the server's process id, to read its resident memory from
 	// /proc; 0 reads the process_resident_memory_bytes gauge of /metrics.
 	PID int
+	// Windows, when positive, also reports the sync requests window by
+	// window of this length, by the time they were sent (warm-up
+	// included), to follow latency through a crowd of devices coming
+	// online.
+	Windows time.Duration
 	// TempDir holds the devices' stores; default a new folder in the
 	// system's, removed at the end.
 	TempDir string
@@ -93,6 +98,11 @@ type Result struct {
 	RSS *RSSStats `json:"rss,omitempty"`
 	// RSSError says why RSS is missing.
 	RSSError string `json:"rss_error,omitempty"`
+	// FirstSyncs says how many devices finished their first sync and how
+	// long it took them.
+	FirstSyncs FirstSyncs `json:"first_syncs"`
+	// Windows holds the sync requests window by window (Config.Windows).
+	Windows []Window `json:"windows,omitempty"`
 	// FirstErrors lists the first few failures, to tell what went wrong.
 	FirstErrors []string `json:"first_errors,omitempty"`
 }
@@ -139,7 +149,8 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		defer os.RemoveAll(dir)
 		cfg.TempDir = dir
 	}
-	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup)}
+	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup),
+		timeline: newTimeline(time.Now(), cfg.Windows)}
 	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: http.DefaultTransport, rec: rec}}
 	mem := &rssSampler{cfg: cfg, hc: &http.Client{Timeout: 5 * time.Second}}
 	mem.sample(ctx)
@@ -165,7 +176,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	var devices gosync.WaitGroup
 	var resMu gosync.Mutex
 	for i := range cfg.Devices {
-		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu, from: rec.from,
+		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu, from: rec.from, timeline: rec.timeline,
 			rnd: mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
 		delay := time.Duration(0)
 		if cfg.Devices > 1 {
@@ -190,6 +201,8 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		res.CyclesPerSecond = round(float64(res.Cycles) / (cfg.Duration - cfg.Warmup).Seconds())
 	}
 	res.RSS, res.RSSError = mem.stats()
+	res.FirstSyncs = rec.timeline.firstSyncs(cfg.Devices)
+	res.Windows = rec.timeline.windows()
 	return res, nil
 }
 
@@ -220,6 +233,8 @@ type device struct {
 	res   *Result
 	mu    *gosync.Mutex // guards res
 	from  time.Time     // end of the warm-up
+
+	timeline *timeline
 
 	productIDs []string // the ids of the products catalog returned
 }
@@ -259,9 +274,21 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		return
 	}
 	defer c.Close()
-	if !d.sync(ctx, c) {
-		return
+	// The first sync is tried until it works, as an app does, after a
+	// pause of one to three seconds.
+	started := time.Now()
+	for !d.sync(ctx, c) {
+		pause := time.Second + time.Duration(d.rnd.Int64N(int64(2*time.Second)))
+		if time.Until(deadline) < pause {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
 	}
+	d.timeline.firstSync(time.Since(started))
 	outlets, products, err := d.catalog(ctx, c)
 	if err != nil || len(outlets) == 0 {
 		d.fail("first pull", fmt.Errorf("no customers to visit (%v)", err))
@@ -407,6 +434,8 @@ type recorder struct {
 	lat  map[string][]time.Duration
 	errs map[string]int
 	from time.Time // requests sent before are not counted
+
+	timeline *timeline
 }
 
 func (r *recorder) add(endpoint string, d time.Duration, failed bool) {
@@ -478,10 +507,15 @@ func (t *timing) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		t.rec.add(ep, time.Since(start), true)
+		t.rec.timeline.add(ep, time.Since(start), 0)
 		return nil, err
 	}
 	failed := resp.StatusCode >= 400 && !(req.Method == http.MethodHead && resp.StatusCode == http.StatusNotFound)
-	resp.Body = &timedBody{ReadCloser: resp.Body, done: func() { t.rec.add(ep, time.Since(start), failed) }}
+	resp.Body = &timedBody{ReadCloser: resp.Body, done: func() {
+		d := time.Since(start)
+		t.rec.add(ep, d, failed)
+		t.rec.timeline.add(ep, d, resp.StatusCode)
+	}}
 	return resp, nil
 }
 
@@ -618,6 +652,7 @@ func writeTable(w io.Writer, cfg Config, res *Result) {
 	} else {
 		fmt.Fprintf(w, "\nserver RSS: not available (%s)\n", res.RSSError)
 	}
+	writeTimeline(w, res)
 	for _, e := range res.FirstErrors {
 		fmt.Fprintln(w, "error:", e)
 	}

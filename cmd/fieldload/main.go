@@ -95,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonPath string, e
 	fs.Float64Var(&cfg.OrderChance, "orders", 0.4, "chance that a visit comes with an order")
 	fs.Float64Var(&cfg.PhotoChance, "photos", 0.2, "chance that a visit comes with a photo")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
+	fs.DurationVar(&cfg.Windows, "windows", 0, "also show push and pull latency window by window of this length, warm-up included (0: no)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
 	var ramp, warmup optionalDuration
 	fs.Var(&ramp, "ramp", "spread the devices' starts over this long, a `duration` (default: one -interval, at most a quarter of -duration)")

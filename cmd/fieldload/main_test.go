@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ func loadSeeded(t *testing.T, cfg seed.Config, args ...string) (string, Result) 
 func TestLoadShortRun(t *testing.T) {
 	stdout, res := loadSeeded(t, seed.Config{Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3},
 		"-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
-		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s")
+		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-windows", "1s")
 	assert.Equal(t, 5, res.Devices)
 	assert.Positive(t, res.Visits)
 	assert.Zero(t, res.SyncFails, res.FirstErrors)
@@ -63,6 +64,20 @@ func TestLoadShortRun(t *testing.T) {
 	require.NotNil(t, res.RSS, res.RSSError)
 	assert.Positive(t, res.RSS.PeakMB)
 	assert.Contains(t, stdout, "ENDPOINT")
+
+	assert.Equal(t, FirstSyncs{Done: 5}, FirstSyncs{Done: res.FirstSyncs.Done, GaveUp: res.FirstSyncs.GaveUp}, "every device synced once at least")
+	assert.Positive(t, res.FirstSyncs.P50S)
+	require.NotEmpty(t, res.Windows)
+	sent, last := 0, -1.0
+	for _, w := range res.Windows {
+		sent += w.Requests
+		assert.Greater(t, w.FromS, last, "windows in order")
+		assert.Equal(t, math.Trunc(w.FromS), w.FromS, "one-second windows")
+		last = w.FromS
+		assert.LessOrEqual(t, w.P50Ms, w.P99Ms)
+	}
+	assert.Equal(t, res.Endpoints["push"].Requests+res.Endpoints["pull"].Requests, sent, "every push and pull is in a window")
+	assert.Contains(t, stdout, "first syncs: 5 done, 0 gave up")
 }
 
 // In cycle mode each device records one small visit, pushes and pulls,

@@ -47,6 +47,11 @@ type Config struct {
 	Retry fieldsync.RetryPolicy
 	// Logger receives the SDK's logs; default none.
 	Logger *slog.Logger
+	// Stops, when set, is told when the reps start working through their
+	// stops (true) and when they are done (false): the part of the day
+	// in which devices push and upload as they go, where a test may break
+	// the server.
+	Stops func(working bool)
 }
 
 func (c *Config) defaults() {
@@ -256,6 +261,9 @@ func (s *sim) day(ctx context.Context) error {
 	for i := range clock {
 		clock[i] = dayStart.Add(time.Duration(i) * 7 * time.Minute)
 	}
+	if s.cfg.Stops != nil {
+		s.cfg.Stops(true)
+	}
 	for stop := 0; ; stop++ {
 		worked := false
 		for i, d := range repDevs {
@@ -280,6 +288,9 @@ func (s *sim) day(ctx context.Context) error {
 		if !worked {
 			break
 		}
+	}
+	if s.cfg.Stops != nil {
+		s.cfg.Stops(false)
 	}
 
 	// Afternoon: reps sync, the manager confirms a submitted order, the

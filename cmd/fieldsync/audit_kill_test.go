@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -105,6 +106,13 @@ func killWriter(base, token, prefix string, acked *atomic.Int64) {
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return
+		}
+		if resp.StatusCode == http.StatusTooManyRequests { // past the device's sync rate
+			resp.Body.Close()
+			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(secs, 1)) * time.Second)
+			i--
+			continue
 		}
 		var out schema.PushResponse
 		err = json.NewDecoder(resp.Body).Decode(&out)

@@ -122,6 +122,16 @@ func addServeFlags(fs *pflag.FlagSet, c *config) {
 	fs.DurationVar(&c.streamRecheck, "stream-recheck", time.Minute, "how often a live stream rechecks that its caller is still signed in and what it may read")
 	fs.IntVar(&c.maxStreams, "max-streams", 10_000, "most live streams open at once on this instance")
 	fs.IntVar(&c.maxStreamsPerUser, "max-streams-per-user", 8, "most live streams of one user on this instance; a new one ends the oldest")
+	fs.IntVar(&c.limits.MaxInFlight, "max-in-flight", 256, "most requests worked on at once by this instance; more get 503 with Retry-After (-1: no cap) (FIELDSYNC_MAX_IN_FLIGHT)")
+	annotateEnv(fs, "max-in-flight", "FIELDSYNC_MAX_IN_FLIGHT")
+	fs.Float64Var(&c.limits.DeviceRate, "sync-rate-device", 5, "sync requests (push, pull, stream) per second one device may make in the long run; more get 429 (-1: no limit) (FIELDSYNC_SYNC_RATE_DEVICE)")
+	annotateEnv(fs, "sync-rate-device", "FIELDSYNC_SYNC_RATE_DEVICE")
+	fs.IntVar(&c.limits.DeviceBurst, "sync-burst-device", 60, "sync requests one device may make at once after a quiet spell (FIELDSYNC_SYNC_BURST_DEVICE)")
+	annotateEnv(fs, "sync-burst-device", "FIELDSYNC_SYNC_BURST_DEVICE")
+	fs.Float64Var(&c.limits.UserRate, "sync-rate-user", 10, "sync requests per second all of one user's devices may make in the long run; more get 429 (-1: no limit) (FIELDSYNC_SYNC_RATE_USER)")
+	annotateEnv(fs, "sync-rate-user", "FIELDSYNC_SYNC_RATE_USER")
+	fs.IntVar(&c.limits.UserBurst, "sync-burst-user", 120, "sync requests all of one user's devices may make at once after a quiet spell (FIELDSYNC_SYNC_BURST_USER)")
+	annotateEnv(fs, "sync-burst-user", "FIELDSYNC_SYNC_BURST_USER")
 }
 
 // envString declares a string flag whose value comes from the variable env

@@ -57,6 +57,7 @@ type config struct {
 	maxStreams, maxStreamsPerUser                  int
 	corsOrigins, uploadDir                         string
 	uploadTTL                                      time.Duration
+	limits                                         server.Limits
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -119,7 +120,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
 		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ","),
-		MapTiles: cfg.mapTiles, Zone: loc, UploadDir: uploadDir(cfg), UploadTTL: cfg.uploadTTL})
+		MapTiles: cfg.mapTiles, Zone: loc, UploadDir: uploadDir(cfg), UploadTTL: cfg.uploadTTL, Limits: cfg.limits})
 	if err != nil {
 		return err
 	}

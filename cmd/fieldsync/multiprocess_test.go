@@ -106,7 +106,9 @@ type sharedStore interface {
 // testTwoProcesses runs two fieldsync processes with env in dir, drives
 // them, and checks every reader against the store that open opens.
 func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testing.T) sharedStore) {
-	env = append(env, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
+	// Writers push as fast as they can: the sync rate limits are off.
+	env = append(env, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1",
+		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1")
 	procs := []*process{startBinary(t, dir, env...), startBinary(t, dir, env...)}
 	bases := []string{"http://" + procs[0].addr, "http://" + procs[1].addr}
 

@@ -90,7 +90,10 @@ func Start(tb testing.TB, opts Options) *Server {
 	engine, err := sync.New(engineCfg)
 	require.NoError(tb, err)
 	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger,
-		UploadDir: filepath.Join(dir, "uploads")}
+		UploadDir: filepath.Join(dir, "uploads"),
+		// Tests send requests as fast as they can from one device: the
+		// sync rate limits are off unless a test sets them.
+		Limits: server.Limits{DeviceRate: -1, UserRate: -1}}
 	if opts.Server != nil {
 		opts.Server(&serverCfg)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -39,7 +38,7 @@ func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
 		return err
 	}
 	if _, err := st.ExecContext(ctx, e.Key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, string(changes), string(terrs)); err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return errorf("audit: %w", err)
 	}
 	return nil
 }
@@ -109,7 +108,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 	args = append(args, q.Limit)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
 	var out []sync.AuditEntry
@@ -121,14 +120,14 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 			changes, terrs string
 		)
 		if err := rows.Scan(&e.Key, &at, &e.UserID, &e.DeviceID, &e.Action, &coll, &e.ID, &e.Version, &changes, &terrs); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		e.At, e.Collection = time.Unix(0, at).UTC(), schema.Collection(coll)
 		if err := json.Unmarshal([]byte(changes), &e.Changes); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		if err := json.Unmarshal([]byte(terrs), &e.Territories); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		out = append(out, e)
 	}
@@ -139,7 +138,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 func (s *Store) SweepAudit(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM audit WHERE at < ?", cutoff.UnixNano())
 	if err != nil {
-		return 0, fmt.Errorf("sqlitestore.SweepAudit: %w", err)
+		return 0, errorf("sqlitestore.SweepAudit: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err

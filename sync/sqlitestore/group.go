@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	gosync "sync"
 
 	"github.com/fieldsync/fieldsync/sync"
@@ -126,7 +125,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 		t, err := s.w.BeginTx(ctx, nil)
 		if err != nil {
 			for _, i := range todo {
-				errs[i] = fmt.Errorf("sqlitestore: begin: %w", err)
+				errs[i] = errorf("sqlitestore: begin: %w", err)
 			}
 			return errs
 		}
@@ -183,7 +182,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 // errors), so that nothing of it may be committed.
 func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err error, undone bool) {
 	if _, err := t.t.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
-		return fmt.Errorf("sqlitestore: savepoint: %w", err), true
+		return errorf("sqlitestore: savepoint: %w", err), true
 	}
 	seq, answers := t.seq, len(t.answers)
 	if err := call(fn, t); err != nil {
@@ -199,7 +198,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		return err, false
 	}
 	if _, err := t.t.ExecContext(ctx, "RELEASE unit"); err != nil {
-		return fmt.Errorf("sqlitestore: release: %w", err), true
+		return errorf("sqlitestore: release: %w", err), true
 	}
 	return nil, false
 }
@@ -210,7 +209,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 func call(fn func(sync.RecordTx) error, t *tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("sqlitestore: unit of work panicked: %v", r)
+			err = errorf("sqlitestore: unit of work panicked: %v", r)
 		}
 	}()
 	return fn(t)
@@ -226,16 +225,16 @@ func newTx(q *queries, t *sql.Tx) *tx {
 func (t *tx) commit(ctx context.Context) error {
 	if err := t.flushAnswers(ctx); err != nil {
 		t.t.Rollback()
-		return fmt.Errorf("sqlitestore: answers: %w", err)
+		return errorf("sqlitestore: answers: %w", err)
 	}
 	if t.seq != 0 {
 		if _, err := t.stmt(ctx, t.q.setFeed).ExecContext(ctx, t.seq); err != nil {
 			t.t.Rollback()
-			return fmt.Errorf("sqlitestore: feed: %w", err)
+			return errorf("sqlitestore: feed: %w", err)
 		}
 	}
 	if err := t.t.Commit(); err != nil {
-		return fmt.Errorf("sqlitestore: commit: %w", err)
+		return errorf("sqlitestore: commit: %w", err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -39,7 +38,7 @@ type tx struct {
 func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
 	t, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("sqlitestore: begin: %w", err)
+		return errorf("sqlitestore: begin: %w", err)
 	}
 	x := newTx(s.qr, t)
 	if err := fn(x); err != nil {
@@ -103,7 +102,7 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 		dst any
 	}{{refs, &r.Refs}, {history, &r.History}, {facts, &r.Facts}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
-			return nil, fmt.Errorf("record %s/%s: %w", coll, r.ID, err)
+			return nil, errorf("record %s/%s: %w", coll, r.ID, err)
 		}
 	}
 	return &r, nil
@@ -124,7 +123,7 @@ func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Record: %w", err)
+		return nil, errorf("sqlitestore.Record: %w", err)
 	}
 	t.known[key] = r
 	return r, nil
@@ -151,22 +150,22 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 	}
 	raw, err := json.Marshal(unknown)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	rows, err := t.stmt(ctx, t.q.records).QueryContext(ctx, string(c), string(raw))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		out[r.ID] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	for _, id := range unknown {
 		t.known[string(c)+"/"+id] = out[id] // nil: known to be missing
@@ -178,14 +177,14 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
 	rows, err := t.stmt(ctx, t.q.byRef).QueryContext(ctx, string(c), ref, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.RecordsByRef: %w", err)
+		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 	}
 	defer rows.Close()
 	var out []*sync.Record
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore.RecordsByRef: %w", err)
+			return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 		}
 		out = append(out, r)
 	}
@@ -201,7 +200,7 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("sqlitestore.RepFactAfter: %w", err)
+		return false, errorf("sqlitestore.RepFactAfter: %w", err)
 	}
 	return true, nil
 }
@@ -214,24 +213,24 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	case errors.Is(err, sync.ErrNotFound):
 		old = nil
 	case err != nil:
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	if (old == nil && prev != 0) || (old != nil && old.Version != prev) {
 		return sync.ErrStale
 	}
 	seq, err := t.nextSeq(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: seq: %w", op, err)
+		return errorf("%s: seq: %w", op, err)
 	}
 	stored := *r
 	stored.Seq = seq
 	tokens, refs, history, err := marshalLists(&stored)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	facts, err := json.Marshal(r.Facts)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	var data any
 	if r.Data != nil {
@@ -249,17 +248,17 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return err
 	}
 	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, coll, r.ID, seq, listMinus(r.Tokens, nil)); err != nil {
-		return fmt.Errorf("%s: tokens: %w", op, err)
+		return errorf("%s: tokens: %w", op, err)
 	}
 	if old != nil {
 		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
 			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, coll, r.ID, lost); err != nil {
-				return fmt.Errorf("%s: tokens: %w", op, err)
+				return errorf("%s: tokens: %w", op, err)
 			}
 		}
 		if dropped := listMinus(old.Refs, r.Refs); dropped != nil {
 			if _, err := t.stmt(ctx, t.q.dropRefs).ExecContext(ctx, coll, r.ID, dropped); err != nil {
-				return fmt.Errorf("%s: refs: %w", op, err)
+				return errorf("%s: refs: %w", op, err)
 			}
 		}
 	}
@@ -269,25 +268,25 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	}
 	if added := listMinus(r.Refs, oldRefs); added != nil {
 		if _, err := t.stmt(ctx, t.q.addRefs).ExecContext(ctx, coll, r.ID, added); err != nil {
-			return fmt.Errorf("%s: refs: %w", op, err)
+			return errorf("%s: refs: %w", op, err)
 		}
 	}
 	if old != nil && !slices.Equal(old.Facts, r.Facts) {
 		if _, err := t.stmt(ctx, t.q.dropFacts).ExecContext(ctx, coll, r.ID); err != nil {
-			return fmt.Errorf("%s: facts: %w", op, err)
+			return errorf("%s: facts: %w", op, err)
 		}
 	}
 	if len(r.Facts) > 0 && (old == nil || !slices.Equal(old.Facts, r.Facts)) {
 		raw, err := json.Marshal(factRows(r.Facts))
 		if err != nil {
-			return fmt.Errorf("%s: facts: %w", op, err)
+			return errorf("%s: facts: %w", op, err)
 		}
 		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, coll, r.ID, string(raw)); err != nil {
-			return fmt.Errorf("%s: facts: %w", op, err)
+			return errorf("%s: facts: %w", op, err)
 		}
 	}
 	if err := t.writeAudit(ctx, r, prev); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	r.Seq = seq
 	t.known[coll+"/"+r.ID] = &stored
@@ -345,11 +344,11 @@ func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.Photo
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+		return nil, errorf("sqlitestore.PhotoProof: %w", err)
 	}
 	var m proofMeta
 	if err := json.Unmarshal([]byte(meta), &m); err != nil {
-		return nil, fmt.Errorf("sqlitestore.PhotoProof: %w", err)
+		return nil, errorf("sqlitestore.PhotoProof: %w", err)
 	}
 	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
 	return &p, nil
@@ -359,10 +358,10 @@ func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.Photo
 func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	meta, err := json.Marshal(proofMeta{TakenAt: p.TakenAt, Lat: p.Lat, Lng: p.Lng})
 	if err != nil {
-		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+		return errorf("sqlitestore.SaveProof: %w", err)
 	}
 	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
-		return fmt.Errorf("sqlitestore.SaveProof: %w", err)
+		return errorf("sqlitestore.SaveProof: %w", err)
 	}
 	return nil
 }
@@ -384,11 +383,11 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 	}
 	raw, err := json.Marshal(unsaved)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
 	rows, err := t.stmt(ctx, t.q.answers).QueryContext(ctx, userID, string(raw))
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -397,12 +396,12 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 			at       int64
 		)
 		if err := rows.Scan(&id, &body, &at); err != nil {
-			return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+			return nil, errorf("sqlitestore.Answers: %w", err)
 		}
 		out[id] = &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body), At: time.Unix(0, at).UTC()}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
 	return out, nil
 }
@@ -452,7 +451,7 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 func (s *Store) Watermark(ctx context.Context) (int64, error) {
 	var seq int64
 	if err := s.qr.feed.QueryRowContext(ctx).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("sqlitestore.Watermark: %w", err)
+		return 0, errorf("sqlitestore.Watermark: %w", err)
 	}
 	return seq, nil
 }
@@ -495,7 +494,7 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Changes: %w", err)
+		return nil, errorf("sqlitestore.Changes: %w", err)
 	}
 	return out, nil
 }
@@ -546,7 +545,7 @@ func (t *tx) feedRecords(ctx context.Context, entries []feedEntry) ([]*sync.Reco
 		return nil, err
 	}
 	if len(records) != len(entries) {
-		return nil, fmt.Errorf("feed entries name %d records, %d found", len(entries), len(records))
+		return nil, errorf("feed entries name %d records, %d found", len(entries), len(records))
 	}
 	return records, nil
 }
@@ -602,7 +601,7 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 	}
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, token FROM record_tokens WHERE seq > ? AND seq <= ? ORDER BY seq, token", after, upto)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+		return nil, 0, errorf("sqlitestore.Feed: %w", err)
 	}
 	defer rows.Close()
 	through := upto
@@ -613,7 +612,7 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 			token string
 		)
 		if err := rows.Scan(&seq, &token); err != nil {
-			return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+			return nil, 0, errorf("sqlitestore.Feed: %w", err)
 		}
 		if n := len(out); n == 0 || out[n-1].Seq != seq {
 			if n == limit {
@@ -626,7 +625,7 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 		last.Tokens = append(last.Tokens, token)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("sqlitestore.Feed: %w", err)
+		return nil, 0, errorf("sqlitestore.Feed: %w", err)
 	}
 	return out, through, nil
 }
@@ -635,7 +634,7 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, "DELETE FROM answers WHERE at < ?", cutoff.UnixNano())
 	if err != nil {
-		return 0, fmt.Errorf("sqlitestore.SweepAnswers: %w", err)
+		return 0, errorf("sqlitestore.SweepAnswers: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
@@ -699,7 +698,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+			return nil, errorf("prepare %q: %w", p.query, err)
 		}
 		*p.dst = st
 	}

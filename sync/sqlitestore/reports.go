@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -58,7 +57,7 @@ func (s *Store) Facts(ctx context.Context, kind string, territories []string, fr
 	}
 	out, err := s.queryFacts(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Facts: %w", err)
+		return nil, errorf("sqlitestore.Facts: %w", err)
 	}
 	return out, nil
 }
@@ -69,7 +68,7 @@ func (s *Store) RepFacts(ctx context.Context, kind, rep string, from, to time.Ti
 	out, err := s.queryFacts(ctx, "SELECT "+factColumns+" FROM facts WHERE kind = ? AND rep = ? AND at >= ? AND at < ?",
 		kind, rep, from.UnixNano(), to.UnixNano())
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.RepFacts: %w", err)
+		return nil, errorf("sqlitestore.RepFacts: %w", err)
 	}
 	return out, nil
 }
@@ -99,7 +98,7 @@ func (s *Store) LatestFact(ctx context.Context, kind, customerID string) (*sync.
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.LatestFact: %w", err)
+		return nil, errorf("sqlitestore.LatestFact: %w", err)
 	}
 	return &f, nil
 }
@@ -114,7 +113,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 		ON CONFLICT (user_id, device_id) DO UPDATE SET `+column+` = max(`+column+`, excluded.`+column+`)`,
 		userID, deviceID, at.UnixNano())
 	if err != nil {
-		return fmt.Errorf("sqlitestore.NoteDeviceSync: %w", err)
+		return errorf("sqlitestore.NoteDeviceSync: %w", err)
 	}
 	return nil
 }
@@ -123,7 +122,7 @@ func (s *Store) NoteDeviceSync(ctx context.Context, userID, deviceID string, pus
 func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT user_id, device_id, last_push, last_pull FROM device_syncs ORDER BY user_id, device_id")
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.DeviceSyncs: %w", err)
+		return nil, errorf("sqlitestore.DeviceSyncs: %w", err)
 	}
 	defer rows.Close()
 	var out []report.DeviceSync
@@ -133,7 +132,7 @@ func (s *Store) DeviceSyncs(ctx context.Context) ([]report.DeviceSync, error) {
 			push, pull int64
 		)
 		if err := rows.Scan(&d.UserID, &d.DeviceID, &push, &pull); err != nil {
-			return nil, fmt.Errorf("sqlitestore.DeviceSyncs: %w", err)
+			return nil, errorf("sqlitestore.DeviceSyncs: %w", err)
 		}
 		d.LastPushAt, d.LastPullAt = unixOrZero(push), unixOrZero(pull)
 		out = append(out, d)
@@ -177,14 +176,14 @@ func (s *Store) ListUsers(ctx context.Context, f sync.UserFilter) ([]*schema.Use
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
 	out := []*schema.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		out = append(out, u)
 	}
@@ -235,7 +234,7 @@ func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]r
 	for i, d := range q.Days {
 		date, err := time.Parse("2006-01-02", d.Date)
 		if err != nil {
-			return nil, fmt.Errorf("sqlitestore.CoverageCounts: day %q: %w", d.Date, err)
+			return nil, errorf("sqlitestore.CoverageCounts: day %q: %w", d.Date, err)
 		}
 		days[i] = [3]any{date.Unix() / 86400, d.Start.UnixNano(), d.End.UnixNano()}
 	}
@@ -270,14 +269,14 @@ func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]r
 	query = strings.ReplaceAll(query, "{{scope}}", scope)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
+		return nil, errorf("sqlitestore.CoverageCounts: %w", err)
 	}
 	defer rows.Close()
 	var out []report.RepCoverage
 	for rows.Next() {
 		var c report.RepCoverage
 		if err := rows.Scan(&c.Rep, &c.Planned, &c.Visited, &c.Visits, &c.Unplanned, &c.Orders, &c.Struck, &c.GeofenceKnown, &c.Within); err != nil {
-			return nil, fmt.Errorf("sqlitestore.CoverageCounts: %w", err)
+			return nil, errorf("sqlitestore.CoverageCounts: %w", err)
 		}
 		out = append(out, c)
 	}

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/fieldsync/fieldsync/sync"
 )
@@ -20,20 +19,20 @@ func (s *Store) Sizes(ctx context.Context) ([]sync.TableSize, error) {
 		FROM dbstat AS d LEFT JOIN sqlite_schema AS m ON m.name = d.name
 		GROUP BY d.name ORDER BY d.name`)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	var sizes []sync.TableSize
 	for rows.Next() {
 		var t sync.TableSize
 		if err := rows.Scan(&t.Name, &t.Kind, &t.Table, &t.Bytes); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, errorf("%s: %w", op, err)
 		}
 		sizes = append(sizes, t)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	counts := map[string]int64{}
 	for i, t := range sizes {
@@ -41,7 +40,7 @@ func (s *Store) Sizes(ctx context.Context) ([]sync.TableSize, error) {
 		if !ok {
 			// Names come from sqlite_schema, not from callers.
 			if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM "`+t.Table+`"`).Scan(&n); err != nil {
-				return nil, fmt.Errorf("%s: count %s: %w", op, t.Table, err)
+				return nil, errorf("%s: count %s: %w", op, t.Table, err)
 			}
 			counts[t.Table] = n
 		}
@@ -49,10 +48,10 @@ func (s *Store) Sizes(ctx context.Context) ([]sync.TableSize, error) {
 	}
 	var free, pageSize int64
 	if err := s.r.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	return append(sizes, sync.TableSize{Name: "free_pages", Kind: sync.SizeFree, Bytes: free * pageSize}), nil
 }

@@ -33,7 +33,7 @@ type Store struct {
 func Open(ctx context.Context, path string) (*Store, error) {
 	const op = "sqlitestore.Open"
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	dsn := func(txlock string, pragmas ...string) string {
 		q := url.Values{}
@@ -53,7 +53,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// which SQLite would otherwise spill to a file with a system call a page.
 	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	// One writer per process: SQLite allows one at a time anyway, and a
 	// single connection queues them here instead of in busy-wait loops.
@@ -61,21 +61,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r, err := sql.Open("sqlite", dsn("deferred"))
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	r.SetMaxOpenConns(8)
 	s := &Store{w: w, r: r}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	if s.qw, err = prepare(ctx, w); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	if s.qr, err = prepare(ctx, r); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	return s, nil
 }
@@ -89,7 +89,7 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("sqlitestore.Ping: %w", err)
+		return errorf("sqlitestore.Ping: %w", err)
 	}
 	return nil
 }
@@ -240,11 +240,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	if version > len(migrations) {
-		return fmt.Errorf("database layout %d is newer than this build knows (%d)", version, len(migrations))
+		return errorf("database layout %d is newer than this build knows (%d)", version, len(migrations))
 	}
 	for i := version; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
+			return errorf("migration %d: %w", i+1, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
@@ -262,20 +262,20 @@ func (s *Store) Snapshot(ctx context.Context, path string) (int64, error) {
 	const op = "sqlitestore.Snapshot"
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, errorf("%s: %w", op, err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, errorf("%s: %w", op, err)
 	}
 	copied, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, errorf("%s: %w", op, err)
 	}
 	defer copied.Close()
 	var seq int64
 	if err := copied.QueryRowContext(ctx, "SELECT seq FROM feed WHERE one = 1").Scan(&seq); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, errorf("%s: %w", op, err)
 	}
 	return seq, nil
 }
@@ -285,7 +285,7 @@ func (s *Store) Snapshot(ctx context.Context, path string) (int64, error) {
 // handed out before, which a restored store needs (see backup.Restore).
 func (s *Store) AdvanceFeed(ctx context.Context, n int64) error {
 	if _, err := s.w.ExecContext(ctx, "UPDATE feed SET seq = seq + ? WHERE one = 1", n); err != nil {
-		return fmt.Errorf("sqlitestore.AdvanceFeed: %w", err)
+		return errorf("sqlitestore.AdvanceFeed: %w", err)
 	}
 	return nil
 }

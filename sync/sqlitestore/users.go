@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -19,7 +18,7 @@ const userColumns = "id, username, password_hash, role, territories, distributor
 func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
 	terr, err := json.Marshal(nonNil(u.Territories))
 	if err != nil {
-		return fmt.Errorf("sqlitestore.CreateUser: %w", err)
+		return errorf("sqlitestore.CreateUser: %w", err)
 	}
 	err = s.withAudit(ctx, audit, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -31,7 +30,7 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.Au
 		return sync.ErrExists
 	}
 	if err != nil {
-		return fmt.Errorf("sqlitestore.CreateUser: %w", err)
+		return errorf("sqlitestore.CreateUser: %w", err)
 	}
 	return nil
 }
@@ -40,7 +39,7 @@ func (s *Store) CreateUser(ctx context.Context, u *schema.User, audit ...sync.Au
 func (s *Store) UpdateUser(ctx context.Context, u *schema.User, audit ...sync.AuditEntry) error {
 	terr, err := json.Marshal(nonNil(u.Territories))
 	if err != nil {
-		return fmt.Errorf("sqlitestore.UpdateUser: %w", err)
+		return errorf("sqlitestore.UpdateUser: %w", err)
 	}
 	return s.withAudit(ctx, audit, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, role = ?, territories = ?,
@@ -66,7 +65,7 @@ func (s *Store) queryUser(ctx context.Context, column, value string) (*schema.Us
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.User: %w", err)
+		return nil, errorf("sqlitestore.User: %w", err)
 	}
 	return u, nil
 }
@@ -82,7 +81,7 @@ func scanUser(sc interface{ Scan(...any) error }) (*schema.User, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(terr), &u.Territories); err != nil {
-		return nil, fmt.Errorf("territories: %w", err)
+		return nil, errorf("territories: %w", err)
 	}
 	u.Role = schema.Role(role)
 	u.CreatedAt, u.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
@@ -93,7 +92,7 @@ func scanUser(sc interface{ Scan(...any) error }) (*schema.User, error) {
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlitestore.CountUsers: %w", err)
+		return 0, errorf("sqlitestore.CountUsers: %w", err)
 	}
 	return n, nil
 }
@@ -110,7 +109,7 @@ func (s *Store) CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.Au
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlitestore.CreateLogin: %w", err)
+		return errorf("sqlitestore.CreateLogin: %w", err)
 	}
 	return nil
 }
@@ -127,7 +126,7 @@ func (s *Store) Login(ctx context.Context, id string) (*sync.Login, error) {
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Login: %w", err)
+		return nil, errorf("sqlitestore.Login: %w", err)
 	}
 	l.CreatedAt = time.Unix(0, created).UTC()
 	if revoked != 0 {
@@ -149,7 +148,7 @@ func (s *Store) LoginUser(ctx context.Context, id string) (*sync.Login, *schema.
 		return nil, nil, sync.ErrNotFound
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlitestore.LoginUser: %w", err)
+		return nil, nil, errorf("sqlitestore.LoginUser: %w", err)
 	}
 	l.CreatedAt = time.Unix(0, created).UTC()
 	if revoked != 0 {
@@ -192,7 +191,7 @@ func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit 
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("sqlitestore.RevokeLogin: %w", err)
+		return errorf("sqlitestore.RevokeLogin: %w", err)
 	}
 	return nil
 }
@@ -201,7 +200,7 @@ func (s *Store) RevokeLogin(ctx context.Context, id string, at time.Time, audit 
 func (s *Store) RevokeUserLogins(ctx context.Context, userID string, at time.Time) error {
 	_, err := s.w.ExecContext(ctx, "UPDATE logins SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0", at.UnixNano(), userID)
 	if err != nil {
-		return fmt.Errorf("sqlitestore.RevokeUserLogins: %w", err)
+		return errorf("sqlitestore.RevokeUserLogins: %w", err)
 	}
 	return nil
 }
@@ -221,7 +220,7 @@ func (s *Store) NoteLoginFailure(ctx context.Context, username string, now time.
 			username, now.Add(window).UnixNano(), now.UnixNano(), now.UnixNano()).Scan(&count, &end)
 	})
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("sqlitestore.NoteLoginFailure: %w", err)
+		return 0, time.Time{}, errorf("sqlitestore.NoteLoginFailure: %w", err)
 	}
 	return count, time.Unix(0, end).UTC(), nil
 }
@@ -238,7 +237,7 @@ func (s *Store) LoginFailures(ctx context.Context, username string, now time.Tim
 		return 0, time.Time{}, nil
 	}
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("sqlitestore.LoginFailures: %w", err)
+		return 0, time.Time{}, errorf("sqlitestore.LoginFailures: %w", err)
 	}
 	return count, time.Unix(0, end).UTC(), nil
 }
@@ -246,7 +245,7 @@ func (s *Store) LoginFailures(ctx context.Context, username string, now time.Tim
 // ClearLoginFailures forgets the failures of username.
 func (s *Store) ClearLoginFailures(ctx context.Context, username string) error {
 	if _, err := s.w.ExecContext(ctx, "DELETE FROM login_failures WHERE username = ?", username); err != nil {
-		return fmt.Errorf("sqlitestore.ClearLoginFailures: %w", err)
+		return errorf("sqlitestore.ClearLoginFailures: %w", err)
 	}
 	return nil
 }
@@ -255,11 +254,11 @@ func (s *Store) ClearLoginFailures(ctx context.Context, username string) error {
 // into none when it changed nothing.
 func affectedOne(op string, res sql.Result, err error, none error) error {
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return errorf("%s: %w", op, err)
 	}
 	if n == 0 {
 		return none

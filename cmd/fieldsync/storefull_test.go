@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/schema"
+)
+
+// mountSmallFS mounts a tmpfs of size bytes at dir for the test, or skips
+// the test saying why when this machine does not let it (mounting needs
+// root or CAP_SYS_ADMIN).
+func mountSmallFS(t *testing.T, dir string, size int) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a small file system to fill (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+// fill writes a file at path until the file system is full and returns a
+// function that removes it.
+func fill(t *testing.T, path string) (free func()) {
+	t.Helper()
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err = f.Write(chunk); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.NoError(t, f.Close())
+	return func() { require.NoError(t, os.Remove(path)) }
+}
+
+// The disk under the embedded store fills up while the server runs:
+// pushes are refused whole with 503 unavailable and Retry-After (none of
+// their records written), reads go on, and once space is back the same
+// push is applied whole, without a restart.
+func TestRecordStoreDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	mountSmallFS(t, data, 16<<20)
+	p := startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
+	base := "http://" + p.addr
+	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	require.Equal(t, schema.PushApplied, c.push(t, mutation("t", "territories", "t-1", 0, map[string]any{"name": "North", "region": "EU"}))[0].Status)
+
+	// A batch large enough to need new pages whatever the WAL holds.
+	var batch []map[string]any
+	for i := range 200 {
+		batch = append(batch, mutation(fmt.Sprintf("m-%d", i), "customers", fmt.Sprintf("c-%d", i), 0,
+			map[string]any{"code": fmt.Sprintf("C%04d", i), "name": fmt.Sprintf("Outlet %d", i), "territory_id": "t-1", "grade": "B"}))
+	}
+	free := fill(t, filepath.Join(data, "filler"))
+
+	refused := c.pushRaw(t, batch)
+	require.Equalf(t, http.StatusServiceUnavailable, refused.status, "a push on a full disk: %s", refused.body)
+	assert.NotEmpty(t, refused.header.Get("Retry-After"), "503 carries Retry-After")
+	var body struct{ Error schema.Error }
+	require.NoError(t, json.Unmarshal(refused.body, &body))
+	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
+
+	var page schema.PullResponse
+	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &page), "reads go on while the disk is full")
+	for _, ch := range page.Changes {
+		assert.NotEqual(t, schema.Customers, ch.Collection, "nothing of a refused push is written: %s", ch.ID)
+	}
+
+	free()
+	var results []schema.PushResult
+	require.Eventually(t, func() bool {
+		a := c.pushRaw(t, batch)
+		if a.status != http.StatusOK {
+			return false
+		}
+		var out schema.PushResponse
+		require.NoError(t, json.Unmarshal(a.body, &out))
+		results = out.Results
+		return true
+	}, 30*time.Second, 200*time.Millisecond, "service resumes by itself once space is back\n%s", p.logs)
+	require.Len(t, results, len(batch))
+	for _, r := range results {
+		assert.Equal(t, schema.PushApplied, r.Status, "%s: %+v", r.MutationID, r.Error)
+	}
+	page = schema.PullResponse{}
+	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": "", "limit": 1000}, &page))
+	customers := 0
+	for _, ch := range page.Changes {
+		if ch.Collection == schema.Customers {
+			customers++
+		}
+	}
+	assert.Equal(t, len(batch), customers, "the batch is there once, whole")
+	require.Equal(t, http.StatusOK, getStatus(t, base+"/readyz"))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.wait(t))
+}
+
+// answer is a response read whole.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// pushRaw sends a push and returns the answer, whatever its status.
+func (c client) pushRaw(t *testing.T, mutations []map[string]any) answer {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{"device_id": "d", "mutations": mutations})
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", c.base+"/v1/sync/push", bytes.NewReader(raw))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return answer{resp.StatusCode, resp.Header, body}
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
