@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"testing"
@@ -44,14 +43,7 @@ func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
 // minioServer is the one MinIO server for this package's tests.
 var minioServer miniotest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := minioServer.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(minioServer.Main(m)) }
 
 // minioBlobs returns a MinIO photo store on a fresh bucket of the
 // package's MinIO server.
