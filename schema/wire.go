@@ -7,8 +7,9 @@ import (
 
 // The wire: the JSON bodies of the sync and sign-in endpoints, declared
 // once here for the server, the engine, the Go client and the tools. Their
-// JSON is pinned by the golden files in server/testdata/wire and described
-// by docs/openapi.yaml.
+// JSON is pinned by the golden files in schema/testdata/wire (checked by
+// the server's tests and the Go client's) and described by
+// docs/openapi.yaml.
 
 // Envelope is a record as clients see it in pulls and conflicts. Data is
 // null for a deleted record.

@@ -2,11 +2,11 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
@@ -43,14 +43,7 @@ func startServer(tb testing.TB, tweak ...func(*server.Config)) *testServer {
 // minioServer is the one MinIO server for this package's tests.
 var minioServer miniotest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := minioServer.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(minioServer.Main(m)) }
 
 // minioBlobs returns a MinIO photo store on a fresh bucket of the
 // package's MinIO server.
@@ -111,4 +104,26 @@ func str(v any) string { s, _ := v.(string); return s }
 func (ts *testServer) createUser(tb testing.TB, admin session, user map[string]any) string {
 	tb.Helper()
 	return ts.client.CreateUser(tb, admin.Access, user)
+}
+
+// scenario is one API call and what it must be answered: a status and,
+// for a refusal, the error code.
+type scenario struct {
+	name, method, path string
+	who                session
+	body               any
+	status             int
+	code               string
+}
+
+// runScenarios makes each call as a subtest and checks its answer.
+func runScenarios(t *testing.T, ts *testServer, scenarios []scenario) {
+	t.Helper()
+	for _, tt := range scenarios {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ts.call(t, tt.method, tt.path, tt.who.Access, tt.body)
+			assert.Equal(t, tt.status, r.Status, string(r.Raw))
+			assert.Equal(t, tt.code, r.ErrorCode())
+		})
+	}
 }

@@ -41,7 +41,7 @@ func (s *Server) targetsReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	report, err := s.engine.Targets(c.UserContext(), *principal(c), c.Query("from"), c.Query("to"),
+	report, err := s.reports.Targets(c.UserContext(), *principal(c), c.Query("from"), c.Query("to"),
 		c.Query("territory_id"), c.Query("rep_id"), loc)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (s *Server) dailyReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	report, err := s.engine.Daily(c.UserContext(), *principal(c), c.Query("date"), c.Query("territory_id"), c.Query("rep_id"), loc)
+	report, err := s.reports.Daily(c.UserContext(), *principal(c), c.Query("date"), c.Query("territory_id"), c.Query("rep_id"), loc)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (s *Server) creditReport(c *fiber.Ctx) error {
 			return schema.FieldErrorf(schema.CodeValidationFailed, "min_ratio", "min_ratio must be a number such as 0.8")
 		}
 	}
-	report, err := s.engine.Credit(c.UserContext(), *principal(c), minRatio, c.Query("territory_id"))
+	report, err := s.reports.Credit(c.UserContext(), *principal(c), minRatio, c.Query("territory_id"))
 	if err != nil {
 		return err
 	}

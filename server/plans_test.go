@@ -23,13 +23,7 @@ func TestPlansOverHTTP(t *testing.T) {
 	assert.Equal(t, "targets", jan["collection"])
 	assert.Equal(t, 1500000.0, jan["data"].(map[string]any)["order_amount"])
 
-	tests := []struct {
-		name, method, path string
-		who                session
-		body               any
-		status             int
-		code               string
-	}{
+	runScenarios(t, ts, []scenario{
 		{"a rep may not split", "POST", "/v1/targets/split", f.rep1, map[string]any{"rep_id": f.rep1.UserID, "year": 2027}, 403, "forbidden"},
 		{"bad weights", "POST", "/v1/targets/split", f.admin, map[string]any{"rep_id": f.rep1.UserID, "year": 2027, "weights": []int{1, 2}}, 422, "validation_failed"},
 		{"not json", "POST", "/v1/targets/split", f.admin, "{", 400, "bad_request"},
@@ -48,14 +42,7 @@ func TestPlansOverHTTP(t *testing.T) {
 		{"audit bad cursor", "GET", "/v1/audit?cursor=!!", f.admin, nil, 400, "bad_request"},
 		{"audit bad limit", "GET", "/v1/audit?limit=0", f.admin, nil, 422, "validation_failed"},
 		{"no token", "GET", "/v1/reports/daily?date=2026-11-23", session{}, nil, 401, "unauthorized"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := ts.call(t, tt.method, tt.path, tt.who.Access, tt.body)
-			assert.Equal(t, tt.status, r.Status, string(r.Raw))
-			assert.Equal(t, tt.code, r.ErrorCode())
-		})
-	}
+	})
 
 	t.Run("the daily report counts rep1's open visit", func(t *testing.T) {
 		r := ts.call(t, "GET", "/v1/reports/daily?date=2026-11-23", f.rep1.Access, nil)

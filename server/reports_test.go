@@ -13,31 +13,19 @@ func TestReportsOverHTTP(t *testing.T) {
 	ts := f.ts
 	ts.createUser(t, f.admin, map[string]any{"username": "mgr2", "password": "mgr2-password", "role": "manager", "territories": []string{"t-2"}})
 	mgr2 := ts.login(t, "mgr2", "mgr2-password", "laptop-2")
-	tests := []struct {
-		name, path string
-		who        session
-		status     int
-		code       string
-	}{
-		{"manager reads coverage", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&tz=Europe/Berlin", f.mgr, 200, ""},
-		{"UTC by default", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", f.mgr, 200, ""},
-		{"admin reads one territory", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&territory_id=t-2", f.admin, 200, ""},
-		{"a rep may not", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", f.rep1, 403, "forbidden"},
-		{"another territory", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&territory_id=t-2", f.mgr, 403, "forbidden"},
-		{"bad time zone", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&tz=Mars/Olympus", f.mgr, 422, "validation_failed"},
-		{"no dates", "/v1/reports/coverage", f.mgr, 422, "validation_failed"},
-		{"unvisited", "/v1/reports/unvisited?days=30", f.mgr, 200, ""},
-		{"unvisited needs days", "/v1/reports/unvisited", f.mgr, 422, "validation_failed"},
-		{"devices", "/v1/reports/devices", f.mgr, 200, ""},
-		{"devices not for reps", "/v1/reports/devices", f.rep1, 403, "forbidden"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := ts.call(t, "GET", tt.path, tt.who.Access, nil)
-			assert.Equal(t, tt.status, r.Status, string(r.Raw))
-			assert.Equal(t, tt.code, r.ErrorCode())
-		})
-	}
+	runScenarios(t, ts, []scenario{
+		{"manager reads coverage", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&tz=Europe/Berlin", f.mgr, nil, 200, ""},
+		{"UTC by default", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", f.mgr, nil, 200, ""},
+		{"admin reads one territory", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&territory_id=t-2", f.admin, nil, 200, ""},
+		{"a rep may not", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", f.rep1, nil, 403, "forbidden"},
+		{"another territory", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&territory_id=t-2", f.mgr, nil, 403, "forbidden"},
+		{"bad time zone", "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30&tz=Mars/Olympus", f.mgr, nil, 422, "validation_failed"},
+		{"no dates", "GET", "/v1/reports/coverage", f.mgr, nil, 422, "validation_failed"},
+		{"unvisited", "GET", "/v1/reports/unvisited?days=30", f.mgr, nil, 200, ""},
+		{"unvisited needs days", "GET", "/v1/reports/unvisited", f.mgr, nil, 422, "validation_failed"},
+		{"devices", "GET", "/v1/reports/devices", f.mgr, nil, 200, ""},
+		{"devices not for reps", "GET", "/v1/reports/devices", f.rep1, nil, 403, "forbidden"},
+	})
 
 	t.Run("a manager sees only its territories' reps", func(t *testing.T) {
 		r := ts.call(t, "GET", "/v1/reports/coverage?from=2026-11-01&to=2026-11-30", f.mgr.Access, nil)

@@ -13,10 +13,6 @@ import (
 // exposure: submitted, on hold, confirmed or shipped, not yet delivered.
 var openStatuses = []string{schema.OrderSubmitted, schema.OrderCreditHold, schema.OrderConfirmed, schema.OrderShipped}
 
-// soldStatuses are the statuses of the orders that count as sold in
-// target attainment.
-var soldStatuses = []string{schema.OrderConfirmed, schema.OrderShipped, schema.OrderDelivered}
-
 // holdOverCredit puts an order being submitted on credit hold when the
 // customer's exposure with it would pass its credit limit: the customer's
 // open balance, plus its other open orders, plus this one. A credit limit

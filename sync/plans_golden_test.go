@@ -14,6 +14,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // The wire shapes of the targets, daily and credit reports, the audit
@@ -33,11 +34,12 @@ func TestPlansGolden(t *testing.T) {
 	e.ok("mgr", up(schema.Orders, "o-1", 1, order("c-1", "confirmed", line("p-1", 2, 250))))
 	e.ok("rep1", up(schema.Orders, "o-2", 0, order("c-9", "submitted", line("p-1", 1, 250))))
 
-	daily, err := e.eng.Daily(ctx, e.users["mgr"], "2026-11-23", "", "", time.UTC)
+	reports := report.New(e.store, func() time.Time { return e.now })
+	daily, err := reports.Daily(ctx, e.users["mgr"], "2026-11-23", "", "", time.UTC)
 	require.NoError(t, err)
-	targets, err := e.eng.Targets(ctx, e.users["rep1"], "2026-10", "2026-12", "", "", time.UTC)
+	targets, err := reports.Targets(ctx, e.users["rep1"], "2026-10", "2026-12", "", "", time.UTC)
 	require.NoError(t, err)
-	credit, err := e.eng.Credit(ctx, e.users["mgr"], 0.5, "")
+	credit, err := reports.Credit(ctx, e.users["mgr"], 0.5, "")
 	require.NoError(t, err)
 	audit, err := e.eng.Audit(ctx, e.users["admin"], sync.AuditRequest{Collection: "orders", Limit: 2})
 	require.NoError(t, err)

@@ -44,22 +44,14 @@ type UserFilter struct {
 }
 
 // Store is what the engine needs of the record store: records and their
-// change feed, their audit trail, users (to find a rep's territories), the
-// facts the per-rep reports (daily, targets, credit) count, and a note of
-// each device's last sync. Implementations must be safe for concurrent use
-// by several processes sharing the store.
+// change feed, their audit trail, users (to check a route plan's or a
+// target's rep), and a note of each device's last sync. Reports read the
+// same store through their own interface (sync/report.Store).
+// Implementations must be safe for concurrent use by several processes
+// sharing the store.
 type Store interface {
 	RecordStore
 	AuditStore
-	// Users returns every user, in id order.
-	Users(ctx context.Context) ([]*schema.User, error)
-	// Facts returns, in no order, the facts of a kind whose territory is
-	// one of territories (any, when territories is nil) and whose At is in
-	// [from, to).
-	Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]Fact, error)
-	// RepFacts returns, in no order, the facts of a kind about a rep whose
-	// At is in [from, to).
-	RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]Fact, error)
 	// User returns a user by id; ErrNotFound when missing.
 	User(ctx context.Context, id string) (*schema.User, error)
 	// NoteDeviceSync records that a user's device pushed (push true) or

@@ -279,13 +279,6 @@ func codeOfStatus(status int) string {
 	return schema.CodeBadRequest
 }
 
-// tokenAnswer is what login and refresh return.
-type tokenAnswer struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	ExpiresIn    int    `json:"expires_in"`
-}
-
 // token returns an access token that should still be good, signing in or
 // refreshing first when there is none or it has run out.
 func (a *api) token(ctx context.Context, rep *SyncReport) (string, error) {
@@ -317,7 +310,7 @@ func (a *api) renew(ctx context.Context, refused string, rep *SyncReport) error 
 // password. Called with mu held.
 func (a *api) signIn(ctx context.Context, rep *SyncReport) error {
 	if a.refresh != "" {
-		err := a.tokens(ctx, "auth.refresh", "/v1/auth/refresh", map[string]string{"refresh_token": a.refresh}, rep)
+		err := a.tokens(ctx, "auth.refresh", "/v1/auth/refresh", schema.RefreshRequest{RefreshToken: a.refresh}, rep)
 		var re *ResponseError
 		if err == nil {
 			rep.Refreshes++
@@ -329,7 +322,7 @@ func (a *api) signIn(ctx context.Context, rep *SyncReport) error {
 		a.log.InfoContext(ctx, "refresh token refused; signing in again")
 	}
 	err := a.tokens(ctx, "auth.login", "/v1/auth/login",
-		map[string]string{"username": a.username, "password": a.password, "device_id": a.device}, rep)
+		schema.LoginRequest{Username: a.username, Password: a.password, DeviceID: a.device}, rep)
 	if err == nil {
 		rep.Logins++
 	}
@@ -337,7 +330,7 @@ func (a *api) signIn(ctx context.Context, rep *SyncReport) error {
 }
 
 // tokens asks login or refresh for a new pair and keeps it.
-func (a *api) tokens(ctx context.Context, op, path string, body map[string]string, rep *SyncReport) error {
+func (a *api) tokens(ctx context.Context, op, path string, body any, rep *SyncReport) error {
 	a.refresh = "" // a refresh token is good once, whatever the answer
 	r, err := jsonRequest(op, path, body)
 	if err != nil {
@@ -349,7 +342,7 @@ func (a *api) tokens(ctx context.Context, op, path string, body map[string]strin
 	if err != nil {
 		return err
 	}
-	var t tokenAnswer
+	var t schema.TokenResponse
 	if err := json.Unmarshal(ans.body, &t); err != nil || t.AccessToken == "" || t.RefreshToken == "" {
 		return fmt.Errorf("%s: the answer holds no token pair", op)
 	}

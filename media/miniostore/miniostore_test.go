@@ -3,7 +3,6 @@ package miniostore
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -24,14 +23,7 @@ import (
 // minioServer is the one MinIO server for this package's tests.
 var minioServer miniotest.Shared
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := minioServer.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(minioServer.Main(m)) }
 
 // config returns a Config for a fresh bucket on the package's server.
 func config(t *testing.T) Config {

@@ -96,14 +96,7 @@ func Start(tb testing.TB) *Server {
 //
 //	var minioServer miniotest.Shared
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		if err := minioServer.Close(); err != nil {
-//			fmt.Fprintln(os.Stderr, err)
-//			code = 1
-//		}
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(minioServer.Main(m)) }
 //
 //	func TestSomething(t *testing.T) {
 //		srv := minioServer.Start(t)
@@ -149,6 +142,22 @@ func (sh *Shared) Close() error {
 		return fmt.Errorf("miniotest.Shared.Close: %w", err)
 	}
 	return nil
+}
+
+// Main runs a package's tests and then closes the shared server: a
+// package's TestMain is
+//
+//	func TestMain(m *testing.M) { os.Exit(minioServer.Main(m)) }
+//
+// A server that died during the tests, or data that could not be
+// removed, fails the run.
+func (sh *Shared) Main(m *testing.M) int {
+	code := m.Run()
+	if err := sh.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	return code
 }
 
 // Bucket returns a bucket name not used before on this server, derived from

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // repDay is one rep's day as the console shows it: the plan, the visits
@@ -23,7 +24,7 @@ type repDay struct {
 	Visits []dayVisit
 	// Figures are the rep's line of the engine's daily report, so that
 	// the page and GET /v1/reports/daily agree.
-	Figures sync.RepDay
+	Figures report.RepDay
 	MapJSON string
 }
 
@@ -283,17 +284,17 @@ func (d *repDay) markVisited() {
 
 // figures reads the rep's line of the daily report for the day in the
 // console's zone, as the viewer would through the API.
-func (c *Console) figures(ctx context.Context, p schema.Principal, repID, date string) (sync.RepDay, error) {
-	r, err := c.engine.Daily(ctx, p, date, "", repID, c.zone)
+func (c *Console) figures(ctx context.Context, p schema.Principal, repID, date string) (report.RepDay, error) {
+	r, err := c.reports.Daily(ctx, p, date, "", repID, c.zone)
 	if err != nil {
-		return sync.RepDay{}, err
+		return report.RepDay{}, err
 	}
 	for _, row := range r.Reps {
 		if row.RepID == repID {
 			return *row, nil
 		}
 	}
-	return sync.RepDay{RepID: repID}, nil
+	return report.RepDay{RepID: repID}, nil
 }
 
 // mapJSON is what the map script draws: stops in order, visits where they

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // targetsData is the targets page: the engine's targets report of a year
@@ -39,7 +40,7 @@ func (c *Console) targetsPage(ctx *fiber.Ctx) error {
 	}
 	p := viewerOf(ctx).principal()
 	y := strconv.Itoa(d.Year)
-	report, err := c.engine.Targets(ctx.UserContext(), p, y+"-01", y+"-12", d.Territory, "", c.zone)
+	targets, err := c.reports.Targets(ctx.UserContext(), p, y+"-01", y+"-12", d.Territory, "", c.zone)
 	if err != nil {
 		return c.fail(ctx, err)
 	}
@@ -47,7 +48,7 @@ func (c *Console) targetsPage(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, err)
 	}
-	d.Table = targetsTable(l, report, names)
+	d.Table = targetsTable(l, targets, names)
 	scope, err := scopeOf(p)
 	if err != nil {
 		return c.fail(ctx, err)
@@ -67,14 +68,14 @@ func (c *Console) targetsPage(ctx *fiber.Ctx) error {
 
 // targetsTable lays out a targets report: a row per rep and month, then
 // the rep's year.
-func targetsTable(l *locale, r *sync.TargetsReport, names map[string]string) *table {
+func targetsTable(l *locale, r *report.TargetsReport, names map[string]string) *table {
 	money := func(n int64) cell { return cell{Text: l.Money(n), Sort: strconv.FormatInt(n, 10)} }
 	count := func(n int64) cell { return cell{Text: l.Num(int(n)), Sort: strconv.FormatInt(n, 10)} }
 	t := &table{Head: []column{{Label: l.T("targets.rep")}, {Label: l.T("targets.month")},
 		{Label: l.T("targets.target_amount"), Numeric: true}, {Label: l.T("targets.actual_amount"), Numeric: true},
 		{Label: l.T("targets.attainment"), Numeric: true}, {Label: l.T("targets.target_visits"), Numeric: true},
 		{Label: l.T("targets.actual_visits"), Numeric: true}}}
-	line := func(rep, period string, periodText string, a *sync.Attainment) row {
+	line := func(rep, period string, periodText string, a *report.Attainment) row {
 		name := names[rep]
 		if name == "" {
 			name = rep

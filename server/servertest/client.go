@@ -62,6 +62,13 @@ func (c *Client) Call(tb testing.TB, method, path, token string, body any) Respo
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return c.Do(tb, req)
+}
+
+// Do sends a request made by hand (other headers, another Content-Type)
+// and reads its answer as Call does.
+func (c *Client) Do(tb testing.TB, req *http.Request) Response {
+	tb.Helper()
 	resp, err := c.HTTP.Do(req)
 	require.NoError(tb, err)
 	defer resp.Body.Close()

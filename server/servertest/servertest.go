@@ -6,6 +6,7 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -65,21 +66,41 @@ func (s *Server) Client() *Client { return &Client{URL: s.URL, HTTP: s.HTTP} }
 // Start starts a server that stops when the test ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
+	srv, stop, err := Run(tb.TempDir(), opts)
 	require.NoError(tb, err)
-	tb.Cleanup(func() { store.Close() })
+	tb.Cleanup(func() { require.NoError(tb, stop()) })
+	srv.HTTP = &http.Client{Transport: NewContract(tb).Transport(tb, srv.URL, nil)}
+	return srv
+}
+
+// Run starts a server keeping its data in dir, for a TestMain or an
+// Example, which have no test to end with: call stop when done. Its HTTP
+// client checks nothing; Start's checks every exchange.
+func Run(dir string, opts Options) (srv *Server, stop func() error, err error) {
+	ctx := context.Background()
+	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
 	if opts.AdminPassword == "" {
 		opts.AdminPassword = AdminPassword
 	}
-	_, err = server.EnsureAdmin(ctx, store, AdminName, opts.AdminPassword, time.Now())
-	require.NoError(tb, err)
+	if _, err = server.EnsureAdmin(ctx, store, AdminName, opts.AdminPassword, time.Now()); err != nil {
+		return nil, nil, err
+	}
 	secret, err := server.LoadSecret(dir, "")
-	require.NoError(tb, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	if opts.Blobs == nil {
-		opts.Blobs, err = filestore.Open(filepath.Join(dir, "photos"))
-		require.NoError(tb, err)
+		if opts.Blobs, err = filestore.Open(filepath.Join(dir, "photos")); err != nil {
+			return nil, nil, err
+		}
 	}
 	photos := media.NewPhotos(opts.Blobs, 25_000_000).WithRedirects(opts.PhotoRedirect)
 	logger := Logger()
@@ -88,7 +109,9 @@ func Start(tb testing.TB, opts Options) *Server {
 		opts.Engine(&engineCfg)
 	}
 	engine, err := sync.New(engineCfg)
-	require.NoError(tb, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger,
 		UploadDir: filepath.Join(dir, "uploads"),
 		// Tests send requests as fast as they can from one device: the
@@ -97,21 +120,25 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.Server != nil {
 		opts.Server(&serverCfg)
 	}
-	srv, err := server.New(serverCfg)
-	require.NoError(tb, err)
+	s, err := server.New(serverCfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
+	go func() { done <- s.Serve(ln) }()
+	stop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		require.NoError(tb, srv.Shutdown(ctx))
+		err := s.Shutdown(ctx)
 		<-done
-	})
+		return errors.Join(err, store.Close())
+	}
 	url := "http://" + ln.Addr().String()
-	checked := &http.Client{Transport: NewContract(tb).Transport(tb, url, nil)}
-	return &Server{URL: url, Dir: dir, Store: store, Engine: engine, Secret: secret, HTTP: checked, Routes: srv.Routes()}
+	return &Server{URL: url, Dir: dir, Store: store, Engine: engine, Secret: secret, HTTP: http.DefaultClient, Routes: s.Routes()}, stop, nil
 }
 
 // Logger shows server logs only with go test -v.

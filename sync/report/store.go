@@ -1,10 +1,12 @@
 // Package report answers the questions managers ask of the field: visit
 // coverage against route plans, customers nobody visited, when devices
-// last synced, and the reports still to come (daily, targets, credit).
+// last synced, each rep's day (daily), targets against what was sold and
+// visited (targets), and customers near their credit limit (credit).
 //
 // Reports are their own concern, not the sync engine's: they never write,
 // and they read only the facts (sync.Fact) that the engine derives from
-// each record when it writes it, plus users and device sync times. The
+// each record when it writes it, plus users, device sync times and (for
+// the daily report) the day's visit and photo records. The
 // package sits beneath sync because those facts live in the sync store:
 // Store is the part of it reports read, and each store adapter
 // (sync/sqlitestore, sync/mongostore) implements it next to sync.Store,
@@ -27,6 +29,12 @@ type Store interface {
 	// one of territories (any, when territories is nil) and whose At is in
 	// [from, to).
 	Facts(ctx context.Context, kind string, territories []string, from, to time.Time) ([]sync.Fact, error)
+	// RepFacts returns, in no order, the facts of a kind about a rep whose
+	// At is in [from, to).
+	RepFacts(ctx context.Context, kind, rep string, from, to time.Time) ([]sync.Fact, error)
+	// View runs fn in a read-only snapshot of the records (the daily
+	// report reads a day's visits and their photos).
+	View(ctx context.Context, fn func(tx sync.RecordTx) error) error
 	// LatestFact returns the fact of a kind about a customer with the
 	// latest At, or sync.ErrNotFound.
 	LatestFact(ctx context.Context, kind, customerID string) (*sync.Fact, error)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 // testPlans runs the targets, daily and credit scenarios through an
@@ -31,12 +32,13 @@ func testPlans(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Import", func(t *testing.T) { testImport(t, newBed(t, newStore(t))) })
 }
 
-// bed is an engine on a store with a settable clock and a few users:
-// admin; rep1 and mgr in t-1; rep2 and mgr2 in t-2.
+// bed is an engine and the reports on a store with a settable clock and a
+// few users: admin; rep1 and mgr in t-1; rep2 and mgr2 in t-2.
 type bed struct {
 	t     *testing.T
 	s     sync.Store
 	e     *sync.Engine
+	r     *report.Reports
 	now   time.Time
 	n     int
 	users map[string]schema.Principal
@@ -48,6 +50,7 @@ func newBed(t *testing.T, s Store) *bed {
 	b.e, err = sync.New(sync.Config{Store: s, Secret: Secret, Now: func() time.Time { return b.now },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
+	b.r = report.New(s, func() time.Time { return b.now })
 	for _, u := range []struct {
 		name  string
 		role  schema.Role
@@ -206,8 +209,8 @@ func testCreditHolds(t *testing.T, b *bed) {
 			v, _ := b.record(schema.Orders, "o-c1b")
 			b.ok("admin", b.up(schema.Orders, "o-c1b", v, order("c-1", to, 2)))
 		}
-		row := func(id, name, terr string, limit, balance, open, exposure int64, ratio float64, held int) *sync.CreditRow {
-			return &sync.CreditRow{CustomerID: id, Name: name, TerritoryID: terr, CreditLimit: limit, OpenBalance: balance,
+		row := func(id, name, terr string, limit, balance, open, exposure int64, ratio float64, held int) *report.CreditRow {
+			return &report.CreditRow{CustomerID: id, Name: name, TerritoryID: terr, CreditLimit: limit, OpenBalance: balance,
 				OpenOrders: open, Exposure: exposure, Ratio: ratio, OrdersOnHold: held}
 		}
 		low := row("c-low", "Shop C-LOW", "t-1", 1000, 600, 500, 1100, 1.1, 0)
@@ -216,28 +219,28 @@ func testCreditHolds(t *testing.T, b *bed) {
 		tests := []struct {
 			name, user, territory string
 			min                   float64
-			want                  []*sync.CreditRow
+			want                  []*report.CreditRow
 		}{
-			{"admin at 0.8", "admin", "", 0.8, []*sync.CreditRow{low, c2}},
-			{"admin at 0", "admin", "", 0, []*sync.CreditRow{low, c2, c1}},
-			{"manager sees its territories only", "mgr", "", 0, []*sync.CreditRow{low, c1}},
-			{"admin narrowed to t-2", "admin", "t-2", 0, []*sync.CreditRow{c2}},
+			{"admin at 0.8", "admin", "", 0.8, []*report.CreditRow{low, c2}},
+			{"admin at 0", "admin", "", 0, []*report.CreditRow{low, c2, c1}},
+			{"manager sees its territories only", "mgr", "", 0, []*report.CreditRow{low, c1}},
+			{"admin narrowed to t-2", "admin", "t-2", 0, []*report.CreditRow{c2}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				got, err := b.e.Credit(context.Background(), b.users[tt.user], tt.min, tt.territory)
+				got, err := b.r.Credit(context.Background(), b.users[tt.user], tt.min, tt.territory)
 				require.NoError(t, err)
 				assert.Equal(t, tt.want, got.Customers)
 			})
 		}
 		// A held order counts in the exposure and the held count.
 		b.ok("rep1", b.up(schema.Orders, "o-3", 0, order("c-low", "submitted", 1)))
-		got, err := b.e.Credit(context.Background(), b.users["mgr"], 1, "")
+		got, err := b.r.Credit(context.Background(), b.users["mgr"], 1, "")
 		require.NoError(t, err)
-		assert.Equal(t, []*sync.CreditRow{row("c-low", "Shop C-LOW", "t-1", 1000, 600, 750, 1350, 1.35, 1)}, got.Customers)
-		_, err = b.e.Credit(context.Background(), b.users["rep1"], 0, "")
+		assert.Equal(t, []*report.CreditRow{row("c-low", "Shop C-LOW", "t-1", 1000, 600, 750, 1350, 1.35, 1)}, got.Customers)
+		_, err = b.r.Credit(context.Background(), b.users["rep1"], 0, "")
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code, "reps do not read the credit report")
-		_, err = b.e.Credit(context.Background(), b.users["mgr"], 0, "t-2")
+		_, err = b.r.Credit(context.Background(), b.users["mgr"], 0, "t-2")
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
 	})
 }
@@ -380,8 +383,8 @@ func testTargetsReport(t *testing.T, b *bed) {
 	}
 
 	f := func(v float64) *float64 { return &v }
-	a := func(label string, target, actual, tv, av int64, att *float64) *sync.Attainment {
-		x := &sync.Attainment{TargetOrderAmount: target, ActualOrderAmount: actual, TargetVisits: tv, ActualVisits: av, Attainment: att}
+	a := func(label string, target, actual, tv, av int64, att *float64) *report.Attainment {
+		x := &report.Attainment{TargetOrderAmount: target, ActualOrderAmount: actual, TargetVisits: tv, ActualVisits: av, Attainment: att}
 		switch {
 		case len(label) == 7 && label[4] == '-' && label[5] != 'Q':
 			x.Month = label
@@ -394,19 +397,19 @@ func testTargetsReport(t *testing.T, b *bed) {
 	}
 	tests := []struct {
 		tz   string
-		want *sync.RepTargets
+		want *report.RepTargets
 	}{
-		{"UTC", &sync.RepTargets{RepID: "u-rep1",
-			Months: []*sync.Attainment{
+		{"UTC", &report.RepTargets{RepID: "u-rep1",
+			Months: []*report.Attainment{
 				a("2027-01", 100000, 30000, 10, 1, f(0.3)), a("2027-02", 100000, 20000, 10, 1, f(0.2)),
 				a("2027-03", 100000, 50000, 10, 0, f(0.5)), a("2027-04", 100000, 0, 10, 0, f(0)), a("2027-05", 0, 0, 0, 0, nil)},
-			Quarters: []*sync.Attainment{a("2027-Q1", 300000, 100000, 30, 2, f(0.3333)), a("2027-Q2", 100000, 0, 10, 0, f(0))},
+			Quarters: []*report.Attainment{a("2027-Q1", 300000, 100000, 30, 2, f(0.3333)), a("2027-Q2", 100000, 0, 10, 0, f(0))},
 			Year:     a("2027", 400000, 100000, 40, 2, f(0.25))}},
-		{"Asia/Shanghai", &sync.RepTargets{RepID: "u-rep1",
-			Months: []*sync.Attainment{
+		{"Asia/Shanghai", &report.RepTargets{RepID: "u-rep1",
+			Months: []*report.Attainment{
 				a("2027-01", 100000, 0, 10, 0, f(0)), a("2027-02", 100000, 50000, 10, 2, f(0.5)),
 				a("2027-03", 100000, 0, 10, 0, f(0)), a("2027-04", 100000, 50000, 10, 0, f(0.5)), a("2027-05", 0, 0, 0, 0, nil)},
-			Quarters: []*sync.Attainment{a("2027-Q1", 300000, 50000, 30, 2, f(0.1667)), a("2027-Q2", 100000, 50000, 10, 0, f(0.5))},
+			Quarters: []*report.Attainment{a("2027-Q1", 300000, 50000, 30, 2, f(0.1667)), a("2027-Q2", 100000, 50000, 10, 0, f(0.5))},
 			Year:     a("2027", 400000, 100000, 40, 2, f(0.25))}},
 	}
 	for _, tt := range tests {
@@ -414,7 +417,7 @@ func testTargetsReport(t *testing.T, b *bed) {
 			loc, err := time.LoadLocation(tt.tz)
 			require.NoError(t, err)
 			for _, user := range []string{"admin", "mgr", "rep1"} {
-				got, err := b.e.Targets(ctx, b.users[user], "2027-01", "2027-05", "", "u-rep1", loc)
+				got, err := b.r.Targets(ctx, b.users[user], "2027-01", "2027-05", "", "u-rep1", loc)
 				require.NoError(t, err, user)
 				require.Len(t, got.Reps, 1, user)
 				assert.Equal(t, tt.want, got.Reps[0], user)
@@ -422,15 +425,15 @@ func testTargetsReport(t *testing.T, b *bed) {
 		})
 	}
 	t.Run("scope", func(t *testing.T) {
-		got, err := b.e.Targets(ctx, b.users["mgr2"], "2027-01", "2027-12", "", "", time.UTC)
+		got, err := b.r.Targets(ctx, b.users["mgr2"], "2027-01", "2027-12", "", "", time.UTC)
 		require.NoError(t, err)
 		require.Len(t, got.Reps, 1)
 		assert.Equal(t, "u-rep2", got.Reps[0].RepID, "a manager sees the reps of its territories")
-		_, err = b.e.Targets(ctx, b.users["mgr2"], "2027-01", "2027-12", "", "u-rep1", time.UTC)
+		_, err = b.r.Targets(ctx, b.users["mgr2"], "2027-01", "2027-12", "", "u-rep1", time.UTC)
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Targets(ctx, b.users["rep2"], "2027-01", "2027-12", "", "u-rep1", time.UTC)
+		_, err = b.r.Targets(ctx, b.users["rep2"], "2027-01", "2027-12", "", "u-rep1", time.UTC)
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Targets(ctx, b.users["admin"], "2027-05", "2027-01", "", "", time.UTC)
+		_, err = b.r.Targets(ctx, b.users["admin"], "2027-05", "2027-01", "", "", time.UTC)
 		assert.Equal(t, schema.CodeValidationFailed, schema.AsError(err).Code)
 	})
 }
@@ -472,11 +475,11 @@ func testDailyReport(t *testing.T, b *bed) {
 		require.NoError(t, err)
 		return &x
 	}
-	rep1 := &sync.RepDay{RepID: "u-rep1", FirstCheckIn: tm("2026-11-23T08:00:00Z"), LastCheckOut: tm("2026-11-23T09:45:00Z"),
+	rep1 := &report.RepDay{RepID: "u-rep1", FirstCheckIn: tm("2026-11-23T08:00:00Z"), LastCheckOut: tm("2026-11-23T09:45:00Z"),
 		Visits: 3, PlannedStops: 2, VisitedStops: 2, Orders: 1, OrderAmount: 500, Photos: 3, TimeInStoreS: 1800 + 2700, OpenVisits: 1,
 		TravelM: 2 * 1111.95} // two hops of 0.01° of latitude
-	rep2 := &sync.RepDay{RepID: "u-rep2"}
-	check := func(t *testing.T, want, got []*sync.RepDay) {
+	rep2 := &report.RepDay{RepID: "u-rep2"}
+	check := func(t *testing.T, want, got []*report.RepDay) {
 		t.Helper()
 		require.Len(t, got, len(want))
 		for i := range want {
@@ -489,17 +492,17 @@ func testDailyReport(t *testing.T, b *bed) {
 	}
 	tests := []struct {
 		name, user, territory, rep string
-		want                       []*sync.RepDay
+		want                       []*report.RepDay
 	}{
-		{"admin sees every rep", "admin", "", "", []*sync.RepDay{rep1, rep2}},
-		{"manager sees its territory's reps", "mgr", "", "", []*sync.RepDay{rep1}},
-		{"a rep sees itself", "rep1", "", "", []*sync.RepDay{rep1}},
-		{"narrowed to a rep", "admin", "", "u-rep1", []*sync.RepDay{rep1}},
-		{"narrowed to a territory", "admin", "t-2", "", []*sync.RepDay{rep2}},
+		{"admin sees every rep", "admin", "", "", []*report.RepDay{rep1, rep2}},
+		{"manager sees its territory's reps", "mgr", "", "", []*report.RepDay{rep1}},
+		{"a rep sees itself", "rep1", "", "", []*report.RepDay{rep1}},
+		{"narrowed to a rep", "admin", "", "u-rep1", []*report.RepDay{rep1}},
+		{"narrowed to a territory", "admin", "t-2", "", []*report.RepDay{rep2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := b.e.Daily(ctx, b.users[tt.user], "2026-11-23", tt.territory, tt.rep, time.UTC)
+			got, err := b.r.Daily(ctx, b.users[tt.user], "2026-11-23", tt.territory, tt.rep, time.UTC)
 			require.NoError(t, err)
 			check(t, tt.want, got.Reps)
 		})
@@ -508,18 +511,18 @@ func testDailyReport(t *testing.T, b *bed) {
 		// In UTC-10 the 23rd runs from 10:00Z: only v-3 (open) falls in it,
 		// and both orders, submitted at 12:00Z; the plan is the 23rd's.
 		loc := time.FixedZone("UTC-10", -10*3600)
-		got, err := b.e.Daily(ctx, b.users["rep1"], "2026-11-23", "", "", loc)
+		got, err := b.r.Daily(ctx, b.users["rep1"], "2026-11-23", "", "", loc)
 		require.NoError(t, err)
-		want := &sync.RepDay{RepID: "u-rep1", FirstCheckIn: tm("2026-11-23T11:00:00Z"), Visits: 1, PlannedStops: 2, VisitedStops: 1,
+		want := &report.RepDay{RepID: "u-rep1", FirstCheckIn: tm("2026-11-23T11:00:00Z"), Visits: 1, PlannedStops: 2, VisitedStops: 1,
 			Orders: 1, OrderAmount: 500, OpenVisits: 1}
-		check(t, []*sync.RepDay{want}, got.Reps)
+		check(t, []*report.RepDay{want}, got.Reps)
 	})
 	t.Run("refusals", func(t *testing.T) {
-		_, err := b.e.Daily(ctx, b.users["rep1"], "2026-11-23", "", "u-rep2", time.UTC)
+		_, err := b.r.Daily(ctx, b.users["rep1"], "2026-11-23", "", "u-rep2", time.UTC)
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Daily(ctx, b.users["mgr"], "2026-11-23", "", "u-rep2", time.UTC)
+		_, err = b.r.Daily(ctx, b.users["mgr"], "2026-11-23", "", "u-rep2", time.UTC)
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Daily(ctx, b.users["mgr"], "23.11.2026", "", "", time.UTC)
+		_, err = b.r.Daily(ctx, b.users["mgr"], "23.11.2026", "", "", time.UTC)
 		assert.Equal(t, schema.CodeValidationFailed, schema.AsError(err).Code)
 	})
 }

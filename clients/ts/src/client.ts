@@ -6,7 +6,7 @@ import { subscribe, type SubscribeOptions } from './stream.js'
 import {
   collections as allCollections, type ChangesEvent, type Collection, type Envelope, type Mutation,
   type MutationOp, type PushResult, type RecordData, type TokenPair, type User,
-} from './wire.js'
+} from './types.js'
 
 /** What a FieldsyncClient is made with. */
 export interface ClientOptions {

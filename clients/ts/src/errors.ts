@@ -1,4 +1,4 @@
-import type { ErrorBody } from './wire.js'
+import type { ErrorBody } from './types.js'
 
 /**
  * FieldsyncError is a refusal of the server (status and the contract's

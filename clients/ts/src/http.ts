@@ -1,7 +1,7 @@
 import { FieldsyncError, codeOfStatus } from './errors.js'
 import type {
   ErrorBody, LoginRequest, PullRequest, PullResponse, PushRequest, PushResponse, TokenPair,
-} from './wire.js'
+} from './types.js'
 
 /** How requests that failed for a passing reason are tried again. */
 export interface RetryPolicy {

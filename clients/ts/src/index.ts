@@ -8,4 +8,4 @@ export type { Conflict, OutboxEntry, QueuedPhoto, Rejection, Storage, StoredReco
 export { IndexedDBStorage } from './indexeddb.js'
 export { SSEParser } from './stream.js'
 export type { SubscribeOptions } from './stream.js'
-export * from './wire.js'
+export * from './types.js'

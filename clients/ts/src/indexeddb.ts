@@ -1,5 +1,5 @@
 import type { Conflict, OutboxEntry, QueuedPhoto, Rejection, Storage, StoredRecord, WriteSet } from './storage.js'
-import type { Collection } from './wire.js'
+import type { Collection } from './types.js'
 
 const stores = ['records', 'outbox', 'photos', 'meta', 'conflicts', 'rejections'] as const
 

@@ -1,5 +1,5 @@
 import type { OutboxEntry, StoredRecord } from './storage.js'
-import type { RecordData } from './wire.js'
+import type { RecordData } from './types.js'
 
 // The outbox keeps at most one unsent row per record: a change to a record
 // whose last row has not been sent yet is folded into that row (its base

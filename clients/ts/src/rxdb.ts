@@ -8,7 +8,7 @@ import { Subject } from 'rxjs'
 import type { FieldsyncClient } from './client.js'
 import { sha256Hex } from './client.js'
 import { canonical } from './outbox.js'
-import type { Collection, Envelope, ErrorBody, Mutation, RecordData } from './wire.js'
+import type { Collection, Envelope, ErrorBody, Mutation, RecordData } from './types.js'
 
 /** An RxDB document of a fieldsync record: its id, the server's version, and its data's fields. */
 export type FieldsyncDocument = { id: string, version: number } & RecordData

@@ -1,4 +1,4 @@
-import type { Collection, Envelope, ErrorBody, MutationOp, RecordData } from './wire.js'
+import type { Collection, Envelope, ErrorBody, MutationOp, RecordData } from './types.js'
 
 /** The server's state of a record, as last pulled or answered. */
 export type StoredRecord = Envelope

@@ -1,5 +1,5 @@
 import { backoff, sleep, type Api, type RetryPolicy } from './http.js'
-import type { ChangesEvent, Collection } from './wire.js'
+import type { ChangesEvent, Collection } from './types.js'
 
 /** How a subscription behaves. */
 export interface SubscribeOptions {

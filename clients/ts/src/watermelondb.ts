@@ -7,7 +7,7 @@ import type { FieldsyncClient } from './client.js'
 import { sha256Hex } from './client.js'
 import { FieldsyncError } from './errors.js'
 import { canonical } from './outbox.js'
-import { collections, type Collection, type Envelope, type ErrorBody, type Mutation, type PushResult, type RecordData } from './wire.js'
+import { collections, type Collection, type Envelope, type ErrorBody, type Mutation, type PushResult, type RecordData } from './types.js'
 
 /** What syncWithFieldsync is given. */
 export interface SyncWithFieldsyncOptions {

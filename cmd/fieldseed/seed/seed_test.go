@@ -3,9 +3,7 @@ package seed_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +24,8 @@ func small(url string) seed.Config {
 
 func TestSeedScopesAndIdempotence(t *testing.T) {
 	ctx := context.Background()
-	url := servertest.Start(t, servertest.Options{}).URL
+	srv := servertest.Start(t, servertest.Options{})
+	url := srv.URL
 	var out bytes.Buffer
 	sum, err := seed.Run(ctx, &out, small(url))
 	require.NoError(t, err, out.String())
@@ -36,8 +35,9 @@ func TestSeedScopesAndIdempotence(t *testing.T) {
 	assert.Equal(t, sum.Mutations, sum.Applied, out.String())
 	assert.Contains(t, out.String(), "rep1-password")
 
-	admin := login(t, url, servertest.AdminName, servertest.AdminPassword)
-	all, checkpoint := pullAll(t, url, admin, "")
+	api := srv.Client()
+	admin := api.Login(t, servertest.AdminName, servertest.AdminPassword, "test").Access
+	all, checkpoint := pullAll(t, api, admin, "")
 	assert.Equal(t, 2+50+10+3+12, all, "every record on the server")
 
 	// rep1 works t-01 and sees its territory and its own plans only.
@@ -84,7 +84,7 @@ func TestSeedScopesAndIdempotence(t *testing.T) {
 	assert.Equal(t, sum.Mutations, again.AlreadyThere, "every answer is a replay")
 	assert.Zero(t, again.Applied, "nothing new was written")
 	assert.Contains(t, out.String(), fmt.Sprintf(": 0 applied, %d already there, 0 conflicts", sum.Mutations))
-	n, _ := pullAll(t, url, admin, checkpoint)
+	n, _ := pullAll(t, api, admin, checkpoint)
 	assert.Zero(t, n, "changes after the second run")
 }
 
@@ -105,44 +105,13 @@ func openRep(t *testing.T, url, name string) *fieldsync.Client {
 	return c
 }
 
-func post(t *testing.T, url, token string, in, out any) {
-	t.Helper()
-	body, err := json.Marshal(in)
-	require.NoError(t, err)
-	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
-}
-
-func login(t *testing.T, url, user, password string) string {
-	t.Helper()
-	var ans struct {
-		AccessToken string `json:"access_token"`
-	}
-	post(t, url+"/v1/auth/login", "", map[string]string{"username": user, "password": password, "device_id": "test"}, &ans)
-	return ans.AccessToken
-}
-
 // pullAll pulls from checkpoint until the server has no more and returns
 // how many changes came and the last checkpoint.
-func pullAll(t *testing.T, url, token, checkpoint string) (int, string) {
+func pullAll(t *testing.T, api *servertest.Client, token, checkpoint string) (int, string) {
 	t.Helper()
 	n := 0
 	for {
-		var page struct {
-			Changes    []json.RawMessage `json:"changes"`
-			Checkpoint string            `json:"checkpoint"`
-			HasMore    bool              `json:"has_more"`
-		}
-		post(t, url+"/v1/sync/pull", token, map[string]any{"checkpoint": checkpoint, "limit": 1000}, &page)
+		page := api.Pull(t, token, schema.PullRequest{Checkpoint: checkpoint, Limit: 1000})
 		n += len(page.Changes)
 		checkpoint = page.Checkpoint
 		if !page.HasMore {

@@ -1,4 +1,4 @@
-package sync
+package report
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // CreditRow is one customer's line of the credit report. Amounts in minor
@@ -37,8 +38,8 @@ type CreditReport struct {
 // that have a credit limit, their exposure — open balance plus the orders
 // submitted, on hold, confirmed or shipped and not yet delivered — when it
 // is at least minRatio of the limit, highest ratio first.
-func (e *Engine) Credit(ctx context.Context, p schema.Principal, minRatio float64, territory string) (*CreditReport, error) {
-	const op = "sync.Credit"
+func (rs *Reports) Credit(ctx context.Context, p schema.Principal, minRatio float64, territory string) (*CreditReport, error) {
+	const op = "report.Credit"
 	if math.IsNaN(minRatio) || minRatio < 0 {
 		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "min_ratio", "min_ratio must be a number of at least 0")
 	}
@@ -46,11 +47,11 @@ func (e *Engine) Credit(ctx context.Context, p schema.Principal, minRatio float6
 	if err != nil {
 		return nil, err
 	}
-	customers, err := e.store.Facts(ctx, FactCustomer, scope, Epoch, Epoch.Add(time.Nanosecond))
+	customers, err := rs.store.Facts(ctx, sync.FactCustomer, scope, sync.Epoch, sync.Epoch.Add(time.Nanosecond))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	open, err := e.store.Facts(ctx, FactOpenOrder, scope, Epoch, Epoch.Add(time.Nanosecond))
+	open, err := rs.store.Facts(ctx, sync.FactOpenOrder, scope, sync.Epoch, sync.Epoch.Add(time.Nanosecond))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

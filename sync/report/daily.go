@@ -1,4 +1,4 @@
-package sync
+package report
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // RepDay is one rep's line of the daily report.
@@ -41,13 +42,13 @@ type DailyReport struct {
 // visited (that rep checked in at that customer that day), and the
 // orders the rep submitted that day that are not cancelled, with their
 // amount.
-func (e *Engine) Daily(ctx context.Context, p schema.Principal, date, territory, repID string, loc *time.Location) (*DailyReport, error) {
-	const op = "sync.Daily"
+func (rs *Reports) Daily(ctx context.Context, p schema.Principal, date, territory, repID string, loc *time.Location) (*DailyReport, error) {
+	const op = "report.Daily"
 	start, end, err := schema.ReportDays(date, date, loc)
 	if err != nil {
 		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "date", "date must be a date, YYYY-MM-DD")
 	}
-	scope, err := e.repReportScope(ctx, p, territory, repID)
+	scope, err := rs.repReportScope(ctx, p, territory, repID)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func (e *Engine) Daily(ctx context.Context, p schema.Principal, date, territory,
 	report := &DailyReport{Date: date, TZ: loc.String(), Reps: []*RepDay{}}
 	for _, rep := range scope.reps {
 		row := &RepDay{RepID: rep}
-		visits, err := e.repFacts(ctx, FactVisit, rep, scope.territories, start, end)
+		visits, err := rs.repFacts(ctx, sync.FactVisit, rep, scope.territories, start, end)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -63,10 +64,10 @@ func (e *Engine) Daily(ctx context.Context, p schema.Principal, date, territory,
 		for _, f := range visits {
 			visited[f.Customer] = true
 		}
-		if err := e.dayVisits(ctx, row, visits); err != nil {
+		if err := rs.dayVisits(ctx, row, visits); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		stops, err := e.repFacts(ctx, FactStop, rep, scope.territories, planDay, planDay.AddDate(0, 0, 1))
+		stops, err := rs.repFacts(ctx, sync.FactStop, rep, scope.territories, planDay, planDay.AddDate(0, 0, 1))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -78,7 +79,7 @@ func (e *Engine) Daily(ctx context.Context, p schema.Principal, date, territory,
 				}
 			}
 		}
-		sales, err := e.repFacts(ctx, FactSale, rep, scope.territories, start, end)
+		sales, err := rs.repFacts(ctx, sync.FactSale, rep, scope.territories, start, end)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -95,9 +96,9 @@ func (e *Engine) Daily(ctx context.Context, p schema.Principal, date, territory,
 
 // dayVisits reads the visits of a rep's day and fills in what the daily
 // report says of them.
-func (e *Engine) dayVisits(ctx context.Context, row *RepDay, facts []Fact) error {
+func (rs *Reports) dayVisits(ctx context.Context, row *RepDay, facts []sync.Fact) error {
 	var vs []schema.Visit
-	err := e.store.View(ctx, func(tx RecordTx) error {
+	err := rs.store.View(ctx, func(tx sync.RecordTx) error {
 		for _, f := range facts {
 			r, err := tx.Record(ctx, schema.Visits, f.Visit)
 			if err != nil {

@@ -1,13 +1,13 @@
-package sync
+package report
 
 import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // Attainment is targets against what was done over one period: a month,
@@ -85,13 +85,13 @@ func months(from, to string) ([]string, error) {
 // visits made, counted in the month of their check-in in loc. Quarters
 // and the year are sums of the months in the range; "year" is the whole
 // range.
-func (e *Engine) Targets(ctx context.Context, p schema.Principal, from, to, territory, repID string, loc *time.Location) (*TargetsReport, error) {
-	const op = "sync.Targets"
+func (rs *Reports) Targets(ctx context.Context, p schema.Principal, from, to, territory, repID string, loc *time.Location) (*TargetsReport, error) {
+	const op = "report.Targets"
 	ms, err := months(from, to)
 	if err != nil {
 		return nil, err
 	}
-	scope, err := e.repReportScope(ctx, p, territory, repID)
+	scope, err := rs.repReportScope(ctx, p, territory, repID)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (e *Engine) Targets(ctx context.Context, p schema.Principal, from, to, terr
 			byMonth[m] = &Attainment{Month: m}
 			row.Months = append(row.Months, byMonth[m])
 		}
-		targets, err := e.store.RepFacts(ctx, FactTarget, rep, first, last.AddDate(0, 1, 0))
+		targets, err := rs.store.RepFacts(ctx, sync.FactTarget, rep, first, last.AddDate(0, 1, 0))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -117,16 +117,16 @@ func (e *Engine) Targets(ctx context.Context, p schema.Principal, from, to, terr
 				a.TargetVisits += f.Count
 			}
 		}
-		sales, err := e.repFacts(ctx, FactSale, rep, scope.territories, start, end)
+		sales, err := rs.repFacts(ctx, sync.FactSale, rep, scope.territories, start, end)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		for _, f := range sales {
-			if a := byMonth[f.At.In(loc).Format("2006-01")]; a != nil && slices.Contains(soldStatuses, f.Status) {
+			if a := byMonth[f.At.In(loc).Format("2006-01")]; a != nil && sold(f.Status) {
 				a.ActualOrderAmount += f.Amount
 			}
 		}
-		visits, err := e.repFacts(ctx, FactVisit, rep, scope.territories, start, end)
+		visits, err := rs.repFacts(ctx, sync.FactVisit, rep, scope.territories, start, end)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -152,6 +152,16 @@ func (e *Engine) Targets(ctx context.Context, p schema.Principal, from, to, terr
 		report.Reps = append(report.Reps, row)
 	}
 	return report, nil
+}
+
+// sold reports whether an order of a status counts as sold in target
+// attainment: confirmed, shipped or delivered.
+func sold(status string) bool {
+	switch status {
+	case schema.OrderConfirmed, schema.OrderShipped, schema.OrderDelivered:
+		return true
+	}
+	return false
 }
 
 // quarterOf names the quarter of a month: 2027-02 is 2027-Q1.

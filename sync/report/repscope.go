@@ -1,4 +1,4 @@
-package sync
+package report
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // repScope is who a per-rep report covers: the territories whose facts
@@ -20,7 +21,7 @@ type repScope struct {
 // only itself; a manager the active reps assigned to a territory it
 // oversees (narrowed to one territory or one rep when asked); an admin
 // every active rep, or the one asked for.
-func (e *Engine) repReportScope(ctx context.Context, p schema.Principal, territory, repID string) (*repScope, error) {
+func (rs *Reports) repReportScope(ctx context.Context, p schema.Principal, territory, repID string) (*repScope, error) {
 	if p.Role == schema.RoleRep {
 		if repID != "" && repID != p.UserID {
 			return nil, schema.FieldErrorf(schema.CodeForbidden, "rep_id", "a rep reads its own report only")
@@ -34,9 +35,9 @@ func (e *Engine) repReportScope(ctx context.Context, p schema.Principal, territo
 	if err != nil {
 		return nil, err
 	}
-	users, err := e.store.Users(ctx)
+	users, err := rs.store.Users(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sync.repReportScope: %w", err)
+		return nil, fmt.Errorf("report.repReportScope: %w", err)
 	}
 	s := &repScope{territories: terr}
 	for _, u := range users {
@@ -58,10 +59,10 @@ func (e *Engine) repReportScope(ctx context.Context, p schema.Principal, territo
 
 // repFacts returns a rep's facts of a kind in [from, to) that belong to
 // one of territories (all, when nil).
-func (e *Engine) repFacts(ctx context.Context, kind, rep string, territories []string, from, to time.Time) ([]Fact, error) {
-	facts, err := e.store.RepFacts(ctx, kind, rep, from, to)
+func (rs *Reports) repFacts(ctx context.Context, kind, rep string, territories []string, from, to time.Time) ([]sync.Fact, error) {
+	facts, err := rs.store.RepFacts(ctx, kind, rep, from, to)
 	if err != nil || territories == nil {
 		return facts, err
 	}
-	return slices.DeleteFunc(facts, func(f Fact) bool { return !slices.Contains(territories, f.Territory) }), nil
+	return slices.DeleteFunc(facts, func(f sync.Fact) bool { return !slices.Contains(territories, f.Territory) }), nil
 }
