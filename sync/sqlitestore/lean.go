@@ -17,7 +17,10 @@ import (
 // (coll, id) took forty or more in each of their rows and indexes. A
 // record's facts live in the facts table only. Nothing reads records by
 // seq, so it has no seq index. Stored answers keep, for the common
-// applied answer, only its version (body NULL).
+// applied answer, only its version (body NULL). The audit trail is a rowid
+// table whose indexes carry that rowid rather than the entry's key, which
+// a record's write does not store (see insertAudit), and its changes are
+// compact (see compactChanges).
 const leanLayout = `
 	CREATE TABLE records_lean (
 		rec INTEGER PRIMARY KEY,
@@ -60,6 +63,19 @@ const leanLayout = `
 		status TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (rec, n)
 	) WITHOUT ROWID;
+	CREATE TABLE audit_lean (
+		n INTEGER PRIMARY KEY,
+		key TEXT,
+		at INTEGER NOT NULL,
+		user_id TEXT NOT NULL,
+		device_id TEXT NOT NULL,
+		action TEXT NOT NULL,
+		coll TEXT NOT NULL,
+		rid TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		changes TEXT NOT NULL,
+		territories TEXT NOT NULL
+	);
 	CREATE TABLE answers_lean (
 		user_id TEXT NOT NULL,
 		mutation_id TEXT NOT NULL,
@@ -79,7 +95,12 @@ const leanIndexes = `
 	-- Covering what the coverage count reads, so that it never looks up rows.
 	CREATE INDEX facts_by_time ON facts(kind, at, territory, rep, customer, day, visit, flag);
 	CREATE INDEX facts_by_rep ON facts(kind, rep, at);
-	CREATE INDEX answers_at ON answers(at);`
+	CREATE INDEX answers_at ON answers(at);
+	-- An entry is one per key: a record's write has none of its own (NULL)
+	-- and is one per collection, id and version.
+	CREATE UNIQUE INDEX audit_by_record ON audit(coll, rid, version, coalesce(key, ''));
+	CREATE INDEX audit_by_time ON audit(at);
+	CREATE INDEX audit_by_user ON audit(user_id, at);`
 
 // migrateLean moves a store from the layout of migrations to the lean
 // one: records get an integer key, their history stops repeating their
@@ -99,12 +120,23 @@ func migrateLean(ctx context.Context, tx *sql.Tx) error {
 			SELECT r.rec, f.n, f.kind, f.rep, f.customer, f.territory, f.visit, f.label, f.grade, f.day, f.at, f.flag,
 				f.amount, f.balance, f.count, f.status
 			FROM facts f JOIN records_lean r ON r.coll = f.coll AND r.id = f.id;
+		-- An applied answer is kept as its version when the body is exactly
+		-- what appliedBody makes of it (as Go encodes it: json_quote may
+		-- escape otherwise, and then the body stays).
 		INSERT INTO answers_lean (user_id, mutation_id, body, version, at)
-			SELECT user_id, mutation_id, body, 0, at FROM answers;
+			SELECT user_id, mutation_id, iif(applied, NULL, body), iif(applied, body ->> '$.version', 0), at
+			FROM (SELECT *, body = '{"mutation_id":' || json_quote(mutation_id) || ',"status":"applied","version":'
+				|| (body ->> '$.version') || '}' AND (body ->> '$.version') > 0 IS TRUE AS applied FROM answers);
 		DROP TABLE records;
 		DROP TABLE record_tokens;
 		DROP TABLE facts;
+		INSERT INTO audit_lean (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
+			SELECT CASE WHEN key = coll || '/' || rid || '/' || version THEN NULL ELSE key END,
+				at, user_id, device_id, action, coll, rid, version, changes, territories
+			FROM audit ORDER BY at, key;
 		DROP TABLE answers;
+		DROP TABLE audit;
+		ALTER TABLE audit_lean RENAME TO audit;
 		ALTER TABLE records_lean RENAME TO records;
 		ALTER TABLE record_tokens_lean RENAME TO record_tokens;
 		ALTER TABLE facts_lean RENAME TO facts;
@@ -112,7 +144,67 @@ func migrateLean(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	return compactAnswers(ctx, tx)
+	if err := compactAudit(ctx, tx); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// compactAudit rewrites the changes of audit entries in their compact
+// form (see compactChanges), a batch at a time.
+func compactAudit(ctx context.Context, tx *sql.Tx) error {
+	for after := int64(0); ; {
+		found, err := auditBatch(ctx, tx, after)
+		if err != nil || len(found) == 0 {
+			return err
+		}
+		after = found[len(found)-1].n
+		if err := compactEntries(ctx, tx, found); err != nil {
+			return err
+		}
+	}
+}
+
+// auditEntryChanges is an audit entry's rowid and stored changes.
+type auditEntryChanges struct {
+	n       int64
+	changes string
+}
+
+// auditBatch returns up to 1,000 entries after rowid after, in rowid order.
+func auditBatch(ctx context.Context, tx *sql.Tx, after int64) ([]auditEntryChanges, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT n, changes FROM audit WHERE n > ? ORDER BY n LIMIT 1000", after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var found []auditEntryChanges
+	for rows.Next() {
+		var e auditEntryChanges
+		if err := rows.Scan(&e.n, &e.changes); err != nil {
+			return nil, err
+		}
+		found = append(found, e)
+	}
+	return found, rows.Err()
+}
+
+// compactEntries writes the changes of entries in their compact form.
+func compactEntries(ctx context.Context, tx *sql.Tx, found []auditEntryChanges) error {
+	for _, e := range found {
+		changes, err := expandChanges(e.changes)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", e.n, err)
+		}
+		compact, err := compactChanges(changes)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE audit SET changes = ? WHERE n = ?", compact, e.n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyLeanRecords copies every record into records_lean, in seq order,
@@ -156,40 +248,4 @@ func copyLeanRecords(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return rows.Err()
-}
-
-// compactAnswers stores applied answers as their version alone.
-func compactAnswers(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, "SELECT user_id, mutation_id, body FROM answers WHERE body IS NOT NULL")
-	if err != nil {
-		return err
-	}
-	type compact struct {
-		user, mutation string
-		version        int64
-	}
-	var found []compact
-	for rows.Next() {
-		var c compact
-		var body string
-		if err := rows.Scan(&c.user, &c.mutation, &body); err != nil {
-			rows.Close()
-			return err
-		}
-		if v, ok := appliedVersion(c.mutation, []byte(body)); ok {
-			c.version = v
-			found = append(found, c)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, c := range found {
-		if _, err := tx.ExecContext(ctx, "UPDATE answers SET body = NULL, version = ? WHERE user_id = ? AND mutation_id = ?",
-			c.version, c.user, c.mutation); err != nil {
-			return err
-		}
-	}
-	return nil
 }

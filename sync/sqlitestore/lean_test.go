@@ -49,6 +49,10 @@ customers|terr:t-1', '["territory:t-1"]',
 		INSERT INTO answers (user_id, mutation_id, body, at) VALUES
 		('u-1', 'm-2', '{"mutation_id":"m-2","status":"applied","version":2}', 5000),
 		('u-1', 'm-9', '{"mutation_id":"m-9","status":"rejected","error":{"code":"invalid","message":"no"}}', 6000);
+		INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories) VALUES
+		('customers/c-1/2', 1000, 'u-1', 'phone', 'update', 'customers', 'c-1', 2,
+		 '{"name":{"from":"Ana''s","to":"Ana''s Shop"},"notes":{"from":null,"to":"back door"}}', '["t-1"]'),
+		('signin/l-1/7', 900, 'u-1', 'phone', 'signin', '', 'l-1', 0, 'null', '[]');
 		UPDATE feed SET seq = 4;`)
 	require.NoError(t, err)
 }
@@ -128,6 +132,21 @@ func TestOldLayoutOpensAndKeepsItsData(t *testing.T) {
 	var compact int
 	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT count(*) FROM answers WHERE body IS NULL").Scan(&compact))
 	assert.Equal(t, 1, compact, "the applied answer is kept as its version")
+
+	entries, err := s.AuditEntries(ctx, sync.AuditQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, []sync.AuditEntry{
+		{Key: "customers/c-1/2", At: time.Unix(0, 1000).UTC(), UserID: "u-1", DeviceID: "phone", Action: "update",
+			Collection: schema.Customers, ID: "c-1", Version: 2, Territories: []string{"t-1"}, Changes: map[string]sync.FieldChange{
+				"name":  {From: json.RawMessage(`"Ana's"`), To: json.RawMessage(`"Ana's Shop"`)},
+				"notes": {From: json.RawMessage(`null`), To: json.RawMessage(`"back door"`)},
+			}},
+		{Key: "signin/l-1/7", At: time.Unix(0, 900).UTC(), UserID: "u-1", DeviceID: "phone", Action: "signin", ID: "l-1",
+			Territories: []string{}},
+	}, entries)
+	var changes string
+	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT changes FROM audit WHERE key IS NULL").Scan(&changes))
+	assert.Equal(t, `[{"name":"Ana's"},{"name":"Ana's Shop","notes":"back door"}]`, changes, "a record's entry is compact and keeps no key")
 
 	// The migrated store keeps writing: the next write takes the next seq.
 	next := *c
