@@ -17,7 +17,8 @@ import (
 // (coll, id) took forty or more in each of their rows and indexes. A
 // record's facts live in the facts table only. Nothing reads records by
 // seq, so it has no seq index. Stored answers keep, for the common
-// applied answer, only its version (body NULL). The audit trail is a rowid
+// applied answer, only its version (body NULL), and have no index by
+// time (see SweepAnswers). The audit trail is a rowid
 // table whose indexes carry that rowid rather than the entry's key, which
 // a record's write does not store (see insertAudit), and its changes are
 // compact (see compactChanges).
@@ -95,7 +96,6 @@ const leanIndexes = `
 	-- Covering what the coverage count reads, so that it never looks up rows.
 	CREATE INDEX facts_by_time ON facts(kind, at, territory, rep, customer, day, visit, flag);
 	CREATE INDEX facts_by_rep ON facts(kind, rep, at);
-	CREATE INDEX answers_at ON answers(at);
 	-- An entry is one per key: a record's write has none of its own (NULL)
 	-- and is one per collection, id and version.
 	CREATE UNIQUE INDEX audit_by_record ON audit(coll, rid, version, coalesce(key, ''));

@@ -713,23 +713,69 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 	return out, through, nil
 }
 
+// sweepBatch is how many answers SweepAnswers deletes per write
+// transaction.
+const sweepBatch = 1000
+
 // SweepAnswers deletes answers stored before cutoff, then gives the file's
 // free pages back (see Reclaim): sweeping is the periodic job of the
-// store, and the one that frees most.
+// store, and the one that frees most. Answers have no index by time (it
+// would cost as much as the answers): the sweep reads the table once, in
+// key order, outside the write lock, and deletes what it found a batch
+// per write transaction, so that pushes wait for it only briefly.
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	const op = "sqlitestore.SweepAnswers"
-	res, err := s.w.ExecContext(ctx, "DELETE FROM answers WHERE at < ?", cutoff.UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+	total := 0
+	var after [2]string
+	for {
+		keys, err := s.oldAnswers(ctx, cutoff, after)
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", op, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		after = keys[len(keys)-1]
+		raw, err := json.Marshal(keys)
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", op, err)
+		}
+		res, err := s.w.ExecContext(ctx, `DELETE FROM answers WHERE at < ?1 AND (user_id, mutation_id) IN
+			(SELECT value ->> 0, value ->> 1 FROM json_each(?2))`, cutoff.UnixNano(), string(raw))
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", op, err)
+		}
+		total += int(n)
 	}
 	if _, err := s.Reclaim(ctx); err != nil {
-		return int(n), fmt.Errorf("%s: %w", op, err)
+		return total, fmt.Errorf("%s: %w", op, err)
 	}
-	return int(n), nil
+	return total, nil
+}
+
+// oldAnswers returns the keys (user id, mutation id) of up to sweepBatch
+// answers stored before cutoff, after key after in key order.
+func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after [2]string) ([][2]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT user_id, mutation_id FROM answers
+		WHERE (user_id, mutation_id) > (?, ?) AND at < ? ORDER BY user_id, mutation_id LIMIT ?`,
+		after[0], after[1], cutoff.UnixNano(), sweepBatch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys [][2]string
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
 }
 
 // reclaimBatch is how many free pages (4 KiB each) one write transaction
