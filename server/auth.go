@@ -261,19 +261,35 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 // caller returns who a user is now under a login: unauthorized when the
 // login is revoked or not the user's, or the user is gone or deactivated.
 func (s *Server) caller(ctx context.Context, userID, loginID string) (*schema.Principal, error) {
-	l, err := s.store.Login(ctx, loginID)
-	if errors.Is(err, sync.ErrNotFound) || (err == nil && (l.Revoked() || l.UserID != userID)) {
-		return nil, schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
-	}
+	l, u, err := s.session(ctx, loginID)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.activeUser(ctx, l.UserID)
-	if err != nil {
-		return nil, err
+	if l.UserID != userID {
+		return nil, errLoginGone
 	}
 	p := u.Principal(l.DeviceID, l.ID)
 	return &p, nil
+}
+
+var errLoginGone = schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
+
+// session returns a login that is not revoked and its user, who is
+// active, as they are now: one store read, on every request, and nothing
+// of it kept, so that a logout, a deactivation or a role change counts
+// from the next request on. Unauthorized otherwise.
+func (s *Server) session(ctx context.Context, loginID string) (*sync.Login, *schema.User, error) {
+	l, u, err := s.store.LoginUser(ctx, loginID)
+	if errors.Is(err, sync.ErrNotFound) || (err == nil && l.Revoked()) {
+		return nil, nil, errLoginGone
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !u.Active {
+		return nil, nil, schema.Errorf(schema.CodeUnauthorized, "user is deactivated")
+	}
+	return l, u, nil
 }
 
 // expiry returns when the caller's access token expires; only behind

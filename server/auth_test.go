@@ -291,6 +291,25 @@ func TestDeactivationIsImmediate(t *testing.T) {
 	ts.login(t, "otto", "otto-pass-1", "laptop")
 }
 
+func TestRoleChangeCountsFromTheNextRequest(t *testing.T) {
+	ts := startServer(t)
+	admin := ts.login(t, adminName, adminPassword, "d-admin")
+	id := ts.createUser(t, admin, map[string]any{"username": "vera", "password": "vera-pass-1", "role": "admin"})
+	vera := ts.login(t, "vera", "vera-pass-1", "laptop")
+	require.Equal(t, http.StatusOK, ts.call(t, "GET", "/v1/admin/users/"+id, vera.Access, nil).Status)
+
+	r := ts.call(t, "PATCH", "/v1/admin/users/"+id, admin.Access, map[string]any{"role": "rep", "territories": []string{"t-1"}})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	r = ts.call(t, "GET", "/v1/admin/users/"+id, vera.Access, nil)
+	assert.Equal(t, http.StatusForbidden, r.Status, "the same access token no longer carries the old role")
+	assert.Equal(t, "forbidden", r.ErrorCode())
+
+	r = ts.call(t, "PATCH", "/v1/admin/users/"+id, admin.Access, map[string]any{"role": "admin", "territories": []string{}})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, http.StatusOK, ts.call(t, "GET", "/v1/admin/users/"+id, vera.Access, nil).Status,
+		"and carries the new one at once")
+}
+
 func TestFailedLoginsAreRateLimited(t *testing.T) {
 	now := time.Now()
 	ts := startServer(t, func(c *server.Config) { c.Now = func() time.Time { return now } })

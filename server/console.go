@@ -21,18 +21,8 @@ func (a consoleAccounts) SignIn(ctx context.Context, addr, username, password, d
 // Session returns the login and its user when the login is good and the
 // user active: what authenticate checks of a bearer token.
 func (a consoleAccounts) Session(ctx context.Context, loginID string) (*schema.User, *sync.Login, error) {
-	l, err := a.s.store.Login(ctx, loginID)
-	if errors.Is(err, sync.ErrNotFound) || (err == nil && l.Revoked()) {
-		return nil, nil, schema.Errorf(schema.CodeUnauthorized, "login is no longer valid")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	u, err := a.s.activeUser(ctx, l.UserID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return u, l, nil
+	l, u, err := a.s.session(ctx, loginID)
+	return u, l, err
 }
 
 func (a consoleAccounts) SignOut(ctx context.Context, loginID string) error {

@@ -39,6 +39,12 @@ type Store interface {
 	CreateLogin(ctx context.Context, l *sync.Login, audit ...sync.AuditEntry) error
 	// Login returns a login by id; sync.ErrNotFound when missing.
 	Login(ctx context.Context, id string) (*sync.Login, error)
+	// LoginUser returns a login and its user, as they are now, in one
+	// read where the store can join them; sync.ErrNotFound when either is
+	// missing. Every authenticated request asks it, and nothing of it is
+	// cached: a logout, a deactivation or a role change counts from the
+	// next request on.
+	LoginUser(ctx context.Context, id string) (*sync.Login, *schema.User, error)
 	// AdvanceLogin moves a good login from generation from to from+1;
 	// sync.ErrStale when the login is revoked or no longer at from.
 	AdvanceLogin(ctx context.Context, id string, from int64) error

@@ -117,8 +117,8 @@ func BenchmarkPush500(b *testing.B) {
 		for i := range b.N {
 			err := store.Update(ctx, func(tx sync.RecordTx) error {
 				for j, r := range batches[i] {
-					if _, err := tx.Answer(ctx, "u-admin", answers[i][j].MutationID); err != sync.ErrNotFound {
-						return fmt.Errorf("answer: %v", err)
+					if got, err := tx.Answers(ctx, "u-admin", []string{answers[i][j].MutationID}); err != nil || len(got) != 0 {
+						return fmt.Errorf("answer: %v %v", got, err)
 					}
 					if _, err := tx.Record(ctx, r.Collection, r.ID); err != sync.ErrNotFound {
 						return fmt.Errorf("record: %v", err)

@@ -49,6 +49,13 @@ type writer struct {
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
 	books map[string]map[string]int64
+	// answers holds the stored answers to the push's mutations, by
+	// mutation id, and those given since.
+	answers map[string]*Answer
+	// ahead holds the records the push writes, by collection/id, as read
+	// before the first of them was decided (nil: never written); each is
+	// taken once, and dropped when the writer writes the record.
+	ahead map[string]*Record
 }
 
 // put writes a record in the writer's unit of work, keeping what the
@@ -57,6 +64,7 @@ func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error
 	if err := w.tx.Put(ctx, next, prevVersion); err != nil {
 		return err
 	}
+	delete(w.ahead, string(next.Collection)+"/"+next.ID) // read ahead of this write: stale now
 	if next.Collection == schema.Orders {
 		return w.noteOrder(next)
 	}

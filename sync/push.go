@@ -41,6 +41,19 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
 	err := e.store.Update(ctx, func(tx RecordTx) error {
 		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+		ids := make([]string, 0, len(batch))
+		for i := range batch {
+			if batch[i].malformed == nil {
+				ids = append(ids, batch[i].m.MutationID)
+			}
+		}
+		var err error
+		if w.answers, err = tx.Answers(ctx, p.UserID, ids); err != nil {
+			return err
+		}
+		if err := w.readAhead(ctx, batch); err != nil {
+			return err
+		}
 		for i := range batch {
 			res, err := w.apply(ctx, &batch[i])
 			if err != nil {
@@ -113,24 +126,24 @@ func (p *prepared) record(e *Engine) (schema.Record, error) {
 }
 
 // apply answers one mutation: the stored answer when it was answered
-// before, else a fresh one, which it stores.
+// before (w.answers holds those, read for the whole push at once), else a
+// fresh one, which it stores.
 func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
 	if p.malformed != nil {
 		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
-	prior, err := w.tx.Answer(ctx, w.p.UserID, m.MutationID)
-	if err == nil {
+	if prior, ok := w.answers[m.MutationID]; ok {
 		var res schema.PushResult
 		if err := json.Unmarshal(prior.Body, &res); err != nil {
 			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
-		return schema.PushResult{}, err
-	}
-	var res schema.PushResult
+	var (
+		res schema.PushResult
+		err error
+	)
 	for try := 0; ; try++ {
 		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
@@ -152,9 +165,11 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 	if err != nil {
 		return schema.PushResult{}, err
 	}
-	if err := w.tx.SaveAnswer(ctx, &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}); err != nil {
+	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}
+	if err := w.tx.SaveAnswer(ctx, a); err != nil {
 		return schema.PushResult{}, err
 	}
+	w.answers[m.MutationID] = a // the same id later in the push gets this answer
 	return res, nil
 }
 
@@ -228,13 +243,50 @@ func collectionNames() string {
 	return strings.Join(names, ", ")
 }
 
+// readAhead reads the records the push's mutations write, each
+// collection's in one read, for decide to take instead of reading each on
+// its own. Mutations answered before are left out.
+func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
+	ids := map[schema.Collection][]string{}
+	for i := range batch {
+		m := &batch[i].m
+		if _, answered := w.answers[m.MutationID]; batch[i].malformed == nil && !answered {
+			ids[m.Collection] = append(ids[m.Collection], m.ID)
+		}
+	}
+	w.ahead = map[string]*Record{}
+	for c, list := range ids {
+		found, err := w.tx.Records(ctx, c, list)
+		if err != nil {
+			return err
+		}
+		for _, id := range list {
+			w.ahead[string(c)+"/"+id] = found[id] // nil: never written
+		}
+	}
+	return nil
+}
+
+// current returns the stored state of a record (nil when it was never
+// written): the one read ahead, once, unless the writer has written the
+// record since, else a fresh read. A try that lost a race reads afresh.
+func (w *writer) current(ctx context.Context, c schema.Collection, id string) (*Record, error) {
+	key := string(c) + "/" + id
+	if r, ok := w.ahead[key]; ok {
+		delete(w.ahead, key)
+		return r, nil
+	}
+	r, err := w.tx.Record(ctx, c, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return r, err
+}
+
 // decide works out and performs what a mutation asks.
 func (w *writer) decide(ctx context.Context, p *prepared) (schema.PushResult, error) {
 	m := p.m
-	cur, err := w.tx.Record(ctx, m.Collection, m.ID)
-	if errors.Is(err, ErrNotFound) {
-		cur, err = nil, nil
-	}
+	cur, err := w.current(ctx, m.Collection, m.ID)
 	if err != nil {
 		return schema.PushResult{}, err
 	}

@@ -135,6 +135,9 @@ type RecordTx interface {
 	// Record returns the current state of a record; ErrNotFound when it
 	// was never written.
 	Record(ctx context.Context, c schema.Collection, id string) (*Record, error)
+	// Records returns, by id, the current state of the records of
+	// collection c with the given ids that were ever written, in one read.
+	Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*Record, error)
 	// RecordsByRef returns the current records of collection c whose Refs
 	// hold ref, in id order, at most limit of them after id after.
 	RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error)
@@ -155,9 +158,9 @@ type RecordTx interface {
 	// SaveProof stores a proof of holding a photo's bytes (the first one
 	// of a user and hash stays).
 	SaveProof(ctx context.Context, p *PhotoProof) error
-	// Answer returns the stored answer to a mutation; ErrNotFound when
-	// there is none.
-	Answer(ctx context.Context, userID, mutationID string) (*Answer, error)
+	// Answers returns the stored answers to a user's mutations, by
+	// mutation id, in one read; a mutation with none is not in the map.
+	Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*Answer, error)
 	// SaveAnswer stores the answer to a mutation (the first one stays).
 	SaveAnswer(ctx context.Context, a *Answer) error
 }

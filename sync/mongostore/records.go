@@ -145,6 +145,27 @@ func (s *Store) recordDoc(ctx context.Context, key string) (*recordDoc, error) {
 	return &d, nil
 }
 
+// Records returns the records of c with the given ids, in one find.
+func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*sync.Record, error) {
+	out := map[string]*sync.Record{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recordKey(c, id)
+	}
+	docs, err := t.s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
+	if err != nil {
+		return nil, fail("mongostore.Records", err)
+	}
+	for _, d := range docs {
+		r := d.record()
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
 // RecordsByRef returns the records of c whose refs hold ref, in id order,
 // at most limit of them after id after.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
@@ -370,14 +391,33 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	return nil
 }
 
-// Answer returns the stored answer to a mutation; sync.ErrNotFound when
-// there is none.
-func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
-	var d answerDoc
-	if err := findOne(ctx, "mongostore.Answer", t.s.answers, bson.M{"_id": userID + "/" + mutationID}, nil, &d); err != nil {
-		return nil, err
+// Answers returns the stored answers to a user's mutations, in one find.
+func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*sync.Answer, error) {
+	const op = "mongostore.Answers"
+	keys := make([]string, len(mutationIDs))
+	for i, id := range mutationIDs {
+		keys[i] = userID + "/" + id
 	}
-	return &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}, nil
+	out := map[string]*sync.Answer{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	cur, err := t.s.answers.Find(ctx, bson.M{"_id": bson.M{"$in": keys}})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d answerDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fail(op, err)
+		}
+		out[d.MutationID] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
 }
 
 // SaveAnswer stores the answer to a mutation; the first one stays.

@@ -188,6 +188,21 @@ func (s *Store) Login(ctx context.Context, id string) (*sync.Login, error) {
 	}, nil
 }
 
+// LoginUser returns a login and its user: two finds by _id, since the
+// store keeps them apart and joins are not among what every deployment
+// answers.
+func (s *Store) LoginUser(ctx context.Context, id string) (*sync.Login, *schema.User, error) {
+	l, err := s.Login(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.User(ctx, l.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, u, nil
+}
+
 // AdvanceLogin moves a good login from generation from to from+1;
 // sync.ErrStale when it is revoked or no longer at from.
 func (s *Store) AdvanceLogin(ctx context.Context, id string, from int64) error {

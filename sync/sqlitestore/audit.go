@@ -22,18 +22,19 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version <= prev {
 			continue
 		}
-		if err := insertAudit(ctx, t.t, e); err != nil {
+		if err := insertAudit(ctx, t.stmt(ctx, t.q.audit), e); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// insertAudit inserts one audit entry through db, a transaction. The
-// entry of a record's write keeps no key of its own (NULL): its key is
-// collection/id/version, which its columns hold (see auditKeyColumn), and
-// its changes are kept in their compact form.
-func insertAudit(ctx context.Context, db *sql.Tx, e sync.AuditEntry) error {
+// insertAudit inserts one audit entry through st, the store's prepared
+// insert bound to a transaction. The entry of a record's write keeps no
+// key of its own (NULL): its key is collection/id/version, which its
+// columns hold (see auditKeyColumn), and its changes are kept in their
+// compact form.
+func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
 	changes, err := compactChanges(e.Changes)
 	if err != nil {
 		return err
@@ -46,9 +47,7 @@ func insertAudit(ctx context.Context, db *sql.Tx, e sync.AuditEntry) error {
 	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
 		key = nil
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)); err != nil {
+	if _, err := st.ExecContext(ctx, key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
@@ -131,7 +130,7 @@ func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change f
 		return err
 	}
 	for _, e := range audit {
-		if err := insertAudit(ctx, tx, e); err != nil {
+		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e); err != nil {
 			return err
 		}
 	}

@@ -122,10 +122,11 @@ func TestOldLayoutOpensAndKeepsItsData(t *testing.T) {
 	} {
 		var got *sync.Answer
 		require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
-			var err error
-			got, err = tx.Answer(ctx, "u-1", a.id)
+			answers, err := tx.Answers(ctx, "u-1", []string{a.id})
+			got = answers[a.id]
 			return err
 		}))
+		require.NotNil(t, got, a.id)
 		assert.JSONEq(t, a.body, string(got.Body), a.id)
 		assert.Equal(t, a.body, string(got.Body), "%s replays byte for byte", a.id)
 	}

@@ -31,8 +31,10 @@ type tx struct {
 	known map[string]*sync.Record
 	// recs holds the integer keys of the records in known.
 	recs map[string]int64
-	// answers waits to be stored at commit, in one statement.
+	// answers waits to be stored at commit, in one statement; saved holds
+	// the same by user and mutation id.
 	answers []*sync.Answer
+	saved   map[[2]string]*sync.Answer
 }
 
 // Update runs fn in one write transaction, which holds SQLite's write lock
@@ -226,6 +228,60 @@ func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.
 	}
 	t.known[key], t.recs[key] = r, rec
 	return r, nil
+}
+
+// Records returns the records of c with the given ids, those this
+// transaction knows from memory and the rest in one query; it remembers
+// what it read, missing records included.
+func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (map[string]*sync.Record, error) {
+	const op = "sqlitestore.Records"
+	out := map[string]*sync.Record{}
+	var unknown []string
+	for _, id := range ids {
+		r, ok := t.known[string(c)+"/"+id]
+		switch {
+		case !ok:
+			unknown = append(unknown, id)
+		case r != nil:
+			out[id] = r
+		}
+	}
+	if len(unknown) == 0 {
+		return out, nil
+	}
+	raw, err := json.Marshal(unknown)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	rows, err := t.stmt(ctx, t.q.records).QueryContext(ctx, string(c), string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	var (
+		read []*sync.Record
+		recs []int64
+	)
+	for rows.Next() {
+		rec, r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out[r.ID] = r
+		read, recs = append(read, r), append(recs, rec)
+		t.recs[string(c)+"/"+r.ID] = rec
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	rows.Close()
+	if err := t.readFacts(ctx, recs, read); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for _, id := range unknown {
+		t.known[string(c)+"/"+id] = out[id] // nil: known to be missing
+	}
+	return out, nil
 }
 
 // RecordsByRef returns the records of c that refer to ref.
@@ -438,40 +494,65 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	return nil
 }
 
-// Answer returns the stored answer to a mutation.
-func (t *tx) Answer(ctx context.Context, userID, mutationID string) (*sync.Answer, error) {
-	for _, a := range t.answers {
-		if a.UserID == userID && a.MutationID == mutationID {
-			return a, nil
+// Answers returns the stored answers to a user's mutations, those this
+// transaction saved included, reading the rest in one query.
+func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (map[string]*sync.Answer, error) {
+	out := map[string]*sync.Answer{}
+	var unsaved []string
+	for _, id := range mutationIDs {
+		if a, ok := t.saved[[2]string{userID, id}]; ok {
+			out[id] = a
+		} else {
+			unsaved = append(unsaved, id)
 		}
 	}
-	a := sync.Answer{UserID: userID, MutationID: mutationID}
-	var (
-		body        sql.NullString
-		version, at int64
-	)
-	err := t.stmt(ctx, t.q.answer).QueryRowContext(ctx, userID, mutationID).Scan(&body, &version, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, sync.ErrNotFound
+	if len(unsaved) == 0 {
+		return out, nil
 	}
+	raw, err := json.Marshal(unsaved)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore.Answer: %w", err)
+		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
 	}
-	a.Body, a.At = json.RawMessage(body.String), time.Unix(0, at).UTC()
-	if !body.Valid {
-		if a.Body, err = appliedBody(mutationID, version); err != nil {
-			return nil, fmt.Errorf("sqlitestore.Answer: %w", err)
+	rows, err := t.stmt(ctx, t.q.answers).QueryContext(ctx, userID, string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id          string
+			body        sql.NullString
+			version, at int64
+		)
+		if err := rows.Scan(&id, &body, &version, &at); err != nil {
+			return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
 		}
+		a := &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body.String), At: time.Unix(0, at).UTC()}
+		if !body.Valid {
+			if a.Body, err = appliedBody(id, version); err != nil {
+				return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+			}
+		}
+		out[id] = a
 	}
-	return &a, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore.Answers: %w", err)
+	}
+	return out, nil
 }
 
-// SaveAnswer stores the answer to a mutation when the transaction commits;
-// the first answer stays.
+// SaveAnswer stores the answer to a mutation when the transaction commits,
+// in one statement with the others; the first answer stays, there as in
+// the table.
 func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
-	if _, err := t.Answer(ctx, a.UserID, a.MutationID); err == nil {
+	key := [2]string{a.UserID, a.MutationID}
+	if _, ok := t.saved[key]; ok {
 		return nil
 	}
+	if t.saved == nil {
+		t.saved = map[[2]string]*sync.Answer{}
+	}
+	t.saved[key] = a
 	t.answers = append(t.answers, a)
 	return nil
 }
@@ -533,7 +614,7 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 // transaction, so every seq at or below it is committed.
 func (s *Store) Watermark(ctx context.Context) (int64, error) {
 	var seq int64
-	if err := s.r.QueryRowContext(ctx, "SELECT seq FROM feed WHERE one = 1").Scan(&seq); err != nil {
+	if err := s.qr.feed.QueryRowContext(ctx).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("sqlitestore.Watermark: %w", err)
 	}
 	return seq, nil
@@ -816,14 +897,16 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 }
 
 // queries are the statements the store runs most, prepared once per
-// database handle.
+// database handle. Their limits are bound as "? + 0": SQLite plans a bare
+// "LIMIT ?" with the bound value, and so prepares the statement again each
+// time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, byRef, insert, update               *sql.Stmt
-	holdTokens, loseTokens, addRefs, dropRefs   *sql.Stmt
-	answer, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecords, recordFacts                    *sql.Stmt
-	dropFacts, addFacts, repFactAfter           *sql.Stmt
-	proof, saveProof                            *sql.Stmt
+	record, records, byRef, insert, update       *sql.Stmt
+	holdTokens, loseTokens, addRefs, dropRefs    *sql.Stmt
+	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
+	feedRecords, recordFacts                     *sql.Stmt
+	dropFacts, addFacts, repFactAfter            *sql.Stmt
+	proof, saveProof, audit, loginUser           *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -833,8 +916,9 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		query string
 	}{
 		{&q.record, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
+		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
-			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ?`},
+			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
 		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING RETURNING rec`},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
@@ -855,17 +939,20 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			WHERE rec = ?2 AND gone = 0 AND token IN (SELECT value FROM json_each(?3))`},
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
-		{&q.answer, "SELECT body, version, at FROM answers WHERE user_id = ? AND mutation_id = ?"},
+		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.v', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
-			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?`},
+			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
 		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
 			JOIN records r ON r.rec = k.value ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
+		{&q.loginUser, loginUserQuery},
+		{&q.audit, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {

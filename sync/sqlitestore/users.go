@@ -136,6 +136,42 @@ func (s *Store) Login(ctx context.Context, id string) (*sync.Login, error) {
 	return &l, nil
 }
 
+// LoginUser returns a login and its user in one query, the statement
+// prepared once: what every authenticated request reads.
+func (s *Store) LoginUser(ctx context.Context, id string) (*sync.Login, *schema.User, error) {
+	var (
+		l                sync.Login
+		created, revoked int64
+	)
+	u, err := scanUser(prefixScanner{s.qr.loginUser.QueryRowContext(ctx, id),
+		[]any{&l.ID, &l.UserID, &l.DeviceID, &l.Generation, &created, &revoked}})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, sync.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlitestore.LoginUser: %w", err)
+	}
+	l.CreatedAt = time.Unix(0, created).UTC()
+	if revoked != 0 {
+		l.RevokedAt = time.Unix(0, revoked).UTC()
+	}
+	return &l, u, nil
+}
+
+// loginUserQuery reads a login's columns, then its user's userColumns.
+var loginUserQuery = "SELECT l.id, l.user_id, l.device_id, l.generation, l.created_at, l.revoked_at, u." +
+	strings.ReplaceAll(userColumns, ", ", ", u.") + " FROM logins l JOIN users u ON u.id = l.user_id WHERE l.id = ?"
+
+// prefixScanner scans into extra before the destinations it is given.
+type prefixScanner struct {
+	sc    interface{ Scan(...any) error }
+	extra []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.sc.Scan(append(p.extra, dest...)...)
+}
+
 // AdvanceLogin moves a good login from generation from to from+1.
 func (s *Store) AdvanceLogin(ctx context.Context, id string, from int64) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE logins SET generation = generation + 1

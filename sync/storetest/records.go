@@ -89,6 +89,31 @@ func testPutAndRead(t *testing.T, s Store) {
 
 	_, err = read(t, s, schema.Visits, "c-1")
 	assert.ErrorIs(t, err, sync.ErrNotFound, "ids are per collection")
+
+	r4 := rec("c-4", 1, []string{"customers|all"}, `{"name":"Bo's"}`)
+	put(t, s, r4, 0)
+	for _, unit := range []struct {
+		name string
+		run  func(context.Context, func(sync.RecordTx) error) error
+	}{{"view", s.View}, {"update", s.Update}} {
+		require.NoError(t, unit.run(ctx, func(tx sync.RecordTx) error {
+			got, err := tx.Records(ctx, schema.Customers, []string{"c-1", "c-none", "c-4"})
+			require.NoError(t, err)
+			require.Len(t, got, 2, "%s: the records ever written, tombstones included", unit.name)
+			assert.True(t, got["c-1"].Deleted, unit.name)
+			assert.Equal(t, r4, got["c-4"], unit.name)
+			again, err := tx.Records(ctx, schema.Customers, []string{"c-none", "c-4"})
+			require.NoError(t, err)
+			assert.Len(t, again, 1, "%s: asked again, the same", unit.name)
+			other, err := tx.Records(ctx, schema.Visits, []string{"c-1", "c-4"})
+			require.NoError(t, err)
+			assert.Empty(t, other, "%s: ids are per collection", unit.name)
+			none, err := tx.Records(ctx, schema.Customers, nil)
+			require.NoError(t, err)
+			assert.Empty(t, none, unit.name)
+			return nil
+		}))
+	}
 }
 
 func testRefs(t *testing.T, s Store) {
@@ -350,11 +375,27 @@ func testAnswers(t *testing.T, s Store) {
 	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.SaveAnswer(ctx, old) }))
 
 	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
-		got, err := tx.Answer(ctx, "u-1", "m-1")
+		got, err := tx.Answers(ctx, "u-1", []string{"m-1", "m-0", "m-none"})
 		require.NoError(t, err)
-		assert.JSONEq(t, string(a.Body), string(got.Body), "the first answer stays")
-		_, err = tx.Answer(ctx, "u-2", "m-1")
-		assert.ErrorIs(t, err, sync.ErrNotFound, "answers are per user")
+		require.Len(t, got, 2, "the answers there are, and no others")
+		assert.JSONEq(t, string(a.Body), string(got["m-1"].Body), "the first answer stays")
+		assert.Equal(t, "m-0", got["m-0"].MutationID)
+		other, err := tx.Answers(ctx, "u-2", []string{"m-1"})
+		require.NoError(t, err)
+		assert.Empty(t, other, "answers are per user")
+		none, err := tx.Answers(ctx, "u-1", nil)
+		require.NoError(t, err)
+		assert.Empty(t, none)
+		return nil
+	}))
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+		fresh := &sync.Answer{UserID: "u-1", MutationID: "m-2", Body: json.RawMessage(`{"status":"applied","version":2}`), At: at}
+		require.NoError(t, tx.SaveAnswer(ctx, fresh))
+		require.NoError(t, tx.SaveAnswer(ctx, &sync.Answer{UserID: "u-1", MutationID: "m-2", Body: json.RawMessage(`{}`), At: at}))
+		got, err := tx.Answers(ctx, "u-1", []string{"m-2"})
+		require.NoError(t, err)
+		require.Contains(t, got, "m-2", "an answer saved in the unit of work is read back in it")
+		assert.JSONEq(t, string(fresh.Body), string(got["m-2"].Body), "the first answer stays")
 		return nil
 	}))
 
@@ -362,10 +403,11 @@ func testAnswers(t *testing.T, s Store) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
-		_, err := tx.Answer(ctx, "u-1", "m-0")
-		assert.ErrorIs(t, err, sync.ErrNotFound, "swept")
-		_, err = tx.Answer(ctx, "u-1", "m-1")
-		assert.NoError(t, err, "kept")
+		got, err := tx.Answers(ctx, "u-1", []string{"m-0", "m-1", "m-2"})
+		require.NoError(t, err)
+		assert.NotContains(t, got, "m-0", "swept")
+		assert.Contains(t, got, "m-1", "kept")
+		assert.Contains(t, got, "m-2", "kept")
 		return nil
 	}))
 }

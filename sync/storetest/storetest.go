@@ -155,6 +155,14 @@ func testLogins(t *testing.T, s Store) {
 	_, err = s.Login(ctx, "l-9")
 	assert.ErrorIs(t, err, sync.ErrNotFound)
 
+	gotLogin, gotUser, err := s.LoginUser(ctx, "l-1")
+	require.NoError(t, err)
+	assert.Equal(t, l, gotLogin)
+	assert.Equal(t, "u-1", gotUser.ID)
+	assert.Equal(t, "ana", gotUser.Username)
+	_, _, err = s.LoginUser(ctx, "l-9")
+	assert.ErrorIs(t, err, sync.ErrNotFound)
+
 	require.NoError(t, s.AdvanceLogin(ctx, "l-1", 1))
 	assert.ErrorIs(t, s.AdvanceLogin(ctx, "l-1", 1), sync.ErrStale, "an old generation cannot advance")
 	got, err = s.Login(ctx, "l-1")
@@ -186,6 +194,17 @@ func testLogins(t *testing.T, s Store) {
 	got, err = s.Login(ctx, "l-1")
 	require.NoError(t, err)
 	assert.True(t, got.Revoked())
+	gotLogin, _, err = s.LoginUser(ctx, "l-1")
+	require.NoError(t, err)
+	assert.True(t, gotLogin.Revoked(), "LoginUser reads the login as it is now")
+	u := newUser("u-1", "ana")
+	u.Role, u.Active, u.Territories = schema.RoleManager, false, []string{"t-9"}
+	require.NoError(t, s.UpdateUser(ctx, u))
+	_, gotUser, err = s.LoginUser(ctx, "l-2")
+	require.NoError(t, err)
+	assert.Equal(t, schema.RoleManager, gotUser.Role, "and the user as it is now")
+	assert.False(t, gotUser.Active)
+	assert.Equal(t, []string{"t-9"}, gotUser.Territories)
 	assert.ErrorIs(t, s.AdvanceLogin(ctx, "l-1", 2), sync.ErrStale, "a revoked login cannot advance")
 
 	require.NoError(t, s.RevokeUserLogins(ctx, "u-1", at.Add(2*time.Minute)))
