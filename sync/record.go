@@ -169,7 +169,11 @@ type RecordTx interface {
 // safe for concurrent use by several processes sharing the store.
 type RecordStore interface {
 	// Update runs fn in one unit of work; fn's error is returned and, where
-	// the store has transactions, undoes its writes.
+	// the store has transactions, undoes its writes. A store may run fn
+	// again when the transaction it ran in was undone for a reason of the
+	// store's (SQLite runs concurrent units together and retries the others
+	// of a transaction that one of them lost), so fn must start afresh each
+	// time it runs.
 	Update(ctx context.Context, fn func(tx RecordTx) error) error
 	// View runs fn with reads only, on a consistent snapshot where the
 	// store has them.

@@ -38,7 +38,13 @@ type Config struct {
 	// after the syncs in flight finish.
 	Duration time.Duration
 	// Interval is the mean time between a device's visits (±25% jitter).
+	// Unused when Cycle is set.
 	Interval time.Duration
+	// Cycle runs the devices back to back instead of at Interval: after
+	// its first sync each device, in a loop, records one new small visit
+	// (no order, no photo) and syncs (pushes it and pulls what changed),
+	// as many times as it can until the deadline.
+	Cycle bool
 	// UserPrefix, Reps and PasswordSuffix name the users: device i signs
 	// in as UserPrefix+(i mod Reps + 1) with password username+PasswordSuffix.
 	UserPrefix     string
@@ -72,6 +78,11 @@ type Result struct {
 	Photos    int     `json:"photos"`
 	Syncs     int     `json:"syncs"`
 	SyncFails int     `json:"sync_errors"`
+	// Cycles counts, with Config.Cycle, the cycles (record a visit, push,
+	// pull) that started after the warm-up and ended by the deadline;
+	// CyclesPerSecond is Cycles over that time.
+	Cycles          int     `json:"cycles,omitempty"`
+	CyclesPerSecond float64 `json:"cycles_per_second,omitempty"`
 	// Rejected and Conflicts count the push answers of those kinds.
 	Rejected  int `json:"rejected"`
 	Conflicts int `json:"conflicts"`
@@ -114,7 +125,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	if err := checkURL(cfg.URL, cfg.AllowRemote); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if cfg.Devices < 1 || cfg.Reps < 1 || cfg.Duration <= 0 || cfg.Interval <= 0 {
+	if cfg.Devices < 1 || cfg.Reps < 1 || cfg.Duration <= 0 || (cfg.Interval <= 0 && !cfg.Cycle) {
 		return nil, fmt.Errorf("%s: devices, reps, duration and interval must be positive", op)
 	}
 	if cfg.Warmup >= cfg.Duration {
@@ -154,7 +165,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	var devices gosync.WaitGroup
 	var resMu gosync.Mutex
 	for i := range cfg.Devices {
-		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu,
+		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu, from: rec.from,
 			rnd: mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
 		delay := time.Duration(0)
 		if cfg.Devices > 1 {
@@ -175,6 +186,9 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	elapsed := time.Since(start)
 	res.ElapsedS = elapsed.Seconds()
 	res.Endpoints = rec.stats(max(elapsed-cfg.Warmup, time.Millisecond))
+	if cfg.Cycle {
+		res.CyclesPerSecond = round(float64(res.Cycles) / (cfg.Duration - cfg.Warmup).Seconds())
+	}
 	res.RSS, res.RSSError = mem.stats()
 	return res, nil
 }
@@ -205,6 +219,7 @@ type device struct {
 	rnd   *mrand.Rand
 	res   *Result
 	mu    *gosync.Mutex // guards res
+	from  time.Time     // end of the warm-up
 
 	productIDs []string // the ids of the products catalog returned
 }
@@ -252,6 +267,10 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		d.fail("first pull", fmt.Errorf("no customers to visit (%v)", err))
 		return
 	}
+	if d.cfg.Cycle {
+		d.cycle(ctx, c, deadline, outlets)
+		return
+	}
 	wait := time.Duration(d.rnd.Int64N(int64(d.cfg.Interval))) // spread the devices
 	for visit := 1; ; visit++ {
 		if time.Until(deadline) < wait {
@@ -267,6 +286,25 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		}
 		d.sync(ctx, c)
 		wait = time.Duration(float64(d.cfg.Interval) * (0.75 + 0.5*d.rnd.Float64()))
+	}
+}
+
+// cycle records a small visit and syncs, again and again until the
+// deadline, and counts the cycles that fall between the warm-up and the
+// deadline.
+func (d *device) cycle(ctx context.Context, c *fieldsync.Client, deadline time.Time, outlets []outlet) {
+	for n := 1; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+		start := time.Now()
+		if err := d.visit(ctx, c, n, outlets, nil); err != nil {
+			d.fail("record visit", err)
+			return
+		}
+		ok := d.sync(ctx, c)
+		if end := time.Now(); ok && !start.Before(d.from) && !end.After(deadline) {
+			d.mu.Lock()
+			d.res.Cycles++
+			d.mu.Unlock()
+		}
 	}
 }
 
@@ -331,7 +369,7 @@ func (d *device) visit(ctx context.Context, c *fieldsync.Client, n int, outlets 
 		return err
 	}
 	counts := [3]int{1, 0, 0}
-	if len(products) > 0 && d.rnd.Float64() < d.cfg.OrderChance {
+	if len(products) > 0 && !d.cfg.Cycle && d.rnd.Float64() < d.cfg.OrderChance {
 		order := schema.Order{CustomerID: o.id, VisitID: visitID, Status: schema.OrderSubmitted}
 		for _, i := range d.rnd.Perm(len(products))[:min(len(products), 1+d.rnd.IntN(2))] {
 			order.Lines = append(order.Lines, schema.OrderLine{ProductID: d.productIDs[i], Quantity: int64(1 + d.rnd.IntN(3)), UnitPrice: products[i].Price})
@@ -341,7 +379,7 @@ func (d *device) visit(ctx context.Context, c *fieldsync.Client, n int, outlets 
 		}
 		counts[1] = 1
 	}
-	if d.rnd.Float64() < d.cfg.PhotoChance {
+	if !d.cfg.Cycle && d.rnd.Float64() < d.cfg.PhotoChance {
 		if err := c.AddPhoto(ctx, "ph-"+visitID[2:], visitID, fakeJPEG(20_000+d.rnd.IntN(30_000)), fieldsync.PhotoInfo{TakenAt: in.Add(time.Minute)}); err != nil {
 			return err
 		}
@@ -560,8 +598,15 @@ func parseGauge(r io.Reader, name string) (float64, error) {
 
 // writeTable writes a result as a table.
 func writeTable(w io.Writer, cfg Config, res *Result) {
-	fmt.Fprintf(w, "fieldload: %d devices for %.1fs, a visit every ~%s: %d visits, %d orders, %d photos; %d syncs, %d failed; %d rejected, %d conflicts\n\n",
-		res.Devices, res.ElapsedS, cfg.Interval, res.Visits, res.Orders, res.Photos, res.Syncs, res.SyncFails, res.Rejected, res.Conflicts)
+	pace := "a visit every ~" + cfg.Interval.String()
+	if cfg.Cycle {
+		pace = "visits back to back"
+	}
+	fmt.Fprintf(w, "fieldload: %d devices for %.1fs, %s: %d visits, %d orders, %d photos; %d syncs, %d failed; %d rejected, %d conflicts\n\n",
+		res.Devices, res.ElapsedS, pace, res.Visits, res.Orders, res.Photos, res.Syncs, res.SyncFails, res.Rejected, res.Conflicts)
+	if cfg.Cycle {
+		fmt.Fprintf(w, "cycles (visit, push, pull) after the warm-up: %d, %.2f per second\n\n", res.Cycles, res.CyclesPerSecond)
+	}
 	fmt.Fprintf(w, "%-8s %9s %7s %9s %9s %9s %9s %9s\n", "ENDPOINT", "REQUESTS", "ERRORS", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "MAX ms")
 	for _, ep := range []string{"login", "refresh", "push", "pull", "media", "other"} {
 		if s, ok := res.Endpoints[ep]; ok {

@@ -19,17 +19,19 @@ import (
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
-func TestLoadShortRun(t *testing.T) {
+// loadSeeded seeds a fresh server with cfg (its URL and admin filled in),
+// runs fieldload on it with args and returns its table and results.
+func loadSeeded(t *testing.T, cfg seed.Config, args ...string) (string, Result) {
+	t.Helper()
 	ctx := context.Background()
 	url := servertest.Start(t, servertest.Options{}).URL
-	_, err := seed.Run(ctx, &bytes.Buffer{}, seed.Config{URL: url, Admin: servertest.AdminName, Password: servertest.AdminPassword,
-		Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3})
+	cfg.URL, cfg.Admin, cfg.Password = url, servertest.AdminName, servertest.AdminPassword
+	_, err := seed.Run(ctx, &bytes.Buffer{}, cfg)
 	require.NoError(t, err)
 
 	out := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr bytes.Buffer
-	err = run(ctx, []string{"-url", url, "-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
-		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-json", out}, &stdout, &stderr)
+	err = run(ctx, append([]string{"-url", url, "-json", out}, args...), &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 	t.Log("\n" + stdout.String())
 
@@ -37,6 +39,13 @@ func TestLoadShortRun(t *testing.T) {
 	require.NoError(t, err)
 	var res Result
 	require.NoError(t, json.Unmarshal(raw, &res))
+	return stdout.String(), res
+}
+
+func TestLoadShortRun(t *testing.T) {
+	stdout, res := loadSeeded(t, seed.Config{Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3},
+		"-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
+		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s")
 	assert.Equal(t, 5, res.Devices)
 	assert.Positive(t, res.Visits)
 	assert.Zero(t, res.SyncFails, res.FirstErrors)
@@ -53,7 +62,25 @@ func TestLoadShortRun(t *testing.T) {
 	assert.Equal(t, 5, res.Endpoints["login"].Requests, "one sign-in per device")
 	require.NotNil(t, res.RSS, res.RSSError)
 	assert.Positive(t, res.RSS.PeakMB)
-	assert.Contains(t, stdout.String(), "ENDPOINT")
+	assert.Contains(t, stdout, "ENDPOINT")
+}
+
+// In cycle mode each device records one small visit, pushes and pulls,
+// back to back, and the cycles are counted.
+func TestLoadCycles(t *testing.T) {
+	stdout, res := loadSeeded(t, seed.Config{Territories: 1, RepsPerTerritory: 2, Customers: 10, Products: 5, Days: 1, Seed: 3},
+		"-cycle", "-devices", "4", "-reps", "2", "-duration", "3s", "-ramp", "0s", "-warmup", "1s")
+	assert.Zero(t, res.SyncFails, res.FirstErrors)
+	assert.Positive(t, res.Cycles)
+	assert.InDelta(t, float64(res.Cycles)/2, res.CyclesPerSecond, 0.01, "cycles over the 2 s after the warm-up")
+	assert.GreaterOrEqual(t, res.Visits, res.Cycles, "a visit per cycle")
+	assert.Zero(t, res.Orders, "cycles record visits only")
+	assert.Zero(t, res.Photos, "cycles record visits only")
+	for _, ep := range []string{"push", "pull"} {
+		assert.GreaterOrEqual(t, res.Endpoints[ep].Requests, res.Cycles, ep)
+		assert.Zero(t, res.Endpoints[ep].Errors, ep)
+	}
+	assert.Contains(t, stdout, "per second")
 }
 
 func TestLoadReadsRSSOfPID(t *testing.T) {

@@ -16,10 +16,11 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// tx is a unit of work on the store: a write transaction from Update, a
-// read transaction from View. A write transaction holds SQLite's write
-// lock from its start, so it may keep what it read and the feed counter
-// in memory until it commits.
+// tx is a unit of work on the store: a write transaction from Update
+// (shared by the units of a group, each in its own savepoint), a read
+// transaction from View. A write transaction holds SQLite's write lock
+// from its start, so it may keep what it read and the feed counter in
+// memory until it commits.
 type tx struct {
 	q     *queries
 	t     *sql.Tx
@@ -37,41 +38,18 @@ type tx struct {
 	saved   map[[2]string]*sync.Answer
 }
 
-// Update runs fn in one write transaction, which holds SQLite's write lock
-// from its start, so that seqs are taken and committed in the same order.
-func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return runTx(ctx, s.w, s.qw, nil, fn)
-}
-
 // View runs fn in one read transaction: a consistent snapshot.
 func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
-	return runTx(ctx, s.r, s.qr, &sql.TxOptions{ReadOnly: true}, fn)
-}
-
-func runTx(ctx context.Context, db *sql.DB, q *queries, opts *sql.TxOptions, fn func(sync.RecordTx) error) error {
-	t, err := db.BeginTx(ctx, opts)
+	t, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	x := &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
+	x := newTx(s.qr, t)
 	if err := fn(x); err != nil {
 		t.Rollback()
 		return err
 	}
-	if err := x.flushAnswers(ctx); err != nil {
-		t.Rollback()
-		return fmt.Errorf("sqlitestore: answers: %w", err)
-	}
-	if x.seq != 0 {
-		if _, err := x.stmt(ctx, q.setFeed).ExecContext(ctx, x.seq); err != nil {
-			t.Rollback()
-			return fmt.Errorf("sqlitestore: feed: %w", err)
-		}
-	}
-	if err := t.Commit(); err != nil {
-		return fmt.Errorf("sqlitestore: commit: %w", err)
-	}
-	return nil
+	return x.commit(ctx)
 }
 
 // stmt returns a prepared statement bound to the transaction.

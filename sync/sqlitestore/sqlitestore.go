@@ -24,6 +24,8 @@ type Store struct {
 	w, r *sql.DB
 	// qw and qr are the prepared statements of w and r.
 	qw, qr *queries
+	// group gathers the write transactions' units of work.
+	group committer
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -33,16 +35,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	dsn := func(txlock string) string {
+	dsn := func(txlock string, pragmas ...string) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(ON)")
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	// The writer keeps its temporary files in memory: a write transaction
+	// that runs several units of work keeps, for each, the pages it changes
+	// as they were (the savepoint's journal), a few hundred KB at most,
+	// which SQLite would otherwise spill to a file with a system call a page.
+	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
