@@ -49,7 +49,8 @@ func checkFraming(c *fiber.Ctx) error {
 // itself.
 func streamsBody(c *fiber.Ctx) bool {
 	return (c.Method() == fiber.MethodPut && strings.HasPrefix(c.Path(), "/v1/media/")) ||
-		(c.Method() == fiber.MethodPost && strings.HasPrefix(c.Path(), "/v1/admin/import/"))
+		(c.Method() == fiber.MethodPost && strings.HasPrefix(c.Path(), "/v1/admin/import/")) ||
+		((c.Method() == fiber.MethodPatch || c.Method() == fiber.MethodPost) && strings.HasPrefix(c.Path(), "/v1/uploads"))
 }
 
 // readBody makes the whole body of a request available to c.Body(),

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -39,26 +41,44 @@ func (s *Server) putPhoto(c *fiber.Ctx) error {
 	if size < 0 {
 		size = -1
 	}
-	created, err := s.photos.Put(c.UserContext(), sum, contentType, size, requestBody(c))
-	switch {
-	case errors.Is(err, media.ErrTooLarge):
-		return schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
-	case errors.Is(err, media.ErrHashMismatch):
-		return schema.Errorf(schema.CodeHashMismatch, "the bytes do not hash to %s; nothing was kept", sum)
-	case errors.Is(err, media.ErrNotPhoto):
-		return schema.FieldErrorf(schema.CodeValidationFailed, "content_type", "the bytes are not %s; nothing was kept", contentType)
-	case err != nil:
-		return err
-	}
-	if err := s.engine.PhotoArrived(c.UserContext(), sum, p.UserID); err != nil {
+	created, err := s.storePhoto(c.UserContext(), p.UserID, sum, contentType, size, requestBody(c))
+	if err != nil {
 		return err
 	}
 	status := fiber.StatusOK
 	if created {
 		status = fiber.StatusCreated
-		s.log.Info("photo stored", slog.String("sha256", sum), slog.String("user_id", p.UserID))
 	}
 	return c.Status(status).JSON(fiber.Map{"sha256": sum, "created": created})
+}
+
+// storePhoto streams size bytes of a photo (-1: unknown) into the photo
+// store as they are hashed and sniffed, and records that user proved it
+// holds them. A photo the rules refuse comes back as a *schema.Error with
+// nothing kept; a store that does not answer as an error wrapping
+// schema.ErrUnavailable. Both PUT and a finished resumable upload store
+// photos through it.
+func (s *Server) storePhoto(ctx context.Context, user, sum, contentType string, size int64, r io.Reader) (created bool, err error) {
+	created, err = s.photos.Put(ctx, sum, contentType, size, r)
+	switch {
+	case errors.Is(err, media.ErrBadHash):
+		return false, schema.FieldErrorf(schema.CodeBadRequest, "sha256", "not a SHA-256 as 64 lowercase hex digits")
+	case errors.Is(err, media.ErrTooLarge):
+		return false, schema.Errorf(schema.CodePayloadTooLarge, "a photo is at most %d bytes", s.photos.MaxSize())
+	case errors.Is(err, media.ErrHashMismatch):
+		return false, schema.Errorf(schema.CodeHashMismatch, "the bytes do not hash to %s; nothing was kept", sum)
+	case errors.Is(err, media.ErrNotPhoto):
+		return false, schema.FieldErrorf(schema.CodeValidationFailed, "content_type", "the bytes are not %s; nothing was kept", contentType)
+	case err != nil:
+		return false, err
+	}
+	if err := s.engine.PhotoArrived(ctx, sum, user); err != nil {
+		return false, err
+	}
+	if created {
+		s.log.Info("photo stored", slog.String("sha256", sum), slog.String("user_id", user))
+	}
+	return created, nil
 }
 
 // headPhoto answers 200 when a photo's bytes are stored and the caller may

@@ -88,6 +88,16 @@ type Config struct {
 	// MaxStreamsPerUser is how many live streams one user holds open at
 	// once; a new one past it ends that user's oldest. Default 8.
 	MaxStreamsPerUser int
+	// UploadDir is the folder that keeps resumable uploads (tus) until
+	// their last byte arrives; several instances behind one proxy share
+	// it. Empty: resumable uploads answer 404 and PUT is the only way in.
+	UploadDir string
+	// UploadTTL is how long a resumable upload that receives no byte is
+	// kept before it is swept; default 24 hours.
+	UploadTTL time.Duration
+	// UploadSweep is how often uploads past their TTL are swept; default
+	// half the TTL, at least a second and at most ten minutes.
+	UploadSweep time.Duration
 	// CORSOrigins are the origins (scheme://host[:port]) whose browser
 	// apps may call the API; none when empty.
 	CORSOrigins []string
@@ -116,7 +126,8 @@ type Server struct {
 		ln        net.Listener
 		stopWatch context.CancelFunc
 	}
-	openAPI []byte // the OpenAPI document as JSON
+	openAPI []byte   // the OpenAPI document as JSON
+	uploads *uploads // nil when resumable uploads are off
 }
 
 // New builds a Server from cfg.
@@ -218,6 +229,17 @@ func New(cfg Config) (*Server, error) {
 		JSONEncoder:                  json.Marshal,
 		JSONDecoder:                  json.Unmarshal,
 	})
+	if cfg.UploadDir != "" {
+		if cfg.UploadTTL <= 0 {
+			cfg.UploadTTL = 24 * time.Hour
+		}
+		if cfg.UploadSweep <= 0 {
+			cfg.UploadSweep = min(max(cfg.UploadTTL/2, time.Second), 10*time.Minute)
+		}
+		if s.uploads, err = newUploads(s, cfg.UploadDir, cfg.UploadTTL, cfg.UploadSweep); err != nil {
+			return nil, err
+		}
+	}
 	c, err := s.newConsole(cfg.MapTiles, cfg.Zone)
 	if err != nil {
 		return nil, err
@@ -235,9 +257,9 @@ func (s *Server) routes(origins []string) {
 		// no credentials mode.
 		app.Use(cors.New(cors.Config{
 			AllowOrigins:  strings.Join(origins, ","),
-			AllowMethods:  "GET,POST,PUT,PATCH,HEAD",
-			AllowHeaders:  "Authorization,Content-Type,Content-Encoding",
-			ExposeHeaders: "Retry-After,WWW-Authenticate",
+			AllowMethods:  "GET,POST,PUT,PATCH,HEAD,DELETE",
+			AllowHeaders:  "Authorization,Content-Type,Content-Encoding,Tus-Resumable,Upload-Length,Upload-Offset,Upload-Metadata",
+			ExposeHeaders: "Retry-After,WWW-Authenticate,Location,Tus-Resumable,Upload-Offset,Upload-Length",
 			MaxAge:        600,
 		}))
 	}
@@ -259,6 +281,10 @@ func (s *Server) routes(origins []string) {
 	v1.Put("/media/:sha256", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.putPhoto)
 	v1.Head("/media/:sha256", s.authenticate, s.headPhoto)
 	v1.Get("/media/:sha256", s.authenticate, s.getPhoto)
+	v1.Post("/uploads", s.authenticate, requireRole(schema.RoleRep, schema.RoleAdmin), s.upload)
+	v1.Head("/uploads/:id", s.authenticate, s.upload)
+	v1.Patch("/uploads/:id", s.authenticate, s.upload)
+	v1.Delete("/uploads/:id", s.authenticate, s.upload)
 	s.planRoutes(v1)
 	reports := v1.Group("/reports", s.authenticate, requireRole(schema.RoleManager, schema.RoleAdmin))
 	reports.Get("/coverage", s.coverage)
@@ -287,6 +313,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	sv.ln, sv.stopWatch = ln, cancel
 	sv.Unlock()
 	go s.watcher.Run(ctx)
+	if s.uploads != nil {
+		go s.uploads.runSweeper(ctx)
+	}
 	if err := s.app.Listener(ln); err != nil {
 		sv.Lock()
 		stopped := sv.stopped

@@ -79,6 +79,8 @@ type request struct {
 	accept []int
 	// public requests carry no token.
 	public bool
+	// header holds further request headers.
+	header map[string]string
 }
 
 // jsonRequest is a POST of v as JSON.
@@ -174,6 +176,9 @@ func (a *api) once(ctx context.Context, r request, token string) (*answer, error
 	if body != nil {
 		req.ContentLength = r.size
 		req.Header.Set("Content-Type", r.contentType)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
 	}
 	req.Header.Set("Accept", "application/json")
 	// Named here, the encodings are ours to decode: Go's transport

@@ -23,6 +23,7 @@ const (
 	DefaultBaseDelay      = 500 * time.Millisecond
 	DefaultMaxDelay       = 30 * time.Second
 	DefaultRequestTimeout = 2 * time.Minute
+	DefaultResumableAbove = 1 << 20
 )
 
 // Config is what a Client is opened with. Zero optional fields take the
@@ -58,6 +59,11 @@ type Config struct {
 	BatchSize int
 	// PullLimit is the page size asked of pull; default DefaultPullLimit.
 	PullLimit int
+	// ResumableAbove is the size in bytes above which a photo is sent
+	// through a resumable upload (tus), which goes on from the last byte
+	// the server holds after a cut, rather than one PUT; default
+	// DefaultResumableAbove, below 0 never.
+	ResumableAbove int64
 	// Retry says how requests that failed for a passing reason are tried
 	// again.
 	Retry RetryPolicy
@@ -96,6 +102,10 @@ type Client struct {
 	resolve  Resolver
 	photoDir string
 
+	// resumable maps a photo's hash to the address of its resumable
+	// upload; touched only by Sync, under syncMu.
+	resumable map[string]string
+
 	syncMu  gosync.Mutex // held by Sync and Close
 	photoMu gosync.Mutex // held while photo files come and go
 }
@@ -118,13 +128,14 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	c := &Client{
-		cfg:      cfg,
-		db:       db,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		resolve:  cfg.Resolver,
-		photoDir: cfg.PhotoDir,
-		api:      newAPI(cfg),
+		cfg:       cfg,
+		db:        db,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		resolve:   cfg.Resolver,
+		photoDir:  cfg.PhotoDir,
+		api:       newAPI(cfg),
+		resumable: map[string]string{},
 	}
 	return c, nil
 }
@@ -173,6 +184,9 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.PullLimit <= 0 {
 		cfg.PullLimit = DefaultPullLimit
+	}
+	if cfg.ResumableAbove == 0 {
+		cfg.ResumableAbove = DefaultResumableAbove
 	}
 	if cfg.Retry.MaxAttempts <= 0 {
 		cfg.Retry.MaxAttempts = DefaultMaxAttempts

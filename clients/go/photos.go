@@ -216,6 +216,15 @@ func (c *Client) uploadPhoto(ctx context.Context, p queuedPhoto, rep *SyncReport
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return schema.Errorf(schema.CodeNotFound, "the photo's bytes are gone from the device"), nil
 	}
+	if c.cfg.ResumableAbove >= 0 && p.size > c.cfg.ResumableAbove {
+		refusal, err := c.resumeUpload(ctx, p, file, rep)
+		if !errors.Is(err, errNoResumable) {
+			if err == nil && refusal == nil {
+				rep.PhotosUploaded++
+			}
+			return refusal, err
+		}
+	}
 	_, err = c.api.do(ctx, request{
 		op: "media.put", method: http.MethodPut, path: path, size: p.size, contentType: p.contentType,
 		body: func() (io.ReadCloser, error) { return os.Open(file) },

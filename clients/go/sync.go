@@ -31,6 +31,9 @@ type SyncReport struct {
 	PhotosSkipped  int
 	// Retries counts the requests sent again after a passing failure.
 	Retries int
+	// Resumes counts the resumable photo uploads that went on from the
+	// server's offset after a cut or a refusal to try again later.
+	Resumes int
 	// Logins and Refreshes count the token pairs got by password and by
 	// refresh token.
 	Logins    int

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,8 +285,68 @@ func TestConsoleManager(t *testing.T) {
 		assert.Equal(t, 3, count("#timeline li[data-visit]"), "a timeline entry per visit")
 		figures, err := chromedp.Run(ctx, chromedp.Text("#figures"))
 		require.NoError(t, err)
-		assert.Contains(t, figures, "50.00", "the order amount: 4 × 12.50")
 		assert.Contains(t, figures, "1 h 0 min", "time in store: 20 + 30 + 10 minutes")
+		timeline, err := chromedp.Run(ctx, chromedp.Text("#timeline"))
+		require.NoError(t, err)
+		assert.Contains(t, timeline, "50.00", "the visit's order: 4 × 12.50")
+	})
+
+	t.Run("a rep's day counts orders on the day they were submitted", func(t *testing.T) {
+		// The daily report counts an order on the day the server accepted
+		// its submission (the fixture's: when it was pushed), not on the
+		// visit's day.
+		var o struct {
+			Changes []struct {
+				ID   string `json:"id"`
+				Data struct {
+					SubmittedAt time.Time `json:"submitted_at"`
+				} `json:"data"`
+			} `json:"changes"`
+		}
+		require.Equal(t, http.StatusOK, f.manager.post(t, "/v1/sync/pull", map[string]any{"collections": []string{"orders"}}, &o))
+		require.Len(t, o.Changes, 1)
+		require.False(t, o.Changes[0].Data.SubmittedAt.IsZero())
+		today := o.Changes[0].Data.SubmittedAt.UTC().Format("2006-01-02") // the console's zone is UTC
+		require.NotEqual(t, consoleDay, today)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/reps/"+f.reps["rep1"]+"/day?date="+today),
+			chromedp.WaitVisible("#figures")))
+		orders := evaluate[[]string](t, ctx, `["orders", "order_amount"].map(f => document.querySelector("#figures dd[data-field=" + f + "]").dataset.value)`)
+		assert.Equal(t, []string{"1", "5000"}, orders)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/reps/"+f.reps["rep1"]+"/day?date="+consoleDay),
+			chromedp.WaitVisible("#figures")))
+		orders = evaluate[[]string](t, ctx, `["orders", "order_amount"].map(f => document.querySelector("#figures dd[data-field=" + f + "]").dataset.value)`)
+		assert.Equal(t, []string{"0", "0"}, orders)
+	})
+
+	t.Run("a rep's day figures equal the daily report's", func(t *testing.T) {
+		var api struct {
+			Reps []map[string]any `json:"reps"`
+		}
+		require.Equal(t, http.StatusOK, f.manager.get(t, "/v1/reports/daily?date="+consoleDay+"&rep_id="+f.reps["rep1"], &api))
+		require.Len(t, api.Reps, 1)
+		shown := evaluate[map[string]string](t, ctx, `Object.fromEntries(Array.from(document.querySelectorAll("#figures dd[data-field]")).map(d => [d.dataset.field, d.dataset.value]))`)
+		fields := []string{"first_check_in", "last_check_out", "visits", "planned_stops", "visited_stops", "orders", "order_amount",
+			"photos", "time_in_store_s", "travel_m", "open_visits"}
+		require.Len(t, shown, len(fields), "the page shows every figure of the daily report")
+		for _, field := range fields {
+			want, got := api.Reps[0][field], shown[field]
+			switch w := want.(type) {
+			case float64:
+				n, err := strconv.ParseFloat(got, 64)
+				require.NoError(t, err, field)
+				assert.InDelta(t, w, n, 1e-9, field)
+			case string:
+				wt, err := time.Parse(time.RFC3339, w)
+				require.NoError(t, err, field)
+				gt, err := time.Parse(time.RFC3339, got)
+				require.NoError(t, err, field)
+				assert.True(t, wt.Equal(gt), "%s: API %s, page %s", field, w, got)
+			default:
+				t.Fatalf("%s: unexpected %T %v in the daily report", field, want, want)
+			}
+		}
+		assert.Equal(t, float64(3), api.Reps[0]["visits"], "the fixture's three visits of rep1")
+		assert.Positive(t, api.Reps[0]["travel_m"], "rep1 moved between check-ins")
 	})
 
 	t.Run("a rep of another territory is not found", func(t *testing.T) {
@@ -394,4 +455,161 @@ func TestConsoleRefusesRepsAndEndsDeactivatedSessions(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, http.StatusSeeOther, consoleGet(t, f.base, cookie, "/console/coverage"), "deactivation ends the session at once")
+}
+
+// customerCodes pulls the customers an API client may read and returns
+// their codes.
+func customerCodes(t *testing.T, c client) map[string]bool {
+	t.Helper()
+	var page struct {
+		Changes []struct {
+			Data map[string]any `json:"data"`
+		} `json:"changes"`
+	}
+	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"collections": []string{"customers"}, "limit": 1000}, &page))
+	codes := map[string]bool{}
+	for _, ch := range page.Changes {
+		if code, ok := ch.Data["code"].(string); ok {
+			codes[code] = true
+		}
+	}
+	return codes
+}
+
+func TestConsoleImportPreviewsThenImports(t *testing.T) {
+	f := startConsole(t)
+	ctx := browser(t)
+	signInConsole(t, ctx, f.base, "admin", "admin-password-1")
+	file := filepath.Join(t.TempDir(), "customers.csv")
+	csvText := "code,name,territory_id,grade,lat,lng\n" +
+		"IMP-1,Corner Shop,t-1,A,52.51,13.41\n" +
+		"IMP-2,Station Kiosk,t-404,B,52.52,13.42\n" + // no such territory
+		"IMP-3,Market Stall,t-1,B,95,13.43\n" + // latitude out of range
+		"IMP-4,Bakery,t-2,C,48.11,11.51\n"
+	require.NoError(t, os.WriteFile(file, []byte(csvText), 0o600))
+
+	req, err := http.NewRequest("POST", f.base+"/v1/admin/import/customers?dry_run=true", strings.NewReader(csvText))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+f.admin.token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var api struct {
+		Created int `json:"created"`
+		Errors  []struct {
+			Line    int    `json:"line"`
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, api.Errors, 2, "the API's dry run finds the two bad rows")
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/admin/import"),
+		chromedp.WaitVisible("#preview-form"),
+		chromedp.SetValue("#collection", "customers"),
+		chromedp.SetUploadFiles("#csv-file", []string{file}),
+		chromedp.Click("#preview"),
+		chromedp.WaitVisible(`#import-result[data-dry-run="true"]`)))
+	screenshot(t, ctx, "import")
+	shown := evaluate[[]map[string]string](t, ctx, `Array.from(document.querySelectorAll("#import-errors tbody tr")).map(r => {
+		const c = Array.from(r.cells).map(td => td.textContent.trim());
+		return {line: c[0], field: c[1], message: c[2]};
+	})`)
+	require.Len(t, shown, len(api.Errors), "the preview lists every error")
+	for i, want := range api.Errors {
+		assert.Equal(t, fmt.Sprint(want.Line), shown[i]["line"])
+		assert.Equal(t, want.Field, shown[i]["field"])
+		assert.Equal(t, want.Message, shown[i]["message"])
+	}
+	assert.Equal(t, "3", shown[0]["line"], "the header is line 1: the unknown territory is on line 3")
+	assert.Equal(t, "territory_id", shown[0]["field"])
+	assert.Equal(t, "4", shown[1]["line"])
+	assert.Equal(t, "lat", shown[1]["field"])
+	created, err := chromedp.Run(ctx, chromedp.Text("#import-created"))
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprint(api.Created), created)
+	codes := customerCodes(t, f.admin)
+	for _, code := range []string{"IMP-1", "IMP-2", "IMP-3", "IMP-4"} {
+		assert.False(t, codes[code], "the preview wrote %s", code)
+	}
+	assert.Equal(t, http.StatusForbidden, status(t, ctx, "POST", "/console/admin/import"), "an import without its form token")
+
+	t.Run("importing the file with errors writes nothing", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click("#import"),
+			chromedp.WaitVisible(`#import-result[data-written="false"][data-dry-run="false"]`)))
+		assert.False(t, customerCodes(t, f.admin)["IMP-1"])
+	})
+
+	t.Run("skipping the bad rows imports the good ones", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/admin/import"),
+			chromedp.WaitVisible("#preview-form"),
+			chromedp.SetUploadFiles("#csv-file", []string{file}),
+			chromedp.Click("#preview"),
+			chromedp.WaitVisible(`#import-result[data-dry-run="true"]`),
+			chromedp.Click("#skip-invalid"),
+			chromedp.Click("#import"),
+			chromedp.WaitVisible(`#import-result[data-written="true"]`)))
+		created, err := chromedp.Run(ctx, chromedp.Text("#import-created"))
+		require.NoError(t, err)
+		assert.Equal(t, "2", created)
+		codes := customerCodes(t, f.admin)
+		assert.True(t, codes["IMP-1"])
+		assert.True(t, codes["IMP-4"])
+		assert.False(t, codes["IMP-2"])
+		assert.False(t, codes["IMP-3"])
+	})
+}
+
+func TestConsoleTargets(t *testing.T) {
+	f := startConsole(t)
+	ctx := browser(t)
+	signInConsole(t, ctx, f.base, "mgr", consolePassword)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/targets?year=2026"),
+		chromedp.WaitVisible("#split-form"),
+		chromedp.SetValue("#split-rep", f.reps["rep1"]),
+		chromedp.SetValue("#split-year", "2026"),
+		chromedp.SendKeys("#split-amount", "12000.00"),
+		chromedp.SendKeys("#split-visits", "120"),
+		chromedp.Click("#split"),
+		chromedp.WaitVisible("#notice")))
+	screenshot(t, ctx, "targets")
+
+	var api struct {
+		Reps []struct {
+			RepID  string `json:"rep_id"`
+			Months []struct {
+				Month             string   `json:"month"`
+				TargetOrderAmount int64    `json:"target_order_amount"`
+				ActualOrderAmount int64    `json:"actual_order_amount"`
+				TargetVisits      int64    `json:"target_visits"`
+				ActualVisits      int64    `json:"actual_visits"`
+				Attainment        *float64 `json:"attainment"`
+			} `json:"months"`
+		} `json:"reps"`
+	}
+	require.Equal(t, http.StatusOK, f.manager.get(t, "/v1/reports/targets?from=2026-01&to=2026-12", &api))
+	rows := evaluate[map[string][]string](t, ctx, `Object.fromEntries(Array.from(document.querySelectorAll("#report tbody tr")).map(r =>
+		[r.dataset.key, Array.from(r.cells).map(td => td.dataset.sort)]))`)
+	checked := 0
+	for _, rep := range api.Reps {
+		for _, m := range rep.Months {
+			got := rows[rep.RepID+"/"+m.Month]
+			require.Len(t, got, 7, "a row for %s in %s", rep.RepID, m.Month)
+			attainment := "-1"
+			if m.Attainment != nil {
+				attainment = strconv.FormatFloat(*m.Attainment, 'f', 4, 64)
+			}
+			assert.Equal(t, []string{fmt.Sprint(m.TargetOrderAmount), fmt.Sprint(m.ActualOrderAmount), attainment,
+				fmt.Sprint(m.TargetVisits), fmt.Sprint(m.ActualVisits)}, got[2:], "%s %s", rep.RepID, m.Month)
+			checked++
+		}
+	}
+	assert.Equal(t, 2*12, checked, "the two reps of t-1, twelve months each")
+	nov := rows[f.reps["rep1"]+"/2026-11"]
+	require.NotNil(t, nov)
+	assert.Equal(t, []string{"100000", "3"}, []string{nov[2], nov[6]}, "a twelfth of 12,000.00; rep1's three visits")
+	assert.Equal(t, http.StatusForbidden, status(t, ctx, "POST", "/console/targets/split"), "a split without its form token")
 }

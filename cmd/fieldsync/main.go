@@ -55,7 +55,8 @@ type config struct {
 	accessTTL, streamPoll, streamHeartbeat         time.Duration
 	streamRecheck                                  time.Duration
 	maxStreams, maxStreamsPerUser                  int
-	corsOrigins                                    string
+	corsOrigins, uploadDir                         string
+	uploadTTL                                      time.Duration
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -118,7 +119,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
 		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ","),
-		MapTiles: cfg.mapTiles, Zone: loc})
+		MapTiles: cfg.mapTiles, Zone: loc, UploadDir: uploadDir(cfg), UploadTTL: cfg.uploadTTL})
 	if err != nil {
 		return err
 	}
@@ -203,6 +204,15 @@ func firstAdmin(ctx context.Context, store server.FirstUserStore, cfg config, lo
 // noUserHint is what a first run without users logs.
 const noUserHint = "no user yet: create an admin with `fieldsync user create admin --role admin` (it asks for a password), " +
 	"or start with FIELDSYNC_ADMIN_USER and FIELDSYNC_ADMIN_PASSWORD set"
+
+// uploadDir is where resumable uploads wait for their last byte: the
+// setting, else a folder in the data dir.
+func uploadDir(cfg config) string {
+	if cfg.uploadDir != "" {
+		return cfg.uploadDir
+	}
+	return filepath.Join(cfg.dataDir, "uploads")
+}
 
 // openBlobs opens the photo store: MinIO/S3 when an endpoint is set, else
 // the local folder in the data dir.

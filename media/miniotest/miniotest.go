@@ -56,6 +56,8 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 
+	bin, dir, console string // what run starts: the binary, data and console address
+
 	cmd     *exec.Cmd
 	output  *tail
 	exited  chan struct{} // closed once the process has exited
@@ -249,10 +251,21 @@ func launchOnce(bin, dir string) (*Server, error) {
 		Endpoint:  ports[0],
 		AccessKey: rand.Text(),
 		SecretKey: rand.Text(),
-		output:    &tail{max: 16 << 10},
-		exited:    make(chan struct{}),
+		bin:       bin,
+		dir:       dir,
+		console:   ports[1],
 	}
-	s.cmd = exec.Command(bin, "server", dir, "--address", ports[0], "--console-address", ports[1], "--quiet")
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the MinIO process and waits until it is ready.
+func (s *Server) run() error {
+	s.output = &tail{max: 16 << 10}
+	s.exited = make(chan struct{})
+	s.cmd = exec.Command(s.bin, "server", s.dir, "--address", s.Endpoint, "--console-address", s.console, "--quiet")
 	s.cmd.Env = append(environWithout("MINIO_"),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
@@ -262,17 +275,31 @@ func launchOnce(bin, dir string) (*Server, error) {
 	s.cmd.Stderr = s.output
 	s.cmd.SysProcAttr = sysProcAttr()
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+		return fmt.Errorf("starting %s: %w", s.bin, err)
 	}
+	cmd, exited := s.cmd, s.exited
 	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
+		s.waitErr = cmd.Wait()
+		close(exited)
 	}()
 	if err := s.waitReady(); err != nil {
 		s.terminate()
-		return nil, err
+		return err
 	}
-	return s, nil
+	return nil
+}
+
+// Restart starts a server that Stop stopped again, on the same address,
+// with the same data and credentials, as a MinIO back from an outage.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	if !s.stopped.Load() {
+		tb.Fatal("miniotest.Restart: the server was not stopped")
+	}
+	if err := s.run(); err != nil {
+		tb.Fatalf("miniotest.Restart: %v", err)
+	}
+	s.stopped.Store(false)
 }
 
 // waitReady polls MinIO's liveness endpoint until it answers 200, the

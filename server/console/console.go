@@ -209,6 +209,8 @@ func (c *Console) Mount(r fiber.Router) {
 	staff.Post("/orders/:id", c.orderAction)
 	staff.Get("/photos", c.photosPage)
 	staff.Get("/photos/:sha256/thumb", c.photoThumb)
+	staff.Get("/targets", c.targetsPage)
+	staff.Post("/targets/split", c.targetsSplit)
 	admin := staff.Group("/admin", c.adminOnly)
 	admin.Get("/users", c.usersPage)
 	admin.Post("/users", c.userCreate)
@@ -216,6 +218,8 @@ func (c *Console) Mount(r fiber.Router) {
 	admin.Get("/territories", c.territoriesPage)
 	admin.Post("/territories", c.territorySave)
 	admin.Get("/export/:collection", c.exportCSV)
+	admin.Get("/import", c.importPage)
+	admin.Post("/import", c.importSubmit)
 }
 
 // headers sets the security headers of every console answer.

@@ -29,7 +29,7 @@ func TestCatalogsAreComplete(t *testing.T) {
 	cat, err := loadCatalogs(files)
 	require.NoError(t, err)
 	used := map[string]bool{}
-	literal := regexp.MustCompile(`\bT "([a-z_]+\.[a-z_.]+)"|T\("([a-z_]+\.[a-z_.]+)"|"((?:error|login|users|unvisited|devices|orders|photos|coverage|day)\.[a-z_]+)"`)
+	literal := regexp.MustCompile(`\bT "([a-z_]+\.[a-z_.]+)"|T\("([a-z_]+\.[a-z_.]+)"|"((?:error|login|users|unvisited|devices|orders|photos|coverage|day|import|targets)\.[a-z_]+)"`)
 	collect := func(text string) {
 		for _, m := range literal.FindAllStringSubmatch(text, -1) {
 			for _, g := range m[1:] {

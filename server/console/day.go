@@ -17,11 +17,13 @@ import (
 // repDay is one rep's day as the console shows it: the plan, the visits
 // with their orders and photos, and the day's figures.
 type repDay struct {
-	Rep     *schema.User
-	Date    string
-	Stops   []dayStop
-	Visits  []dayVisit
-	Figures dayFigures
+	Rep    *schema.User
+	Date   string
+	Stops  []dayStop
+	Visits []dayVisit
+	// Figures are the rep's line of the engine's daily report, so that
+	// the page and GET /v1/reports/daily agree.
+	Figures sync.RepDay
 	MapJSON string
 }
 
@@ -57,18 +59,6 @@ type dayPhoto struct {
 	Thumb               bool // a thumbnail can be made (JPEG, PNG, WebP)
 	Uploaded            bool
 	ExifDisagrees       bool
-}
-
-// dayFigures are the daily report's figures for the rep's day.
-type dayFigures struct {
-	FirstCheckIn, LastCheckOut *time.Time
-	Visits, PlannedStops       int
-	VisitedStops, Orders       int
-	OrderAmount                int64
-	Photos                     int
-	TimeInStoreS               int64
-	TravelM                    float64
-	OpenVisits                 int
 }
 
 // mapPoint is a marker of the day's map.
@@ -119,7 +109,10 @@ func (c *Console) loadDay(ctx context.Context, p schema.Principal, repID, date s
 		return nil, fmt.Errorf("console.loadDay: %w", err)
 	}
 	slices.SortFunc(d.Visits, func(a, b dayVisit) int { return a.In.Compare(b.In) })
-	d.figure()
+	d.markVisited()
+	if d.Figures, err = c.figures(ctx, p, repID, date); err != nil {
+		return nil, fmt.Errorf("console.loadDay: %w", err)
+	}
 	d.MapJSON, err = d.mapJSON()
 	return d, err
 }
@@ -277,47 +270,30 @@ func (d *repDay) readVisit(ctx context.Context, tx sync.RecordTx, customers *cus
 	return nil
 }
 
-// figure works out the day's figures from its stops and visits (visits
-// in check-in order).
-func (d *repDay) figure() {
-	f := &d.Figures
-	f.Visits, f.PlannedStops = len(d.Visits), len(d.Stops)
+// markVisited marks the stops at whose customer the rep checked in.
+func (d *repDay) markVisited() {
 	visited := map[string]bool{}
-	var prev *dayVisit
-	for i := range d.Visits {
-		v := &d.Visits[i]
+	for _, v := range d.Visits {
 		visited[v.CustomerID] = true
-		if f.FirstCheckIn == nil {
-			f.FirstCheckIn = &v.In
-		}
-		if v.Out == nil {
-			f.OpenVisits++
-		} else {
-			if f.LastCheckOut == nil || v.Out.After(*f.LastCheckOut) {
-				f.LastCheckOut = v.Out
-			}
-			f.TimeInStoreS += v.InStoreS
-		}
-		for _, o := range v.Orders {
-			if o.Status != "cancelled" {
-				f.Orders++
-				f.OrderAmount += o.Total
-			}
-		}
-		f.Photos += len(v.Photos)
-		if prev != nil && prev.Lat != nil && prev.Lng != nil && v.Lat != nil && v.Lng != nil {
-			f.TravelM += schema.DistanceM(*prev.Lat, *prev.Lng, *v.Lat, *v.Lng)
-		}
-		if v.Lat != nil && v.Lng != nil {
-			prev = v
-		}
 	}
 	for i := range d.Stops {
-		if visited[d.Stops[i].CustomerID] {
-			d.Stops[i].Visited = true
-			f.VisitedStops++
+		d.Stops[i].Visited = visited[d.Stops[i].CustomerID]
+	}
+}
+
+// figures reads the rep's line of the daily report for the day in the
+// console's zone, as the viewer would through the API.
+func (c *Console) figures(ctx context.Context, p schema.Principal, repID, date string) (sync.RepDay, error) {
+	r, err := c.engine.Daily(ctx, p, date, "", repID, c.zone)
+	if err != nil {
+		return sync.RepDay{}, err
+	}
+	for _, row := range r.Reps {
+		if row.RepID == repID {
+			return *row, nil
 		}
 	}
+	return sync.RepDay{RepID: repID}, nil
 }
 
 // mapJSON is what the map script draws: stops in order, visits where they

@@ -89,7 +89,8 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	engine, err := sync.New(engineCfg)
 	require.NoError(tb, err)
-	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger}
+	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger,
+		UploadDir: filepath.Join(dir, "uploads")}
 	if opts.Server != nil {
 		opts.Server(&serverCfg)
 	}
