@@ -70,8 +70,8 @@ func TestStoreSizeCommand(t *testing.T) {
 	pushTwo(t, dir, adminEnv...)
 	got := storeSize(t, dir, []string{"--data-dir", "./data"})
 	assert.Equal(t, int64(2), got["records"].rows, "records")
-	assert.Equal(t, "index", got["records_seq"].kind)
-	assert.Equal(t, int64(2), got["records_seq"].rows, "an index counts its table's rows")
+	assert.Equal(t, "index", got["sqlite_autoindex_records_1"].kind, "the (coll, id) index")
+	assert.Equal(t, int64(2), got["sqlite_autoindex_records_1"].rows, "an index counts its table's rows")
 	assert.Equal(t, int64(1), got["users"].rows, "the admin")
 	assert.Equal(t, "free", got["free_pages"].kind)
 	var sum int64

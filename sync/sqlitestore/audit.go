@@ -1,9 +1,11 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +29,12 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 }
 
 // insertAudit inserts one audit entry through st, the store's prepared
-// insert bound to a transaction.
+// insert bound to a transaction. The entry of a record's write keeps no
+// key of its own (NULL): its key is collection/id/version, which its
+// columns hold (see auditKeyColumn), and its changes are kept in their
+// compact form.
 func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
-	changes, err := json.Marshal(e.Changes)
+	changes, err := compactChanges(e.Changes)
 	if err != nil {
 		return err
 	}
@@ -37,10 +42,79 @@ func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := st.ExecContext(ctx, e.Key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, string(changes), string(terrs)); err != nil {
+	var key any = e.Key
+	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
+		key = nil
+	}
+	if _, err := st.ExecContext(ctx, key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)); err != nil {
 		return errorf("audit: %w", err)
 	}
 	return nil
+}
+
+// auditKeyColumn is an entry's key as SQL: its own, or, for a record's
+// write, collection/id/version.
+const auditKeyColumn = "coalesce(key, coll || '/' || rid || '/' || version)"
+
+// compactChanges encodes changed fields as two objects, the values before
+// and the values after, each without its nulls: ["{…}","{…}"] takes about
+// half the bytes of {"field":{"from":…,"to":…},…}, most of all for a
+// create, whose befores are all null. No entry is written without
+// changes as null or {}, kept as such.
+func compactChanges(changes map[string]sync.FieldChange) (string, error) {
+	if len(changes) == 0 {
+		raw, err := json.Marshal(changes)
+		return string(raw), err
+	}
+	var sides [2]map[string]json.RawMessage
+	for i := range sides {
+		sides[i] = map[string]json.RawMessage{}
+	}
+	for field, c := range changes {
+		for i, v := range []json.RawMessage{c.From, c.To} {
+			if len(v) > 0 && !bytes.Equal(v, []byte("null")) {
+				sides[i][field] = v
+			}
+		}
+		if _, ok := sides[0][field]; !ok {
+			if _, ok := sides[1][field]; !ok {
+				sides[1][field] = json.RawMessage("null") // null to null: kept
+			}
+		}
+	}
+	raw, err := json.Marshal(sides)
+	return string(raw), err
+}
+
+// expandChanges decodes changes as compactChanges or an older layout kept
+// them; a field absent on one side was null there.
+func expandChanges(raw string) (map[string]sync.FieldChange, error) {
+	if !strings.HasPrefix(raw, "[") {
+		var changes map[string]sync.FieldChange
+		err := json.Unmarshal([]byte(raw), &changes)
+		return changes, err
+	}
+	var sides [2]map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &sides); err != nil {
+		return nil, err
+	}
+	changes := map[string]sync.FieldChange{}
+	null := json.RawMessage("null")
+	for i, side := range sides {
+		for field, v := range side {
+			c, ok := changes[field]
+			if !ok {
+				c = sync.FieldChange{From: null, To: null}
+			}
+			if i == 0 {
+				c.From = v
+			} else {
+				c.To = v
+			}
+			changes[field] = c
+		}
+	}
+	return changes, nil
 }
 
 // withAudit runs change in a write transaction and inserts the audit
@@ -91,7 +165,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		add("at < ?", q.To.UnixNano())
 	}
 	if !q.BeforeAt.IsZero() {
-		add("(at < ? OR (at = ? AND key < ?))", q.BeforeAt.UnixNano(), q.BeforeAt.UnixNano(), q.BeforeKey)
+		add("(at < ? OR (at = ? AND "+auditKeyColumn+" < ?))", q.BeforeAt.UnixNano(), q.BeforeAt.UnixNano(), q.BeforeKey)
 	}
 	if q.Territories != nil {
 		terrs, err := json.Marshal(q.Territories)
@@ -100,11 +174,11 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		}
 		add("EXISTS (SELECT 1 FROM json_each(territories) WHERE value IN (SELECT value FROM json_each(?)))", string(terrs))
 	}
-	query := "SELECT key, at, user_id, device_id, action, coll, rid, version, changes, territories FROM audit"
+	query := "SELECT " + auditKeyColumn + " AS k, at, user_id, device_id, action, coll, rid, version, changes, territories FROM audit"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY at DESC, key DESC LIMIT ?"
+	query += " ORDER BY at DESC, k DESC LIMIT ?"
 	args = append(args, q.Limit)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -123,7 +197,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 			return nil, errorf("%s: %w", op, err)
 		}
 		e.At, e.Collection = time.Unix(0, at).UTC(), schema.Collection(coll)
-		if err := json.Unmarshal([]byte(changes), &e.Changes); err != nil {
+		if e.Changes, err = expandChanges(changes); err != nil {
 			return nil, errorf("%s: %w", op, err)
 		}
 		if err := json.Unmarshal([]byte(terrs), &e.Territories); err != nil {

@@ -189,6 +189,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		// What fn read or wrote is forgotten with its writes.
 		t.seq, t.answers = seq, t.answers[:answers]
 		clear(t.known)
+		clear(t.recs)
 		if _, rerr := t.t.ExecContext(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, true
 		}
@@ -217,7 +218,7 @@ func call(fn func(sync.RecordTx) error, t *tx) (err error) {
 
 // newTx wraps a database transaction run with the statements q.
 func newTx(q *queries, t *sql.Tx) *tx {
-	return &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}}
+	return &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
 }
 
 // commit stores what the transaction keeps until its end (answers, the

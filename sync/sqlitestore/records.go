@@ -1,10 +1,12 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -28,6 +30,8 @@ type tx struct {
 	// known holds the stored state of records this transaction read or
 	// wrote, by "collection/id"; nil for a missing record.
 	known map[string]*sync.Record
+	// recs holds the integer keys of the records in known.
+	recs map[string]int64
 	// answers waits to be stored at commit, in one statement; saved holds
 	// the same by user and mutation id.
 	answers []*sync.Answer
@@ -69,25 +73,25 @@ func (t *tx) nextSeq(ctx context.Context) (int64, error) {
 	return t.seq, nil
 }
 
-const recordColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history, r.facts"
+const recordColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history"
 
 // feedColumns are recordColumns without what readers of the feed do not
 // need.
-const feedColumns = "r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]', 'null'"
+const feedColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]'"
 
-// scanRecord reads recordColumns, after any columns in extra.
-func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record, error) {
+// scanRecord reads recordColumns; the record's facts are read apart (see
+// readFacts).
+func scanRecord(sc interface{ Scan(...any) error }) (int64, *sync.Record, error) {
 	var (
 		r                     sync.Record
+		rec                   int64
 		coll                  string
 		updated               int64
 		data                  sql.NullString
 		tokens, refs, history string
-		facts                 string
 	)
-	dest := append(extra, &coll, &r.ID, &r.Version, &r.Deleted, &updated, &r.UpdatedBy, &data, &r.Seq, &tokens, &refs, &history, &facts)
-	if err := sc.Scan(dest...); err != nil {
-		return nil, err
+	if err := sc.Scan(&rec, &coll, &r.ID, &r.Version, &r.Deleted, &updated, &r.UpdatedBy, &data, &r.Seq, &tokens, &refs, &history); err != nil {
+		return 0, nil, err
 	}
 	r.Collection = schema.Collection(coll)
 	r.UpdatedAt = time.Unix(0, updated).UTC()
@@ -97,15 +101,87 @@ func scanRecord(sc interface{ Scan(...any) error }, extra ...any) (*sync.Record,
 	if tokens != "" {
 		r.Tokens = strings.Split(tokens, "\n")
 	}
+	var revs []storedRevision
 	for _, f := range []struct {
 		raw string
 		dst any
-	}{{refs, &r.Refs}, {history, &r.History}, {facts, &r.Facts}} {
+	}{{refs, &r.Refs}, {history, &revs}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
-			return nil, errorf("record %s/%s: %w", coll, r.ID, err)
+			return 0, nil, errorf("record %s/%s: %w", coll, r.ID, err)
 		}
 	}
-	return &r, nil
+	r.History = fullHistory(revs, r.Data)
+	return rec, &r, nil
+}
+
+// storedRevision is how a revision is kept in the history column: a
+// revision whose data is the record's current data says so (Current)
+// rather than holding a second copy of it.
+type storedRevision struct {
+	Version    int64           `json:"v"`
+	MutationID string          `json:"m,omitempty"`
+	UserID     string          `json:"u,omitempty"`
+	Data       json.RawMessage `json:"d,omitempty"`
+	Current    bool            `json:"c,omitempty"`
+}
+
+// leanHistory returns the stored form of a record's history, given the
+// record's data.
+func leanHistory(h []storedRevision, data []byte) []storedRevision {
+	out := slices.Clone(h)
+	for i := range out {
+		if len(data) > 0 && bytes.Equal(out[i].Data, data) {
+			out[i].Data, out[i].Current = nil, true
+		}
+	}
+	return out
+}
+
+// fullHistory returns the history of a record from its stored form.
+func fullHistory(h []storedRevision, data json.RawMessage) []sync.Revision {
+	if h == nil {
+		return nil
+	}
+	out := make([]sync.Revision, len(h))
+	for i, s := range h {
+		out[i] = sync.Revision{Version: s.Version, MutationID: s.MutationID, UserID: s.UserID, Data: s.Data}
+		if s.Current {
+			out[i].Data = data
+		}
+	}
+	return out
+}
+
+// readFacts fills in the facts of records, whose integer keys are recs,
+// in one query.
+func (t *tx) readFacts(ctx context.Context, recs []int64, records []*sync.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(recs)
+	if err != nil {
+		return err
+	}
+	rows, err := t.stmt(ctx, t.q.recordFacts).QueryContext(ctx, string(raw))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	byRec := make(map[int64]*sync.Record, len(recs))
+	for i, rec := range recs {
+		byRec[rec] = records[i]
+	}
+	for rows.Next() {
+		var rec int64
+		f, err := scanFact(rows, &rec)
+		if err != nil {
+			return err
+		}
+		if r := byRec[rec]; r != nil {
+			r.Facts = append(r.Facts, f)
+		}
+	}
+	return rows.Err()
 }
 
 // Record returns the current state of a record.
@@ -117,7 +193,7 @@ func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.
 		}
 		return r, nil
 	}
-	r, err := scanRecord(t.stmt(ctx, t.q.record).QueryRowContext(ctx, string(c), id))
+	rec, r, err := scanRecord(t.stmt(ctx, t.q.record).QueryRowContext(ctx, string(c), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		t.known[key] = nil
 		return nil, sync.ErrNotFound
@@ -125,7 +201,10 @@ func (t *tx) Record(ctx context.Context, c schema.Collection, id string) (*sync.
 	if err != nil {
 		return nil, errorf("sqlitestore.Record: %w", err)
 	}
-	t.known[key] = r
+	if err := t.readFacts(ctx, []int64{rec}, []*sync.Record{r}); err != nil {
+		return nil, errorf("sqlitestore.Record: %w", err)
+	}
+	t.known[key], t.recs[key] = r, rec
 	return r, nil
 }
 
@@ -157,14 +236,24 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 		return nil, errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
+	var (
+		read []*sync.Record
+		recs []int64
+	)
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		rec, r, err := scanRecord(rows)
 		if err != nil {
 			return nil, errorf("%s: %w", op, err)
 		}
 		out[r.ID] = r
+		read, recs = append(read, r), append(recs, rec)
+		t.recs[string(c)+"/"+r.ID] = rec
 	}
 	if err := rows.Err(); err != nil {
+		return nil, errorf("%s: %w", op, err)
+	}
+	rows.Close()
+	if err := t.readFacts(ctx, recs, read); err != nil {
 		return nil, errorf("%s: %w", op, err)
 	}
 	for _, id := range unknown {
@@ -180,15 +269,25 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 	}
 	defer rows.Close()
-	var out []*sync.Record
+	var (
+		out  []*sync.Record
+		recs []int64
+	)
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		rec, r, err := scanRecord(rows)
 		if err != nil {
 			return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 		}
-		out = append(out, r)
+		out, recs = append(out, r), append(recs, rec)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
+	}
+	rows.Close()
+	if err := t.readFacts(ctx, recs, out); err != nil {
+		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
+	}
+	return out, nil
 }
 
 // RepFactAfter reports whether a record other than except has a fact of
@@ -228,31 +327,34 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if err != nil {
 		return errorf("%s: %w", op, err)
 	}
-	facts, err := json.Marshal(r.Facts)
-	if err != nil {
-		return errorf("%s: %w", op, err)
-	}
 	var data any
 	if r.Data != nil {
 		data = string(r.Data)
 	}
 	coll := string(r.Collection)
-	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history, string(facts), coll, r.ID}
-	var res sql.Result
+	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history}
+	key := coll + "/" + r.ID
+	rec := t.recs[key]
 	if old == nil {
-		res, err = t.stmt(ctx, t.q.insert).ExecContext(ctx, args...)
+		err := t.stmt(ctx, t.q.insert).QueryRowContext(ctx, append(args, coll, r.ID)...).Scan(&rec)
+		if errors.Is(err, sql.ErrNoRows) {
+			return sync.ErrStale
+		}
+		if err != nil {
+			return errorf("%s: %w", op, err)
+		}
 	} else {
-		res, err = t.stmt(ctx, t.q.update).ExecContext(ctx, append(args, prev)...)
+		res, err := t.stmt(ctx, t.q.update).ExecContext(ctx, append(args, rec, prev)...)
+		if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
+			return err
+		}
 	}
-	if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
-		return err
-	}
-	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, coll, r.ID, seq, listMinus(r.Tokens, nil)); err != nil {
+	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, rec, seq, listMinus(r.Tokens, nil)); err != nil {
 		return errorf("%s: tokens: %w", op, err)
 	}
 	if old != nil {
 		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
-			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, coll, r.ID, lost); err != nil {
+			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, rec, lost); err != nil {
 				return errorf("%s: tokens: %w", op, err)
 			}
 		}
@@ -272,7 +374,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		}
 	}
 	if old != nil && !slices.Equal(old.Facts, r.Facts) {
-		if _, err := t.stmt(ctx, t.q.dropFacts).ExecContext(ctx, coll, r.ID); err != nil {
+		if _, err := t.stmt(ctx, t.q.dropFacts).ExecContext(ctx, rec); err != nil {
 			return errorf("%s: facts: %w", op, err)
 		}
 	}
@@ -281,7 +383,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		if err != nil {
 			return errorf("%s: facts: %w", op, err)
 		}
-		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, coll, r.ID, string(raw)); err != nil {
+		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, rec, string(raw)); err != nil {
 			return errorf("%s: facts: %w", op, err)
 		}
 	}
@@ -289,7 +391,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return errorf("%s: %w", op, err)
 	}
 	r.Seq = seq
-	t.known[coll+"/"+r.ID] = &stored
+	t.known[key], t.recs[key] = &stored, rec
 	return nil
 }
 
@@ -313,8 +415,12 @@ func listMinus(a, b []string) any {
 // line (they hold no line breaks, and the feed reads them often), refs and
 // history as JSON.
 func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
+	revs := make([]storedRevision, len(r.History))
+	for i, h := range r.History {
+		revs[i] = storedRevision{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: h.Data}
+	}
 	var b [2][]byte
-	for i, v := range []any{nonNil(r.Refs), r.History} {
+	for i, v := range []any{nonNil(r.Refs), leanHistory(revs, r.Data)} {
 		if b[i], err = json.Marshal(v); err != nil {
 			return "", "", "", err
 		}
@@ -392,13 +498,20 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id, body string
-			at       int64
+			id          string
+			body        sql.NullString
+			version, at int64
 		)
-		if err := rows.Scan(&id, &body, &at); err != nil {
+		if err := rows.Scan(&id, &body, &version, &at); err != nil {
 			return nil, errorf("sqlitestore.Answers: %w", err)
 		}
-		out[id] = &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body), At: time.Unix(0, at).UTC()}
+		a := &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body.String), At: time.Unix(0, at).UTC()}
+		if !body.Valid {
+			if a.Body, err = appliedBody(id, version); err != nil {
+				return nil, errorf("sqlitestore.Answers: %w", err)
+			}
+		}
+		out[id] = a
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errorf("sqlitestore.Answers: %w", err)
@@ -422,12 +535,35 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 	return nil
 }
 
-// answerRow is how answers travel to the one INSERT that stores them.
+// answerRow is how answers travel to the one INSERT that stores them. An
+// answer that says only that the mutation was applied, at a version,
+// travels and is kept as that version alone (B nil).
 type answerRow struct {
-	U string `json:"u"`
-	M string `json:"m"`
-	B string `json:"b"`
-	T int64  `json:"t"`
+	U string  `json:"u"`
+	M string  `json:"m"`
+	B *string `json:"b"`
+	V int64   `json:"v"`
+	T int64   `json:"t"`
+}
+
+// appliedBody is the answer to a mutation applied at a version, as the
+// engine writes it.
+func appliedBody(mutationID string, version int64) ([]byte, error) {
+	return json.Marshal(schema.PushResult{MutationID: mutationID, Status: schema.PushApplied, Version: version})
+}
+
+// appliedVersion returns the version of an answer that says only that the
+// mutation was applied, if body is exactly such an answer.
+func appliedVersion(mutationID string, body []byte) (int64, bool) {
+	var res schema.PushResult
+	if json.Unmarshal(body, &res) != nil || res.Status != schema.PushApplied || res.Version == 0 {
+		return 0, false
+	}
+	applied, err := appliedBody(mutationID, res.Version)
+	if err != nil || !bytes.Equal(applied, body) {
+		return 0, false
+	}
+	return res.Version, true
 }
 
 func (t *tx) flushAnswers(ctx context.Context) error {
@@ -436,7 +572,13 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 	}
 	rows := make([]answerRow, len(t.answers))
 	for i, a := range t.answers {
-		rows[i] = answerRow{U: a.UserID, M: a.MutationID, B: string(a.Body), T: a.At.UnixNano()}
+		rows[i] = answerRow{U: a.UserID, M: a.MutationID, T: a.At.UnixNano()}
+		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
+			rows[i].V = v
+		} else {
+			body := string(a.Body)
+			rows[i].B = &body
+		}
 	}
 	raw, err := json.Marshal(rows)
 	if err != nil {
@@ -520,9 +662,9 @@ func nextFeedBatch(n, size, maxBytes int) int {
 
 // feedRecords returns the current records of feed entries, in their order.
 func (t *tx) feedRecords(ctx context.Context, entries []feedEntry) ([]*sync.Record, error) {
-	keys := make([][2]string, len(entries))
+	keys := make([]int64, len(entries))
 	for i, e := range entries {
-		keys[i] = [2]string{e.coll, e.id}
+		keys[i] = e.rec
 	}
 	raw, err := json.Marshal(keys)
 	if err != nil {
@@ -535,7 +677,7 @@ func (t *tx) feedRecords(ctx context.Context, entries []feedEntry) ([]*sync.Reco
 	defer rows.Close()
 	records := make([]*sync.Record, 0, len(entries))
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		_, r, err := scanRecord(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -552,9 +694,9 @@ func (t *tx) feedRecords(ctx context.Context, entries []feedEntry) ([]*sync.Reco
 
 // feedEntry is a record's place in the feed through some tokens.
 type feedEntry struct {
-	seq      int64
-	coll, id string
-	gone     bool // lost every token it was found through
+	seq  int64
+	rec  int64 // the record's integer key
+	gone bool  // lost every token it was found through
 }
 
 // feedEntries returns, in seq order, the first limit entries of the feed
@@ -569,7 +711,7 @@ func (t *tx) feedEntries(ctx context.Context, tokens []string, after, upto int64
 		}
 		for rows.Next() {
 			var e feedEntry
-			if err := rows.Scan(&e.seq, &e.gone, &e.coll, &e.id); err != nil {
+			if err := rows.Scan(&e.seq, &e.gone, &e.rec); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -630,14 +772,106 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 	return out, through, nil
 }
 
-// SweepAnswers deletes answers stored before cutoff.
+// sweepBatch is how many answers SweepAnswers deletes per write
+// transaction.
+const sweepBatch = 1000
+
+// SweepAnswers deletes answers stored before cutoff, then gives the file's
+// free pages back (see Reclaim): sweeping is the periodic job of the
+// store, and the one that frees most. Answers have no index by time (it
+// would cost as much as the answers): the sweep reads the table once, in
+// key order, outside the write lock, and deletes what it found a batch
+// per write transaction, so that pushes wait for it only briefly.
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
-	res, err := s.w.ExecContext(ctx, "DELETE FROM answers WHERE at < ?", cutoff.UnixNano())
-	if err != nil {
-		return 0, errorf("sqlitestore.SweepAnswers: %w", err)
+	const op = "sqlitestore.SweepAnswers"
+	total := 0
+	var after [2]string
+	for {
+		keys, err := s.oldAnswers(ctx, cutoff, after)
+		if err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		after = keys[len(keys)-1]
+		raw, err := json.Marshal(keys)
+		if err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		res, err := s.w.ExecContext(ctx, `DELETE FROM answers WHERE at < ?1 AND (user_id, mutation_id) IN
+			(SELECT value ->> 0, value ->> 1 FROM json_each(?2))`, cutoff.UnixNano(), string(raw))
+		if err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		total += int(n)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	if _, err := s.Reclaim(ctx); err != nil {
+		return total, errorf("%s: %w", op, err)
+	}
+	return total, nil
+}
+
+// oldAnswers returns the keys (user id, mutation id) of up to sweepBatch
+// answers stored before cutoff, after key after in key order.
+func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after [2]string) ([][2]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT user_id, mutation_id FROM answers
+		WHERE (user_id, mutation_id) > (?, ?) AND at < ? ORDER BY user_id, mutation_id LIMIT ?`,
+		after[0], after[1], cutoff.UnixNano(), sweepBatch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys [][2]string
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// reclaimBatch is how many free pages (4 KiB each) one write transaction
+// of Reclaim gives back, so that writers wait for it only briefly.
+const reclaimBatch = 1024
+
+// Reclaim gives the file's free pages back to the file system: deletes,
+// swept answers and trimmed histories leave pages free inside the file,
+// which SQLite reuses but never returns on its own. The store is in
+// auto_vacuum=INCREMENTAL mode, so this moves pages from the end of the
+// file into the free ones and truncates it, a batch per transaction. The
+// file shrinks once the write-ahead log is checkpointed. It returns how
+// many pages it freed.
+func (s *Store) Reclaim(ctx context.Context) (int64, error) {
+	const op = "sqlitestore.Reclaim"
+	var total int64
+	for {
+		var free int64
+		if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		if free == 0 {
+			return total, nil
+		}
+		n := min(free, reclaimBatch)
+		if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", n)); err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		var left int64
+		if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&left); err != nil {
+			return total, errorf("%s: %w", op, err)
+		}
+		if left >= free {
+			return total, nil // not in incremental mode
+		}
+		total += free - left
+	}
 }
 
 // queries are the statements the store runs most, prepared once per
@@ -648,7 +882,7 @@ type queries struct {
 	record, records, byRef, insert, update       *sql.Stmt
 	holdTokens, loseTokens, addRefs, dropRefs    *sql.Stmt
 	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecords                                  *sql.Stmt
+	feedRecords, recordFacts                     *sql.Stmt
 	dropFacts, addFacts, repFactAfter            *sql.Stmt
 	proof, saveProof, audit, loginUser           *sql.Stmt
 }
@@ -663,38 +897,40 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
-		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, facts, coll, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
+		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING RETURNING rec`},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
-			tokens = ?, refs = ?, history = ?, facts = ? WHERE coll = ? AND id = ? AND version = ?`},
-		{&q.dropFacts, "DELETE FROM facts WHERE coll = ? AND id = ?"},
-		{&q.repFactAfter, "SELECT 1 FROM facts WHERE kind = ? AND rep = ? AND at > ? AND id <> ? LIMIT 1"},
-		{&q.addFacts, `INSERT INTO facts (coll, id, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
-			SELECT ?1, ?2, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
+			tokens = ?, refs = ?, history = ? WHERE rec = ? AND version = ?`},
+		{&q.recordFacts, "SELECT rec, " + factColumns + " FROM facts WHERE rec IN (SELECT value FROM json_each(?)) ORDER BY rec, n"},
+		{&q.dropFacts, "DELETE FROM facts WHERE rec = ?"},
+		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
+			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
+		{&q.addFacts, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
+			SELECT ?1, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
 				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
 				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
 				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
-			FROM json_each(?3)`},
-		{&q.holdTokens, `INSERT INTO record_tokens (coll, id, token, seq, gone) SELECT ?1, ?2, value, ?3, 0 FROM json_each(?4) WHERE true
-			ON CONFLICT (coll, id, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
+			FROM json_each(?2)`},
+		{&q.holdTokens, `INSERT INTO record_tokens (rec, token, seq, gone) SELECT ?1, value, ?2, 0 FROM json_each(?3) WHERE true
+			ON CONFLICT (rec, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
-			WHERE coll = ?2 AND id = ?3 AND gone = 0 AND token IN (SELECT value FROM json_each(?4))`},
+			WHERE rec = ?2 AND gone = 0 AND token IN (SELECT value FROM json_each(?3))`},
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
-		{&q.answers, "SELECT mutation_id, body, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
+		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
-		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, at)
-			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.t' FROM json_each(?)`},
+		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)
+			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.v', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
-		{&q.changes, `SELECT t.seq, t.gone, t.coll, t.id FROM record_tokens t
+		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
 			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
 		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
-			JOIN records r ON r.coll = k.value ->> '$[0]' AND r.id = k.value ->> '$[1]' ORDER BY k.key`},
+			JOIN records r ON r.rec = k.value ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},
 		{&q.loginUser, loginUserQuery},
 		{&q.audit, `INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
 	} {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {

@@ -30,13 +30,14 @@ func factRows(facts []sync.Fact) []factRow {
 
 const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status"
 
-func scanFact(sc interface{ Scan(...any) error }) (sync.Fact, error) {
+// scanFact reads factColumns, after any columns in extra.
+func scanFact(sc interface{ Scan(...any) error }, extra ...any) (sync.Fact, error) {
 	var (
 		f  sync.Fact
 		at int64
 	)
-	err := sc.Scan(&f.Kind, &f.Rep, &f.Customer, &f.Territory, &f.Visit, &f.Label, &f.Grade, &f.Day, &at, &f.Flag,
-		&f.Amount, &f.Balance, &f.Count, &f.Status)
+	err := sc.Scan(append(extra, &f.Kind, &f.Rep, &f.Customer, &f.Territory, &f.Visit, &f.Label, &f.Grade, &f.Day, &at, &f.Flag,
+		&f.Amount, &f.Balance, &f.Count, &f.Status)...)
 	f.At = time.Unix(0, at).UTC()
 	return f, err
 }

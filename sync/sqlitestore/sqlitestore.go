@@ -229,28 +229,91 @@ var migrations = []string{
 	CREATE INDEX audit_by_user ON audit(user_id, at);`,
 }
 
+// steps are the migrations in order: the SQL of migrations, then the lean
+// layout, which rewrites rows and so is Go. Step i moves PRAGMA
+// user_version from i to i+1.
+func steps() []func(context.Context, *sql.Tx) error {
+	out := make([]func(context.Context, *sql.Tx) error, 0, len(migrations)+1)
+	for _, m := range migrations {
+		out = append(out, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, m)
+			return err
+		})
+	}
+	return append(out, migrateLean)
+}
+
+// migrate brings the database to the newest layout. A new file gets
+// auto_vacuum=INCREMENTAL before its first table, so that the pages that
+// deletes free can be given back (see reclaim); a file made before that
+// is rebuilt once by VACUUM after it moves to the lean layout.
 func (s *Store) migrate(ctx context.Context) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	all := steps()
+	from, err := s.migrateTo(ctx, len(all))
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	var mode int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
 		return err
 	}
-	if version > len(migrations) {
-		return errorf("database layout %d is newer than this build knows (%d)", version, len(migrations))
+	if mode == autoVacuumIncremental || from == len(all) {
+		return nil
 	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return errorf("migration %d: %w", i+1, err)
+	// auto_vacuum changes on an existing file only through VACUUM, which
+	// also drops the free pages the migration left.
+	if _, err := s.w.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, "VACUUM"); err != nil {
+		return errorf("vacuum after migration: %w", err)
+	}
+	return nil
+}
+
+// autoVacuumIncremental is PRAGMA auto_vacuum's value for INCREMENTAL.
+const autoVacuumIncremental = 2
+
+// migrateTo runs the steps that bring the database from its layout to
+// layout version, in one transaction, and returns the layout it found.
+func (s *Store) migrateTo(ctx context.Context, version int) (int, error) {
+	all := steps()
+	var found, tables int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&found); err != nil {
+		return 0, err
+	}
+	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		return 0, err
+	}
+	if tables == 0 {
+		// Only an empty file takes the setting without a VACUUM.
+		if _, err := s.w.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
-		return err
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
 	}
-	return tx.Commit()
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&found); err != nil {
+		return 0, err
+	}
+	if found > len(all) {
+		return 0, errorf("database layout %d is newer than this build knows (%d)", found, len(all))
+	}
+	if found >= version {
+		return found, nil
+	}
+	for i := found; i < version; i++ {
+		if err := all[i](ctx, tx); err != nil {
+			return 0, errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		return 0, err
+	}
+	return found, tx.Commit()
 }
 
 // Snapshot writes a consistent copy of the database to path, which must

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -100,4 +101,52 @@ func TestChangesLoadOnlyThePage(t *testing.T) {
 	allocated := after.TotalAlloc - before.TotalAlloc
 	// A page of 100 records per token would be 3 × 100 × 64 KiB ≈ 19 MiB.
 	assert.Less(t, allocated, uint64(3<<20), "allocated %d bytes for a page of 2 records", allocated)
+}
+
+// fileSize returns the size of the database file with its write-ahead log
+// checkpointed: the store is closed first.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
+}
+
+// TestSweepGivesSpaceBack stores a month of answers, sweeps all but the
+// last few days, and checks that the file shrinks to its live data (what
+// a compacting copy of it holds) plus at most 20 %.
+func TestSweepGivesSpaceBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fieldsync.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	body := json.RawMessage(fmt.Sprintf(`{"mutation_id":"x","status":"rejected","error":{"message":%q}}`, strings.Repeat("no ", 100)))
+	for day := range 30 {
+		require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+			for i := range 500 {
+				a := &sync.Answer{UserID: "u-1", MutationID: fmt.Sprintf("m-%02d-%03d", day, i), Body: body, At: start.AddDate(0, 0, day)}
+				if err := tx.SaveAnswer(ctx, a); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	require.NoError(t, s.Close())
+	full := fileSize(t, path)
+
+	s, err = sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	n, err := s.SweepAnswers(ctx, start.AddDate(0, 0, 27))
+	require.NoError(t, err)
+	assert.Equal(t, 27*500, n)
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	_, err = s.Snapshot(ctx, copyPath)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	swept, live := fileSize(t, path), fileSize(t, copyPath)
+
+	assert.Less(t, swept, full/2, "sweeping 90 %% of the answers shrinks the file (%d -> %d bytes)", full, swept)
+	assert.LessOrEqual(t, float64(swept), 1.2*float64(live), "file %d bytes, live data %d bytes", swept, live)
 }
