@@ -173,7 +173,8 @@ func startBinary(tb testing.TB, bin string) string {
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0",
-		"FIELDSYNC_DATA_DIR=" + filepath.Join(dir, "data"), "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
+		"FIELDSYNC_DATA_DIR=" + filepath.Join(dir, "data"), "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1",
+		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1"}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(tb, err)
 	require.NoError(tb, cmd.Start())

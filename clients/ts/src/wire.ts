@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Answers 200 only when the record store and the photo store both answer. */
+        /** Answers 200 only when the record store and the photo store both answer; else 503 unavailable naming the store (records, photos) that does not. */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -194,6 +194,66 @@ export interface paths {
         /** 200 when the bytes are stored, 404 when not, so clients skip uploads. */
         head: operations["headPhoto"];
         patch?: never;
+        trace?: never;
+    };
+    "/v1/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Opens a resumable photo upload (tus 1.0, creation extension); reps and admins.
+         * @description Upload-Metadata (tus: comma-separated `key base64(value)` pairs) must carry `sha256`,
+         *     the photo's SHA-256 as 64 lowercase hex digits, and `content_type`, one of image/jpeg,
+         *     image/png, image/webp, image/heic; Upload-Length is the photo's size, at most the photo
+         *     size limit. The bytes follow in PATCH requests to the Location answered; once the last
+         *     byte is in they are hash-checked, sniffed and stored under their content address as
+         *     PUT /v1/media/{sha256} stores them, and the upload is forgotten. An upload that receives
+         *     no byte for the upload TTL (default 24 h) is swept.
+         */
+        post: operations["createUpload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/uploads/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upload's id, from the Location of its creation. Only its creator reaches it; to anyone else it does not exist. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Abandons an upload and forgets its bytes (tus termination extension). */
+        delete: operations["cancelUpload"];
+        options?: never;
+        /**
+         * How many bytes of the upload the server holds, in Upload-Offset; resume from there.
+         * @description When every byte is in but the photo store could not take them when the last one came,
+         *     HEAD stores them first: 200 with Upload-Offset equal to Upload-Length means the photo is
+         *     stored; 503 means a store still does not answer (retry later; nothing of the photo is kept).
+         */
+        head: operations["uploadOffset"];
+        /**
+         * Appends bytes at Upload-Offset; the request that brings the last byte stores the photo.
+         * @description A cut request keeps the bytes that arrived: HEAD says where to go on. When the last byte
+         *     is in, the bytes are hash-checked and sniffed: 422 hash_mismatch or validation_failed
+         *     refuses them and forgets the upload, so that nothing is kept; 503 unavailable (with
+         *     Retry-After) when the photo store does not answer, and the upload stays for a retry.
+         *     409 conflict when Upload-Offset is not the server's offset.
+         */
+        patch: operations["appendUpload"];
         trace?: never;
     };
     "/v1/reports/coverage": {
@@ -1059,6 +1119,118 @@ export interface operations {
             /** @description Not stored. */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createUpload: {
+        parameters: {
+            query?: never;
+            header: {
+                "Tus-Resumable": "1.0.0";
+                "Upload-Length": number;
+                /** @example sha256 OWY4NmQwODE4ODRjN2Q2NTlhMmZlYWEwYzU1YWQwMTVhM2JmNGYxYjJiMGI4MjJjZDE1ZDZjMTViMGYwMGEwOA==,content_type aW1hZ2UvanBlZw== */
+                "Upload-Metadata": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upload is open; PATCH its bytes to Location. */
+            201: {
+                headers: {
+                    /** @description The upload's URL. */
+                    Location?: string;
+                    "Tus-Resumable"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    cancelUpload: {
+        parameters: {
+            query?: never;
+            header: {
+                "Tus-Resumable": "1.0.0";
+            };
+            path: {
+                /** @description The upload's id, from the Location of its creation. Only its creator reaches it; to anyone else it does not exist. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Forgotten. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    uploadOffset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upload's id, from the Location of its creation. Only its creator reaches it; to anyone else it does not exist. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The offset. */
+            200: {
+                headers: {
+                    "Upload-Offset"?: number;
+                    "Upload-Length"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such upload of the caller's (never opened, finished, or swept). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    appendUpload: {
+        parameters: {
+            query?: never;
+            header: {
+                "Tus-Resumable": "1.0.0";
+                "Upload-Offset": number;
+            };
+            path: {
+                /** @description The upload's id, from the Location of its creation. Only its creator reaches it; to anyone else it does not exist. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/offset+octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The bytes are kept; Upload-Offset is the new offset. At Upload-Length the photo is stored. */
+            204: {
+                headers: {
+                    "Upload-Offset"?: number;
                     [name: string]: unknown;
                 };
                 content?: never;

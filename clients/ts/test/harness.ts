@@ -50,6 +50,9 @@ export class Server {
       env: {
         PATH: process.env.PATH ?? '', HOME: dir, FIELDSYNC_ADDR: '127.0.0.1:0', FIELDSYNC_DATA_DIR: join(dir, 'data'),
         FIELDSYNC_ADMIN_USER: adminName, FIELDSYNC_ADMIN_PASSWORD: password(adminName),
+        // The tests and their checks pull as fast as they can from one
+        // device: the sync rate limits are off.
+        FIELDSYNC_SYNC_RATE_DEVICE: '-1', FIELDSYNC_SYNC_RATE_USER: '-1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
