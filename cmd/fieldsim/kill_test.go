@@ -36,8 +36,8 @@ func (k *killedServer) start(t *testing.T) {
 	cmd.Dir = k.dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + k.dir, "FIELDSYNC_ADDR=" + k.addr,
 		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=" + adminPassword, "FIELDSYNC_LOG_LEVEL=warn"}
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	k.mu.Lock()
 	k.cmd = cmd
@@ -54,6 +54,24 @@ func (k *killedServer) start(t *testing.T) {
 		require.Truef(t, time.Now().Before(deadline), "fieldsync did not come up: %v\n%s", err, logs.String())
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lockedBuffer keeps a process's output while the test may read it.
+type lockedBuffer struct {
+	mu  gosync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // kill ends the binary with SIGKILL and reaps it.
@@ -108,51 +126,50 @@ func TestDaySurvivesKill9(t *testing.T) {
 	k.start(t)
 	defer func() { k.kill(t) }()
 
+	// After every other round of stops the server is killed a moment
+	// later, while the devices go on to the next stop and push, with a
+	// backup started beside it and killed midway.
 	var (
-		killing       = make(chan struct{})
-		stopped       = make(chan struct{})
-		once          gosync.Once
+		breaking      gosync.WaitGroup
 		kills, halted int
 	)
-	stop := func() { once.Do(func() { close(killing); <-stopped }) }
-	defer stop()
 	rng := rand.New(rand.NewPCG(7, 7))
 	cfg := Config{URL: "http://" + k.addr, Admin: "admin", Password: adminPassword, Reps: 3, Seed: 5,
 		OfflineRate: 0.1, FaultRate: 0.1, Dir: filepath.Join(dir, "devices"),
 		// Retries long enough to span a restart.
 		Retry: fieldsync.RetryPolicy{MaxAttempts: 40, BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second},
-		Stops: func(working bool) {
-			if !working {
-				stop()
+		Round: func(round int) {
+			if round%2 == 1 {
 				return
 			}
-			go func() {
-				defer close(stopped)
-				for {
-					select {
-					case <-killing:
-						return
-					case <-time.After(time.Duration(300+rng.IntN(1200)) * time.Millisecond):
+			breaking.Wait() // the last restart is done
+			after, backupAfter := time.Duration(rng.IntN(50))*time.Millisecond, time.Duration(rng.IntN(200))*time.Millisecond
+			archive := filepath.Join(dir, fmt.Sprintf("killed-%d.tgz", round))
+			breaking.Go(func() {
+				time.Sleep(after)
+				var backups gosync.WaitGroup
+				backups.Go(func() {
+					if k.backup(archive, backupAfter) != nil {
+						halted++
 					}
-					var backups gosync.WaitGroup
-					backups.Go(func() {
-						if k.backup(filepath.Join(dir, fmt.Sprintf("killed-%d.tgz", kills)), time.Duration(rng.IntN(300))*time.Millisecond) != nil {
-							halted++
-						}
-					})
-					k.kill(t)
-					kills++
-					backups.Wait()
-					k.start(t)
-				}
-			}()
+				})
+				k.kill(t)
+				kills++
+				backups.Wait()
+				k.start(t)
+			})
+		},
+		Stops: func(working bool) {
+			if !working {
+				breaking.Wait()
+			}
 		}}
 	require.NoError(t, os.MkdirAll(cfg.Dir, 0o700))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var log bytes.Buffer
 	res, err := Run(ctx, cfg, &log)
-	stop()
+	breaking.Wait()
 	t.Logf("%d kills of the server, %d backups killed midway\n%s", kills, halted, log.String())
 	require.NoError(t, err, "the simulator's verification")
 	assert.Positive(t, kills, "the server was killed while devices worked")

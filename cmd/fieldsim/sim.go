@@ -52,6 +52,9 @@ type Config struct {
 	// in which devices push and upload as they go, where a test may break
 	// the server.
 	Stops func(working bool)
+	// Round, when set, is told as each round of stops across the reps
+	// ends, with the round's number from 0, while the devices still work.
+	Round func(round int)
 }
 
 func (c *Config) defaults() {
@@ -287,6 +290,9 @@ func (s *sim) day(ctx context.Context) error {
 		}
 		if !worked {
 			break
+		}
+		if s.cfg.Round != nil {
+			s.cfg.Round(stop)
 		}
 	}
 	if s.cfg.Stops != nil {
