@@ -43,9 +43,11 @@ func loadSeeded(t *testing.T, cfg seed.Config, args ...string) (string, Result) 
 	return stdout.String(), res
 }
 
+// The run lasts long enough for the devices to make visits after signing in,
+// which under the race detector on a loaded machine takes several seconds.
 func TestLoadShortRun(t *testing.T) {
 	stdout, res := loadSeeded(t, seed.Config{Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3},
-		"-devices", "5", "-reps", "4", "-duration", "3s", "-interval", "400ms",
+		"-devices", "5", "-reps", "4", "-duration", "12s", "-interval", "400ms",
 		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-windows", "1s")
 	assert.Equal(t, 5, res.Devices)
 	assert.Positive(t, res.Visits)
