@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // tusMeta is the Upload-Metadata of a photo.
@@ -27,22 +28,8 @@ func tusMeta(sha, contentType string) string {
 // tus sends one tus request, checked against the OpenAPI document.
 func (ts *testServer) tus(t *testing.T, method, path, token string, header map[string]string, body []byte) response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
+	req, err := servertest.TusRequest(method, ts.URL+path, token, header, body)
 	require.NoError(t, err)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/offset+octet-stream")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
 	resp, err := ts.HTTP.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()

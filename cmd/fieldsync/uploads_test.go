@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,25 +23,14 @@ import (
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/miniotest"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // tusCall sends one tus request to a fieldsync process.
 func tusCall(t *testing.T, method, u, token string, header map[string]string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
+	req, err := servertest.TusRequest(method, u, token, header, body)
 	require.NoError(t, err)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/offset+octet-stream")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
