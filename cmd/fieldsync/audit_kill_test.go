@@ -70,7 +70,12 @@ func TestAuditSurvivesKill9(t *testing.T) {
 						killWriter(base, token, fmt.Sprintf("r%d-w%d", round, w), &acked)
 					}()
 				}
-				time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+				// The kill lands while writes go on, after at least one of
+				// this round was acknowledged: on a loaded machine the first
+				// writes against a fresh process can take a second or more.
+				before := acked.Load()
+				require.Eventually(t, func() bool { return acked.Load() > before }, time.Minute, 10*time.Millisecond, "a write acknowledged in round %d", round)
+				time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 				require.NoError(t, p.cmd.Process.Kill())
 				p.wait(t)
 				wg.Wait()

@@ -131,7 +131,9 @@ func Run(dir string, opts Options) (srv *Server, stop func() error, err error) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	stop = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A connection that never sent a request counts as idle, and is
+		// closed, only 5 s after it opened: clients dial such spares.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := s.Shutdown(ctx)
 		<-done
