@@ -70,17 +70,17 @@ func newLockBench(b *testing.B) *lockBench {
 	admin := schema.Principal{UserID: "u-admin", Role: schema.RoleAdmin}
 
 	var setup []json.RawMessage
-	add := func(m mut) { setup = append(setup, m.withID(-1-len(setup)).raw()) }
-	add(up(schema.Territories, "t-1", 0, territory("North")))
+	add := func(m storetest.Mut) { setup = append(setup, withID(m, -1-len(setup)).Raw()) }
+	add(storetest.Up(schema.Territories, "t-1", 0, territory("North")))
 	for i := range 50 {
-		add(up(schema.Customers, fmt.Sprintf("c-%d", i), 0, benchCustomer(i)))
+		add(storetest.Up(schema.Customers, fmt.Sprintf("c-%d", i), 0, benchCustomer(i)))
 	}
 	items := []any{}
 	for i := range 200 {
-		add(up(schema.Products, fmt.Sprintf("p-%d", i), 0, map[string]any{"sku": fmt.Sprintf("S%d", i), "name": "Soap", "unit": "each", "price": 250, "active": true}))
+		add(storetest.Up(schema.Products, fmt.Sprintf("p-%d", i), 0, map[string]any{"sku": fmt.Sprintf("S%d", i), "name": "Soap", "unit": "each", "price": 250, "active": true}))
 		items = append(items, map[string]any{"product_id": fmt.Sprintf("p-%d", i), "price": 200, "min_quantity": 10})
 	}
-	add(up(schema.PriceLists, "pl-1", 0, map[string]any{"name": "Key accounts", "customer_ids": []any{"c-0", "c-1"}, "items": items}))
+	add(storetest.Up(schema.PriceLists, "pl-1", 0, map[string]any{"name": "Key accounts", "customer_ids": []any{"c-0", "c-1"}, "items": items}))
 	for _, batch := range [][]json.RawMessage{setup} {
 		resp, err := lb.eng.Push(ctx, admin, &schema.PushRequest{Mutations: batch})
 		require.NoError(b, err)
@@ -90,7 +90,7 @@ func newLockBench(b *testing.B) *lockBench {
 	}
 	visits := make([]json.RawMessage, benchBatch)
 	for i := range visits {
-		visits[i] = up(schema.Visits, fmt.Sprintf("v-%d", i), 0, closedVisit(fmt.Sprintf("c-%d", i%50), i, "")).withID(-10_000 - i).raw()
+		visits[i] = withID(storetest.Up(schema.Visits, fmt.Sprintf("v-%d", i), 0, closedVisit(fmt.Sprintf("c-%d", i%50), i, "")), -10_000-i).Raw()
 	}
 	resp, err := lb.eng.Push(ctx, lb.rep, &schema.PushRequest{Mutations: visits})
 	require.NoError(b, err)
@@ -116,37 +116,37 @@ func closedVisit(customer string, k int, notes string) map[string]any {
 // ids and times of its own.
 var worstPushes = []struct {
 	name  string
-	build func(n, i int) mut
+	build func(n, i int) storetest.Mut
 }{
-	{"typical: 500 closed visits", func(n, i int) mut {
+	{"typical: 500 closed visits", func(n, i int) storetest.Mut {
 		k := 1000 + n*benchBatch + i
-		return up(schema.Visits, fmt.Sprintf("vb-%d", k), 0, closedVisit(fmt.Sprintf("c-%d", k%50), k, ""))
+		return storetest.Up(schema.Visits, fmt.Sprintf("vb-%d", k), 0, closedVisit(fmt.Sprintf("c-%d", k%50), k, ""))
 	}},
-	{"500 open visits with 4000-character notes", func(n, i int) mut {
+	{"500 open visits with 4000-character notes", func(n, i int) storetest.Mut {
 		k := 1000 + n*benchBatch + i
-		return up(schema.Visits, fmt.Sprintf("vo-%d", k), 0, closedVisit(fmt.Sprintf("c-%d", k%50), k, strings.Repeat("n", 4000)))
+		return storetest.Up(schema.Visits, fmt.Sprintf("vo-%d", k), 0, closedVisit(fmt.Sprintf("c-%d", k%50), k, strings.Repeat("n", 4000)))
 	}},
-	{"500 submitted orders of 100 lines on a price list", func(n, i int) mut {
+	{"500 submitted orders of 100 lines on a price list", func(n, i int) storetest.Mut {
 		lines := make([]any, 100)
 		for l := range lines {
 			lines[l] = map[string]any{"product_id": fmt.Sprintf("p-%d", (i+l)%200), "quantity": 12, "unit_price": 1}
 		}
-		return up(schema.Orders, fmt.Sprintf("o-%d-%d", n, i), 0, map[string]any{"customer_id": fmt.Sprintf("c-%d", i%2),
+		return storetest.Up(schema.Orders, fmt.Sprintf("o-%d-%d", n, i), 0, map[string]any{"customer_id": fmt.Sprintf("c-%d", i%2),
 			"visit_id": fmt.Sprintf("v-%d", i), "status": "submitted", "lines": lines})
 	}},
-	{"500 photo records", func(n, i int) mut {
-		return up(schema.Photos, fmt.Sprintf("ph-%d-%d", n, i), 0, map[string]any{"visit_id": fmt.Sprintf("v-%d", i),
+	{"500 photo records", func(n, i int) storetest.Mut {
+		return storetest.Up(schema.Photos, fmt.Sprintf("ph-%d-%d", n, i), 0, map[string]any{"visit_id": fmt.Sprintf("v-%d", i),
 			"sha256": fmt.Sprintf("%064x", n*benchBatch+i), "content_type": "image/jpeg", "size": 2_000_000, "taken_at": "2026-01-01T08:00:00Z"})
 	}},
-	{"500 visits with 1000 unknown fields each", func(n, i int) mut {
+	{"500 visits with 1000 unknown fields each", func(n, i int) storetest.Mut {
 		v := closedVisit("c-0", i, "")
 		for f := range 1000 {
 			v[fmt.Sprintf("x%d", f)] = 1
 		}
-		return up(schema.Visits, fmt.Sprintf("vu-%d-%d", n, i), 0, v)
+		return storetest.Up(schema.Visits, fmt.Sprintf("vu-%d-%d", n, i), 0, v)
 	}},
-	{"500 visits to customers that do not exist", func(n, i int) mut {
-		return up(schema.Visits, fmt.Sprintf("vx-%d-%d", n, i), 0, closedVisit(fmt.Sprintf("c-none-%d", i), i, ""))
+	{"500 visits to customers that do not exist", func(n, i int) storetest.Mut {
+		return storetest.Up(schema.Visits, fmt.Sprintf("vx-%d-%d", n, i), 0, closedVisit(fmt.Sprintf("c-none-%d", i), i, ""))
 	}},
 }
 
@@ -166,7 +166,7 @@ func BenchmarkWorstPushLockHold(b *testing.B) {
 			for n := range batches {
 				batches[n] = make([]json.RawMessage, benchBatch)
 				for i := range batches[n] {
-					batches[n][i] = w.build(n, i).withID(n*benchBatch + i).raw()
+					batches[n][i] = withID(w.build(n, i), n*benchBatch+i).Raw()
 					size += len(batches[n][i])
 				}
 			}
