@@ -35,7 +35,7 @@ func TestStreamThroughNginx(t *testing.T) {
 	require.Equal(t, "ready", ev.Name)
 	settle(st)
 
-	admin := client{base: base, token: sp.admin.token}
+	admin := client{api: servertest.Connect(t, base), token: sp.admin.token}
 	for i := range 3 {
 		id := fmt.Sprintf("c-n%d", i)
 		r := admin.push(t, mutation("n-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": "t-2", "grade": "B"}))[0]
