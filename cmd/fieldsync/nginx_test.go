@@ -94,6 +94,7 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 	const cut = 1_200_000
 	conn, err := net.Dial("tcp", host)
 	require.NoError(t, err)
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
 	_, err = fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n"+
 		"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", loc.Path, host, token, len(photo))
 	require.NoError(t, err)

@@ -54,13 +54,13 @@ interface Sent {
  */
 class ApiStack implements HttpStack {
   readonly #api: Api
-  readonly #origin: string
+  readonly #baseUrl: string
   readonly #sent: Sent
   readonly #signal?: AbortSignal
 
   constructor(api: Api, baseUrl: string, sent: Sent, signal?: AbortSignal) {
     this.#api = api
-    this.#origin = baseUrl
+    this.#baseUrl = baseUrl
     this.#sent = sent
     this.#signal = signal
   }
@@ -76,7 +76,7 @@ class ApiStack implements HttpStack {
     const outer = this.#signal
     // An address of the server's own: the path only, as the Go client does.
     const u = new URL(url)
-    const path = url.startsWith(this.#origin + '/') ? url.slice(this.#origin.length) : u.pathname + u.search
+    const path = url.startsWith(this.#baseUrl + '/') ? url.slice(this.#baseUrl.length) : u.pathname + u.search
     return {
       getMethod: () => method,
       getURL: () => url,

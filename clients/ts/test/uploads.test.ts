@@ -96,7 +96,9 @@ for (const kind of ['memory', 'indexeddb'] as const) {
     t.diagnostic(`after the restart: sent up ${counting.sent} bytes for the rest of a photo of ${bytes.byteLength}, cut after ${link.sent} bytes, ${rep.resumes} resumes`)
     assert.equal(rep.photosUploaded, 1)
     assert.ok(rep.resumes >= 1, 'it asked the server its offset')
-    assert.ok(counting.sent < bytes.byteLength - 2_000_000, `only the rest went up (${counting.sent} bytes)`)
+    // Starting over would send the whole photo again; going on sends what
+    // the server lacked (about 0.5 MB of 3 MB).
+    assert.ok(counting.sent < bytes.byteLength / 2, `only the rest went up (${counting.sent} bytes)`)
     assert.equal(await storage2.meta('tus_uploads'), undefined, 'the address is forgotten once the upload is done')
     assert.equal((await s.record('photos', 'ph-1'))?.data?.uploaded, true)
     assertStoredOnce(s, bytes, sha)
@@ -123,14 +125,16 @@ test('bytes that do not match their announced SHA-256 are refused through tus, n
   assert.deepEqual(files(join(s.dataDir, 'uploads')).filter(f => !f.endsWith('.lock')), [], 'the refused upload is forgotten')
 })
 
-test('small photos go by PUT, large ones through tus; 503 with Retry-After is waited out', async t => {
+test('small photos go by PUT, large ones through tus; 503 with Retry-After is waited out; the token goes to baseUrl only', async t => {
   const s = await Server.start(t)
   await seedField(s)
   const calls: Array<{ method: string, path: string, at: number, status: number }> = []
+  const origins = new Set<string>()
   let refusePatch = true
   const recording: typeof fetch = async (input, init) => {
     const method = init?.method ?? 'GET'
     const path = new URL(String(input)).pathname
+    origins.add(new URL(String(input)).origin)
     // The first PATCH meets an instance that is full: 503 with Retry-After
     // before the request reaches the server.
     if (method === 'PATCH' && refusePatch) {
@@ -140,6 +144,12 @@ test('small photos go by PUT, large ones through tus; 503 with Retry-After is wa
     }
     const res = await fetch(input, init)
     calls.push({ method, path, at: Date.now(), status: res.status })
+    if (method === 'POST' && path === '/v1/uploads/') {
+      // An answer naming another host: the client must keep to its server.
+      const headers = new Headers(res.headers)
+      headers.set('Location', `http://elsewhere.invalid${new URL(res.headers.get('Location')!).pathname}`)
+      return new Response(await res.arrayBuffer(), { status: res.status, headers })
+    }
     return res
   }
   const c = await s.client('rep-n', 'phone-1', { fetch: recording })
@@ -155,6 +165,7 @@ test('small photos go by PUT, large ones through tus; 503 with Retry-After is wa
   assert.deepEqual(patches.map(x => x.status), [503, 204])
   assert.ok(patches[1]!.at - patches[0]!.at >= 1000, 'the PATCH was sent again after the Retry-After')
   assert.equal(rep.retries, 1)
+  assert.deepEqual([...origins], [new URL(s.url).origin], 'every request went to the server the client was given')
   const all = await s.records()
   assert.equal(all.get('photos/ph-small')?.data?.uploaded, true)
   assert.equal(all.get('photos/ph-large')?.data?.uploaded, true)
