@@ -167,6 +167,15 @@ func (t *tx) flush(ctx context.Context) error {
 	if len(u.writes) == 0 {
 		return s.saveAnswers(ctx, u.saved)
 	}
+	if restamps(u.writes) {
+		if err := s.move(ctx, u.writes); err != nil {
+			if errors.Is(err, errLostRace) {
+				return err
+			}
+			return fail(op, err)
+		}
+		return s.saveAnswers(ctx, u.saved)
+	}
 	seqs, err := s.takeSeqs(ctx, len(u.writes))
 	if err != nil {
 		return fail(op, err) // the seqs taken are settled by their lease
