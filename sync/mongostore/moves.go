@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -109,11 +108,7 @@ func (s *Store) moveBatchSize() int {
 }
 
 // newOwner returns a fresh owner for a hold.
-func newOwner() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func newOwner() string { return rand.Text() }
 
 // move writes a unit's held writes as a move (see above); errLostRace
 // when a guarded write lost, after the others landed.
@@ -131,10 +126,24 @@ func (s *Store) move(ctx context.Context, writes []*pendingWrite) error {
 			Seen: w.seen,
 		}
 	}
+	renewAt := s.now().Add(s.lease() / 2)
 	for chunk := range slices.Chunk(items, s.moveBatchSize()) {
 		if _, err := s.moveItems.InsertMany(ctx, chunk, options.InsertMany().SetOrdered(false)); err != nil {
 			s.dropPlan(ctx, hold)
 			return fmt.Errorf("move plan: %w", err)
+		}
+		if now := s.now(); now.After(renewAt) {
+			// A plan that takes long to write keeps its hold.
+			res, err := s.seqs.UpdateOne(ctx, bson.M{"_id": hold, "state": seqPending, "owner": owner},
+				bson.M{"$set": bson.M{"lease_until": now.Add(s.lease()).UnixNano()}})
+			if err != nil {
+				return fmt.Errorf("move %d: %w", hold, err) // the lease settles it
+			}
+			if res.MatchedCount == 0 {
+				s.dropPlan(ctx, hold)
+				return errMoveTaken
+			}
+			renewAt = now.Add(s.lease() / 2)
 		}
 	}
 	res, err := s.seqs.UpdateOne(ctx, bson.M{"_id": hold, "state": seqPending, "owner": owner, "ready": bson.M{"$ne": true}},
