@@ -49,7 +49,8 @@ import (
 // made it was not answered, so its client sends it again. A ready hold is
 // claimed (guarded on the owner and lease read) and its plan applied from
 // where its writer left it, by the reader's own store, in the same
-// batches; a write of the plan whose guard fails was either already
+// batches (every instance's change-feed watcher computes the watermark at
+// each poll, so this happens even when nobody pulls); a write of the plan whose guard fails was either already
 // applied by the writer that died or overtaken by a later write of the
 // record, and is dropped either way.
 //
