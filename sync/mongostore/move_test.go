@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -47,8 +48,14 @@ func moveStores(t *testing.T) ([]*Store, *testClock) {
 // token in the store.
 func restampedVisits(t *testing.T, s *Store) int64 {
 	t.Helper()
-	n, err := s.records.CountDocuments(context.Background(), bson.M{"coll": "visits", "refs": "customer:c-move", "tokens": "visits|terr:t-2"})
-	require.NoError(t, err)
+	return restampedCount(t, s, "customer:c-move")
+}
+
+// restampedCount counts the visits of ref that carry t-2's token.
+func restampedCount(tb testing.TB, s *Store, ref string) int64 {
+	tb.Helper()
+	n, err := s.records.CountDocuments(context.Background(), bson.M{"coll": "visits", "refs": ref, "tokens": "visits|terr:t-2"})
+	require.NoError(tb, err)
 	return n
 }
 
@@ -142,5 +149,48 @@ func TestMoveWriterPastItsLeaseStops(t *testing.T) {
 		storetest.PullAll(t, sc.Engines[0], sc.Users[name], "", 7, r)
 		assert.Equalf(t, storetest.Readable(t, stores[0], sc.Users[name]), r, "%s holds exactly what it may read", name)
 		assert.NotEmpty(t, r)
+	}
+}
+
+// moveCommands counts the commands of a push that moves a customer with
+// n visits from t-1 to t-2, beside those of the push that made the
+// visits, on a fresh store writing moves in its default batches.
+func moveCommands(tb testing.TB, n int) (move, visits int, counter *commandCounter) {
+	s, eng, counter := countedStore(tb)
+	ctx := context.Background()
+	require.NoError(tb, s.CreateUser(ctx, &schema.User{ID: rtRep.UserID, Username: "rep", PasswordHash: "x", Role: schema.RoleRep, Territories: rtRep.Territories, Active: true}))
+	push(tb, eng, rtAdmin, []json.RawMessage{
+		mutationOf(tb, "t-1", schema.Territories, "t-1", 0, map[string]any{"name": "North", "region": "EU"}),
+		mutationOf(tb, "t-2", schema.Territories, "t-2", 0, map[string]any{"name": "South", "region": "EU"}),
+		mutationOf(tb, "c-0", schema.Customers, "c-0", 0, roundTripCustomer(0, "Outlet")),
+	})
+	var made []json.RawMessage
+	for i := range n {
+		in := at.Add(-time.Duration(i+1) * time.Hour)
+		made = append(made, mutationOf(tb, fmt.Sprintf("visit-%d", i), schema.Visits, fmt.Sprintf("v-%d", i), 0, map[string]any{"customer_id": "c-0",
+			"check_in":  map[string]any{"at": in.Format(time.RFC3339), "lat": 52.52, "lng": 13.40},
+			"check_out": map[string]any{"at": in.Add(10 * time.Minute).Format(time.RFC3339), "lat": 52.52, "lng": 13.40}}))
+	}
+	visits, _ = counter.count(func() { push(tb, eng, rtRep, made) })
+	moved := roundTripCustomer(0, "Outlet")
+	moved["territory_id"] = "t-2"
+	move, _ = counter.count(func() {
+		push(tb, eng, rtAdmin, []json.RawMessage{mutationOf(tb, "move", schema.Customers, "c-0", 1, moved)})
+	})
+	require.Equal(tb, int64(n), restampedCount(tb, s, "customer:c-0"), "every visit moved")
+	return move, visits, counter
+}
+
+// BenchmarkMoveCommands counts the commands a move of a customer with 300
+// visits sends (commands per visit re-stamped; not a speed), beside the
+// push that made the visits:
+//
+//	go test -run '^$' -bench MoveCommands -benchtime 1x ./sync/mongostore/
+func BenchmarkMoveCommands(b *testing.B) {
+	const n = 300
+	for range b.N {
+		move, visits, counter := moveCommands(b, n)
+		b.Logf("move: %d commands, %.2f per visit (%s); the push of the visits: %d, %.2f per visit", move, float64(move)/n, counter, visits, float64(visits)/n)
+		b.ReportMetric(float64(move)/n, "commands/visit")
 	}
 }

@@ -22,8 +22,12 @@ var ErrCrash = errors.New("storetest: the process dies here")
 
 // MoveDependents is how many visits the moved customer of a MoveScene
 // has; a MoveBed's stores should write fewer than that together, so that
-// a move takes several of their batches.
-const MoveDependents = 35
+// a move takes several of their batches. The last MovePhotos of them
+// have a photo each.
+const (
+	MoveDependents = 35
+	MovePhotos     = 5
+)
 
 // MoveBed is a store under TestMove: handles onto one database, as
 // separate processes have, and the means to crash a move half way.
@@ -48,8 +52,9 @@ type MoveBed struct {
 // MoveScene is a store seeded for a territory move: users of every scope
 // the move touches (admin; rep "field" of t-1, who made the visits; rep2
 // of t-2; managers mgr1, mgr2 and mgr3 of t-1, t-2 and t-3), customer
-// c-move in t-1 with MoveDependents visits, and customer c-stay in t-1
-// with three, and an engine on each store.
+// c-move in t-1 with MoveDependents visits (the last MovePhotos with a
+// photo each), customer c-stay in t-1 with three visits, and an engine on
+// each store.
 type MoveScene struct {
 	Engines []*sync.Engine
 	Users   map[string]schema.Principal
@@ -99,6 +104,11 @@ func NewMoveScene(t *testing.T, stores []Store, now func() time.Time) *MoveScene
 			"check_out":   map[string]any{"at": in.Add(20 * time.Minute).Format(time.RFC3339), "lat": 52.5, "lng": 13.4},
 		}))
 	}
+	for i := MoveDependents - MovePhotos; i < MoveDependents; i++ {
+		visits = append(visits, mutation(fmt.Sprintf("photo-%d", i), schema.Photos, fmt.Sprintf("ph-%02d", i), schema.MutationUpsert, 0, map[string]any{
+			"visit_id": fmt.Sprintf("v-%02d", i), "sha256": fmt.Sprintf("%064x", i), "content_type": "image/jpeg", "size": 10,
+		}))
+	}
 	sc.push(t, sc.Engines[0], "field", visits)
 	return sc
 }
@@ -122,12 +132,13 @@ func (sc *MoveScene) Move(ctx context.Context, e *sync.Engine) (*schema.PushResp
 		Mutations: []json.RawMessage{mutation("move", schema.Customers, "c-move", schema.MutationUpsert, sc.Version, movedCustomer("t-2"))}})
 }
 
-// OfMove returns the keys of r ("collection/id") that are c-move or its
-// visits.
+// OfMove returns the keys of r ("collection/id") that are c-move, its
+// visits or their photos.
 func OfMove(r Replica) []string {
 	var out []string
 	for k := range r {
-		if k == "customers/c-move" || (strings.HasPrefix(k, "visits/v-") && k < fmt.Sprintf("visits/v-%02d", MoveDependents)) {
+		visit := strings.HasPrefix(k, "visits/v-") && k < fmt.Sprintf("visits/v-%02d", MoveDependents)
+		if k == "customers/c-move" || visit || strings.HasPrefix(k, "photos/") {
 			out = append(out, k)
 		}
 	}
@@ -164,7 +175,8 @@ func (sc *MoveScene) pull(t *testing.T, e *sync.Engine, r *moveReader) Replica {
 	return got
 }
 
-// TestMove moves a customer with MoveDependents visits from t-1 to t-2,
+// TestMove moves a customer with MoveDependents visits, MovePhotos of
+// them with a photo, from t-1 to t-2,
 // and crashes the write half way; the store finishes or undoes it by
 // itself (bed.Resume), and the client sends the push again, which is
 // answered as applied. Readers of the old territory, the new one, another
@@ -182,7 +194,7 @@ func TestMove(t *testing.T, bed MoveBed) {
 		readers[name] = &moveReader{name: name, replica: Replica{}}
 		sc.pull(t, sc.Engines[1], readers[name])
 	}
-	require.Len(t, OfMove(readers["mgr1"].replica), MoveDependents+1, "t-1's manager holds the customer and its visits")
+	require.Len(t, OfMove(readers["mgr1"].replica), MoveDependents+MovePhotos+1, "t-1's manager holds the customer, its visits and their photos")
 	require.Empty(t, OfMove(readers["mgr2"].replica))
 	before := map[string]Replica{}
 	for name, r := range readers {
@@ -221,10 +233,10 @@ func TestMove(t *testing.T, bed MoveBed) {
 		sc.pull(t, sc.Engines[0], r)
 		assert.Equalf(t, Readable(t, bed.Stores[0], sc.Users[name]), r.replica, "%s holds exactly what it may read", name)
 	}
-	assert.Empty(t, OfMove(readers["mgr1"].replica), "t-1's manager got a removal of the customer and of every visit")
-	assert.Len(t, OfMove(readers["mgr2"].replica), MoveDependents+1, "t-2's manager got the customer and every visit")
+	assert.Empty(t, OfMove(readers["mgr1"].replica), "t-1's manager got a removal of the customer and of every visit and photo")
+	assert.Len(t, OfMove(readers["mgr2"].replica), MoveDependents+MovePhotos+1, "t-2's manager got the customer and every visit and photo")
 	assert.Equal(t, before["mgr3"], readers["mgr3"].replica, "t-3's manager got nothing")
-	assert.Len(t, OfMove(readers["field"].replica), MoveDependents, "the rep keeps its own visits and loses the customer")
+	assert.Len(t, OfMove(readers["field"].replica), MoveDependents+MovePhotos, "the rep keeps its own visits and photos and loses the customer")
 	assert.Contains(t, readers["rep2"].replica, "customers/c-move", "t-2's rep got the customer")
 	assert.Contains(t, readers["mgr1"].replica, "customers/c-stay", "the other customer stays")
 }
