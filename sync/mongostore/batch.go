@@ -571,6 +571,13 @@ func (t *tx) recordsByRef(ctx context.Context, c schema.Collection, ref, after s
 			return nil, err
 		}
 		res = &refResult{docs: docs, limit: need, full: len(docs) == need}
+		// Known from now on, as a read of each would have found them: a
+		// Put of one (a re-stamp) reads it no more.
+		for _, d := range docs {
+			if _, known := t.u.docs[d.Key]; !known {
+				t.u.docs[d.Key] = d
+			}
+		}
 		t.u.refs[q] = res
 	}
 	byKey := map[string]*recordDoc{}
