@@ -330,6 +330,7 @@ func TestScopeOnPushPullAndConflicts(t *testing.T) {
 func TestTerritoryMoveRemovesAndAdds(t *testing.T) {
 	e := newEnv(t)
 	seed(e)
+	e.AddUser("mgr2", schema.RoleManager, "", "t-2")
 	e.OK("rep1", storetest.Up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)))
 	_, _, cp1 := e.Pull("rep1", "")
 	_, _, cp2 := e.Pull("rep2", "")

@@ -22,7 +22,7 @@ import (
 //
 //   - admin;
 //   - rep1 and mgr (a manager) in territory t-1;
-//   - rep2 and mgr2 in territory t-2;
+//   - rep2 in territory t-2;
 //   - dist, the user of distributor d-1.
 //
 // The store holds no records: each test writes its own.
@@ -52,7 +52,6 @@ func NewBed(tb testing.TB, s Store) *Bed {
 	b.AddUser("rep1", schema.RoleRep, "", "t-1")
 	b.AddUser("rep2", schema.RoleRep, "", "t-2")
 	b.AddUser("mgr", schema.RoleManager, "", "t-1")
-	b.AddUser("mgr2", schema.RoleManager, "", "t-2")
 	b.AddUser("dist", schema.RoleDistributor, "d-1")
 	return b
 }

@@ -30,12 +30,13 @@ func testPlans(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Import", func(t *testing.T) { testImport(t, newPlansBed(t, newStore(t))) })
 }
 
-// newPlansBed is a bed whose store holds two territories, a product and
-// customers with credit limits: in t-1 c-1 (limit 100000, owes nothing),
-// c-3 (no limit) and c-low (limit 1000, owes 600); in t-2 c-2 (limit
-// 5000, owes 4500).
+// newPlansBed is a bed with mgr2, a manager of t-2, whose store holds two
+// territories, a product and customers with credit limits: in t-1 c-1
+// (limit 100000, owes nothing), c-3 (no limit) and c-low (limit 1000, owes
+// 600); in t-2 c-2 (limit 5000, owes 4500).
 func newPlansBed(t *testing.T, s Store) *Bed {
 	b := NewBed(t, s)
+	b.AddUser("mgr2", schema.RoleManager, "", "t-2")
 	b.OK("admin",
 		Up(schema.Territories, "t-1", 0, map[string]any{"name": "North", "region": "EU"}),
 		Up(schema.Territories, "t-2", 0, map[string]any{"name": "South", "region": "EU"}),
