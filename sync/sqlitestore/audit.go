@@ -21,9 +21,39 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version <= prev {
 			continue
 		}
-		if err := insertAudit(ctx, t.stmt(ctx, t.q.audit), e); err != nil {
+		var data []byte
+		if e.Version == r.Version && !r.Deleted {
+			data = r.Data
+		}
+		if err := insertAudit(ctx, t.stmt(ctx, t.q.audit), e, data); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// auditSameAsData marks the stored changes of a record's creation that
+// are every field of the record's data at the entry's version, from
+// null: the record holds them, until it is written again, when Put
+// stores them in full (see keepAuditChanges).
+const auditSameAsData = "="
+
+// auditChangesColumn is an entry's changes as SQL, those marked
+// auditSameAsData taken from its record.
+const auditChangesColumn = `CASE WHEN changes = '` + auditSameAsData + `' THEN coalesce('[{},' ||
+	(SELECT r.data FROM records r WHERE r.coll = audit.coll AND r.id = audit.rid AND r.version = audit.version) || ']', changes)
+	ELSE changes END`
+
+// keepAuditChanges stores in full the changes of the entry of old's
+// version when they are marked auditSameAsData: old is about to be
+// overwritten.
+func (t *tx) keepAuditChanges(ctx context.Context, old *sync.Record) error {
+	if old.Deleted || old.Data == nil {
+		return nil
+	}
+	_, err := t.stmt(ctx, t.q.keepAudit).ExecContext(ctx, "[{},"+string(old.Data)+"]", string(old.Collection), old.ID, old.Version)
+	if err != nil {
+		return errorf("audit: %w", err)
 	}
 	return nil
 }
@@ -32,11 +62,16 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 // insert bound to a transaction. The entry of a record's write keeps no
 // key of its own (NULL): its key is collection/id/version, which its
 // columns hold (see auditKeyColumn), and its changes are kept in their
-// compact form.
-func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
+// compact form, or as auditSameAsData when they are data, the record's
+// data at the entry's version, from null.
+func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry, data []byte) error {
 	changes, err := compactChanges(e.Changes)
 	if err != nil {
 		return err
+	}
+	if len(data) > 0 && len(changes) == len(data)+5 && strings.HasPrefix(changes, "[{},") &&
+		changes[len(changes)-1] == ']' && changes[4:len(changes)-1] == string(data) {
+		changes = auditSameAsData
 	}
 	terrs, err := json.Marshal(nonNilStrings(e.Territories))
 	if err != nil {
@@ -129,7 +164,7 @@ func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change f
 		return err
 	}
 	for _, e := range audit {
-		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e); err != nil {
+		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e, nil); err != nil {
 			return err
 		}
 	}
@@ -174,7 +209,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		}
 		add("EXISTS (SELECT 1 FROM json_each(territories) WHERE value IN (SELECT value FROM json_each(?)))", string(terrs))
 	}
-	query := "SELECT " + auditKeyColumn + " AS k, at, user_id, device_id, action, coll, rid, version, changes, territories FROM audit"
+	query := "SELECT " + auditKeyColumn + " AS k, at, user_id, device_id, action, coll, rid, version, " + auditChangesColumn + ", territories FROM audit"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -129,7 +129,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 			}
 			return errs
 		}
-		x := newTx(s.qw, t)
+		x := newTx(s.qw, t, &s.names)
 		if len(todo) == 1 {
 			// Alone in its transaction, a unit needs no savepoint: its
 			// error undoes the transaction.
@@ -190,6 +190,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		t.seq, t.answers = seq, t.answers[:answers]
 		clear(t.known)
 		clear(t.recs)
+		t.newNames = nil
 		if _, rerr := t.t.ExecContext(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, true
 		}
@@ -216,9 +217,10 @@ func call(fn func(sync.RecordTx) error, t *tx) (err error) {
 	return fn(t)
 }
 
-// newTx wraps a database transaction run with the statements q.
-func newTx(q *queries, t *sql.Tx) *tx {
-	return &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
+// newTx wraps a database transaction run with the statements q and the
+// store's cache of names.
+func newTx(q *queries, t *sql.Tx, names *nameCache) *tx {
+	return &tx{q: q, t: t, names: names, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
 }
 
 // commit stores what the transaction keeps until its end (answers, the
@@ -237,5 +239,6 @@ func (t *tx) commit(ctx context.Context) error {
 	if err := t.t.Commit(); err != nil {
 		return errorf("sqlitestore: commit: %w", err)
 	}
+	t.names.add(t.newNames)
 	return nil
 }

@@ -36,6 +36,10 @@ type tx struct {
 	// the same by user and mutation id.
 	answers []*sync.Answer
 	saved   map[[2]string]*sync.Answer
+	// names is the store's cache of names; newNames holds those this
+	// transaction found or added, kept there once it commits.
+	names    *nameCache
+	newNames map[string]int64
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
@@ -44,7 +48,7 @@ func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
 	if err != nil {
 		return errorf("sqlitestore: begin: %w", err)
 	}
-	x := newTx(s.qr, t)
+	x := newTx(s.qr, t, &s.names)
 	if err := fn(x); err != nil {
 		t.Rollback()
 		return err
@@ -348,8 +352,19 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
 			return err
 		}
+		if err := t.keepAuditChanges(ctx, old); err != nil {
+			return errorf("%s: %w", op, err)
+		}
 	}
-	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, rec, seq, listMinus(r.Tokens, nil)); err != nil {
+	toks, err := t.nameIDs(ctx, r.Tokens)
+	if err != nil {
+		return errorf("%s: tokens: %w", op, err)
+	}
+	rawToks, err := json.Marshal(toks)
+	if err != nil {
+		return errorf("%s: tokens: %w", op, err)
+	}
+	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, rec, seq, string(rawToks)); err != nil {
 		return errorf("%s: tokens: %w", op, err)
 	}
 	if old != nil {
@@ -741,7 +756,8 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 	if upto <= after || limit <= 0 {
 		return nil, after, nil
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, token FROM record_tokens WHERE seq > ? AND seq <= ? ORDER BY seq, token", after, upto)
+	rows, err := s.r.QueryContext(ctx, `SELECT t.seq, n.name FROM record_tokens t JOIN names n ON n.n = t.tok
+		WHERE t.seq > ? AND t.seq <= ? ORDER BY t.seq, n.name`, after, upto)
 	if err != nil {
 		return nil, 0, errorf("sqlitestore.Feed: %w", err)
 	}
@@ -885,6 +901,7 @@ type queries struct {
 	feedRecords, recordFacts                     *sql.Stmt
 	dropFacts, addFacts, repFactAfter            *sql.Stmt
 	proof, saveProof, audit, loginUser           *sql.Stmt
+	nameID, addName, keepAudit                   *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -911,10 +928,14 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
 				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
 			FROM json_each(?2)`},
-		{&q.holdTokens, `INSERT INTO record_tokens (rec, token, seq, gone) SELECT ?1, value, ?2, 0 FROM json_each(?3) WHERE true
-			ON CONFLICT (rec, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
+		{&q.holdTokens, `INSERT INTO record_tokens (rec, tok, seq, gone) SELECT ?1, value, ?2, 0 FROM json_each(?3) WHERE true
+			ON CONFLICT (rec, tok) DO UPDATE SET seq = excluded.seq, gone = 0`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
-			WHERE rec = ?2 AND gone = 0 AND token IN (SELECT value FROM json_each(?3))`},
+			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},
+		{&q.nameID, "SELECT n FROM names WHERE name = ?"},
+		{&q.keepAudit, `UPDATE audit SET changes = ?1 WHERE coll = ?2 AND rid = ?3 AND version = ?4 AND key IS NULL
+			AND changes = '` + auditSameAsData + `'`},
+		{&q.addName, "INSERT INTO names (name) VALUES (?) RETURNING n"},
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
@@ -924,7 +945,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.v', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
-			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
+			WHERE t.tok = (SELECT n FROM names WHERE name = ?) AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
 		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
 			JOIN records r ON r.rec = k.value ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},

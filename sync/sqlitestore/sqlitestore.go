@@ -26,6 +26,8 @@ type Store struct {
 	qw, qr *queries
 	// group gathers the write transactions' units of work.
 	group committer
+	// names caches the dictionary of names (see namesLayout).
+	names nameCache
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -230,7 +232,7 @@ var migrations = []string{
 }
 
 // steps are the migrations in order: the SQL of migrations, then the lean
-// layout, which rewrites rows and so is Go. Step i moves PRAGMA
+// layout, which rewrites rows and so is Go, then the names layout. Step i moves PRAGMA
 // user_version from i to i+1.
 func steps() []func(context.Context, *sql.Tx) error {
 	out := make([]func(context.Context, *sql.Tx) error, 0, len(migrations)+1)
@@ -240,7 +242,7 @@ func steps() []func(context.Context, *sql.Tx) error {
 			return err
 		})
 	}
-	return append(out, migrateLean)
+	return append(out, migrateLean, migrateNames)
 }
 
 // migrate brings the database to the newest layout. A new file gets
