@@ -25,9 +25,17 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version == r.Version && !r.Deleted {
 			data = r.Data
 		}
-		if err := insertAudit(ctx, t.stmt(ctx, t.q.audit), e, data); err != nil {
+		row, err := auditRow(e, data)
+		if err != nil {
 			return err
 		}
+		if row[8] == auditSameAsData {
+			if t.sameAsData == nil {
+				t.sameAsData = map[string]int{}
+			}
+			t.sameAsData[e.Key] = t.auditRows.len()
+		}
+		t.auditRows.add(row...)
 	}
 	return nil
 }
@@ -51,23 +59,46 @@ func (t *tx) keepAuditChanges(ctx context.Context, old *sync.Record) error {
 	if old.Deleted || old.Data == nil {
 		return nil
 	}
-	_, err := t.stmt(ctx, t.q.keepAudit).ExecContext(ctx, "[{},"+string(old.Data)+"]", string(old.Collection), old.ID, old.Version)
+	changes := "[{}," + string(old.Data) + "]"
+	if i, ok := t.sameAsData[auditKey(old)]; ok { // still waiting in the batch
+		t.auditRows.args[i*t.auditRows.cols+8] = changes
+		delete(t.sameAsData, auditKey(old))
+		return nil
+	}
+	_, err := t.stmt(ctx, t.q.keepAudit).ExecContext(ctx, changes, string(old.Collection), old.ID, old.Version)
 	if err != nil {
 		return errorf("audit: %w", err)
 	}
 	return nil
 }
 
+// auditKey is the key of the entry of a record's version.
+func auditKey(r *sync.Record) string {
+	return string(r.Collection) + "/" + r.ID + "/" + strconv.FormatInt(r.Version, 10)
+}
+
 // insertAudit inserts one audit entry through st, the store's prepared
-// insert bound to a transaction. The entry of a record's write keeps no
-// key of its own (NULL): its key is collection/id/version, which its
-// columns hold (see auditKeyColumn), and its changes are kept in their
-// compact form, or as auditSameAsData when they are data, the record's
-// data at the entry's version, from null.
-func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry, data []byte) error {
-	changes, err := compactChanges(e.Changes)
+// insert bound to a transaction.
+func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
+	row, err := auditRow(e, nil)
 	if err != nil {
 		return err
+	}
+	if _, err := st.ExecContext(ctx, row...); err != nil {
+		return errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// auditRow returns the columns of the audit table for an entry. The entry
+// of a record's write keeps no key of its own (NULL): its key is
+// collection/id/version, which its columns hold (see auditKeyColumn), and
+// its changes are kept in their compact form, or as auditSameAsData when
+// they are data, the record's data at the entry's version, from null.
+func auditRow(e sync.AuditEntry, data []byte) ([]any, error) {
+	changes, err := compactChanges(e.Changes)
+	if err != nil {
+		return nil, err
 	}
 	if len(data) > 0 && len(changes) == len(data)+5 && strings.HasPrefix(changes, "[{},") &&
 		changes[len(changes)-1] == ']' && changes[4:len(changes)-1] == string(data) {
@@ -75,16 +106,13 @@ func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry, data []by
 	}
 	terrs, err := json.Marshal(nonNilStrings(e.Territories))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var key any = e.Key
 	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
 		key = nil
 	}
-	if _, err := st.ExecContext(ctx, key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)); err != nil {
-		return errorf("audit: %w", err)
-	}
-	return nil
+	return []any{key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)}, nil
 }
 
 // auditKeyColumn is an entry's key as SQL: its own, or, for a record's
@@ -164,7 +192,7 @@ func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change f
 		return err
 	}
 	for _, e := range audit {
-		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e, nil); err != nil {
+		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e); err != nil {
 			return err
 		}
 	}

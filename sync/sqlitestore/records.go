@@ -40,6 +40,11 @@ type tx struct {
 	// transaction found or added, kept there once it commits.
 	names    *nameCache
 	newNames map[string]int64
+	// tokenRows and auditRows wait to be stored at commit (see batch);
+	// sameAsData holds the rows of auditRows whose changes are
+	// auditSameAsData, by entry key.
+	tokenRows, auditRows *batch
+	sameAsData           map[string]int
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
@@ -360,15 +365,15 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if err != nil {
 		return errorf("%s: tokens: %w", op, err)
 	}
-	rawToks, err := json.Marshal(toks)
-	if err != nil {
-		return errorf("%s: tokens: %w", op, err)
-	}
-	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, rec, seq, string(rawToks)); err != nil {
-		return errorf("%s: tokens: %w", op, err)
+	for _, tok := range toks {
+		t.tokenRows.add(rec, tok, seq, 0)
 	}
 	if old != nil {
 		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
+			// The rows this loses may still wait in the batch.
+			if err := t.tokenRows.flush(ctx, t); err != nil {
+				return errorf("%s: tokens: %w", op, err)
+			}
 			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, rec, lost); err != nil {
 				return errorf("%s: tokens: %w", op, err)
 			}
@@ -394,12 +399,12 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		}
 	}
 	if len(r.Facts) > 0 && (old == nil || !slices.Equal(old.Facts, r.Facts)) {
-		raw, err := json.Marshal(factRows(r.Facts))
-		if err != nil {
-			return errorf("%s: facts: %w", op, err)
-		}
-		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, rec, string(raw)); err != nil {
-			return errorf("%s: facts: %w", op, err)
+		st := t.stmt(ctx, t.q.addFact)
+		for n, f := range r.Facts {
+			if _, err := st.ExecContext(ctx, rec, n, f.Kind, f.Rep, f.Customer, f.Territory, f.Visit, f.Label, f.Grade, f.Day,
+				f.At.UnixNano(), f.Flag, f.Amount, f.Balance, f.Count, f.Status); err != nil {
+				return errorf("%s: facts: %w", op, err)
+			}
 		}
 	}
 	if err := t.writeAudit(ctx, r, prev); err != nil {
@@ -550,17 +555,6 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 	return nil
 }
 
-// answerRow is how answers travel to the one INSERT that stores them. An
-// answer that says only that the mutation was applied, at a version,
-// travels and is kept as that version alone (B nil).
-type answerRow struct {
-	U string  `json:"u"`
-	M string  `json:"m"`
-	B *string `json:"b"`
-	V int64   `json:"v"`
-	T int64   `json:"t"`
-}
-
 // appliedBody is the answer to a mutation applied at a version, as the
 // engine writes it.
 func appliedBody(mutationID string, version int64) ([]byte, error) {
@@ -581,26 +575,22 @@ func appliedVersion(mutationID string, body []byte) (int64, bool) {
 	return res.Version, true
 }
 
+// flushAnswers stores the answers the transaction saved, in multi-row
+// INSERTs; an answer that says only that its mutation was applied, at a
+// version, is kept as that version alone (body NULL).
 func (t *tx) flushAnswers(ctx context.Context) error {
 	if len(t.answers) == 0 {
 		return nil
 	}
-	rows := make([]answerRow, len(t.answers))
-	for i, a := range t.answers {
-		rows[i] = answerRow{U: a.UserID, M: a.MutationID, T: a.At.UnixNano()}
+	rows := batch{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
+	for _, a := range t.answers {
 		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
-			rows[i].V = v
+			rows.add(a.UserID, a.MutationID, nil, v, a.At.UnixNano())
 		} else {
-			body := string(a.Body)
-			rows[i].B = &body
+			rows.add(a.UserID, a.MutationID, string(a.Body), 0, a.At.UnixNano())
 		}
 	}
-	raw, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.stmt(ctx, t.q.saveAnswers).ExecContext(ctx, string(raw))
-	return err
+	return rows.flush(ctx, t)
 }
 
 // Watermark returns the feed counter: writes take it inside their
@@ -895,13 +885,13 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, insert, update       *sql.Stmt
-	holdTokens, loseTokens, addRefs, dropRefs    *sql.Stmt
-	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecords, recordFacts                     *sql.Stmt
-	dropFacts, addFacts, repFactAfter            *sql.Stmt
-	proof, saveProof, audit, loginUser           *sql.Stmt
-	nameID, addName, keepAudit                   *sql.Stmt
+	record, records, byRef, insert, update *sql.Stmt
+	loseTokens, addRefs, dropRefs          *sql.Stmt
+	answers, feed, setFeed, changes        *sql.Stmt
+	feedRecords, recordFacts               *sql.Stmt
+	dropFacts, addFact, repFactAfter       *sql.Stmt
+	proof, saveProof, audit, loginUser     *sql.Stmt
+	nameID, addName, keepAudit             *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -922,14 +912,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropFacts, "DELETE FROM facts WHERE rec = ?"},
 		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
-		{&q.addFacts, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
-			SELECT ?1, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
-				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
-				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
-				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
-			FROM json_each(?2)`},
-		{&q.holdTokens, `INSERT INTO record_tokens (rec, tok, seq, gone) SELECT ?1, value, ?2, 0 FROM json_each(?3) WHERE true
-			ON CONFLICT (rec, tok) DO UPDATE SET seq = excluded.seq, gone = 0`},
+		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
 			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},
 		{&q.nameID, "SELECT n FROM names WHERE name = ?"},
@@ -941,8 +925,6 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
-		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)
-			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.v', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
 			WHERE t.tok = (SELECT n FROM names WHERE name = ?) AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},

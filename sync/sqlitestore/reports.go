@@ -13,21 +13,6 @@ import (
 	"github.com/fieldsync/fieldsync/sync/report"
 )
 
-// factRow is how a fact travels to the one INSERT that stores a record's
-// facts: times as Unix nanoseconds.
-type factRow struct {
-	sync.Fact
-	At int64 `json:"a"`
-}
-
-func factRows(facts []sync.Fact) []factRow {
-	rows := make([]factRow, len(facts))
-	for i, f := range facts {
-		rows[i] = factRow{Fact: f, At: f.At.UnixNano()}
-	}
-	return rows
-}
-
 const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status"
 
 // scanFact reads factColumns, after any columns in extra.
