@@ -96,13 +96,12 @@ func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
 // its changes are kept in their compact form, or as auditSameAsData when
 // they are data, the record's data at the entry's version, from null.
 func auditRow(e sync.AuditEntry, data []byte) ([]any, error) {
-	changes, err := compactChanges(e.Changes)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 0 && len(changes) == len(data)+5 && strings.HasPrefix(changes, "[{},") &&
-		changes[len(changes)-1] == ']' && changes[4:len(changes)-1] == string(data) {
-		changes = auditSameAsData
+	changes := auditSameAsData
+	if !createdAs(e.Changes, data) {
+		var err error
+		if changes, err = compactChanges(e.Changes); err != nil {
+			return nil, err
+		}
 	}
 	terrs, err := json.Marshal(nonNilStrings(e.Territories))
 	if err != nil {
@@ -118,6 +117,30 @@ func auditRow(e sync.AuditEntry, data []byte) ([]any, error) {
 // auditKeyColumn is an entry's key as SQL: its own, or, for a record's
 // write, collection/id/version.
 const auditKeyColumn = "coalesce(key, coll || '/' || rid || '/' || version)"
+
+// createdAs reports whether changes are every top-level field of data,
+// from null, with the value data holds: what expandChanges reads back
+// from "[{}," + data + "]".
+func createdAs(changes map[string]sync.FieldChange, data []byte) bool {
+	if len(data) == 0 || len(changes) == 0 {
+		return false
+	}
+	for _, c := range changes {
+		if len(c.From) > 0 && !bytes.Equal(c.From, []byte("null")) {
+			return false
+		}
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || len(fields) != len(changes) {
+		return false
+	}
+	for k, v := range fields {
+		if c, ok := changes[k]; !ok || !bytes.Equal(c.To, v) {
+			return false
+		}
+	}
+	return true
+}
 
 // compactChanges encodes changed fields as two objects, the values before
 // and the values after, each without its nulls: ["{…}","{…}"] takes about

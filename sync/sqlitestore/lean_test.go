@@ -42,8 +42,8 @@ customers|terr:t-1', '["territory:t-1"]',
 		 '[{"k":"customer","c":"c-1","t":"t-1","l":"Ana''s Shop","g":"A","a":"1970-01-01T00:00:00Z","f":0}]'),
 		('visits', 'v-1', 2, 1, 2000, 'u-2', NULL, 4, 'visits|all', '["customer:c-1"]',
 		 '[{"v":1,"m":"m-3","u":"u-2"},{"v":2,"m":"m-4","u":"u-2"}]', 'null'),
-		('products', 'p-1', 1, 0, 800, 'u-1', '{"name":"Soap","price":250}', 2, 'products|all', '[]',
-		 '[{"v":1,"m":"m-0","u":"u-1","d":{"name":"Soap","price":250}}]', 'null');
+		('products', 'p-1', 1, 0, 800, 'u-1', '{"price":250,"name":"Soap"}', 2, 'products|all', '[]',
+		 '[{"v":1,"m":"m-0","u":"u-1","d":{"price":250,"name":"Soap"}}]', 'null');
 		INSERT INTO record_tokens (coll, id, token, seq, gone) VALUES
 		('customers', 'c-1', 'customers|all', 3, 0), ('customers', 'c-1', 'customers|terr:t-1', 3, 0),
 		('visits', 'v-1', 'visits|all', 4, 0), ('visits', 'v-1', 'visits|own:u-2', 4, 1),

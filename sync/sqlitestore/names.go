@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	gosync "sync"
 )
@@ -39,15 +40,63 @@ const namesLayout = `
 	CREATE INDEX record_tokens_seq ON record_tokens(seq);
 	DROP INDEX facts_by_territory;
 	-- Covering what the coverage count reads, for a territory's or a region's report.
-	CREATE INDEX facts_by_territory ON facts(kind, territory, at, rep, customer, day, visit, flag);
-	UPDATE audit SET changes = '` + auditSameAsData + `'
-	WHERE key IS NULL AND changes = '[{},' || (SELECT r.data FROM records r
-		WHERE r.coll = audit.coll AND r.id = audit.rid AND r.version = audit.version AND NOT r.deleted) || ']';`
+	CREATE INDEX facts_by_territory ON facts(kind, territory, at, rep, customer, day, visit, flag);`
 
 // migrateNames moves a store from the lean layout to namesLayout.
 func migrateNames(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, namesLayout)
-	return err
+	if _, err := tx.ExecContext(ctx, namesLayout); err != nil {
+		return err
+	}
+	if err := markCreations(ctx, tx); err != nil {
+		return errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// markCreations marks auditSameAsData the entries of records' creations
+// whose changes are the data their record still holds.
+func markCreations(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT a.n, a.changes, r.data FROM audit a
+		JOIN records r ON r.coll = a.coll AND r.id = a.rid AND r.version = a.version AND NOT r.deleted
+		WHERE a.key IS NULL AND a.changes LIKE '[{},%'`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var marked []int64
+	for rows.Next() {
+		var (
+			n             int64
+			changes, data string
+		)
+		if err := rows.Scan(&n, &changes, &data); err != nil {
+			return err
+		}
+		expanded, err := expandChanges(changes)
+		if err != nil {
+			return errorf("entry %d: %w", n, err)
+		}
+		if createdAs(expanded, []byte(data)) {
+			marked = append(marked, n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	for len(marked) > 0 {
+		chunk := marked[:min(len(marked), 10_000)]
+		marked = marked[len(chunk):]
+		raw, err := json.Marshal(chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE audit SET changes = ? WHERE n IN (SELECT value FROM json_each(?))",
+			auditSameAsData, string(raw)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameCache holds the integers of names (see namesLayout) that committed
