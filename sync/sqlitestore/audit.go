@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,11 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version == r.Version && !r.Deleted {
 			data = r.Data
 		}
-		row, err := auditRow(e, data)
+		user, err := t.nameIDs(ctx, []string{e.UserID})
+		if err != nil {
+			return err
+		}
+		row, err := auditRow(e, user[0], data)
 		if err != nil {
 			return err
 		}
@@ -77,25 +82,34 @@ func auditKey(r *sync.Record) string {
 	return string(r.Collection) + "/" + r.ID + "/" + strconv.FormatInt(r.Version, 10)
 }
 
-// insertAudit inserts one audit entry through st, the store's prepared
-// insert bound to a transaction.
-func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
-	row, err := auditRow(e, nil)
+// insertAudit inserts one audit entry in tx, a write transaction of the
+// store's writer.
+func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e sync.AuditEntry) error {
+	var user int64
+	err := tx.StmtContext(ctx, s.qw.nameID).QueryRowContext(ctx, e.UserID).Scan(&user)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.StmtContext(ctx, s.qw.addName).QueryRowContext(ctx, e.UserID).Scan(&user)
+	}
+	if err != nil {
+		return errorf("audit: user: %w", err)
+	}
+	row, err := auditRow(e, user, nil)
 	if err != nil {
 		return err
 	}
-	if _, err := st.ExecContext(ctx, row...); err != nil {
+	if _, err := tx.StmtContext(ctx, s.qw.audit).ExecContext(ctx, row...); err != nil {
 		return errorf("audit: %w", err)
 	}
 	return nil
 }
 
-// auditRow returns the columns of the audit table for an entry. The entry
+// auditRow returns the columns of the audit table for an entry, whose
+// user's name (see names) is user. The entry
 // of a record's write keeps no key of its own (NULL): its key is
 // collection/id/version, which its columns hold (see auditKeyColumn), and
 // its changes are kept in their compact form, or as auditSameAsData when
 // they are data, the record's data at the entry's version, from null.
-func auditRow(e sync.AuditEntry, data []byte) ([]any, error) {
+func auditRow(e sync.AuditEntry, user int64, data []byte) ([]any, error) {
 	changes := auditSameAsData
 	if !createdAs(e.Changes, data) {
 		var err error
@@ -111,7 +125,7 @@ func auditRow(e sync.AuditEntry, data []byte) ([]any, error) {
 	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
 		key = nil
 	}
-	return []any{key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)}, nil
+	return []any{key, e.At.UnixNano(), user, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)}, nil
 }
 
 // auditKeyColumn is an entry's key as SQL: its own, or, for a record's
@@ -215,7 +229,7 @@ func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change f
 		return err
 	}
 	for _, e := range audit {
-		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e); err != nil {
+		if err := s.insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
 	}
@@ -242,7 +256,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		add("rid = ?", q.ID)
 	}
 	if q.UserID != "" {
-		add("user_id = ?", q.UserID)
+		add("user_id = (SELECT n FROM names WHERE name = ?)", q.UserID)
 	}
 	if !q.From.IsZero() {
 		add("at >= ?", q.From.UnixNano())
@@ -260,7 +274,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		}
 		add("EXISTS (SELECT 1 FROM json_each(territories) WHERE value IN (SELECT value FROM json_each(?)))", string(terrs))
 	}
-	query := "SELECT " + auditKeyColumn + " AS k, at, user_id, device_id, action, coll, rid, version, " + auditChangesColumn + ", territories FROM audit"
+	query := "SELECT " + auditKeyColumn + " AS k, at, (SELECT name FROM names WHERE n = audit.user_id), device_id, action, coll, rid, version, " + auditChangesColumn + ", territories FROM audit"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -168,7 +168,16 @@ func TestOldLayoutOpensAndKeepsItsData(t *testing.T) {
 	var names, tokenRows int
 	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT count(*) FROM names").Scan(&names))
 	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT count(*) FROM record_tokens t JOIN names n ON n.n = t.tok").Scan(&tokenRows))
-	assert.Equal(t, 5, names, "each token is named once")
+	assert.Equal(t, 7, names, "each token (5) and user (2) is named once")
+	for _, column := range []string{"SELECT DISTINCT typeof(updated_by) FROM records", "SELECT DISTINCT typeof(user_id) FROM answers",
+		"SELECT DISTINCT typeof(user_id) FROM audit"} {
+		var kind string
+		require.NoError(t, s.r.QueryRowContext(ctx, column).Scan(&kind))
+		assert.Equal(t, "integer", kind, "%s: users are kept as their names' integers", column)
+	}
+	byUser, err := s.AuditEntries(ctx, sync.AuditQuery{UserID: "u-1", Limit: 10})
+	require.NoError(t, err)
+	assert.Len(t, byUser, 3, "entries are found by user")
 	assert.Equal(t, 5, tokenRows, "every feed row refers to its token's name")
 	var index string
 	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT sql FROM sqlite_schema WHERE name = 'facts_by_territory'").Scan(&index))

@@ -10,9 +10,11 @@ import (
 
 // namesLayout is the layout step after the lean one:
 //
-//   - read tokens are kept once, in the names dictionary, and the feed's
-//     rows and both its indexes refer to them by their small integer,
-//     where each repeated the token's text (twenty to fifty bytes);
+//   - read tokens and user ids are kept once, in the names dictionary,
+//     and the feed's rows and both its indexes, records (updated_by),
+//     stored answers and audit entries (user_id) refer to them by their
+//     small integer, where each repeated the text (twenty to fifty
+//     bytes; a record's history still names its users);
 //   - the audit entry of a record's creation whose changes are exactly
 //     the record's data keeps the mark auditSameAsData instead of a copy
 //     of that data, until the record is written again (see Put);
@@ -38,6 +40,63 @@ const namesLayout = `
 	ALTER TABLE record_tokens_names RENAME TO record_tokens;
 	CREATE INDEX record_tokens_feed ON record_tokens(tok, seq, gone);
 	CREATE INDEX record_tokens_seq ON record_tokens(seq);
+	INSERT OR IGNORE INTO names (name)
+		SELECT updated_by FROM records UNION SELECT user_id FROM answers UNION SELECT user_id FROM audit;
+	CREATE TABLE records_names (
+		rec INTEGER PRIMARY KEY,
+		coll TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		deleted INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		updated_by INTEGER NOT NULL, -- names.n
+		data TEXT,
+		seq INTEGER NOT NULL,
+		tokens TEXT NOT NULL,
+		refs TEXT NOT NULL,
+		history TEXT NOT NULL,
+		UNIQUE (coll, id)
+	);
+	INSERT INTO records_names (rec, coll, id, version, deleted, updated_at, updated_by, data, seq, tokens, refs, history)
+		SELECT r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, n.n, r.data, r.seq, r.tokens, r.refs, r.history
+		FROM records r JOIN names n ON n.name = r.updated_by ORDER BY r.rec;
+	DROP TABLE records;
+	ALTER TABLE records_names RENAME TO records;
+	CREATE TABLE answers_names (
+		user_id INTEGER NOT NULL, -- names.n
+		mutation_id TEXT NOT NULL,
+		body TEXT,
+		version INTEGER NOT NULL DEFAULT 0,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (user_id, mutation_id)
+	) WITHOUT ROWID;
+	INSERT INTO answers_names (user_id, mutation_id, body, version, at)
+		SELECT n.n, a.mutation_id, a.body, a.version, a.at FROM answers a JOIN names n ON n.name = a.user_id;
+	DROP TABLE answers;
+	ALTER TABLE answers_names RENAME TO answers;
+	CREATE TABLE audit_names (
+		n INTEGER PRIMARY KEY,
+		key TEXT,
+		at INTEGER NOT NULL,
+		user_id INTEGER NOT NULL, -- names.n
+		device_id TEXT NOT NULL,
+		action TEXT NOT NULL,
+		coll TEXT NOT NULL,
+		rid TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		changes TEXT NOT NULL,
+		territories TEXT NOT NULL
+	);
+	INSERT INTO audit_names (n, key, at, user_id, device_id, action, coll, rid, version, changes, territories)
+		SELECT a.n, a.key, a.at, u.n, a.device_id, a.action, a.coll, a.rid, a.version, a.changes, a.territories
+		FROM audit a JOIN names u ON u.name = a.user_id ORDER BY a.n;
+	DROP TABLE audit;
+	ALTER TABLE audit_names RENAME TO audit;
+	-- An entry is one per key: a record's write has none of its own (NULL)
+	-- and is one per collection, id and version.
+	CREATE UNIQUE INDEX audit_by_record ON audit(coll, rid, version, coalesce(key, ''));
+	CREATE INDEX audit_by_time ON audit(at);
+	CREATE INDEX audit_by_user ON audit(user_id, at);
 	DROP INDEX facts_by_territory;
 	-- Covering what the coverage count reads, for a territory's or a region's report.
 	CREATE INDEX facts_by_territory ON facts(kind, territory, at, rep, customer, day, visit, flag);`

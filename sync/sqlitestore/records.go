@@ -82,11 +82,15 @@ func (t *tx) nextSeq(ctx context.Context) (int64, error) {
 	return t.seq, nil
 }
 
-const recordColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history"
+const recordColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, " + updatedByColumn + ", r.data, r.seq, r.tokens, r.refs, r.history"
+
+// updatedByColumn is the name of a record's last writer, which it keeps
+// as that name's integer (see names).
+const updatedByColumn = "(SELECT name FROM names WHERE n = r.updated_by)"
 
 // feedColumns are recordColumns without what readers of the feed do not
 // need.
-const feedColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]'"
+const feedColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, " + updatedByColumn + ", r.data, r.seq, r.tokens, '[]', '[]'"
 
 // scanRecord reads recordColumns; the record's facts are read apart (see
 // readFacts).
@@ -340,8 +344,13 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if r.Data != nil {
 		data = string(r.Data)
 	}
+	// The writer's name first, then the tokens'.
+	names, err := t.nameIDs(ctx, append([]string{r.UpdatedBy}, r.Tokens...))
+	if err != nil {
+		return errorf("%s: names: %w", op, err)
+	}
 	coll := string(r.Collection)
-	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history}
+	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), names[0], data, seq, tokens, refs, history}
 	key := coll + "/" + r.ID
 	rec := t.recs[key]
 	if old == nil {
@@ -361,11 +370,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 			return errorf("%s: %w", op, err)
 		}
 	}
-	toks, err := t.nameIDs(ctx, r.Tokens)
-	if err != nil {
-		return errorf("%s: tokens: %w", op, err)
-	}
-	for _, tok := range toks {
+	for _, tok := range names[1:] {
 		t.tokenRows.add(rec, tok, seq, 0)
 	}
 	if old != nil {
@@ -584,10 +589,14 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 	}
 	rows := batch{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
 	for _, a := range t.answers {
+		user, err := t.nameIDs(ctx, []string{a.UserID})
+		if err != nil {
+			return err
+		}
 		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
-			rows.add(a.UserID, a.MutationID, nil, v, a.At.UnixNano())
+			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
-			rows.add(a.UserID, a.MutationID, string(a.Body), 0, a.At.UnixNano())
+			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
 		}
 	}
 	return rows.flush(ctx, t)
@@ -791,7 +800,7 @@ const sweepBatch = 1000
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	const op = "sqlitestore.SweepAnswers"
 	total := 0
-	var after [2]string
+	after := answerKey{}
 	for {
 		keys, err := s.oldAnswers(ctx, cutoff, after)
 		if err != nil {
@@ -801,7 +810,11 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 			break
 		}
 		after = keys[len(keys)-1]
-		raw, err := json.Marshal(keys)
+		pairs := make([][2]any, len(keys))
+		for i, k := range keys {
+			pairs[i] = [2]any{k.user, k.mutation}
+		}
+		raw, err := json.Marshal(pairs)
 		if err != nil {
 			return total, errorf("%s: %w", op, err)
 		}
@@ -822,20 +835,27 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 	return total, nil
 }
 
-// oldAnswers returns the keys (user id, mutation id) of up to sweepBatch
-// answers stored before cutoff, after key after in key order.
-func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after [2]string) ([][2]string, error) {
+// answerKey is a stored answer's key: its user's name (see names) and
+// its mutation id.
+type answerKey struct {
+	user     int64
+	mutation string
+}
+
+// oldAnswers returns the keys of up to sweepBatch answers stored before
+// cutoff, after key after in key order.
+func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after answerKey) ([]answerKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT user_id, mutation_id FROM answers
 		WHERE (user_id, mutation_id) > (?, ?) AND at < ? ORDER BY user_id, mutation_id LIMIT ?`,
-		after[0], after[1], cutoff.UnixNano(), sweepBatch)
+		after.user, after.mutation, cutoff.UnixNano(), sweepBatch)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var keys [][2]string
+	var keys []answerKey
 	for rows.Next() {
-		var k [2]string
-		if err := rows.Scan(&k[0], &k[1]); err != nil {
+		var k answerKey
+		if err := rows.Scan(&k.user, &k.mutation); err != nil {
 			return nil, err
 		}
 		keys = append(keys, k)
@@ -922,7 +942,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.addName, "INSERT INTO names (name) VALUES (?) RETURNING n"},
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
-		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
+		{&q.answers, `SELECT mutation_id, body, version, at FROM answers
+			WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id IN (SELECT value FROM json_each(?2))`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
