@@ -2,8 +2,10 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +162,41 @@ func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
 	assert.Equal(t, 3, strings.Count(all, "USING COVERING INDEX facts_by_territory (kind=? AND territory=?"),
 		"visits, stops and orders are each read through the territory's part of the index:\n%s", all)
 	assert.NotContains(t, all, "facts_by_time", all)
+}
+
+func TestLeanLayoutMovesToNamesAndGivesSpaceBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fieldsync.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	lean := &Store{w: db, r: db}
+	_, err = lean.migrateTo(ctx, len(steps())-1)
+	require.NoError(t, err)
+	// 2,000 customers of the lean layout, each with two feed rows.
+	_, err = db.ExecContext(ctx, `
+		WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i WHERE k < 2000)
+		INSERT INTO records (rec, coll, id, version, deleted, updated_at, updated_by, data, seq, tokens, refs, history)
+		SELECT k, 'customers', 'c-' || k, 1, 0, k, 'u-' || (k % 3), '{"name":"' || printf('%0200d', k) || '"}', k,
+			'customers|all' || char(10) || 'customers|terr:t-' || (k % 7), '[]', '[{"v":1,"m":"m-' || k || '","c":true}]' FROM i;
+		INSERT INTO record_tokens (rec, token, seq, gone)
+		SELECT rec, 'customers|all', seq, 0 FROM records UNION ALL SELECT rec, 'customers|terr:t-' || (rec % 7), seq, 0 FROM records;
+		UPDATE feed SET seq = 2000;`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s, err := Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	var free, names int
+	require.NoError(t, s.r.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free))
+	assert.Zero(t, free, "the pages of the rebuilt tables are given back")
+	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT count(*) FROM names").Scan(&names))
+	assert.Equal(t, 1+7+3, names, "tokens and users, each once")
+	chs, err := s.Changes(ctx, []string{"customers|terr:t-3"}, 0, 2000, 1000, 0)
+	require.NoError(t, err)
+	assert.Len(t, chs, 286, "the customers of t-3, through the migrated feed")
+	for _, c := range chs {
+		require.Equal(t, "u-"+strconv.Itoa(int(c.Seq%3)), c.Record.UpdatedBy)
+	}
 }

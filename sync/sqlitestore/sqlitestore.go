@@ -247,8 +247,9 @@ func steps() []func(context.Context, *sql.Tx) error {
 
 // migrate brings the database to the newest layout. A new file gets
 // auto_vacuum=INCREMENTAL before its first table, so that the pages that
-// deletes free can be given back (see reclaim); a file made before that
-// is rebuilt once by VACUUM after it moves to the lean layout.
+// deletes free can be given back (see Reclaim), which migrate does after
+// a migration; a file made before that is rebuilt once by VACUUM after it
+// moves to the lean layout.
 func (s *Store) migrate(ctx context.Context) error {
 	all := steps()
 	from, err := s.migrateTo(ctx, len(all))
@@ -259,8 +260,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
 		return err
 	}
-	if mode == autoVacuumIncremental || from == len(all) {
+	if from == len(all) {
 		return nil
+	}
+	if mode == autoVacuumIncremental {
+		// The tables a migration rebuilt left their pages free.
+		_, err := s.Reclaim(ctx)
+		return err
 	}
 	// auto_vacuum changes on an existing file only through VACUUM, which
 	// also drops the free pages the migration left.
