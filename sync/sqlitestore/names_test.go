@@ -167,7 +167,7 @@ func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
 func TestLeanLayoutMovesToNamesAndGivesSpaceBack(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fieldsync.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)")
 	require.NoError(t, err)
 	db.SetMaxOpenConns(1)
 	lean := &Store{w: db, r: db}
@@ -183,6 +183,9 @@ func TestLeanLayoutMovesToNamesAndGivesSpaceBack(t *testing.T) {
 		SELECT rec, 'customers|all', seq, 0 FROM records UNION ALL SELECT rec, 'customers|terr:t-' || (rec % 7), seq, 0 FROM records;
 		UPDATE feed SET seq = 2000;`)
 	require.NoError(t, err)
+	var mode int
+	require.NoError(t, db.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode))
+	require.Equal(t, autoVacuumIncremental, mode, "a file of the lean layout that gives space back")
 	require.NoError(t, db.Close())
 
 	s, err := Open(ctx, path)
