@@ -61,7 +61,12 @@ const namesLayout = `
 		SELECT r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, n.n, r.data, r.seq, r.tokens, r.refs, r.history
 		FROM records r JOIN names n ON n.name = r.updated_by ORDER BY r.rec;
 	DROP TABLE records;
-	ALTER TABLE records_names RENAME TO records;
+	ALTER TABLE records_names RENAME TO records;`
+
+// namesLayoutRest is the rest of namesLayout, after the audit entries of
+// creations are marked (see markCreations), so that the copy of the
+// audit table packs their shorter rows.
+const namesLayoutRest = `
 	CREATE TABLE answers_names (
 		user_id INTEGER NOT NULL, -- names.n
 		mutation_id TEXT NOT NULL,
@@ -109,7 +114,8 @@ func migrateNames(ctx context.Context, tx *sql.Tx) error {
 	if err := markCreations(ctx, tx); err != nil {
 		return errorf("audit: %w", err)
 	}
-	return nil
+	_, err := tx.ExecContext(ctx, namesLayoutRest)
+	return err
 }
 
 // markCreations marks auditSameAsData the entries of records' creations

@@ -123,35 +123,41 @@ func scanRecord(sc interface{ Scan(...any) error }) (int64, *sync.Record, error)
 			return 0, nil, errorf("record %s/%s: %w", coll, r.ID, err)
 		}
 	}
-	r.History = fullHistory(revs, r.Data)
+	r.History = fullHistory(revs, r.Data, r.UpdatedBy)
 	return rec, &r, nil
 }
 
 // storedRevision is how a revision is kept in the history column: a
 // revision whose data is the record's current data says so (Current)
-// rather than holding a second copy of it.
+// rather than holding a second copy of it, and one whose user is the
+// record's last writer says so (Writer) rather than naming the user again.
 type storedRevision struct {
 	Version    int64           `json:"v"`
 	MutationID string          `json:"m,omitempty"`
 	UserID     string          `json:"u,omitempty"`
 	Data       json.RawMessage `json:"d,omitempty"`
 	Current    bool            `json:"c,omitempty"`
+	Writer     bool            `json:"w,omitempty"`
 }
 
 // leanHistory returns the stored form of a record's history, given the
-// record's data.
-func leanHistory(h []storedRevision, data []byte) []storedRevision {
+// record's data and last writer (empty: no revision is marked Writer).
+func leanHistory(h []storedRevision, data []byte, writer string) []storedRevision {
 	out := slices.Clone(h)
 	for i := range out {
 		if len(data) > 0 && bytes.Equal(out[i].Data, data) {
 			out[i].Data, out[i].Current = nil, true
 		}
+		if writer != "" && out[i].UserID == writer {
+			out[i].UserID, out[i].Writer = "", true
+		}
 	}
 	return out
 }
 
-// fullHistory returns the history of a record from its stored form.
-func fullHistory(h []storedRevision, data json.RawMessage) []sync.Revision {
+// fullHistory returns the history of a record from its stored form, given
+// the record's data and last writer.
+func fullHistory(h []storedRevision, data json.RawMessage, writer string) []sync.Revision {
 	if h == nil {
 		return nil
 	}
@@ -160,6 +166,9 @@ func fullHistory(h []storedRevision, data json.RawMessage) []sync.Revision {
 		out[i] = sync.Revision{Version: s.Version, MutationID: s.MutationID, UserID: s.UserID, Data: s.Data}
 		if s.Current {
 			out[i].Data = data
+		}
+		if s.Writer {
+			out[i].UserID = writer
 		}
 	}
 	return out
@@ -445,7 +454,7 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 		revs[i] = storedRevision{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: h.Data}
 	}
 	var b [2][]byte
-	for i, v := range []any{nonNil(r.Refs), leanHistory(revs, r.Data)} {
+	for i, v := range []any{nonNil(r.Refs), leanHistory(revs, r.Data, r.UpdatedBy)} {
 		if b[i], err = json.Marshal(v); err != nil {
 			return "", "", "", err
 		}
