@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +90,29 @@ func TestCreationAuditKeepsNoCopyOfTheData(t *testing.T) {
 	assert.Equal(t, created, got[1].Changes, "the creation reads the same after the record moved on")
 	assert.Equal(t, map[string]sync.FieldChange{"grade": {From: json.RawMessage(`"A"`), To: json.RawMessage(`"B"`)}}, got[0].Changes)
 	assert.NotEqual(t, auditSameAsData, stored(2), "an update's changes are not the data")
+}
+
+func TestHistoryNamesItsWriterOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	r := writeVersion(t, s, 1, `{"name":"Ana's"}`, nil)
+	next := *r
+	next.Version, next.UpdatedBy, next.Data = 2, "u-2", json.RawMessage(`{"name":"Bo"}`)
+	next.History = append(slices.Clone(r.History), sync.Revision{Version: 2, MutationID: "m-2", UserID: "u-2", Data: next.Data})
+	next.Audit = nil
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error { return tx.Put(ctx, &next, 1) }))
+
+	var history string
+	require.NoError(t, s.r.QueryRowContext(ctx, "SELECT history FROM records WHERE id = 'c-1'").Scan(&history))
+	assert.Equal(t, `[{"v":1,"m":"m","u":"u-1","d":{"name":"Ana's"}},{"v":2,"m":"m-2","c":true,"w":true}]`, history,
+		"the newest revision names neither its data nor its user, which the record holds")
+	var got *sync.Record
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		var err error
+		got, err = tx.Record(ctx, schema.Customers, "c-1")
+		return err
+	}))
+	assert.Equal(t, next.History, got.History)
 }
 
 func TestTokensAreKeptOnceAsNames(t *testing.T) {
