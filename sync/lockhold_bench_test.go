@@ -200,7 +200,7 @@ func BenchmarkWorstPushLockHold(b *testing.B) {
 func BenchmarkWorstPushLockFloor(b *testing.B) {
 	for _, w := range []struct {
 		name  string
-		build func(n, i int) mut
+		build func(n, i int) storetest.Mut
 	}{worstPushes[0], worstPushes[2]} {
 		b.Run(w.name, func(b *testing.B) {
 			db := openRaw(b)
@@ -212,7 +212,7 @@ func BenchmarkWorstPushLockFloor(b *testing.B) {
 			for n := range bodies {
 				bodies[n] = make([]string, benchBatch)
 				for i := range bodies[n] {
-					bodies[n][i] = string(w.build(n, i).raw())
+					bodies[n][i] = string(w.build(n, i).Raw())
 					size += 2 * len(bodies[n][i])
 				}
 			}
