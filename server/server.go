@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"runtime"
 	"strings"
 	gosync "sync"
 	"time"
@@ -119,7 +118,7 @@ type Server struct {
 	metrics *metrics
 	app     *fiber.App
 	zip     *compressor
-	hashing *hashQueue // one slot per core for password checks
+	signIns *signInGate
 	watcher *sync.Watcher
 	streams *streams
 	guard   *guard
@@ -214,11 +213,12 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics: newMetrics(),
-		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
 		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
 		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
+	s.signIns = newSignInGate(cfg.Limits.SignInSlots, cfg.Limits.SignInQueue, cfg.Now, s.metrics.reg)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,
