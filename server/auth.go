@@ -76,11 +76,6 @@ func (s *Server) login(c *fiber.Ctx) error {
 // one that finds the sign-in queue full gets a *busy; one whose ctx ends
 // while it waits for its turn is not checked.
 func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error) {
-	release, err := s.signIns.acquire(ctx, addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer release()
 	now := s.now()
 	key := throttleKey(addr, username)
 	failures, until, err := s.store.LoginFailures(ctx, key, now)
@@ -97,7 +92,10 @@ func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID 
 	} else if !errors.Is(err, sync.ErrNotFound) {
 		return nil, nil, err
 	}
-	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	match, err := s.checkPassword(ctx, addr, hash, password)
+	if err != nil {
+		return nil, nil, err
+	}
 	if u == nil || !match || !u.Active {
 		userID := ""
 		if u != nil {
@@ -330,4 +328,16 @@ func requireRole(roles ...schema.Role) fiber.Handler {
 		}
 		return schema.Errorf(schema.CodeForbidden, "this endpoint is not for the %s role", p.Role)
 	}
+}
+
+// checkPassword compares a password with its hash once the sign-in gate
+// lets it: the check is what the gate's slots stand for, the store's reads
+// and writes around it are not held up by it.
+func (s *Server) checkPassword(ctx context.Context, addr string, hash []byte, password string) (bool, error) {
+	release, err := s.signIns.acquire(ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
 }

@@ -119,6 +119,7 @@ type Server struct {
 	app     *fiber.App
 	zip     *compressor
 	signIns *signInGate
+	writes  *writeProbe // nil when the record store cannot tell whether it writes
 	watcher *sync.Watcher
 	streams *streams
 	guard   *guard
@@ -215,6 +216,9 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
 		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
+	}
+	if wc, ok := cfg.Store.(WriteChecker); ok {
+		s.writes = &writeProbe{store: wc, now: cfg.Now}
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)

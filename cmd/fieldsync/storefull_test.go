@@ -60,8 +60,9 @@ func fill(t *testing.T, path string) (free func()) {
 
 // The disk under the embedded store fills up while the server runs:
 // pushes are refused whole with 503 unavailable and Retry-After (none of
-// their records written), reads go on, and once space is back the same
-// push is applied whole, without a restart.
+// their records written), readiness says the record store cannot write,
+// reads go on, and once space is back readiness returns and the same push
+// is applied whole, without a restart.
 func TestRecordStoreDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -86,6 +87,12 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	require.NoError(t, json.Unmarshal(refused.body, &body))
 	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
 
+	ready := getAnswer(t, base+"/readyz")
+	require.Equalf(t, http.StatusServiceUnavailable, ready.status, "readiness on a full disk: %s", ready.body)
+	require.NoError(t, json.Unmarshal(ready.body, &body))
+	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
+	assert.Contains(t, body.Error.Message, "the record store cannot write (records)", "readiness names the store")
+
 	var page schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &page), "reads go on while the disk is full")
 	for _, ch := range page.Changes {
@@ -93,6 +100,8 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	}
 
 	free()
+	require.Eventually(t, func() bool { return getStatus(t, base+"/readyz") == http.StatusOK }, 30*time.Second, 200*time.Millisecond,
+		"ready again by itself once space is back, before any write")
 	var results []schema.PushResult
 	require.Eventually(t, func() bool {
 		a := c.pushRaw(t, batch)
@@ -148,8 +157,16 @@ func (c client) pushRaw(t *testing.T, mutations []map[string]any) answer {
 
 func getStatus(t *testing.T, url string) int {
 	t.Helper()
+	return getAnswer(t, url).status
+}
+
+// getAnswer GETs url and reads the answer whole.
+func getAnswer(t *testing.T, url string) answer {
+	t.Helper()
 	resp, err := http.Get(url)
 	require.NoError(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return answer{resp.StatusCode, resp.Header, body}
 }
