@@ -33,6 +33,10 @@ const (
 	// firstSignInEstimate is how long a sign-in is taken to hold its slot
 	// until one has been measured.
 	firstSignInEstimate = 100 * time.Millisecond
+	// maxSignInQueueWait bounds the queue by time as well: a sign-in that
+	// would wait longer than this at the measured pace is refused at once,
+	// well before a phone's request times out.
+	maxSignInQueueWait = 5 * time.Second
 	// maxSignInRetryAfter bounds what a refused sign-in is asked to wait.
 	maxSignInRetryAfter = 5 * time.Minute
 )
@@ -46,7 +50,8 @@ const (
 )
 
 // signInGate admits sign-ins: at most slots at once, at most maxWaiting
-// more waiting in turns between client addresses, the rest refused.
+// more waiting in turns between client addresses (fewer when the measured
+// pace would keep them waiting past maxSignInQueueWait), the rest refused.
 type signInGate struct {
 	slots      int
 	maxWaiting int
@@ -122,7 +127,7 @@ func (g *signInGate) acquire(ctx context.Context, addr string) (release func(), 
 		g.outcomes.WithLabelValues(signInImmediate).Inc()
 		return g.releaser(), nil
 	}
-	if g.waiters >= g.maxWaiting {
+	if g.waiters >= g.maxWaiting || time.Duration(g.waiters+1)*g.hold/time.Duration(g.slots) > maxSignInQueueWait {
 		wait := g.promise()
 		g.mu.Unlock()
 		g.outcomes.WithLabelValues(signInRefused).Inc()

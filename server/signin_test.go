@@ -57,6 +57,7 @@ func TestSignInsTakeTurnsBetweenAddresses(t *testing.T) {
 	ctx := context.Background()
 	const flood = 50
 	g := newTestGate(1, flood+1, time.Now)
+	g.hold = time.Millisecond // the queue is bounded by its length here, not its wait
 	first, err := g.acquire(ctx, "flood")
 	require.NoError(t, err)
 	granted := make(chan string)
@@ -185,6 +186,24 @@ func TestSignInsPastTheQueueAreRefusedAtOnce(t *testing.T) {
 	g.hold = time.Hour
 	g.mu.Unlock()
 	assert.Equal(t, int(maxSignInRetryAfter/time.Second), retryAfter(), "never longer than the bound")
+}
+
+// The queue is also bounded by how long its last sign-in would wait at the
+// measured pace.
+func TestSignInQueueIsBoundedByItsWait(t *testing.T) {
+	g := newTestGate(1, 100, time.Now)
+	g.hold = maxSignInQueueWait / 3
+	ctx := context.Background()
+	_, err := g.acquire(ctx, "a")
+	require.NoError(t, err)
+	for range 3 {
+		go func() { _, _ = g.acquire(ctx, "a") }()
+	}
+	awaitWaiting(t, g, 3)
+	_, err = g.acquire(ctx, "a")
+	var b *busy
+	assert.True(t, errors.As(err, &b), "a fourth would wait longer than the bound: %v", err)
+	assert.Equal(t, 3, g.waiting())
 }
 
 // The time a sign-in holds its slot is measured: a moving average of what
