@@ -102,10 +102,6 @@ type Client struct {
 	resolve  Resolver
 	photoDir string
 
-	// resumable maps a photo's hash to the address of its resumable
-	// upload; touched only by Sync, under syncMu.
-	resumable map[string]string
-
 	syncMu  gosync.Mutex // held by Sync and Close
 	photoMu gosync.Mutex // held while photo files come and go
 }
@@ -135,7 +131,6 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		resolve:   cfg.Resolver,
 		photoDir:  cfg.PhotoDir,
 		api:       newAPI(cfg),
-		resumable: map[string]string{},
 	}
 	return c, nil
 }
