@@ -124,13 +124,13 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	c := &Client{
-		cfg:       cfg,
-		db:        db,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		resolve:   cfg.Resolver,
-		photoDir:  cfg.PhotoDir,
-		api:       newAPI(cfg),
+		cfg:      cfg,
+		db:       db,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		resolve:  cfg.Resolver,
+		photoDir: cfg.PhotoDir,
+		api:      newAPI(cfg),
 	}
 	return c, nil
 }

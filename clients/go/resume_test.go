@@ -44,12 +44,7 @@ func TestLargePhotoResumesAfterCuts(t *testing.T) {
 	assert.Less(t, float64(link.Sent()), 1.3*float64(len(body)),
 		"bytes sent up (%d) against the photo (%d): a resumed upload sends little more than the photo", link.Sent(), len(body))
 
-	status, raw := tm.call(t, "GET", "/v1/media/"+sum(body), tm.login(t, "rep1", password("rep1")), nil)
-	require.Equal(t, http.StatusOK, status)
-	assert.Equal(t, body, raw, "the server has exactly the photo")
-	rec, err := c.Get(ctx, schema.Photos, "ph-cut")
-	require.NoError(t, err)
-	assert.True(t, decode[schema.Photo](t, rec).Uploaded)
+	assertPhotoStored(t, tm, c, "ph-cut", body)
 }
 
 // An app closed in the middle of a resumable upload keeps the upload's
@@ -92,10 +87,17 @@ func TestPhotoUploadResumesAfterRestart(t *testing.T) {
 	assert.Less(t, float64(link.Sent()), 1.3*float64(len(body)),
 		"bytes sent up by both apps (%d) against the photo (%d): the restarted app went on from the server's offset", link.Sent(), len(body))
 
+	assertPhotoStored(t, tm, second, "ph-restart", body)
+}
+
+// assertPhotoStored checks that the server holds exactly body and that the
+// client's photo record id turned uploaded.
+func assertPhotoStored(t *testing.T, tm *team, c *fieldsync.Client, id string, body []byte) {
+	t.Helper()
 	status, raw := tm.call(t, "GET", "/v1/media/"+sum(body), tm.login(t, "rep1", password("rep1")), nil)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, body, raw, "the server has exactly the photo")
-	rec, err := second.Get(ctx, schema.Photos, "ph-restart")
+	rec, err := c.Get(context.Background(), schema.Photos, id)
 	require.NoError(t, err)
 	assert.True(t, decode[schema.Photo](t, rec).Uploaded)
 }
