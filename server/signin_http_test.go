@@ -27,7 +27,7 @@ const slowSignInCost = 13
 // addSlowUser stores a rep whose password hash is slow to check.
 func (ts *testServer) addSlowUser(tb testing.TB, username, password string) {
 	tb.Helper()
-	u, err := server.NewUser(username, password, schema.RoleRep, nil, "", time.Now())
+	u, err := server.NewUser(username, password, schema.RoleRep, nil, "", time.Now(), bcrypt.MinCost)
 	require.NoError(tb, err)
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), slowSignInCost)
 	require.NoError(tb, err)

@@ -61,8 +61,9 @@ type Config struct {
 	PullLimit int
 	// ResumableAbove is the size in bytes above which a photo is sent
 	// through a resumable upload (tus), which goes on from the last byte
-	// the server holds after a cut, rather than one PUT; default
-	// DefaultResumableAbove, below 0 never.
+	// the server holds after a cut, rather than one PUT; the upload's
+	// address is kept in the local store, so it goes on after the app
+	// restarts too. Default DefaultResumableAbove, below 0 never.
 	ResumableAbove int64
 	// Retry says how requests that failed for a passing reason are tried
 	// again.
