@@ -150,7 +150,7 @@ func TestASignInGivenUpLeavesTheQueue(t *testing.T) {
 // grows with the queue and the measured time a sign-in holds its slot,
 // and each refusal is sent back after the one before it, so that a crowd
 // refused together comes back spread out, as fast as the slots serve it.
-func TestSignInsPastTheQueueAreRefusedAtOnce(t *testing.T) {
+func TestGateRefusesPastTheQueue(t *testing.T) {
 	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	g := newTestGate(2, 2, clock)
