@@ -186,3 +186,58 @@ func BenchmarkWorstPushLockHold(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWorstPushLockFloor measures what SQLite alone takes to store
+// the bytes of the worst push, the 500 submitted orders of 100 lines, in
+// one write transaction: each order's JSON once in a table keyed like the
+// records (a rowid table with a unique key) and once in one keyed like
+// the answers (a merged order's answer carries the repriced record). No
+// derivation, no feed, facts or audit: this is the floor under any store
+// work for that push on this machine, beside the typical push's 500
+// closed visits stored the same way.
+//
+//	go test -run '^$' -bench WorstPushLockFloor -benchtime 5x ./sync/
+func BenchmarkWorstPushLockFloor(b *testing.B) {
+	for _, w := range []struct {
+		name  string
+		build func(n, i int) mut
+	}{worstPushes[0], worstPushes[2]} {
+		b.Run(w.name, func(b *testing.B) {
+			db := openRaw(b)
+			_, err := db.Exec(`CREATE TABLE recs (rec INTEGER PRIMARY KEY, coll TEXT NOT NULL, id TEXT NOT NULL, data TEXT, UNIQUE (coll, id));
+				CREATE TABLE answers (user_id TEXT NOT NULL, mutation_id TEXT NOT NULL, body TEXT, PRIMARY KEY (user_id, mutation_id)) WITHOUT ROWID`)
+			require.NoError(b, err)
+			bodies := make([][]string, b.N)
+			size := 0
+			for n := range bodies {
+				bodies[n] = make([]string, benchBatch)
+				for i := range bodies[n] {
+					bodies[n][i] = string(w.build(n, i).raw())
+					size += 2 * len(bodies[n][i])
+				}
+			}
+			var cpu time.Duration
+			b.ResetTimer()
+			for n := range b.N {
+				start := processCPU()
+				tx, err := db.Begin()
+				require.NoError(b, err)
+				for i, body := range bodies[n] {
+					id := fmt.Sprintf("x-%d-%d", n, i)
+					if _, err := tx.Exec("INSERT INTO recs (coll, id, data) VALUES ('orders', ?, ?)", id, body); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := tx.Exec("INSERT INTO answers (user_id, mutation_id, body) VALUES ('u-rep', ?, ?)", id, body); err != nil {
+						b.Fatal(err)
+					}
+				}
+				require.NoError(b, tx.Commit())
+				cpu += processCPU() - start
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "lock-cpu-ms/push")
+			b.ReportMetric(float64(size/b.N), "bytes-stored/push")
+			b.ReportMetric(float64(size)/cpu.Seconds()/1e6, "MB-stored/cpu-s")
+		})
+	}
+}
