@@ -59,8 +59,9 @@ func fill(t *testing.T, path string) (free func()) {
 
 // The disk under the embedded store fills up while the server runs:
 // pushes are refused whole with 503 unavailable and Retry-After (none of
-// their records written), reads go on, and once space is back the same
-// push is applied whole, without a restart.
+// their records written), readiness says the record store cannot write,
+// reads go on, and once space is back readiness returns and the same push
+// is applied whole, without a restart.
 func TestRecordStoreDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -85,6 +86,12 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	require.NoError(t, json.Unmarshal(refused.Raw, &body))
 	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
 
+	ready := api.Call(t, http.MethodGet, "/readyz", "", nil)
+	require.Equalf(t, http.StatusServiceUnavailable, ready.Status, "readiness on a full disk: %s", ready.Raw)
+	require.NoError(t, json.Unmarshal(ready.Raw, &body))
+	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
+	assert.Contains(t, body.Error.Message, "the record store cannot write (records)", "readiness names the store")
+
 	var page schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &page), "reads go on while the disk is full")
 	for _, ch := range page.Changes {
@@ -92,6 +99,8 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	}
 
 	free()
+	require.Eventually(t, func() bool { return c.get(t, "/readyz", nil) == http.StatusOK }, 30*time.Second, 200*time.Millisecond,
+		"ready again by itself once space is back, before any write")
 	var results []schema.PushResult
 	require.Eventually(t, func() bool {
 		a := c.pushAny(t, batch)
