@@ -1,0 +1,472 @@
+package scale_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"modernc.org/sqlite"
+
+	"github.com/fieldsync/fieldsync/cmd/fieldsync/backup"
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/report"
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
+	"github.com/fieldsync/fieldsync/sync/storetest"
+)
+
+// seedShape names what seedInto writes. Change it whenever the seed
+// changes, so that no cached store of the old seed is used.
+const seedShape = "v1"
+
+// seedingSuffix ends the name of a folder a store is being seeded in:
+// the connection hook gives that store's writer a bulk load's page cache.
+const seedingSuffix = ".seeding"
+
+// seedCacheKiB is the writer's page cache while seeding (SQLite's
+// cache_size in KiB). The default, 2 MiB, holds a sliver of the indexes of
+// a store of millions of records, and every insert into them then reads
+// its pages from the file again; with a large cache they stay in memory.
+// Only how much SQLite keeps in memory changes: the statements and what
+// they write are the engine's.
+const seedCacheKiB = 1_500_000
+
+func TestMain(m *testing.M) {
+	sqlite.RegisterConnectionHook(func(conn sqlite.ExecQuerierContext, dsn string) error {
+		path, pragmas, _ := strings.Cut(dsn, "?")
+		if !strings.Contains(pragmas, "temp_store") || !strings.HasSuffix(filepath.Dir(path), seedingSuffix) {
+			return nil // not a seeding store's writer
+		}
+		_, err := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", seedCacheKiB), nil)
+		return err
+	})
+	os.Exit(m.Run())
+}
+
+// seedStore returns an open store of the benchmark's shape with the given
+// number of territories, in a folder of its own. The big store is kept
+// in the seed cache (FIELDSYNC_SCALE_CACHE, default
+// ~/.cache/fieldsync/scale; "off" to seed every time), keyed by the
+// seed's shape, the store's schema version and the territories: a later
+// run copies the cached file instead of seeding it again. The small store
+// is always seeded afresh.
+func seedStore(b *testing.B, name string, territories int, cacheable bool) *store {
+	b.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(b.TempDir(), name)
+	cache := seedCache(b)
+	if !cacheable || cache == "" {
+		seedInto(b, name, dir, territories)
+	} else {
+		cached := filepath.Join(cache, fmt.Sprintf("%s-schema%d-t%d", seedShape, schemaVersion(b), territories))
+		if _, err := os.Stat(filepath.Join(cached, backup.DatabaseName)); err != nil {
+			seedInto(b, name, cached, territories)
+		} else {
+			b.Logf("%s: using the seeded store in %s", name, cached)
+		}
+		start := time.Now()
+		require.NoError(b, os.MkdirAll(dir, 0o700))
+		copyFile(b, filepath.Join(cached, backup.DatabaseName), filepath.Join(dir, backup.DatabaseName))
+		b.Logf("%s: copied the seeded store in %s", name, time.Since(start).Round(time.Second))
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, backup.DatabaseName))
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	eng, err := sync.New(sync.Config{Store: st, Secret: storetest.Secret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(b, err)
+	s := &store{name: name, dir: dir, st: st, eng: eng, territories: territories, records: records(territories)}
+	s.reports = report.New(st, nil)
+	s.admin = s.caller(b, "admin")
+	s.manager = s.caller(b, "manager")
+	s.rep = s.caller(b, repName(0, 0))
+	return s
+}
+
+// records is how many records seedInto writes for territories.
+func records(territories int) int {
+	return products + territories*(1+customersPerTerritory+repsPerTerritory*days*(1+visitsPerDay+visitsPerDay/4))
+}
+
+// seedCache returns the seed cache's folder, or "" when it is off.
+func seedCache(b *testing.B) string {
+	switch v := os.Getenv("FIELDSYNC_SCALE_CACHE"); v {
+	case "off":
+		return ""
+	case "":
+		base, err := os.UserCacheDir()
+		require.NoError(b, err)
+		return filepath.Join(base, "fieldsync", "scale")
+	default:
+		return v
+	}
+}
+
+// schemaVersion is the layout version the store creates now, read from a
+// new empty store.
+func schemaVersion(b *testing.B) int {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "version.db")
+	st, err := sqlitestore.Open(ctx, path)
+	require.NoError(b, err)
+	require.NoError(b, st.Close())
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(b, err)
+	defer db.Close()
+	var v int
+	require.NoError(b, db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v))
+	return v
+}
+
+func copyFile(b *testing.B, src, dst string) {
+	b.Helper()
+	in, err := os.Open(src)
+	require.NoError(b, err)
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	require.NoError(b, err)
+	_, err = io.Copy(out, in)
+	require.NoError(b, errors.Join(err, out.Close()))
+}
+
+// seedInto seeds a store in dir through the engine's push and closes it:
+// territories×1,000 customers, 5 reps per territory with a month of route
+// plans (10 stops a day) and visits (8 a day, checked out, an order on
+// every fourth), 200 products, and the users: an admin, the reps and a
+// manager over the first ten territories. Territories are seeded by
+// FIELDSYNC_SCALE_SEED_WORKERS goroutines at once (default 4), each
+// territory's pushes in order, so that the engine's group commit shares
+// write transactions among them; the store is what any interleaving of
+// these pushes by a server leaves. The store is written in dir+".seeding"
+// and renamed to dir once closed.
+func seedInto(b *testing.B, name, dir string, territories int) {
+	b.Helper()
+	seedWith(b, name, dir, territories, envInt("FIELDSYNC_SCALE_SEED_WORKERS", 4), true)
+}
+
+// seedWith is seedInto with the number of workers given, and without the
+// bulk load's page cache unless bulk.
+func seedWith(b *testing.B, name, dir string, territories, workers int, bulk bool) float64 {
+	b.Helper()
+	ctx := context.Background()
+	work := dir + seedingSuffix
+	if !bulk {
+		work = dir + ".plain"
+	}
+	require.NoError(b, os.RemoveAll(work))
+	require.NoError(b, os.MkdirAll(work, 0o700))
+	st, err := sqlitestore.Open(ctx, filepath.Join(work, backup.DatabaseName))
+	require.NoError(b, err)
+	eng, err := sync.New(sync.Config{Store: st, Secret: storetest.Secret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(b, err)
+	sd := &seeder{st: st, eng: eng}
+	admin, err := sd.user("admin", schema.RoleAdmin)
+	require.NoError(b, err)
+	region := make([]string, 0, regionTerritories)
+	for t := range min(regionTerritories, territories) {
+		region = append(region, territoryID(t))
+	}
+	_, err = sd.user("manager", schema.RoleManager, region...)
+	require.NoError(b, err)
+	start := time.Now()
+	var muts []json.RawMessage
+	for p := range products {
+		muts = append(muts, upsert(schema.Products, fmt.Sprintf("p-%d", p), map[string]any{"sku": fmt.Sprintf("SKU%05d", p),
+			"name": fmt.Sprintf("Product %d", p), "unit": "case", "price": 1000 + p, "active": true}))
+	}
+	require.NoError(b, sd.push(admin, muts))
+	workers = min(workers, territories)
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var done gosync.WaitGroup
+	var mu gosync.Mutex
+	seeded := 0
+	for range workers {
+		done.Go(func() {
+			for t := range next {
+				if err := sd.territory(admin, t); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				seeded++
+				if seeded%50 == 0 {
+					took := time.Since(start)
+					fmt.Fprintf(os.Stderr, "%s: %d of %d territories seeded in %s (%.0f records/s)\n", name, seeded, territories,
+						took.Round(time.Second), float64(records(seeded))/took.Seconds())
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	func() {
+		defer close(next)
+		for t := range territories {
+			select {
+			case next <- t:
+			case err := <-errs:
+				errs <- err
+				return
+			}
+		}
+	}()
+	done.Wait()
+	close(errs)
+	require.NoError(b, <-errs)
+	took := time.Since(start)
+	require.NoError(b, st.Close())
+	require.NoError(b, os.RemoveAll(dir))
+	require.NoError(b, os.Rename(work, dir))
+	n := records(territories)
+	rate := float64(n) / took.Seconds()
+	b.Logf("%s: seeded %d territories, %d reps, %d records through the engine in %s (%.0f records/s, %d workers, bulk cache %v)", name,
+		territories, territories*repsPerTerritory, n, took.Round(time.Second), rate, workers, bulk)
+	return rate
+}
+
+// BenchmarkSeed measures how fast seedInto fills a store of
+// FIELDSYNC_SCALE_SEED_TERRITORIES territories (default 20): one push at
+// a time with SQLite's default page cache, as the benchmark first
+// seeded, against FIELDSYNC_SCALE_SEED_WORKERS workers with the bulk
+// load's cache, alternating FIELDSYNC_SCALE_REPEAT times (default 1).
+//
+//	go test -run '^$' -bench Seed -benchtime 1x -timeout 0 ./bench/scale/
+func BenchmarkSeed(b *testing.B) {
+	territories := envInt("FIELDSYNC_SCALE_SEED_TERRITORIES", 20)
+	workers := envInt("FIELDSYNC_SCALE_SEED_WORKERS", 4)
+	repeat := envInt("FIELDSYNC_SCALE_REPEAT", 1)
+	for range b.N {
+		var plain, bulk []float64
+		for i := range repeat {
+			dir := b.TempDir()
+			plain = append(plain, seedWith(b, "plain", filepath.Join(dir, fmt.Sprint("plain", i)), territories, 1, false))
+			bulk = append(bulk, seedWith(b, "bulk", filepath.Join(dir, fmt.Sprint("bulk", i)), territories, workers, true))
+			require.NoError(b, os.RemoveAll(dir))
+		}
+		slices.Sort(plain)
+		slices.Sort(bulk)
+		p, q := plain[len(plain)/2], bulk[len(bulk)/2]
+		b.ReportMetric(p, "plain-records/s")
+		b.ReportMetric(q, "bulk-records/s")
+		b.ReportMetric(q/p, "bulk/plain")
+	}
+}
+
+// seeder pushes the seed through the engine.
+type seeder struct {
+	st  *sqlitestore.Store
+	eng *sync.Engine
+}
+
+// territory seeds territory t: the territory, its customers in pushes of
+// 500, its reps and each rep's month.
+func (sd *seeder) territory(admin schema.Principal, t int) error {
+	tid := territoryID(t)
+	if err := sd.push(admin, []json.RawMessage{upsert(schema.Territories, tid, map[string]any{"name": "Territory " + tid,
+		"region": fmt.Sprintf("R%d", t/regionTerritories)})}); err != nil {
+		return err
+	}
+	muts := make([]json.RawMessage, 0, 500)
+	for c := range customersPerTerritory {
+		muts = append(muts, upsert(schema.Customers, customerID(t, c), customer(t, c)))
+		if len(muts) == 500 || c == customersPerTerritory-1 {
+			if err := sd.push(admin, muts); err != nil {
+				return err
+			}
+			muts = muts[:0]
+		}
+	}
+	for r := range repsPerTerritory {
+		rep, err := sd.user(repName(t, r), schema.RoleRep, tid)
+		if err != nil {
+			return err
+		}
+		plans, visits := month(t, r)
+		if err := sd.push(admin, plans); err != nil {
+			return err
+		}
+		if err := sd.push(rep, visits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// user creates a user in the store and returns it as a caller.
+func (sd *seeder) user(name string, role schema.Role, territories ...string) (schema.Principal, error) {
+	now := time.Now()
+	u := &schema.User{ID: "u-" + name, Username: name, PasswordHash: "x", Role: role, Territories: append([]string{}, territories...),
+		Active: true, CreatedAt: now, UpdatedAt: now}
+	if err := sd.st.CreateUser(context.Background(), u); err != nil {
+		return schema.Principal{}, err
+	}
+	return principal(u), nil
+}
+
+func principal(u *schema.User) schema.Principal {
+	return u.Principal("dev-"+u.Username, "l-"+u.Username)
+}
+
+// push pushes muts as p and fails unless every one is applied.
+func (sd *seeder) push(p schema.Principal, muts []json.RawMessage) error {
+	resp, err := sd.eng.Push(context.Background(), p, &schema.PushRequest{DeviceID: p.DeviceID, Mutations: muts})
+	if err != nil {
+		return err
+	}
+	for i, r := range resp.Results {
+		if r.Status != schema.PushApplied {
+			return fmt.Errorf("mutation %d (%s) answered %+v", i, muts[i], r)
+		}
+	}
+	return nil
+}
+
+// caller returns the seeded user name as a caller.
+func (s *store) caller(b *testing.B, name string) schema.Principal {
+	b.Helper()
+	u, err := s.st.User(context.Background(), "u-"+name)
+	require.NoError(b, err)
+	return principal(u)
+}
+
+// sameSeed fails unless the rep of t-0 finds the same records — versions,
+// data, who wrote them, read tokens, references — and the same coverage
+// of t-0 in both stores: a cached big store must hold what the engine
+// writes now, as the small store, seeded afresh, does.
+func sameSeed(b *testing.B, small, big *store) {
+	b.Helper()
+	ctx := context.Background()
+	var ids []*schema.Envelope
+	checkpoint := ""
+	for {
+		resp, err := small.eng.Pull(ctx, small.rep, &schema.PullRequest{Checkpoint: checkpoint, Limit: sync.MaxPullLimit})
+		require.NoError(b, err)
+		ids = append(ids, resp.Changes...)
+		checkpoint = resp.Checkpoint
+		if !resp.HasMore {
+			break
+		}
+	}
+	type kept struct {
+		Version      int64
+		Deleted      bool
+		UpdatedBy    string
+		Data         string
+		Tokens, Refs []string
+	}
+	read := func(s *store) []kept {
+		out := make([]kept, 0, len(ids))
+		require.NoError(b, s.st.View(ctx, func(tx sync.RecordTx) error {
+			for _, e := range ids {
+				r, err := tx.Record(ctx, e.Collection, e.ID)
+				if err != nil {
+					return fmt.Errorf("%s %s %s: %w", s.name, e.Collection, e.ID, err)
+				}
+				out = append(out, kept{r.Version, r.Deleted, r.UpdatedBy, string(r.Data), r.Tokens, r.Refs})
+			}
+			return nil
+		}))
+		return out
+	}
+	require.Equal(b, read(small), read(big), "the rep's records differ between the stores")
+	cover := func(s *store) any {
+		r, err := s.reports.Coverage(ctx, s.admin, "2026-11-01", "2026-11-30", territoryID(0), time.UTC)
+		require.NoError(b, err)
+		return r
+	}
+	require.Equal(b, cover(small), cover(big), "t-0's coverage differs between the stores")
+	b.Logf("the big store's %d records of the rep and t-0's coverage are the small store's", len(ids))
+}
+
+// tableSum is a table's row count and a checksum of its rows that does
+// not depend on their order.
+type tableSum struct {
+	Rows int64
+	Sum  [4]uint64
+}
+
+// tableSums reads every row of every table of the database file at path.
+func tableSums(b *testing.B, path string) map[string]tableSum {
+	b.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(b, err)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table'")
+	require.NoError(b, err)
+	var tables []string
+	for rows.Next() {
+		var t string
+		require.NoError(b, rows.Scan(&t))
+		tables = append(tables, t)
+	}
+	require.NoError(b, errors.Join(rows.Err(), rows.Close()))
+	sums := make(map[string]tableSum, len(tables))
+	for _, t := range tables {
+		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %q", t))
+		require.NoError(b, err)
+		cols, err := rows.Columns()
+		require.NoError(b, err)
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		var ts tableSum
+		h := sha256.New()
+		var buf [8]byte
+		for rows.Next() {
+			require.NoError(b, rows.Scan(ptrs...))
+			h.Reset()
+			for _, v := range vals {
+				switch v := v.(type) {
+				case nil:
+					h.Write([]byte{0})
+				case int64:
+					h.Write([]byte{1})
+					binary.LittleEndian.PutUint64(buf[:], uint64(v))
+					h.Write(buf[:])
+				case float64:
+					h.Write([]byte{2})
+					binary.LittleEndian.PutUint64(buf[:], math.Float64bits(v))
+					h.Write(buf[:])
+				case string:
+					h.Write([]byte{3})
+					binary.LittleEndian.PutUint64(buf[:], uint64(len(v)))
+					h.Write(buf[:])
+					io.WriteString(h, v)
+				case []byte:
+					h.Write([]byte{4})
+					binary.LittleEndian.PutUint64(buf[:], uint64(len(v)))
+					h.Write(buf[:])
+					h.Write(v)
+				default:
+					b.Fatalf("table %s: a value of type %T", t, v)
+				}
+			}
+			d := h.Sum(nil)
+			for i := range ts.Sum {
+				ts.Sum[i] += binary.LittleEndian.Uint64(d[8*i:])
+			}
+			ts.Rows++
+		}
+		require.NoError(b, errors.Join(rows.Err(), rows.Close()))
+		sums[t] = ts
+	}
+	return sums
+}
