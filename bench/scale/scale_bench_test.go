@@ -42,7 +42,9 @@ const (
 // measures on each, alternating small and big FIELDSYNC_SCALE_REPEAT
 // times (default 5): a rep's first sync, an incremental pull, a push of
 // 150 visits, the month's coverage report of one territory and of a
-// region of ten, and, once, a backup and its restore.
+// region of ten, and, once, a backup and its restore, checked table by
+// table. The big store is seeded once and kept in a cache (see
+// seedStore); a seed that was stopped resumes where it was.
 //
 //	go test -run '^$' -bench Scale -benchtime 1x -timeout 0 ./bench/scale/
 func BenchmarkScale(b *testing.B) {
