@@ -68,8 +68,8 @@ func TestMain(m *testing.M) {
 // ~/.cache/fieldsync/scale; "off" to seed every time), keyed by the
 // seed's shape, the store's schema version and the territories: a later
 // run copies the cached file instead of seeding it again (see cachedSeed),
-// and sameSeed checks it against the small store, which is always seeded
-// afresh.
+// a larger store starts from the largest smaller one cached, and sameSeed
+// checks it against the small store, which is always seeded afresh.
 func seedStore(b *testing.B, name string, territories int, cacheable bool) *store {
 	b.Helper()
 	ctx := context.Background()
@@ -80,7 +80,17 @@ func seedStore(b *testing.B, name string, territories int, cacheable bool) *stor
 	} else {
 		cached := cachedSeed(b, cache, territories)
 		if cached == "" {
-			cached = filepath.Join(cache, fmt.Sprintf("%s-schema%d-t%d", seedShape, schemaVersion(b), territories))
+			version := schemaVersion(b)
+			cached = filepath.Join(cache, seedKey(version, territories))
+			if _, err := os.Stat(cached + seedingSuffix); err != nil {
+				if smaller := smallerSeed(b, cache, version, territories); smaller != "" {
+					// The seed of fewer territories is the first part of
+					// this one: the same users, products and territories.
+					require.NoError(b, os.MkdirAll(cached+seedingSuffix, 0o700))
+					copyFile(b, filepath.Join(smaller, backup.DatabaseName), filepath.Join(cached+seedingSuffix, backup.DatabaseName))
+					b.Logf("%s: growing the seeded store in %s", name, smaller)
+				}
+			}
 			seedInto(b, name, cached, territories)
 		} else {
 			b.Logf("%s: using the seeded store in %s", name, cached)
@@ -103,6 +113,25 @@ func seedStore(b *testing.B, name string, territories int, cacheable bool) *stor
 	return s
 }
 
+// seedKey names the cached store of territories at a schema version.
+func seedKey(version, territories int) string {
+	return fmt.Sprintf("%s-schema%d-t%d", seedShape, version, territories)
+}
+
+// smallerSeed returns the folder of the largest cached store of fewer
+// territories at the schema version, or "" if there is none.
+func smallerSeed(b *testing.B, cache string, version, territories int) string {
+	b.Helper()
+	found, most := "", 0
+	for t := range territories {
+		dir := filepath.Join(cache, seedKey(version, t))
+		if _, err := os.Stat(filepath.Join(dir, backup.DatabaseName)); err == nil && t > most {
+			found, most = dir, t
+		}
+	}
+	return found
+}
+
 // cachedSeed returns the folder of the cached store of territories with
 // the newest schema version not above the store's own, or "" if there is
 // none. A store seeded at an older version is brought up to date when it
@@ -111,7 +140,7 @@ func cachedSeed(b *testing.B, cache string, territories int) string {
 	b.Helper()
 	current := schemaVersion(b)
 	for v := current; v > 0; v-- {
-		dir := filepath.Join(cache, fmt.Sprintf("%s-schema%d-t%d", seedShape, v, territories))
+		dir := filepath.Join(cache, seedKey(v, territories))
 		if _, err := os.Stat(filepath.Join(dir, backup.DatabaseName)); err == nil {
 			if v < current {
 				b.Logf("the cached store %s is migrated from schema %d to %d when opened", dir, v, current)
