@@ -3,7 +3,9 @@ package scale_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -346,9 +348,18 @@ func (s *store) backupRestore(b *testing.B) (backupTook, restoreTook time.Durati
 	require.NoError(b, err)
 	require.Equal(b, watermark, m.Watermark, "the store was written during its backup")
 	start = time.Now()
-	was := tableSums(b, filepath.Join(s.dir, backup.DatabaseName))
+	seed := maphash.MakeSeed()
 	restoredPath := filepath.Join(into, backup.DatabaseName)
-	now := tableSums(b, restoredPath)
+	var was map[string]tableSum
+	var wasErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		was, wasErr = tableSums(filepath.Join(s.dir, backup.DatabaseName), seed)
+	}()
+	now, err := tableSums(restoredPath, seed)
+	<-read
+	require.NoError(b, errors.Join(wasErr, err))
 	restored, err := sqlitestore.Open(ctx, restoredPath)
 	require.NoError(b, err)
 	defer restored.Close()

@@ -2,12 +2,12 @@ package scale_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -119,11 +119,13 @@ func seedKey(version, territories int) string {
 }
 
 // smallerSeed returns the folder of the largest cached store of fewer
-// territories at the schema version, or "" if there is none.
+// territories, but at least a region's, at the schema version, or "" if
+// there is none.
 func smallerSeed(b *testing.B, cache string, version, territories int) string {
 	b.Helper()
 	found, most := "", 0
-	for t := range territories {
+	// A seed of fewer territories than a region's has a smaller region.
+	for t := regionTerritories; t < territories; t++ {
 		dir := filepath.Join(cache, seedKey(version, t))
 		if _, err := os.Stat(filepath.Join(dir, backup.DatabaseName)); err == nil && t > most {
 			found, most = dir, t
@@ -203,14 +205,14 @@ func copyFile(b *testing.B, src, dst string) {
 // plans (10 stops a day) and visits (8 a day, checked out, an order on
 // every fourth), 200 products, and the users: an admin, the reps and a
 // manager over the first ten territories. Territories are seeded by
-// FIELDSYNC_SCALE_SEED_WORKERS goroutines at once (default 4), each
+// FIELDSYNC_SCALE_SEED_WORKERS goroutines at once (default 2), each
 // territory's pushes in order, so that the engine's group commit shares
 // write transactions among them; the store is what any interleaving of
 // these pushes by a server leaves. The store is written in dir+".seeding"
 // and renamed to dir once closed.
 func seedInto(b *testing.B, name, dir string, territories int) {
 	b.Helper()
-	seedWith(b, name, dir, territories, envInt("FIELDSYNC_SCALE_SEED_WORKERS", 4), true)
+	seedWith(b, name, dir, territories, envInt("FIELDSYNC_SCALE_SEED_WORKERS", 2), true)
 }
 
 // seedWith is seedInto with the number of workers given, and without the
@@ -318,7 +320,7 @@ func seedWith(b *testing.B, name, dir string, territories, workers int, bulk boo
 //	go test -run '^$' -bench Seed -benchtime 1x -timeout 0 ./bench/scale/
 func BenchmarkSeed(b *testing.B) {
 	territories := envInt("FIELDSYNC_SCALE_SEED_TERRITORIES", 20)
-	workers := envInt("FIELDSYNC_SCALE_SEED_WORKERS", 4)
+	workers := envInt("FIELDSYNC_SCALE_SEED_WORKERS", 2)
 	repeat := envInt("FIELDSYNC_SCALE_REPEAT", 1)
 	for range b.N {
 		var plain, bulk []float64
@@ -449,12 +451,22 @@ func (s *store) caller(b *testing.B, name string) schema.Principal {
 }
 
 // sameSeed fails unless the rep of t-0 finds the same records — versions,
-// data, who wrote them, read tokens, references — and the same coverage
+// data but for the server's clock, who wrote them, read tokens,
+// references — and the same coverage
 // of t-0 in both stores: a cached big store must hold what the engine
 // writes now, as the small store, seeded afresh, does.
 func sameSeed(b *testing.B, small, big *store) {
 	b.Helper()
 	ctx := context.Background()
+	cover := func(s *store) string {
+		r, err := s.reports.Coverage(ctx, s.admin, "2026-11-01", "2026-11-30", territoryID(0), time.UTC)
+		require.NoError(b, err)
+		raw, err := json.Marshal(r)
+		require.NoError(b, err)
+		return withoutServerTimes(b, raw) // the reps' last push and pull
+	}
+	require.Equal(b, cover(small), cover(big), "t-0's coverage differs between the stores")
+	// Then the records, as the rep pulls them (which the coverage reports).
 	var ids []*schema.Envelope
 	checkpoint := ""
 	for {
@@ -481,96 +493,149 @@ func sameSeed(b *testing.B, small, big *store) {
 				if err != nil {
 					return fmt.Errorf("%s %s %s: %w", s.name, e.Collection, e.ID, err)
 				}
-				out = append(out, kept{r.Version, r.Deleted, r.UpdatedBy, string(r.Data), r.Tokens, r.Refs})
+				out = append(out, kept{r.Version, r.Deleted, r.UpdatedBy, withoutServerTimes(b, r.Data), r.Tokens, r.Refs})
 			}
 			return nil
 		}))
 		return out
 	}
 	require.Equal(b, read(small), read(big), "the rep's records differ between the stores")
-	cover := func(s *store) any {
-		r, err := s.reports.Coverage(ctx, s.admin, "2026-11-01", "2026-11-30", territoryID(0), time.UTC)
-		require.NoError(b, err)
-		return r
-	}
-	require.Equal(b, cover(small), cover(big), "t-0's coverage differs between the stores")
 	b.Logf("the big store's %d records of the rep and t-0's coverage are the small store's", len(ids))
 }
 
-// tableSum is a table's row count and a checksum of its rows that does
-// not depend on their order.
-type tableSum struct {
-	Rows int64
-	Sum  [4]uint64
+// withoutServerTimes is a record's data with the times the server stamps
+// from its clock (an order's submitted_at) replaced by a mark: every time
+// of the seed is in its month, so a later one is the server's.
+func withoutServerTimes(b *testing.B, data json.RawMessage) string {
+	b.Helper()
+	if len(data) == 0 {
+		return ""
+	}
+	monthEnd := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var v any
+	require.NoError(b, json.Unmarshal(data, &v))
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				v[k] = walk(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = walk(e)
+			}
+		case string:
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && !t.Before(monthEnd) {
+				return "(server time)"
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(v))
+	require.NoError(b, err)
+	return string(out)
 }
 
-// tableSums reads every row of every table of the database file at path.
-func tableSums(b *testing.B, path string) map[string]tableSum {
-	b.Helper()
+// tableSum is a table's row count and a checksum of its rows that does
+// not depend on their order: the sum and the exclusive or of the rows'
+// hashes.
+type tableSum struct {
+	Rows     int64
+	Sum, Xor uint64
+}
+
+// tableSums reads every row of every table of the database file at path
+// and hashes it with seed.
+func tableSums(path string, seed maphash.Seed) (map[string]tableSum, error) {
 	ctx := context.Background()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	require.NoError(b, err)
+	if err != nil {
+		return nil, err
+	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table'")
-	require.NoError(b, err)
+	if err != nil {
+		return nil, err
+	}
 	var tables []string
 	for rows.Next() {
 		var t string
-		require.NoError(b, rows.Scan(&t))
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return nil, err
+		}
 		tables = append(tables, t)
 	}
-	require.NoError(b, errors.Join(rows.Err(), rows.Close()))
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
 	sums := make(map[string]tableSum, len(tables))
+	var h maphash.Hash
+	h.SetSeed(seed)
 	for _, t := range tables {
-		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %q", t))
-		require.NoError(b, err)
-		cols, err := rows.Columns()
-		require.NoError(b, err)
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+		ts, err := tableSumOf(ctx, db, t, &h)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t, err)
 		}
-		var ts tableSum
-		h := sha256.New()
-		var buf [8]byte
-		for rows.Next() {
-			require.NoError(b, rows.Scan(ptrs...))
-			h.Reset()
-			for _, v := range vals {
-				switch v := v.(type) {
-				case nil:
-					h.Write([]byte{0})
-				case int64:
-					h.Write([]byte{1})
-					binary.LittleEndian.PutUint64(buf[:], uint64(v))
-					h.Write(buf[:])
-				case float64:
-					h.Write([]byte{2})
-					binary.LittleEndian.PutUint64(buf[:], math.Float64bits(v))
-					h.Write(buf[:])
-				case string:
-					h.Write([]byte{3})
-					binary.LittleEndian.PutUint64(buf[:], uint64(len(v)))
-					h.Write(buf[:])
-					io.WriteString(h, v)
-				case []byte:
-					h.Write([]byte{4})
-					binary.LittleEndian.PutUint64(buf[:], uint64(len(v)))
-					h.Write(buf[:])
-					h.Write(v)
-				default:
-					b.Fatalf("table %s: a value of type %T", t, v)
-				}
-			}
-			d := h.Sum(nil)
-			for i := range ts.Sum {
-				ts.Sum[i] += binary.LittleEndian.Uint64(d[8*i:])
-			}
-			ts.Rows++
-		}
-		require.NoError(b, errors.Join(rows.Err(), rows.Close()))
 		sums[t] = ts
 	}
-	return sums
+	return sums, nil
+}
+
+// tableSumOf hashes every row of table t with h.
+func tableSumOf(ctx context.Context, db *sql.DB, t string, h *maphash.Hash) (tableSum, error) {
+	var ts tableSum
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT * FROM %q", t))
+	if err != nil {
+		return ts, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return ts, err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var buf [9]byte
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return ts, err
+		}
+		h.Reset()
+		for _, v := range vals {
+			switch v := v.(type) {
+			case nil:
+				h.WriteByte(0)
+			case int64:
+				buf[0] = 1
+				binary.LittleEndian.PutUint64(buf[1:], uint64(v))
+				h.Write(buf[:])
+			case float64:
+				buf[0] = 2
+				binary.LittleEndian.PutUint64(buf[1:], math.Float64bits(v))
+				h.Write(buf[:])
+			case string:
+				buf[0] = 3
+				binary.LittleEndian.PutUint64(buf[1:], uint64(len(v)))
+				h.Write(buf[:])
+				h.WriteString(v)
+			case []byte:
+				buf[0] = 4
+				binary.LittleEndian.PutUint64(buf[1:], uint64(len(v)))
+				h.Write(buf[:])
+				h.Write(v)
+			default:
+				return ts, fmt.Errorf("a value of type %T", v)
+			}
+		}
+		d := h.Sum64()
+		ts.Sum += d
+		ts.Xor ^= d
+		ts.Rows++
+	}
+	return ts, errors.Join(rows.Err(), rows.Close())
 }
