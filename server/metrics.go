@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fieldsync/fieldsync/sync"
 )
 
 // metrics is one server's Prometheus registry: requests by route and
@@ -60,4 +62,38 @@ func (m *metrics) observe(method, route string, status int, elapsed time.Duratio
 
 func (m *metrics) handler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+}
+
+// commitGrouper is a store that commits writes in groups and tells how.
+type commitGrouper interface {
+	CommitGroups() sync.CommitGroups
+}
+
+// commitGroups exports a store's group sizes as a histogram, read from the
+// store at each scrape.
+type commitGroups struct {
+	store commitGrouper
+	desc  *prometheus.Desc
+}
+
+// watchCommitGroups exports the group sizes of store when it groups its
+// writes.
+func (m *metrics) watchCommitGroups(store any) {
+	g, ok := store.(commitGrouper)
+	if !ok {
+		return
+	}
+	m.reg.MustRegister(&commitGroups{store: g, desc: prometheus.NewDesc("fieldsync_store_commit_group_size",
+		"Units of work (a push, a user change...) committed together in one write transaction of the record store.", nil, nil)})
+}
+
+func (c *commitGroups) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *commitGroups) Collect(ch chan<- prometheus.Metric) {
+	g := c.store.CommitGroups()
+	buckets := make(map[float64]uint64, len(g.Bounds))
+	for i, b := range g.Bounds {
+		buckets[b] = g.AtMost[i]
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, g.Transactions, float64(g.Units), buckets)
 }

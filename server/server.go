@@ -219,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
+	s.metrics.watchCommitGroups(cfg.Store)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,

@@ -82,3 +82,14 @@ const (
 	SizeIndex = "index"
 	SizeFree  = "free"
 )
+
+// CommitGroups tells how a store that commits writes in groups has
+// grouped them since it opened: Units of work committed in Transactions,
+// and, for each bound of Bounds, how many transactions held at most that
+// many units (cumulative counts, as a Prometheus histogram keeps them).
+type CommitGroups struct {
+	Transactions uint64
+	Units        uint64
+	Bounds       []float64
+	AtMost       []uint64
+}

@@ -24,6 +24,26 @@ type committer struct {
 	// leading is true while some Update call runs a group or has been
 	// handed the next one.
 	leading bool
+	// groups, units and sizes count the groups run, their units, and
+	// the groups of at most groupBounds[i] units.
+	groups, units uint64
+	sizes         [len(groupBounds)]uint64
+}
+
+// groupBounds are the bounds of the group sizes counted.
+var groupBounds = [...]int{1, 2, 4, 8, 16, 32, maxGroup}
+
+// CommitGroups tells how many units of work the store's write
+// transactions held.
+func (s *Store) CommitGroups() sync.CommitGroups {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := sync.CommitGroups{Transactions: g.groups, Units: g.units, AtMost: append([]uint64(nil), g.sizes[:]...)}
+	for _, b := range groupBounds {
+		out.Bounds = append(out.Bounds, float64(b))
+	}
+	return out
 }
 
 // unit is one Update call waiting in a group.
@@ -82,6 +102,13 @@ func (s *Store) lead(ctx context.Context, own *unit) error {
 	n := min(len(g.pending), maxGroup)
 	group := g.pending[:n:n]
 	g.pending = g.pending[n:]
+	g.groups++
+	g.units += uint64(n)
+	for i, b := range groupBounds {
+		if n <= b {
+			g.sizes[i]++
+		}
+	}
 	g.mu.Unlock()
 
 	errs := s.runGroup(ctx, group)

@@ -105,8 +105,23 @@ func TestUpdatesThatWaitShareOneTransaction(t *testing.T) {
 			})
 		}
 	}
+	before := s.CommitGroups()
 	for i, err := range inOneGroup(t, s, calls...) {
 		require.NoError(t, err, "call %d", i)
+	}
+	after := s.CommitGroups()
+	assert.Equal(t, before.Transactions+2, after.Transactions, "the holding unit's group and the group of the others")
+	assert.Equal(t, before.Units+n+1, after.Units)
+	require.Equal(t, []float64{1, 2, 4, 8, 16, 32, 64}, after.Bounds)
+	for i, b := range after.Bounds {
+		want := before.AtMost[i] // a group of 1 and a group of 8
+		if b >= 1 {
+			want++
+		}
+		if b >= n {
+			want++
+		}
+		assert.Equal(t, want, after.AtMost[i], "groups of at most %v units", b)
 	}
 	for i := range txs {
 		assert.Equal(t, txs[0], txs[i], "call %d ran in a transaction of its own", i)
