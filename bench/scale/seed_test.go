@@ -278,7 +278,7 @@ func seedWith(b *testing.B, name, dir string, territories, workers int, bulk boo
 				if seeded%50 == 0 {
 					took := time.Since(start)
 					fmt.Fprintf(os.Stderr, "%s: %d of %d territories seeded (%d by an earlier run) in %s (%.0f records/s)\n", name, seeded,
-						territories, skipped, took.Round(time.Second), float64(records(seeded-skipped))/took.Seconds())
+						territories, skipped, took.Round(time.Second), float64(records(seeded)-records(skipped))/took.Seconds())
 				}
 				mu.Unlock()
 			}
@@ -305,7 +305,10 @@ func seedWith(b *testing.B, name, dir string, territories, workers int, bulk boo
 	if skipped > 0 {
 		b.Logf("%s: %d of %d territories were seeded by an earlier run", name, skipped, territories)
 	}
-	n := records(territories - skipped)
+	n := records(territories)
+	if skipped > 0 {
+		n -= records(skipped) // the products were seeded with them
+	}
 	rate, cpuPer := float64(n)/took.Seconds(), used.Seconds()*1000/float64(n)
 	b.Logf("%s: seeded %d territories, %d reps, %d records through the engine in %s (%.0f records/s, %.2f CPU-ms a record, %d workers, bulk %v)",
 		name, territories, territories*repsPerTerritory, n, took.Round(time.Second), rate, cpuPer, workers, bulk)
