@@ -45,8 +45,11 @@ const (
 // times (default 5): a rep's first sync, an incremental pull, a push of
 // 150 visits, the month's coverage report of one territory and of a
 // region of ten, and, once, a backup and its restore, checked table by
-// table. The big store is seeded once and kept in a cache (see
-// seedStore); a seed that was stopped resumes where it was.
+// table (FIELDSYNC_SCALE_BACKUP=off leaves these out). The big store is
+// seeded once and kept in a cache (see seedStore); a seed that was
+// stopped resumes where it was. FIELDSYNC_SCALE_READER_CACHE_KIB gives
+// the stores' readers a larger page cache than SQLite's default, for
+// experiments.
 //
 //	go test -run '^$' -bench Scale -benchtime 1x -timeout 0 ./bench/scale/
 func BenchmarkScale(b *testing.B) {
@@ -82,6 +85,9 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(ms(large), m.name+"-big-ms")
 			b.ReportMetric(float64(large)/float64(small), m.name+"-big/small")
 			b.Logf("%-20s small %9.1f ms  big %9.1f ms  big÷small %.2f", m.name, ms(small), ms(large), float64(large)/float64(small))
+		}
+		if os.Getenv("FIELDSYNC_SCALE_BACKUP") == "off" {
+			continue
 		}
 		var took [2][2]time.Duration
 		var size [2]int64

@@ -52,12 +52,20 @@ const seedCacheKiB = 1_500_000
 const seedGCPercent = 400
 
 func TestMain(m *testing.M) {
+	readerCache := envInt("FIELDSYNC_SCALE_READER_CACHE_KIB", 0)
 	sqlite.RegisterConnectionHook(func(conn sqlite.ExecQuerierContext, dsn string) error {
 		path, pragmas, _ := strings.Cut(dsn, "?")
-		if !strings.Contains(pragmas, "temp_store") || !strings.HasSuffix(filepath.Dir(path), seedingSuffix) {
-			return nil // not a seeding store's writer
+		kib := 0
+		switch writer := strings.Contains(pragmas, "temp_store"); {
+		case writer && strings.HasSuffix(filepath.Dir(path), seedingSuffix):
+			kib = seedCacheKiB
+		case !writer && strings.HasSuffix(path, backup.DatabaseName):
+			kib = readerCache // an experiment: the stores' readers with a larger cache
 		}
-		_, err := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", seedCacheKiB), nil)
+		if kib == 0 {
+			return nil
+		}
+		_, err := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", kib), nil)
 		return err
 	})
 	os.Exit(m.Run())
