@@ -52,7 +52,7 @@ func (s *Server) addUser(ctx context.Context, by schema.Principal, req createUse
 	if req.Password == "" {
 		return nil, schema.FieldErrorf(schema.CodeValidationFailed, "password", "password is required")
 	}
-	u, err := NewUser(req.Username, req.Password, req.Role, req.Territories, req.DistributorID, s.now())
+	u, err := NewUser(req.Username, req.Password, req.Role, req.Territories, req.DistributorID, s.now(), s.cfg.PasswordCost)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (s *Server) changeUser(ctx context.Context, by schema.Principal, u *schema.
 	endLogins := false
 	var err error
 	if password != "" {
-		if u.PasswordHash, err = HashPassword(password); err != nil {
+		if u.PasswordHash, err = HashPassword(password, s.cfg.PasswordCost); err != nil {
 			return nil, err
 		}
 		endLogins = true
@@ -219,8 +219,9 @@ func (s *Server) userParam(c *fiber.Ctx) (*schema.User, error) {
 	return u, err
 }
 
-// NewUser checks and builds a new active user with a hashed password.
-func NewUser(username, password string, role schema.Role, territories []string, distributorID string, now time.Time) (*schema.User, error) {
+// NewUser checks and builds a new active user with a password hashed at
+// cost (0: DefaultPasswordCost).
+func NewUser(username, password string, role schema.Role, territories []string, distributorID string, now time.Time, cost int) (*schema.User, error) {
 	now = now.UTC()
 	u := &schema.User{
 		ID: uuid.NewString(), Username: username, Role: role, Territories: territories,
@@ -232,7 +233,7 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 	if err := schema.CheckUser(u, password); err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(password)
+	hash, err := HashPassword(password, cost)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +244,9 @@ func NewUser(username, password string, role schema.Role, territories []string, 
 // EnsureAdmin creates a first admin when the store has no user at all. It
 // does nothing when users exist, and is safe to run from several
 // instances starting at once. It refuses an empty password: such an admin
-// could never sign in.
-func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password string, now time.Time) (created bool, err error) {
+// could never sign in. Its password is hashed at cost (0:
+// DefaultPasswordCost).
+func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password string, now time.Time, cost int) (created bool, err error) {
 	if password == "" {
 		return false, schema.FieldErrorf(schema.CodeValidationFailed, "password", "the first admin needs a password")
 	}
@@ -252,7 +254,7 @@ func EnsureAdmin(ctx context.Context, store FirstUserStore, username, password s
 	if err != nil || n > 0 {
 		return false, err
 	}
-	u, err := NewUser(username, password, schema.RoleAdmin, nil, "", now)
+	u, err := NewUser(username, password, schema.RoleAdmin, nil, "", now, cost)
 	if err != nil {
 		return false, fmt.Errorf("first admin: %w", err)
 	}

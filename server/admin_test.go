@@ -1,11 +1,19 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/media"
+	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/servertest"
+	"github.com/fieldsync/fieldsync/sync/report"
 )
 
 func TestListUsers(t *testing.T) {
@@ -100,4 +108,37 @@ func TestListUsers(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, r.Status)
 		assert.Equal(t, http.StatusUnauthorized, ts.call(t, "GET", "/v1/admin/users", "", nil).Status)
 	})
+}
+
+// Passwords the server sets are hashed at its configured work factor, and
+// a factor bcrypt does not take is refused when the server is built.
+func TestPasswordCost(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.PasswordCost = 5 })
+	admin := ts.login(t, adminName, adminPassword, "d-admin")
+	id := ts.createUser(t, admin, map[string]any{"username": "rita", "password": "rita-pass-1", "role": "rep", "territories": []string{"t-north"}})
+	costOf := func() int {
+		u, err := ts.Store.User(context.Background(), id)
+		require.NoError(t, err)
+		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+		require.NoError(t, err)
+		return cost
+	}
+	assert.Equal(t, 5, costOf(), "a new user")
+	r := ts.call(t, "PATCH", "/v1/admin/users/"+id, admin.Access, map[string]any{"password": "rita-pass-2"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, 5, costOf(), "a changed password")
+	ts.login(t, "rita", "rita-pass-2", "d-rita")
+
+	srv := servertest.Start(t, servertest.Options{})
+	for _, cost := range []int{bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
+		cfg := server.Config{Store: srv.Store, Engine: srv.Engine, Reports: report.New(srv.Store, nil), Secret: srv.Secret,
+			Photos: media.NewPhotos(nil, 1), PasswordCost: cost}
+		_, err := server.New(cfg)
+		assert.ErrorContains(t, err, fmt.Sprintf("password cost %d is outside bcrypt's 4 to 31", cost))
+	}
+	hash, err := server.HashPassword("rita-pass-3", 0)
+	require.NoError(t, err)
+	cost, err := bcrypt.Cost([]byte(hash))
+	require.NoError(t, err)
+	assert.Equal(t, server.DefaultPasswordCost, cost, "0 stands for the default")
 }

@@ -18,17 +18,31 @@ import (
 	"github.com/fieldsync/fieldsync/sync"
 )
 
-// bcryptCost is the work factor of stored password hashes: bcrypt's
-// default, about 60 ms of one core here.
-const bcryptCost = bcrypt.DefaultCost
+// DefaultPasswordCost is the work factor of new password hashes unless
+// set: bcrypt's default, about 60 ms of one core here. A hash keeps the
+// cost it was made with, so a change applies to passwords set after it.
+const DefaultPasswordCost = bcrypt.DefaultCost
 
-// dummyHash is compared against when a username is unknown, so that an
-// unknown user and a wrong password take the same time.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), bcryptCost)
+// checkPasswordCost refuses a work factor bcrypt does not take; 0 stands
+// for DefaultPasswordCost.
+func checkPasswordCost(cost int) (int, error) {
+	switch {
+	case cost == 0:
+		return DefaultPasswordCost, nil
+	case cost < bcrypt.MinCost || cost > bcrypt.MaxCost:
+		return 0, fmt.Errorf("password cost %d is outside bcrypt's %d to %d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	return cost, nil
+}
 
-// HashPassword returns the bcrypt hash of a password.
-func HashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+// HashPassword returns the bcrypt hash of a password at a work factor;
+// 0 stands for DefaultPasswordCost.
+func HashPassword(password string, cost int) (string, error) {
+	cost, err := checkPasswordCost(cost)
+	if err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -80,7 +94,7 @@ func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID 
 		return nil, nil, newSlowDown(wait)
 	}
 	u, err := s.store.UserByName(ctx, username)
-	hash := dummyHash
+	hash := s.dummyHash
 	if err == nil {
 		hash = []byte(u.PasswordHash)
 	} else if !errors.Is(err, sync.ErrNotFound) {

@@ -76,7 +76,7 @@ func TestCORSOriginsAreChecked(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{})
 	photos := media.NewPhotos(nil, 1)
 	build := func(origins ...string) error {
-		_, err := server.New(server.Config{Store: srv.Store, Engine: srv.Engine, Reports: report.New(srv.Store, nil), Photos: photos, Secret: srv.Secret, CORSOrigins: origins})
+		_, err := server.New(server.Config{Store: srv.Store, Engine: srv.Engine, Reports: report.New(srv.Store, nil), Photos: photos, Secret: srv.Secret, CORSOrigins: origins, PasswordCost: servertest.PasswordCost})
 		return err
 	}
 	require.NoError(t, build("https://app.example.com", "http://localhost:5173", ""), "good origins")

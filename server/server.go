@@ -15,6 +15,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/schema"
@@ -46,6 +47,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// PasswordCost is the bcrypt work factor of the passwords the server
+	// sets; default DefaultPasswordCost.
+	PasswordCost int
 	// AccessTTL is how long an access token lives; default 15 minutes.
 	AccessTTL time.Duration
 	// LoginFailureLimit failed sign-ins of one username from one client
@@ -120,9 +124,11 @@ type Server struct {
 	app     *fiber.App
 	zip     *compressor
 	hashing *hashQueue // one slot per core for password checks
-	watcher *sync.Watcher
-	streams *streams
-	guard   *guard
+	// dummyHash is checked when a username is unknown.
+	dummyHash []byte
+	watcher   *sync.Watcher
+	streams   *streams
+	guard     *guard
 	// serving is what Serve started and Shutdown stops.
 	serving struct {
 		gosync.Mutex
@@ -136,6 +142,7 @@ type Server struct {
 
 // New builds a Server from cfg.
 func New(cfg Config) (*Server, error) {
+	var err error
 	if cfg.Store == nil {
 		return nil, errors.New("server.New: no store")
 	}
@@ -159,6 +166,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.PasswordCost, err = checkPasswordCost(cfg.PasswordCost); err != nil {
+		return nil, fmt.Errorf("server.New: %w", err)
+	}
+	// Compared against when a username is unknown, so that an unknown
+	// user and a wrong password take the same time.
+	dummyHash, err := bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), cfg.PasswordCost)
+	if err != nil {
+		return nil, fmt.Errorf("server.New: %w", err)
 	}
 	if cfg.LoginFailureLimit <= 0 {
 		cfg.LoginFailureLimit = 5
@@ -203,20 +219,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server.New: %w", err)
 	}
 	s := &Server{
-		zip:     zip,
-		openAPI: openAPI,
-		cfg:     cfg,
-		store:   cfg.Store,
-		engine:  cfg.Engine,
-		reports: cfg.Reports,
-		photos:  cfg.Photos,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		tokens:  newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
-		metrics: newMetrics(),
-		hashing: newHashQueue(runtime.GOMAXPROCS(0)),
-		watcher: sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
-		streams: &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
+		zip:       zip,
+		dummyHash: dummyHash,
+		openAPI:   openAPI,
+		cfg:       cfg,
+		store:     cfg.Store,
+		engine:    cfg.Engine,
+		reports:   cfg.Reports,
+		photos:    cfg.Photos,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		tokens:    newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
+		metrics:   newMetrics(),
+		hashing:   newHashQueue(runtime.GOMAXPROCS(0)),
+		watcher:   sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
+		streams:   &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
 	s.metrics.watchCommitGroups(cfg.Store)

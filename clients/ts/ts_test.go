@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // needNode returns the paths of node and npm. Without them the caller
@@ -174,7 +176,7 @@ func startBinary(tb testing.TB, bin string) string {
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0",
 		"FIELDSYNC_DATA_DIR=" + filepath.Join(dir, "data"), "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1",
-		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1"}
+		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1", "FIELDSYNC_PASSWORD_COST=" + strconv.Itoa(servertest.PasswordCost)}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(tb, err)
 	require.NoError(tb, cmd.Start())

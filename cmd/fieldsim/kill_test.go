@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	gosync "sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // killedServer is the real fieldsync binary on one fixed address, killed
@@ -35,7 +37,8 @@ func (k *killedServer) start(t *testing.T) {
 	cmd := exec.Command(k.bin)
 	cmd.Dir = k.dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + k.dir, "FIELDSYNC_ADDR=" + k.addr,
-		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=" + adminPassword, "FIELDSYNC_LOG_LEVEL=warn"}
+		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=" + adminPassword, "FIELDSYNC_LOG_LEVEL=warn",
+		"FIELDSYNC_PASSWORD_COST=" + strconv.Itoa(servertest.PasswordCost)}
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())

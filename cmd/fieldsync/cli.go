@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/fieldsync/fieldsync/server"
 )
 
 // console is what every subcommand reads and writes besides its flags: the
@@ -89,10 +91,17 @@ func addStoreFlags(fs *pflag.FlagSet, c *config) {
 	envString(fs, &c.mongoURI, "mongo-uri", "", "FIELDSYNC_MONGO_URI", "use MongoDB instead of the embedded store")
 }
 
+// addPasswordFlags declares how passwords are hashed.
+func addPasswordFlags(fs *pflag.FlagSet, c *config) {
+	fs.IntVar(&c.passwordCost, "password-cost", server.DefaultPasswordCost, "bcrypt work factor (4 to 31) of passwords set from now on; each step doubles a sign-in's CPU (FIELDSYNC_PASSWORD_COST)")
+	annotateEnv(fs, "password-cost", "FIELDSYNC_PASSWORD_COST")
+}
+
 // addServeFlags declares every setting of the server.
 func addServeFlags(fs *pflag.FlagSet, c *config) {
 	envString(fs, &c.addr, "addr", "127.0.0.1:8080", "FIELDSYNC_ADDR", "listen address")
 	addStoreFlags(fs, c)
+	addPasswordFlags(fs, c)
 	envString(fs, &c.s3Endpoint, "s3-endpoint", "", "FIELDSYNC_S3_ENDPOINT", "MinIO/S3 endpoint for photos (empty: the local photo folder)")
 	envString(fs, &c.s3AccessKey, "s3-access-key", "", "FIELDSYNC_S3_ACCESS_KEY", "S3 access key")
 	envString(fs, &c.s3SecretKey, "s3-secret-key", "", "FIELDSYNC_S3_SECRET_KEY", "S3 secret key")

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
 // fieldsync runs the binary in dir with args, stdin and env, and returns
@@ -128,6 +133,21 @@ func TestUserCommands(t *testing.T) {
 	assert.NotContains(t, north, "max")
 	assert.Equal(t, "no users\n", run("", "user", "list", "--active", "false"))
 
+	// Passwords are hashed at the default cost unless told otherwise.
+	out, code := fieldsync(t, dir, "cora-password\n", []string{"user", "create", "cora"}, "FIELDSYNC_PASSWORD_COST=5")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, fail("x-password\n", "user", "create", "dan", "--password-cost", "3"), "password cost 3 is outside bcrypt's 4 to 31")
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "data", "fieldsync.db"))
+	require.NoError(t, err)
+	for name, cost := range map[string]int{"rita": bcrypt.DefaultCost, "cora": 5} {
+		u, err := store.UserByName(context.Background(), name)
+		require.NoError(t, err)
+		got, err := bcrypt.Cost([]byte(u.PasswordHash))
+		require.NoError(t, err)
+		assert.Equal(t, cost, got, "cost of %s's password", name)
+	}
+	require.NoError(t, store.Close())
+
 	// A lost admin password is reset from the shell, and the data stays.
 	p := startBinary(t, dir)
 	base := "http://" + p.addr
@@ -184,6 +204,9 @@ func TestEnvironmentSettingsAreChecked(t *testing.T) {
 	out, code := fieldsync(t, t.TempDir(), "", nil, "FIELDSYNC_ADDR=127.0.0.1:0", "FIELDSYNC_S3_SECURE=yes please")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, `fieldsync: FIELDSYNC_S3_SECURE="yes please"`)
+	out, code = fieldsync(t, t.TempDir(), "", nil, "FIELDSYNC_ADDR=127.0.0.1:0", "FIELDSYNC_PASSWORD_COST=32")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "password cost 32 is outside bcrypt's 4 to 31")
 }
 
 func TestHealthCommand(t *testing.T) {

@@ -57,6 +57,7 @@ type config struct {
 	maxStreams, maxStreamsPerUser                  int
 	corsOrigins, uploadDir                         string
 	uploadTTL                                      time.Duration
+	passwordCost                                   int
 	limits                                         server.Limits
 }
 
@@ -117,7 +118,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	go engine.RunSweeper(ctx, time.Hour)
 	go photos.RunSweeper(ctx, time.Hour, cfg.photoGrace, engine.PhotoReferenced, log)
 	srv, err := server.New(server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos,
-		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL,
+		Secret: secret, Logger: log, MaxPushBytes: cfg.pushMaxBytes, AccessTTL: cfg.accessTTL, PasswordCost: cfg.passwordCost,
 		StreamPoll: cfg.streamPoll, StreamHeartbeat: cfg.streamHeartbeat, StreamRecheck: cfg.streamRecheck,
 		MaxStreams: cfg.maxStreams, MaxStreamsPerUser: cfg.maxStreamsPerUser, CORSOrigins: strings.Split(cfg.corsOrigins, ","),
 		MapTiles: cfg.mapTiles, Zone: loc, UploadDir: uploadDir(cfg), UploadTTL: cfg.uploadTTL, Limits: cfg.limits})
@@ -170,7 +171,7 @@ func checkAdmin(cfg config) error {
 	case cfg.adminUser == "" && cfg.adminPassword != "":
 		return errors.New("FIELDSYNC_ADMIN_PASSWORD is set without FIELDSYNC_ADMIN_USER")
 	case cfg.adminUser != "":
-		if _, err := server.NewUser(cfg.adminUser, cfg.adminPassword, schema.RoleAdmin, nil, "", time.Now()); err != nil {
+		if _, err := server.NewUser(cfg.adminUser, cfg.adminPassword, schema.RoleAdmin, nil, "", time.Now(), cfg.passwordCost); err != nil {
 			return fmt.Errorf("first admin: %w", err)
 		}
 	}
@@ -181,7 +182,7 @@ func checkAdmin(cfg config) error {
 // says how to get one when there is none.
 func firstAdmin(ctx context.Context, store server.FirstUserStore, cfg config, log *slog.Logger) error {
 	if cfg.adminUser != "" {
-		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now())
+		created, err := server.EnsureAdmin(ctx, store, cfg.adminUser, cfg.adminPassword, time.Now(), cfg.passwordCost)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // binary is the fieldsync command built once for these tests.
@@ -65,7 +68,9 @@ func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0"}, env...)
+	// Passwords are hashed at the least cost, as servertest's are.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "FIELDSYNC_ADDR=127.0.0.1:0",
+		"FIELDSYNC_PASSWORD_COST=" + strconv.Itoa(servertest.PasswordCost)}, env...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
@@ -82,9 +83,9 @@ func seedFilledTerritory(b *testing.B, dir string, n int) {
 	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "fieldsync.db"))
 	require.NoError(b, err)
 	defer store.Close()
-	_, err = server.EnsureAdmin(ctx, store, "admin", "admin-password-1", time.Now())
+	_, err = server.EnsureAdmin(ctx, store, "admin", "admin-password-1", time.Now(), servertest.PasswordCost)
 	require.NoError(b, err)
-	hash, err := server.HashPassword("rep-password-1")
+	hash, err := server.HashPassword("rep-password-1", servertest.PasswordCost)
 	require.NoError(b, err)
 	require.NoError(b, store.CreateUser(ctx, &schema.User{ID: "u-rep", Username: "rep", PasswordHash: hash,
 		Role: schema.RoleRep, Territories: []string{"t-1"}, Active: true, CreatedAt: time.Now(), UpdatedAt: time.Now()}))

@@ -29,6 +29,7 @@ a running server may keep running). Passwords are read from the first line
 of standard input, so that they stay out of the shell history.`,
 	}
 	addStoreFlags(cmd.PersistentFlags(), &cfg)
+	addPasswordFlags(cmd.PersistentFlags(), &cfg)
 	cmd.AddCommand(newUserCreateCommand(con, &cfg), newUserSetPasswordCommand(con, &cfg), newUserListCommand(con, &cfg))
 	return cmd
 }
@@ -51,7 +52,7 @@ func newUserCreateCommand(con console, cfg *config) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				u, err := server.NewUser(args[0], password, schema.Role(role), territories, distributorID, time.Now())
+				u, err := server.NewUser(args[0], password, schema.Role(role), territories, distributorID, time.Now(), cfg.passwordCost)
 				if err != nil {
 					return err
 				}
@@ -94,7 +95,7 @@ func newUserSetPasswordCommand(con console, cfg *config) *cobra.Command {
 				if err := schema.CheckUser(u, password); err != nil {
 					return err
 				}
-				if u.PasswordHash, err = server.HashPassword(password); err != nil {
+				if u.PasswordHash, err = server.HashPassword(password, cfg.passwordCost); err != nil {
 					return err
 				}
 				now := time.Now().UTC()

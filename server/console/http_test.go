@@ -125,7 +125,7 @@ func TestConsolePhotosAreScoped(t *testing.T) {
 		role schema.Role
 		t    string
 	}{{"rep1", schema.RoleRep, "t-1"}, {"mgr1", schema.RoleManager, "t-1"}, {"mgr2", schema.RoleManager, "t-2"}} {
-		nu, err := server.NewUser(u.name, "password-"+u.name, u.role, []string{u.t}, "", time.Now())
+		nu, err := server.NewUser(u.name, "password-"+u.name, u.role, []string{u.t}, "", time.Now(), servertest.PasswordCost)
 		require.NoError(t, err)
 		require.NoError(t, srv.Store.CreateUser(ctx, nu))
 		users[u.name] = nu

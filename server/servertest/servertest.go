@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/media"
 	"github.com/fieldsync/fieldsync/media/filestore"
@@ -31,10 +32,18 @@ const (
 	AdminPassword = "admin-password"
 )
 
+// PasswordCost is the bcrypt work factor of test servers' passwords:
+// bcrypt's least, since under the race detector a hash at the default
+// cost takes a second of CPU, and tests sign in often.
+const PasswordCost = bcrypt.MinCost
+
 // Options change the server a test gets. The zero value is the default.
 type Options struct {
 	// AdminPassword is the first admin's password; default AdminPassword.
 	AdminPassword string
+	// PasswordCost is the bcrypt work factor of the passwords the server
+	// sets; default PasswordCost.
+	PasswordCost int
 	// Blobs keeps photo bytes; default a folder in the server's temp dir.
 	Blobs media.BlobStore
 	// PhotoRedirect, when not 0, makes photo GETs redirect to presigned
@@ -90,7 +99,10 @@ func Run(dir string, opts Options) (srv *Server, stop func() error, err error) {
 	if opts.AdminPassword == "" {
 		opts.AdminPassword = AdminPassword
 	}
-	if _, err = server.EnsureAdmin(ctx, store, AdminName, opts.AdminPassword, time.Now()); err != nil {
+	if opts.PasswordCost == 0 {
+		opts.PasswordCost = PasswordCost
+	}
+	if _, err = server.EnsureAdmin(ctx, store, AdminName, opts.AdminPassword, time.Now(), opts.PasswordCost); err != nil {
 		return nil, nil, err
 	}
 	secret, err := server.LoadSecret(dir, "")
@@ -113,7 +125,8 @@ func Run(dir string, opts Options) (srv *Server, stop func() error, err error) {
 		return nil, nil, err
 	}
 	serverCfg := server.Config{Store: store, Engine: engine, Reports: report.New(store, nil), Photos: photos, Secret: secret, Logger: logger,
-		UploadDir: filepath.Join(dir, "uploads"),
+		PasswordCost: opts.PasswordCost,
+		UploadDir:    filepath.Join(dir, "uploads"),
 		// Tests send requests as fast as they can from one device: the
 		// sync rate limits are off unless a test sets them.
 		Limits: server.Limits{DeviceRate: -1, UserRate: -1}}

@@ -1,8 +1,9 @@
 import { FieldsyncError, NotFoundError } from './errors.js'
 import { Api, type RetryPolicy, type TransportStats } from './http.js'
 import { fold, rebase } from './outbox.js'
-import type { Conflict, OutboxEntry, Rejection, Storage, StoredRecord, WriteSet } from './storage.js'
+import type { Conflict, OutboxEntry, QueuedPhoto, Rejection, Storage, StoredRecord, WriteSet } from './storage.js'
 import { subscribe, type SubscribeOptions } from './stream.js'
+import { StorageUrls, uploadResumable, type UrlStorage } from './uploads.js'
 import {
   collections as allCollections, type ChangesEvent, type Collection, type Envelope, type Mutation,
   type MutationOp, type PushResult, type RecordData, type TokenPair, type User,
@@ -31,6 +32,20 @@ export interface ClientOptions {
   conflictResolver?: Resolver
   /** The clock, in ms since the epoch; default Date.now. */
   now?: () => number
+  /**
+   * Photos larger than this many bytes go up through a resumable upload
+   * (tus), which goes on from the last byte the server holds after a cut;
+   * smaller ones in one PUT. Default 1 MiB (1,048,576); a negative number
+   * sends every photo by PUT.
+   */
+  resumableAbove?: number
+  /**
+   * Where the addresses of unfinished resumable uploads are kept, so that
+   * an upload cut off goes on in a later sync or after the app restarts:
+   * any of tus-js-client's URL storages. Default: the client's storage
+   * (they last as long as the queued photos they belong to).
+   */
+  uploadUrlStorage?: UrlStorage
 }
 
 /** A record as the device sees it: the server's state with the device's pending change laid over it. */
@@ -86,6 +101,8 @@ export interface SyncReport {
   pulled: number
   photosUploaded: number
   photosSkipped: number
+  /** Times a resumable photo upload asked the server for its offset to go on (after a cut, or from an earlier sync). */
+  resumes: number
   retries: number
   logins: number
   refreshes: number
@@ -148,6 +165,7 @@ export class FieldsyncClient {
   readonly stats: TransportStats = { retries: 0, logins: 0, refreshes: 0 }
   readonly #o: Required<Omit<ClientOptions, 'collections' | 'retry'>> & Pick<ClientOptions, 'collections'>
   readonly #storage: Storage
+  readonly #retry: Required<RetryPolicy>
   #lock: Promise<unknown> = Promise.resolve()
   #seq = 0
   #running: Promise<SyncReport> | undefined
@@ -170,17 +188,20 @@ export class FieldsyncClient {
       collections: options.collections,
       conflictResolver: options.conflictResolver ?? serverWins,
       now: options.now ?? Date.now,
+      resumableAbove: options.resumableAbove ?? 1 << 20,
+      uploadUrlStorage: options.uploadUrlStorage ?? new StorageUrls(options.storage),
     }
     this.#storage = options.storage
     const r = options.retry ?? {}
+    this.#retry = {
+      maxAttempts: r.maxAttempts ?? 5, baseDelayMs: r.baseDelayMs ?? 500,
+      maxDelayMs: r.maxDelayMs ?? 30_000, maxRetryAfterMs: r.maxRetryAfterMs ?? 120_000,
+    }
     this.api = new Api({
       baseUrl: this.#o.baseUrl,
       deviceId: this.#o.deviceId,
       fetch: this.#o.fetch,
-      retry: {
-        maxAttempts: r.maxAttempts ?? 5, baseDelayMs: r.baseDelayMs ?? 500,
-        maxDelayMs: r.maxDelayMs ?? 30_000, maxRetryAfterMs: r.maxRetryAfterMs ?? 120_000,
-      },
+      retry: this.#retry,
       requestTimeoutMs: this.#o.requestTimeoutMs,
       now: this.#o.now,
       stats: this.stats,
@@ -365,7 +386,7 @@ export class FieldsyncClient {
     const start = { ...this.stats }
     const rep: SyncReport = {
       pushed: 0, applied: 0, merged: 0, conflicts: 0, rejected: 0, requeued: 0, pulled: 0,
-      photosUploaded: 0, photosSkipped: 0, retries: 0, logins: 0, refreshes: 0,
+      photosUploaded: 0, photosSkipped: 0, resumes: 0, retries: 0, logins: 0, refreshes: 0,
     }
     try {
       const photoErr = await this.#uploadPhotos(rep)
@@ -388,7 +409,7 @@ export class FieldsyncClient {
       try {
         if (await this.api.hasMedia(sha)) rep.photosSkipped++
         else {
-          await this.api.putMedia(sha, p.bytes, p.content_type)
+          await this.#uploadPhoto(p, rep)
           rep.photosUploaded++
         }
         await this.#exclusive(() => this.#storage.commit({ deletePhotos: [sha] }))
@@ -397,6 +418,27 @@ export class FieldsyncClient {
       }
     }
     return failure
+  }
+
+  /**
+   * Sends a photo's bytes: through a resumable upload above the threshold
+   * (by PUT when the server takes none), else by PUT.
+   */
+  async #uploadPhoto(p: QueuedPhoto, rep: SyncReport): Promise<void> {
+    if (this.#o.resumableAbove >= 0 && p.size > this.#o.resumableAbove) {
+      try {
+        const r = await uploadResumable(p.bytes, {
+          api: this.api, baseUrl: this.#o.baseUrl, owner: (await this.#storage.meta('owner')) ?? this.#o.baseUrl,
+          sha256: p.sha256, contentType: p.content_type, urlStorage: this.#o.uploadUrlStorage, retry: this.#retry,
+        })
+        rep.resumes += r.resumes
+        return
+      } catch (err) {
+        if (!(err instanceof FieldsyncError) || err.op !== 'upload.post' || err.status !== 404) throw err
+        // The server takes no resumable uploads: one PUT.
+      }
+    }
+    await this.api.putMedia(p.sha256, p.bytes, p.content_type)
   }
 
   /** Pushes the outbox as it was when the push began, plus what the resolver queues. */

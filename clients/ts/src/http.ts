@@ -81,6 +81,16 @@ function retryAfterMs(h: string | null, now: number): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
+/**
+ * retryWait is the pause a refusal asks for: its Retry-After with up to a
+ * second of jitter, so that devices told the same pause do not all come
+ * back at once; undefined when it names none.
+ */
+function retryWait(res: Response, now: number): number | undefined {
+  const wait = retryAfterMs(res.headers.get('Retry-After'), now)
+  return wait === undefined ? undefined : wait + Math.random() * Math.min(1000, wait / 10 + 100)
+}
+
 /** A signal that aborts when the caller's does or after ms. */
 function timeoutSignal(ms: number, outer?: AbortSignal): { signal: AbortSignal, done: () => void } {
   const ctl = new AbortController()
@@ -180,6 +190,44 @@ export class Api {
   async media(sha256: string, signal?: AbortSignal): Promise<Uint8Array> {
     const res = await this.#send({ op: 'media.get', method: 'GET', path: `/v1/media/${sha256}`, signal })
     return new Uint8Array(await res.arrayBuffer())
+  }
+
+  /**
+   * Sends one request of a resumable upload (tus 1.0, under /v1/uploads/)
+   * with the session's token, renewed once on a 401, and returns the
+   * server's answer whatever its status: the tus client acts on statuses
+   * itself. A 429 or 503 that names a Retry-After within the policy is
+   * waited out here (with jitter) and sent again, up to maxAttempts times;
+   * a network error or a timeout is thrown, so that the tus client asks the
+   * server for its offset and goes on from there.
+   */
+  async tusSend(method: string, path: string, headers: Record<string, string>, body?: Uint8Array, signal?: AbortSignal): Promise<Response> {
+    const retry = this.#o.retry
+    let renewed = false
+    for (let attempt = 1; ; attempt++) {
+      const token = await this.token(signal)
+      const t = timeoutSignal(this.#o.requestTimeoutMs, signal)
+      let res: Response
+      try {
+        const got = await this.#o.fetch(this.#o.baseUrl + path, {
+          method, headers: { ...headers, Authorization: `Bearer ${token}` }, body: body as BodyInit | undefined, signal: t.signal,
+        })
+        const empty = method === 'HEAD' || [204, 205, 304].includes(got.status)
+        res = new Response(empty ? null : await got.arrayBuffer(), { status: got.status, headers: got.headers })
+      } finally {
+        t.done()
+      }
+      if (res.status === 401 && !renewed) {
+        renewed = true
+        attempt--
+        await this.renew(token, signal)
+        continue
+      }
+      const wait = res.status === 429 || res.status === 503 ? retryWait(res, this.#o.now()) : undefined
+      if (wait === undefined || wait > retry.maxRetryAfterMs || attempt >= retry.maxAttempts) return res
+      this.#o.stats.retries++
+      await sleep(wait, signal)
+    }
   }
 
   /**
@@ -320,7 +368,7 @@ export class Api {
         }
         const err = await errorOf(call.op, res)
         failure = err
-        wait = retryAfterMs(res.headers.get('Retry-After'), this.#o.now())
+        wait = retryWait(res, this.#o.now())
         if (!statusRetryable(res.status) || (wait !== undefined && wait > retry.maxRetryAfterMs)) fatal = err
       } catch (err) {
         if (call.signal?.aborted) throw call.signal.reason
@@ -336,7 +384,7 @@ export class Api {
         throw new FieldsyncError(call.op, 0, { code: 'network', message: `gave up after ${attempt} attempts: ${String(failure)}` }, { cause: failure })
       }
       this.#o.stats.retries++
-      const d = wait !== undefined ? wait + Math.random() * Math.min(1000, wait / 10 + 100) : backoff(attempt, retry)
+      const d = wait ?? backoff(attempt, retry)
       await sleep(d, call.signal)
     }
   }

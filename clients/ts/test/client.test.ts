@@ -4,14 +4,8 @@ import { IDBFactory } from 'fake-indexeddb'
 import 'fake-indexeddb/auto'
 
 import { FieldsyncClient, FieldsyncError, IndexedDBStorage, MemoryStorage, NotFoundError, SSEParser, localWins, sha256Hex } from '../src/index.ts'
-import { FlakyProxy, Server, password, seedField, visit, waitFor } from './harness.ts'
+import { FlakyProxy, Server, jpeg, password, seedField, visit, waitFor } from './harness.ts'
 
-const jpeg = (n: number) => {
-  const b = new Uint8Array(64 + n)
-  b.set([0xff, 0xd8, 0xff, 0xe0])
-  for (let i = 4; i < b.length; i++) b[i] = (i * 31 + n) & 0xff
-  return b
-}
 
 test('sign-in, refresh rotation with one refresh in flight, reuse detection', async t => {
   const s = await Server.start(t)
@@ -336,9 +330,23 @@ test('the built package uses no Node built-ins', async () => {
     const js = await readFile(new URL(f, dir), 'utf8')
     const imports = [...js.matchAll(/from\s+'([^']+)'/g)].map(m => m[1]!)
     for (const spec of imports) {
-      assert.ok(spec.startsWith('./') || ['rxdb/plugins/replication', 'rxjs', '@nozbe/watermelondb', '@nozbe/watermelondb/sync/index.js'].includes(spec), `${f} imports ${spec}`)
+      assert.ok(spec.startsWith('./') || ['rxdb/plugins/replication', 'rxjs', '@nozbe/watermelondb', '@nozbe/watermelondb/sync/index.js', 'tus-js-client'].includes(spec), `${f} imports ${spec}`)
     }
     assert.doesNotMatch(js, /\brequire\(|\bprocess\.|\bBuffer\b/, `${f} uses Node`)
+  }
+})
+
+test('the core bundles for browsers and React Native, tus-js-client included, without a Node built-in', async () => {
+  const { build } = await import('esbuild')
+  // Metro (React Native) resolves the "react-native" field first, then "browser", as these conditions do.
+  for (const conditions of [['browser'], ['react-native', 'browser']]) {
+    const out = await build({
+      entryPoints: [new URL('../dist/index.js', import.meta.url).pathname], bundle: true, write: false, format: 'esm',
+      platform: 'browser', conditions, mainFields: [...conditions, 'module', 'main'], logLevel: 'silent', metafile: true,
+    })
+    const inputs = Object.keys(out.metafile.inputs)
+    assert.ok(inputs.some(i => i.includes('tus-js-client/lib.esm/browser/')), `tus-js-client's browser build is bundled: ${inputs.filter(i => i.includes('tus')).join(', ')}`)
+    assert.ok(!inputs.some(i => i.includes('tus-js-client/lib.esm/node/')), 'not its Node build')
   }
 })
 

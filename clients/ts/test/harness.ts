@@ -75,6 +75,11 @@ export class Server {
     return s
   }
 
+  /** The server's data folder: its store, photos and partial uploads. */
+  get dataDir(): string {
+    return join(this.#dir, 'data')
+  }
+
   async stop(): Promise<void> {
     if (this.#proc.exitCode === null) {
       const exited = new Promise(r => this.#proc.once('exit', r))
@@ -188,6 +193,14 @@ export async function seedField(s: Server): Promise<Record<string, string>> {
   return ids
 }
 
+/** jpeg is n + 64 bytes that start as a JPEG does, the same for the same n. */
+export function jpeg(n: number): Uint8Array {
+  const b = new Uint8Array(64 + n)
+  b.set([0xff, 0xd8, 0xff, 0xe0])
+  for (let i = 4; i < b.length; i++) b[i] = (i * 31 + n) & 0xff
+  return b
+}
+
 let visitClock = Date.now() - 48 * 3600_000
 
 /** visit is a closed visit's data at a customer, later than the last one made. */
@@ -281,3 +294,87 @@ export class FlakyProxy {
 }
 
 export type { TestContext, Storage }
+
+/**
+ * CutProxy is a TCP proxy in front of the server that drops connections
+ * as a poor mobile link does: whenever `every` more bytes have gone up
+ * from the clients (counted over all connections), the connection
+ * carrying them is reset, the bytes before the cut delivered. With a seed
+ * the gaps between cuts are random (exponential, `every` on average),
+ * drawn from the seed so that runs can be compared. `sent` counts every
+ * byte that went up.
+ */
+export class CutProxy {
+  readonly url: string
+  sent = 0
+  cuts = 0
+  #next: number
+  readonly #every: number
+  readonly #rand: (() => number) | undefined
+  readonly #server: net.Server
+  readonly #sockets = new Set<net.Socket>()
+
+  private constructor(server: net.Server, url: string, every: number, seed?: number) {
+    this.#server = server
+    this.url = url
+    this.#every = every
+    if (seed !== undefined) {
+      // mulberry32: a small seeded generator, enough for gaps between cuts.
+      let a = seed >>> 0
+      this.#rand = () => {
+        a = (a + 0x6d2b79f5) >>> 0
+        let x = Math.imul(a ^ (a >>> 15), 1 | a)
+        x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+        return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+      }
+    }
+    this.#next = this.#gap()
+  }
+
+  #gap(): number {
+    if (!this.#rand) return this.#every
+    return Math.max(1, Math.floor(-Math.log(1 - this.#rand()) * this.#every))
+  }
+
+  /** Starts a proxy to target cutting every `every` bytes sent up (0: never); it stops when the test ends. */
+  static async start(t: { after: (fn: () => unknown) => void }, target: string, every: number, seed?: number): Promise<CutProxy> {
+    const { hostname, port } = new URL(target)
+    let proxy!: CutProxy
+    const server = net.createServer(client => {
+      const upstream = net.connect(Number(port), hostname)
+      for (const s of [client, upstream]) {
+        proxy.#sockets.add(s)
+        s.on('close', () => proxy.#sockets.delete(s))
+        s.on('error', () => undefined)
+      }
+      upstream.on('close', () => client.destroy())
+      client.on('close', () => upstream.destroy())
+      upstream.pipe(client)
+      client.on('data', (chunk: Buffer) => {
+        if (proxy.#every <= 0 || proxy.sent + chunk.length < proxy.#next) {
+          proxy.sent += chunk.length
+          if (!upstream.write(chunk)) { client.pause(); upstream.once('drain', () => client.resume()) }
+          return
+        }
+        const allowed = proxy.#next - proxy.sent
+        proxy.sent += allowed
+        proxy.#next += proxy.#gap()
+        proxy.cuts++
+        client.removeAllListeners('data')
+        upstream.unpipe(client)
+        upstream.end(chunk.subarray(0, allowed)) // what went before the cut reaches the server
+        client.resetAndDestroy() // a reset, as a dropped link looks to the client
+      })
+    })
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+    const a = server.address() as net.AddressInfo
+    proxy = new CutProxy(server, `http://127.0.0.1:${a.port}`, every, seed)
+    t.after(() => proxy.close())
+    return proxy
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    await new Promise(r => this.#server.close(r))
+  }
+}
