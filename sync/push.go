@@ -592,13 +592,23 @@ func (w *writer) delete(ctx context.Context, m schema.Mutation, cur *Record, vis
 	return schema.PushResult{Status: schema.PushApplied, Version: next.Version}, nil
 }
 
+// dependents names, by the kind of record a ref names, the collections
+// whose read tokens derive from it: a customer's visits, orders and price
+// lists take its territory, a visit's photos take the visit's (an order
+// refers to its visit too, but takes its tokens from the customer).
+var dependents = map[string][]schema.Collection{
+	"customer": {schema.Visits, schema.Orders, schema.PriceLists},
+	"visit":    {schema.Photos},
+}
+
 // restampDependents gives the records that depend on a changed record
 // (visits, orders and price lists of a customer; photos of those visits)
 // the read tokens they have now, at a new seq and the same version, so
 // that pulls add them for whoever gained them and remove them for whoever
 // lost them.
 func (w *writer) restampDependents(ctx context.Context, ref string) error {
-	for _, c := range []schema.Collection{schema.Visits, schema.Orders, schema.PriceLists, schema.Photos} {
+	kind, _, _ := strings.Cut(ref, ":")
+	for _, c := range dependents[kind] {
 		for after := ""; ; {
 			page, err := w.tx.RecordsByRef(ctx, c, ref, after, 200)
 			if err != nil {

@@ -167,6 +167,15 @@ func (t *tx) flush(ctx context.Context) error {
 	if len(u.writes) == 0 {
 		return s.saveAnswers(ctx, u.saved)
 	}
+	if restamps(u.writes) {
+		if err := s.move(ctx, u.writes); err != nil {
+			if errors.Is(err, errLostRace) {
+				return err
+			}
+			return fail(op, err)
+		}
+		return s.saveAnswers(ctx, u.saved)
+	}
 	seqs, err := s.takeSeqs(ctx, len(u.writes))
 	if err != nil {
 		return fail(op, err) // the seqs taken are settled by their lease
@@ -562,6 +571,13 @@ func (t *tx) recordsByRef(ctx context.Context, c schema.Collection, ref, after s
 			return nil, err
 		}
 		res = &refResult{docs: docs, limit: need, full: len(docs) == need}
+		// Known from now on, as a read of each would have found them: a
+		// Put of one (a re-stamp) reads it no more.
+		for _, d := range docs {
+			if _, known := t.u.docs[d.Key]; !known {
+				t.u.docs[d.Key] = d
+			}
+		}
 		t.u.refs[q] = res
 	}
 	byKey := map[string]*recordDoc{}

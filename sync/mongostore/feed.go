@@ -80,11 +80,17 @@ const (
 )
 
 // seqDoc is one seq in the seqs collection; LeaseUntil is Unix
-// nanoseconds.
+// nanoseconds. A move's hold (see moves.go) also has Move set, its
+// Owner, whether its plan is Ready, and how far the plan is applied
+// (Next).
 type seqDoc struct {
 	Seq        int64  `bson:"_id"`
 	State      string `bson:"state"`
 	LeaseUntil int64  `bson:"lease_until"`
+	Move       bool   `bson:"move,omitempty"`
+	Owner      string `bson:"owner,omitempty"`
+	Ready      bool   `bson:"ready,omitempty"`
+	Next       int    `bson:"next,omitempty"`
 }
 
 // topSeq returns the highest seq taken, 0 when there is none.
@@ -102,12 +108,18 @@ func (s *Store) topSeq(ctx context.Context) (int64, error) {
 
 // takeSeq takes the next seq, pending under a lease.
 func (s *Store) takeSeq(ctx context.Context) (int64, error) {
+	return s.insertSeq(ctx, seqDoc{})
+}
+
+// insertSeq takes the next seq as d, pending under a lease.
+func (s *Store) insertSeq(ctx context.Context, d seqDoc) (int64, error) {
 	for {
 		top, err := s.topSeq(ctx)
 		if err != nil {
 			return 0, err
 		}
-		_, err = s.seqs.InsertOne(ctx, seqDoc{Seq: top + 1, State: seqPending, LeaseUntil: s.now().Add(s.lease()).UnixNano()})
+		d.Seq, d.State, d.LeaseUntil = top+1, seqPending, s.now().Add(s.lease()).UnixNano()
+		_, err = s.seqs.InsertOne(ctx, d)
 		if err == nil {
 			return top + 1, nil
 		}
@@ -238,6 +250,12 @@ func (s *Store) Watermark(ctx context.Context) (int64, error) {
 		}
 		if p.LeaseUntil > s.now().UnixNano() {
 			return p.Seq - 1, nil
+		}
+		if p.Move {
+			if err := s.settleMove(ctx, p); err != nil {
+				return 0, fail(op, err)
+			}
+			continue
 		}
 		written, err := s.carries(ctx, p.Seq, false)
 		if err != nil {

@@ -56,6 +56,12 @@ type Store struct {
 	// stall, when set, runs in Put between taking a seq and writing at
 	// it: tests use it to make writers outlive their leases.
 	stall func()
+	// moveBatch is how many writes of a move go out together; moveBatch
+	// (the constant) when zero. afterMoveBatch, when set, runs after each
+	// batch of a move with how many of its writes are applied; an error
+	// stops the move there, as a crash would (see moves.go).
+	moveBatch      int
+	afterMoveBatch func(applied int) error
 
 	client *mongo.Client
 	owned  bool // Close disconnects client
@@ -66,7 +72,7 @@ type Store struct {
 	seqs                    *mongo.Collection
 	facts, devices          *mongo.Collection
 	audit, meta             *mongo.Collection
-	proofs                  *mongo.Collection
+	proofs, moveItems       *mongo.Collection
 }
 
 // DefaultDatabase is the database Open uses when the URI names none.
@@ -108,20 +114,21 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 func New(ctx context.Context, client *mongo.Client, database string) (*Store, error) {
 	db := client.Database(database)
 	s := &Store{
-		client:   client,
-		db:       db,
-		users:    db.Collection("users"),
-		logins:   db.Collection("logins"),
-		failures: db.Collection("login_failures"),
-		records:  db.Collection("records"),
-		gone:     db.Collection("gone"),
-		answers:  db.Collection("answers"),
-		seqs:     db.Collection("seqs"),
-		facts:    db.Collection("facts"),
-		devices:  db.Collection("device_syncs"),
-		audit:    db.Collection("audit"),
-		meta:     db.Collection("meta"),
-		proofs:   db.Collection("photo_proofs"),
+		client:    client,
+		db:        db,
+		users:     db.Collection("users"),
+		logins:    db.Collection("logins"),
+		failures:  db.Collection("login_failures"),
+		records:   db.Collection("records"),
+		gone:      db.Collection("gone"),
+		answers:   db.Collection("answers"),
+		seqs:      db.Collection("seqs"),
+		facts:     db.Collection("facts"),
+		devices:   db.Collection("device_syncs"),
+		audit:     db.Collection("audit"),
+		meta:      db.Collection("meta"),
+		proofs:    db.Collection("photo_proofs"),
+		moveItems: db.Collection("move_items"),
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		return nil, fail("mongostore.New", err)
@@ -148,6 +155,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.gone, []string{"seq"}, nil},
 		{s.answers, []string{"at"}, nil},
 		{s.seqs, []string{"state", "_id"}, nil},
+		{s.moveItems, []string{"hold", "n"}, nil},
 		{s.facts, []string{"kind", "territory", "at"}, nil},
 		{s.facts, []string{"kind", "customer", "at"}, nil},
 		{s.facts, []string{"kind", "rep", "at"}, nil},
