@@ -95,8 +95,13 @@ func seedStore(b *testing.B, name string, territories int, cacheable bool) *stor
 				if smaller := smallerSeed(b, cache, version, territories); smaller != "" {
 					// The seed of fewer territories is the first part of
 					// this one: the same users, products and territories.
-					require.NoError(b, os.MkdirAll(cached+seedingSuffix, 0o700))
-					copyFile(b, filepath.Join(smaller, backup.DatabaseName), filepath.Join(cached+seedingSuffix, backup.DatabaseName))
+					// Copied aside, then renamed: a copy cut short is
+					// never taken for a seed to resume.
+					growing := cached + ".growing"
+					require.NoError(b, os.RemoveAll(growing))
+					require.NoError(b, os.MkdirAll(growing, 0o700))
+					copyFile(b, filepath.Join(smaller, backup.DatabaseName), filepath.Join(growing, backup.DatabaseName))
+					require.NoError(b, os.Rename(growing, cached+seedingSuffix))
 					b.Logf("%s: growing the seeded store in %s", name, smaller)
 				}
 			}
