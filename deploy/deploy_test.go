@@ -165,6 +165,7 @@ func TestKubernetes(t *testing.T) {
 		service    corev1.Service
 		config     corev1.ConfigMap
 		budget     policyv1.PodDisruptionBudget
+		uploads    corev1.PersistentVolumeClaim
 	)
 	for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
 		var meta struct{ Kind string }
@@ -179,6 +180,8 @@ func TestKubernetes(t *testing.T) {
 			into = &config
 		case "PodDisruptionBudget":
 			into = &budget
+		case "PersistentVolumeClaim":
+			into = &uploads
 		default:
 			t.Fatalf("unexpected kind %q", meta.Kind)
 		}
@@ -256,6 +259,31 @@ func TestKubernetes(t *testing.T) {
 			assert.Equal(t, e.Name == "FIELDSYNC_ADMIN_PASSWORD", *ref.Optional,
 				"only the first admin's password may be left out (fieldsync then says what is missing)")
 		}
+	})
+	t.Run("resumable uploads shared by the pods", func(t *testing.T) {
+		// A resumed upload lands on whichever pod the Service picks: the
+		// bytes already received must be on a volume every pod mounts.
+		dir := config.Data["FIELDSYNC_UPLOAD_DIR"]
+		require.NotEmpty(t, dir, "the ConfigMap sets the uploads folder")
+		var volume string
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == dir {
+				volume = m.Name
+				assert.False(t, m.ReadOnly)
+			}
+		}
+		require.NotEmpty(t, volume, "%s is a mounted volume", dir)
+		var claim string
+		for _, v := range deployment.Spec.Template.Spec.Volumes {
+			if v.Name == volume {
+				require.NotNil(t, v.PersistentVolumeClaim, "%s is a claim, not a pod's own disk", volume)
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		assert.Equal(t, uploads.Name, claim)
+		assert.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, uploads.Spec.AccessModes,
+			"every pod writes it at once")
+		require.NotNil(t, uploads.Spec.StorageClassName, "the claim names a class that offers ReadWriteMany")
 	})
 	t.Run("config", func(t *testing.T) {
 		for name := range config.Data {

@@ -68,10 +68,14 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case !schema.CheckID(req.DeviceID):
 		return schema.FieldErrorf(schema.CodeValidationFailed, "device_id", "device_id must be 1 to %d letters, digits or . _ : -", schema.MaxIDLength)
 	}
-	u, l, err := s.signIn(c.UserContext(), c.IP(), req.Username, req.Password, req.DeviceID)
-	var slow *slowDown
-	if errors.As(err, &slow) {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(slow.secs))
+	// A sign-in may wait for its turn: one whose client goes away leaves
+	// the queue.
+	ctx, stop := whileConnected(c)
+	defer stop()
+	u, l, err := s.signIn(ctx, c.IP(), req.Username, req.Password, req.DeviceID)
+	var later interface{ retryAfter() int }
+	if errors.As(err, &later) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(later.retryAfter()))
 	}
 	if err != nil {
 		return err
@@ -82,7 +86,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 // signIn checks a username and password from an address under the
 // failed sign-in throttle and opens a login on a device. It is shared by
 // the API and the console, so both count failures and record logins
-// alike. A sign-in that comes too soon after failures gets a *slowDown.
+// alike. A sign-in that comes too soon after failures gets a *slowDown;
+// one that finds the sign-in queue full gets a *busy; one whose ctx ends
+// while it waits for its turn is not checked.
 func (s *Server) signIn(ctx context.Context, addr, username, password, deviceID string) (*schema.User, *sync.Login, error) {
 	now := s.now()
 	key := throttleKey(addr, username)
@@ -143,6 +149,9 @@ func newSlowDown(wait time.Duration) *slowDown {
 }
 
 func (e *slowDown) Error() string { return e.err.Error() }
+
+// retryAfter is the Retry-After of the refusal.
+func (e *slowDown) retryAfter() int { return e.secs }
 
 // Unwrap lets the refusal answer as the rate_limited error it carries.
 func (e *slowDown) Unwrap() error { return e.err }
@@ -335,15 +344,14 @@ func requireRole(roles ...schema.Role) fiber.Handler {
 	}
 }
 
-// checkPassword compares a password with its hash, at most one comparison
-// per core at a time, taken in turns between client addresses: a storm of
-// sign-ins (every phone of a region after an outage) then queues here
-// instead of starving pushes and pulls of CPU, and a flood from one
-// address does not hold up the sign-ins of others.
+// checkPassword compares a password with its hash once the sign-in gate
+// lets it: the check is what the gate's slots stand for, the store's reads
+// and writes around it are not held up by it.
 func (s *Server) checkPassword(ctx context.Context, addr string, hash []byte, password string) (bool, error) {
-	if err := s.hashing.acquire(ctx, addr); err != nil {
-		return false, schema.Errorf(schema.CodeUnavailable, "the server is busy; try again")
+	release, err := s.signIns.acquire(ctx, addr)
+	if err != nil {
+		return false, err
 	}
-	defer s.hashing.release()
+	defer release()
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
 }

@@ -117,6 +117,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 		s.log.Error("request failed", attrs...)
 	case errors.Is(err, schema.ErrUnavailable):
+		s.writes.noteError(err)
 		s.log.Warn("store unavailable", slog.String("method", c.Method()), slog.String("route", routeOf(c)), slog.Any("err", err))
 	}
 	switch status {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"runtime"
 	"strconv"
 	gosync "sync"
 	"sync/atomic"
@@ -46,6 +47,14 @@ type Limits struct {
 	// together. Defaults 10 per second and 120.
 	UserRate  float64
 	UserBurst int
+	// SignInSlots is how many sign-ins (each mostly a bcrypt check) run
+	// at once; default one per core (GOMAXPROCS). SignInQueue is how many
+	// more wait their turn, default 16 per slot; a sign-in past them is
+	// refused at once with 503 and a Retry-After that spreads the refused
+	// over the time the instance needs to serve them. Waiting sign-ins do
+	// not count toward MaxInFlight.
+	SignInSlots int
+	SignInQueue int
 }
 
 // Limit defaults.
@@ -78,6 +87,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.UserBurst <= 0 {
 		l.UserBurst = defaultUserBurst
+	}
+	if l.SignInSlots <= 0 {
+		l.SignInSlots = runtime.GOMAXPROCS(0)
+	}
+	if l.SignInQueue <= 0 {
+		l.SignInQueue = defaultSignInQueuePerSlot * l.SignInSlots
 	}
 	return l
 }
@@ -116,11 +131,13 @@ func newGuard(l Limits, now func() time.Time, reg prometheus.Registerer) *guard 
 }
 
 // exempt reports whether a request is left out of the in-flight cap:
-// probes and metrics must answer under load, and a live stream is held
-// open for hours under its own cap.
+// probes and metrics must answer under load, a live stream is held open
+// for hours under its own cap, and sign-ins have their own admission
+// (signInGate), where a crowd of them waits without taking the slots of
+// the syncs of devices already signed in.
 func exempt(c *fiber.Ctx) bool {
 	switch c.Path() {
-	case "/healthz", "/readyz", "/metrics", "/v1/sync/stream":
+	case "/healthz", "/readyz", "/metrics", "/v1/sync/stream", "/v1/auth/login":
 		return true
 	}
 	return false

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"runtime"
 	"strings"
 	gosync "sync"
 	"time"
@@ -123,7 +122,8 @@ type Server struct {
 	metrics *metrics
 	app     *fiber.App
 	zip     *compressor
-	hashing *hashQueue // one slot per core for password checks
+	signIns *signInGate
+	writes  *writeProbe // nil when the record store cannot tell whether it writes
 	// dummyHash is checked when a username is unknown.
 	dummyHash []byte
 	watcher   *sync.Watcher
@@ -231,11 +231,15 @@ func New(cfg Config) (*Server, error) {
 		now:       cfg.Now,
 		tokens:    newTokenIssuer(cfg.Secret, cfg.AccessTTL, cfg.Now),
 		metrics:   newMetrics(),
-		hashing:   newHashQueue(runtime.GOMAXPROCS(0)),
 		watcher:   sync.NewWatcher(sync.WatcherConfig{Store: cfg.Store, Interval: cfg.StreamPoll, Logger: cfg.Logger}),
 		streams:   &streams{max: cfg.MaxStreams, perUser: cfg.MaxStreamsPerUser, byUser: map[string][]*liveStream{}},
 	}
+	if wc, ok := cfg.Store.(WriteChecker); ok {
+		s.writes = &writeProbe{store: wc, now: cfg.Now}
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
+	s.signIns = newSignInGate(cfg.Limits.SignInSlots, cfg.Limits.SignInQueue, cfg.Now, s.metrics.reg)
 	s.metrics.watchCommitGroups(cfg.Store)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",

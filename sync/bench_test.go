@@ -64,7 +64,7 @@ func benchEngine(b *testing.B) (*sync.Engine, *sqlitestore.Store, schema.Princip
 	require.NoError(b, err)
 	admin := schema.Principal{UserID: "u-admin", Role: schema.RoleAdmin}
 	resp, err := eng.Push(context.Background(), admin, &schema.PushRequest{Mutations: []json.RawMessage{
-		up(schema.Territories, "t-1", 0, territory("North")).withID(-1).raw()}})
+		withID(storetest.Up(schema.Territories, "t-1", 0, territory("North")), -1).Raw()}})
 	require.NoError(b, err)
 	require.Equal(b, schema.PushApplied, resp.Results[0].Status)
 	return eng, store, admin
@@ -75,7 +75,7 @@ func pushBatch(n int) []json.RawMessage {
 	out := make([]json.RawMessage, benchBatch)
 	for i := range out {
 		k := n*benchBatch + i
-		out[i] = up(schema.Customers, fmt.Sprintf("c-%d", k), 0, benchCustomer(k)).withID(k).raw()
+		out[i] = withID(storetest.Up(schema.Customers, fmt.Sprintf("c-%d", k), 0, benchCustomer(k)), k).Raw()
 	}
 	return out
 }
@@ -274,7 +274,7 @@ func BenchmarkPull10k(b *testing.B) {
 // serialStore runs one unit of work at a time, so that each has a write
 // transaction of its own: the store as it was before it grouped them.
 type serialStore struct {
-	*sqlitestore.Store
+	sync.Store
 	mu gosync.Mutex
 }
 
@@ -295,10 +295,10 @@ func BenchmarkConcurrentSmallPushes(b *testing.B) {
 	for _, mode := range []string{"grouped", "serial"} {
 		b.Run(mode, func(b *testing.B) {
 			e := newEnv(b)
-			e.seed()
+			seed(e)
 			if mode == "serial" {
 				var err error
-				e.eng, err = sync.New(sync.Config{Store: &serialStore{Store: e.store}, Secret: storetest.Secret, Now: func() time.Time { return e.now },
+				e.Engine, err = sync.New(sync.Config{Store: &serialStore{Store: e.Store}, Secret: storetest.Secret, Now: func() time.Time { return e.Now },
 					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				require.NoError(b, err)
 			}
@@ -312,9 +312,9 @@ func BenchmarkConcurrentSmallPushes(b *testing.B) {
 					v := visit("c-1", 52.52, 13.405)
 					v["check_in"] = map[string]any{"at": in, "lat": 52.52, "lng": 13.405, "accuracy": 8}
 					v["check_out"] = map[string]any{"at": in.Add(time.Second / 2), "lat": 52.52, "lng": 13.405, "accuracy": 8}
-					m := up(schema.Visits, fmt.Sprintf("v-%d", i), 0, v)
-					m.id = fmt.Sprintf("m-v-%d", i)
-					resp, err := e.eng.Push(context.Background(), e.users["rep1"], &schema.PushRequest{DeviceID: "dev-rep1", Mutations: []json.RawMessage{m.raw()}})
+					m := storetest.Up(schema.Visits, fmt.Sprintf("v-%d", i), 0, v)
+					m.ID = fmt.Sprintf("m-v-%d", i)
+					resp, err := e.Engine.Push(context.Background(), e.Users["rep1"], &schema.PushRequest{DeviceID: "dev-rep1", Mutations: []json.RawMessage{m.Raw()}})
 					if err != nil || resp.Results[0].Status != schema.PushApplied {
 						b.Errorf("push %d: %v %+v", i, err, resp)
 						return

@@ -72,23 +72,23 @@ func TestNoPhotoStoreReadsUnderTheWriteLock(t *testing.T) {
 		Territories: []string{"t-1"}, Active: true}))
 	admin := schema.Principal{UserID: "u-admin", Role: schema.RoleAdmin}
 	rep := schema.Principal{UserID: "u-rep1", Role: schema.RoleRep, Territories: []string{"t-1"}}
-	push := func(p schema.Principal, muts ...mut) []schema.PushResult {
+	push := func(p schema.Principal, muts ...storetest.Mut) []schema.PushResult {
 		t.Helper()
 		req := &schema.PushRequest{}
 		for i, m := range muts {
-			req.Mutations = append(req.Mutations, m.withID(int(time.Now().UnixNano())+i).raw())
+			req.Mutations = append(req.Mutations, withID(m, int(time.Now().UnixNano())+i).Raw())
 		}
 		resp, err := eng.Push(ctx, p, req)
 		require.NoError(t, err)
 		return resp.Results
 	}
-	push(admin, up(schema.Territories, "t-1", 0, territory("North")), up(schema.Customers, "c-1", 0, customer("t-1", "A")))
+	push(admin, storetest.Up(schema.Territories, "t-1", 0, territory("North")), storetest.Up(schema.Customers, "c-1", 0, customer("t-1", "A")))
 	hash := strings.Repeat("ab", 32)
-	res := push(rep, up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)),
-		up(schema.Photos, "ph-1", 0, map[string]any{"visit_id": "v-1", "sha256": hash, "content_type": "image/jpeg", "size": 10}))
+	res := push(rep, storetest.Up(schema.Visits, "v-1", 0, visit("c-1", 52.52, 13.405)),
+		storetest.Up(schema.Photos, "ph-1", 0, map[string]any{"visit_id": "v-1", "sha256": hash, "content_type": "image/jpeg", "size": 10}))
 	assert.Equal(t, []string{"applied", "applied"}, statuses(res))
 	require.NoError(t, eng.PhotoArrived(ctx, hash, "u-rep1"))
-	push(rep, up(schema.Photos, "ph-2", 0, map[string]any{"visit_id": "v-1", "sha256": hash, "content_type": "image/jpeg", "size": 10}))
+	push(rep, storetest.Up(schema.Photos, "ph-2", 0, map[string]any{"visit_id": "v-1", "sha256": hash, "content_type": "image/jpeg", "size": 10}))
 
 	assert.Positive(t, photos.reads, "the photo store was asked")
 	assert.Zero(t, photos.blocked, "never under the write lock")

@@ -15,6 +15,7 @@ import (
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/report"
+	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
 // The wire shapes of the targets, daily and credit reports, the audit
@@ -23,27 +24,27 @@ import (
 // are checked by hand in sync/storetest; these pin field names and types.
 func TestPlansGolden(t *testing.T) {
 	e := newEnv(t)
-	e.seed()
+	seed(e)
 	ctx := context.Background()
-	e.ok("admin", up(schema.Customers, "c-9", 0, with(customer("t-1", "A"), "code", "C-9", "credit_limit", 1000, "open_balance", 900)))
-	split, err := e.eng.SplitTargets(ctx, e.users["mgr"], &sync.SplitRequest{RepID: "u-rep1", Year: 2026, OrderAmount: 1200, Visits: 24})
+	e.OK("admin", storetest.Up(schema.Customers, "c-9", 0, storetest.With(customer("t-1", "A"), "code", "C-9", "credit_limit", 1000, "open_balance", 900)))
+	split, err := e.Engine.SplitTargets(ctx, e.Users["mgr"], &sync.SplitRequest{RepID: "u-rep1", Year: 2026, OrderAmount: 1200, Visits: 24})
 	require.NoError(t, err)
-	e.ok("rep1", up(schema.Visits, "v-1", 0, with(visit("c-1", 52.52, 13.405), "check_out",
+	e.OK("rep1", storetest.Up(schema.Visits, "v-1", 0, storetest.With(visit("c-1", 52.52, 13.405), "check_out",
 		map[string]any{"at": "2026-11-23T09:30:00Z", "lat": 52.52, "lng": 13.405})))
-	e.ok("rep1", up(schema.Orders, "o-1", 0, order("c-1", "submitted", line("p-1", 2, 250))))
-	e.ok("mgr", up(schema.Orders, "o-1", 1, order("c-1", "confirmed", line("p-1", 2, 250))))
-	e.ok("rep1", up(schema.Orders, "o-2", 0, order("c-9", "submitted", line("p-1", 1, 250))))
+	e.OK("rep1", storetest.Up(schema.Orders, "o-1", 0, order("c-1", "submitted", line("p-1", 2, 250))))
+	e.OK("mgr", storetest.Up(schema.Orders, "o-1", 1, order("c-1", "confirmed", line("p-1", 2, 250))))
+	e.OK("rep1", storetest.Up(schema.Orders, "o-2", 0, order("c-9", "submitted", line("p-1", 1, 250))))
 
-	reports := report.New(e.store, func() time.Time { return e.now })
-	daily, err := reports.Daily(ctx, e.users["mgr"], "2026-11-23", "", "", time.UTC)
+	reports := report.New(e.Store, func() time.Time { return e.Now })
+	daily, err := reports.Daily(ctx, e.Users["mgr"], "2026-11-23", "", "", time.UTC)
 	require.NoError(t, err)
-	targets, err := reports.Targets(ctx, e.users["rep1"], "2026-10", "2026-12", "", "", time.UTC)
+	targets, err := reports.Targets(ctx, e.Users["rep1"], "2026-10", "2026-12", "", "", time.UTC)
 	require.NoError(t, err)
-	credit, err := reports.Credit(ctx, e.users["mgr"], 0.5, "")
+	credit, err := reports.Credit(ctx, e.Users["mgr"], 0.5, "")
 	require.NoError(t, err)
-	audit, err := e.eng.Audit(ctx, e.users["admin"], sync.AuditRequest{Collection: "orders", Limit: 2})
+	audit, err := e.Engine.Audit(ctx, e.Users["admin"], sync.AuditRequest{Collection: "orders", Limit: 2})
 	require.NoError(t, err)
-	imported, err := e.eng.Import(ctx, e.users["admin"], schema.Products, strings.NewReader("sku,name,unit,price,active\nS1,Soap,each,260,true\nS2,Mop,each,x,true\n"),
+	imported, err := e.Engine.Import(ctx, e.Users["admin"], schema.Products, strings.NewReader("sku,name,unit,price,active\nS1,Soap,each,260,true\nS2,Mop,each,x,true\n"),
 		sync.ImportOptions{SkipInvalid: true})
 	require.NoError(t, err)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
 func order(customer, status string, lines ...map[string]any) map[string]any {
@@ -27,17 +28,17 @@ func line(product string, qty, price int) map[string]any {
 
 func TestOrderPricing(t *testing.T) {
 	e := newEnv(t)
-	e.seed() // p-1 lists at 250; c-1 in t-1, c-2 in t-2
-	e.ok("admin",
-		up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Rice", "unit": "kg", "price": 400, "active": true}),
-		up(schema.Products, "p-old", 0, map[string]any{"sku": "S3", "name": "Old", "unit": "kg", "price": 100, "active": false}),
-		up(schema.Customers, "c-3", 0, with(customer("t-1", "B"), "distributor_id", "d-1")),
-		up(schema.PriceLists, "pl-c1", 0, map[string]any{"name": "Ana's", "customer_ids": []string{"c-1"},
+	seed(e) // p-1 lists at 250; c-1 in t-1, c-2 in t-2
+	e.OK("admin",
+		storetest.Up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Rice", "unit": "kg", "price": 400, "active": true}),
+		storetest.Up(schema.Products, "p-old", 0, map[string]any{"sku": "S3", "name": "Old", "unit": "kg", "price": 100, "active": false}),
+		storetest.Up(schema.Customers, "c-3", 0, storetest.With(customer("t-1", "B"), "distributor_id", "d-1")),
+		storetest.Up(schema.PriceLists, "pl-c1", 0, map[string]any{"name": "Ana's", "customer_ids": []string{"c-1"},
 			"valid_from": "2026-11-01", "valid_to": "2026-12-31",
 			"items": []any{map[string]any{"product_id": "p-1", "price": 230}, map[string]any{"product_id": "p-1", "price": 200, "min_quantity": 10}}}),
-		up(schema.PriceLists, "pl-old", 0, map[string]any{"name": "Summer", "customer_ids": []string{"c-1"},
+		storetest.Up(schema.PriceLists, "pl-old", 0, map[string]any{"name": "Summer", "customer_ids": []string{"c-1"},
 			"valid_from": "2026-06-01", "valid_to": "2026-08-31", "items": []any{map[string]any{"product_id": "p-2", "price": 1}}}),
-		up(schema.PriceLists, "pl-d1", 0, map[string]any{"name": "Distributor d-1", "distributor_id": "d-1",
+		storetest.Up(schema.PriceLists, "pl-d1", 0, map[string]any{"name": "Distributor d-1", "distributor_id": "d-1",
 			"items": []any{map[string]any{"product_id": "p-2", "price": 350}}}),
 	)
 	tests := []struct {
@@ -59,13 +60,13 @@ func TestOrderPricing(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := e.push("admin", up(schema.Orders, fmt.Sprintf("o-%d", i), 0, tt.order))[0]
+			res := e.Push("admin", storetest.Up(schema.Orders, fmt.Sprintf("o-%d", i), 0, tt.order))[0]
 			require.Equal(t, tt.status, res.Status, "%+v", res)
 			if tt.code != "" {
 				assert.Equal(t, tt.code, res.Error.Code)
 				return
 			}
-			_, changes, _ := e.pull("admin", "")
+			_, changes, _ := e.Pull("admin", "")
 			var got schema.Order
 			for _, ch := range changes {
 				if ch.ID == fmt.Sprintf("o-%d", i) {
@@ -101,8 +102,8 @@ func TestOrderTransitions(t *testing.T) {
 		"cancelled": {"cancelled"},
 	}
 	e := newEnv(t)
-	e.seed()
-	e.ok("admin", up(schema.Customers, "c-d", 0, with(customer("t-1", "C"), "distributor_id", "d-1")))
+	seed(e)
+	e.OK("admin", storetest.Up(schema.Customers, "c-d", 0, storetest.With(customer("t-1", "C"), "distributor_id", "d-1")))
 	actors := map[string]string{"rep": "rep1", "dist": "dist", "mgr": "mgr", "admin": "admin"}
 	n := 0
 	for role, user := range actors {
@@ -122,13 +123,13 @@ func TestOrderTransitions(t *testing.T) {
 					if role == "dist" {
 						cust = "c-d"
 					}
-					e.ok(owner, up(schema.Orders, id, 0, order(cust, "draft", line("p-1", 1, 250))))
+					e.OK(owner, storetest.Up(schema.Orders, id, 0, order(cust, "draft", line("p-1", 1, 250))))
 					v := int64(1)
 					for _, s := range paths[from] {
-						e.ok("admin", up(schema.Orders, id, v, order(cust, s, line("p-1", 1, 250))))
+						e.OK("admin", storetest.Up(schema.Orders, id, v, order(cust, s, line("p-1", 1, 250))))
 						v++
 					}
-					res := e.push(user, up(schema.Orders, id, v, order(cust, to, line("p-1", 1, 250))))[0]
+					res := e.Push(user, storetest.Up(schema.Orders, id, v, order(cust, to, line("p-1", 1, 250))))[0]
 					want := false
 					for _, a := range allowed[role] {
 						want = want || a == from+">"+to
@@ -145,13 +146,13 @@ func TestOrderTransitions(t *testing.T) {
 	}
 	t.Run("created only as draft or submitted", func(t *testing.T) {
 		for _, s := range []string{"confirmed", "shipped", "delivered", "cancelled"} {
-			res := e.push("admin", up(schema.Orders, "o-new-"+s, 0, order("c-1", s, line("p-1", 1, 250))))[0]
+			res := e.Push("admin", storetest.Up(schema.Orders, "o-new-"+s, 0, order("c-1", s, line("p-1", 1, 250))))[0]
 			assert.Equal(t, schema.CodeInvalidTransition, res.Error.Code, s)
 		}
 	})
 	t.Run("a submitted order's lines no longer change", func(t *testing.T) {
-		e.ok("rep1", up(schema.Orders, "o-lines", 0, order("c-1", "submitted", line("p-1", 1, 250))))
-		res := e.push("rep1", up(schema.Orders, "o-lines", 1, order("c-1", "submitted", line("p-1", 3, 250))))[0]
+		e.OK("rep1", storetest.Up(schema.Orders, "o-lines", 0, order("c-1", "submitted", line("p-1", 1, 250))))
+		res := e.Push("rep1", storetest.Up(schema.Orders, "o-lines", 1, order("c-1", "submitted", line("p-1", 3, 250))))[0]
 		require.Equal(t, schema.PushRejected, res.Status)
 		assert.Equal(t, schema.CodeInvalidTransition, res.Error.Code)
 	})
@@ -169,9 +170,9 @@ func visitAt(c, in, out string) map[string]any {
 }
 
 // visitData pulls a visit as a user sees it.
-func (e *env) visitData(t *testing.T, user, id string) map[string]any {
+func visitData(e *storetest.Bed, t *testing.T, user, id string) map[string]any {
 	t.Helper()
-	_, changes, _ := e.pull(user, "")
+	_, changes, _ := e.Pull(user, "")
 	for _, ch := range changes {
 		if ch.Collection == schema.Visits && ch.ID == id {
 			return data(t, ch)
@@ -183,69 +184,69 @@ func (e *env) visitData(t *testing.T, user, id string) map[string]any {
 
 func TestOpenVisitsAreKeptAndFlagged(t *testing.T) {
 	e := newEnv(t)
-	e.seed()
-	e.ok("rep1", up(schema.Visits, "v-1", 0, visitAt("c-1", "2026-11-23T09:00:00Z", "")))
-	assert.NotContains(t, e.visitData(t, "rep1", "v-1"), "check_out_missing", "the latest visit is just open")
+	seed(e)
+	e.OK("rep1", storetest.Up(schema.Visits, "v-1", 0, visitAt("c-1", "2026-11-23T09:00:00Z", "")))
+	assert.NotContains(t, visitData(e, t, "rep1", "v-1"), "check_out_missing", "the latest visit is just open")
 
-	e.ok("rep1", up(schema.Visits, "v-2", 0, visitAt("c-1", "2026-11-23T10:00:00Z", "")))
-	assert.Equal(t, true, e.visitData(t, "rep1", "v-1")["check_out_missing"], "a later check-in exists")
-	assert.NotContains(t, e.visitData(t, "rep1", "v-1"), "duration_s", "no time in store without a check-out")
-	assert.NotContains(t, e.visitData(t, "rep1", "v-2"), "check_out_missing")
+	e.OK("rep1", storetest.Up(schema.Visits, "v-2", 0, visitAt("c-1", "2026-11-23T10:00:00Z", "")))
+	assert.Equal(t, true, visitData(e, t, "rep1", "v-1")["check_out_missing"], "a later check-in exists")
+	assert.NotContains(t, visitData(e, t, "rep1", "v-1"), "duration_s", "no time in store without a check-out")
+	assert.NotContains(t, visitData(e, t, "rep1", "v-2"), "check_out_missing")
 
 	t.Run("a later closed visit pushed first", func(t *testing.T) {
-		e.ok("rep1", up(schema.Visits, "v-4", 0, visitAt("c-1", "2026-11-23T15:00:00Z", "2026-11-23T15:20:00Z")))
-		assert.Equal(t, true, e.visitData(t, "rep1", "v-2")["check_out_missing"], "v-2 is earlier")
-		e.ok("rep1", up(schema.Visits, "v-3", 0, visitAt("c-1", "2026-11-23T14:00:00Z", "")))
-		assert.Equal(t, true, e.visitData(t, "rep1", "v-3")["check_out_missing"], "v-4 was checked in later")
+		e.OK("rep1", storetest.Up(schema.Visits, "v-4", 0, visitAt("c-1", "2026-11-23T15:00:00Z", "2026-11-23T15:20:00Z")))
+		assert.Equal(t, true, visitData(e, t, "rep1", "v-2")["check_out_missing"], "v-2 is earlier")
+		e.OK("rep1", storetest.Up(schema.Visits, "v-3", 0, visitAt("c-1", "2026-11-23T14:00:00Z", "")))
+		assert.Equal(t, true, visitData(e, t, "rep1", "v-3")["check_out_missing"], "v-4 was checked in later")
 	})
 	t.Run("the device's claim is not taken", func(t *testing.T) {
-		e.ok("rep1", up(schema.Visits, "v-5", 0, with(visitAt("c-1", "2026-11-23T16:00:00Z", ""), "check_out_missing", true)))
-		assert.NotContains(t, e.visitData(t, "rep1", "v-5"), "check_out_missing", "nothing later")
+		e.OK("rep1", storetest.Up(schema.Visits, "v-5", 0, storetest.With(visitAt("c-1", "2026-11-23T16:00:00Z", ""), "check_out_missing", true)))
+		assert.NotContains(t, visitData(e, t, "rep1", "v-5"), "check_out_missing", "nothing later")
 	})
 	t.Run("checking out clears it and counts the time", func(t *testing.T) {
-		e.ok("rep1", up(schema.Visits, "v-1", 2, visitAt("c-1", "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")))
-		v := e.visitData(t, "rep1", "v-1")
+		e.OK("rep1", storetest.Up(schema.Visits, "v-1", 2, visitAt("c-1", "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")))
+		v := visitData(e, t, "rep1", "v-1")
 		assert.NotContains(t, v, "check_out_missing")
 		assert.Equal(t, float64(1800), v["duration_s"])
 	})
 	t.Run("another rep's visits are not later check-ins", func(t *testing.T) {
-		e.ok("rep2", up(schema.Visits, "v-rep2", 0, visitAt("c-2", "2026-11-23T18:00:00Z", "")))
-		assert.NotContains(t, e.visitData(t, "rep1", "v-5"), "check_out_missing")
+		e.OK("rep2", storetest.Up(schema.Visits, "v-rep2", 0, visitAt("c-2", "2026-11-23T18:00:00Z", "")))
+		assert.NotContains(t, visitData(e, t, "rep1", "v-5"), "check_out_missing")
 	})
 	t.Run("one push with several open visits", func(t *testing.T) {
-		res := e.push("rep2",
-			up(schema.Visits, "v-r2-a", 0, visitAt("c-2", "2026-11-24T09:00:00Z", "")),
-			up(schema.Visits, "v-r2-b", 0, visitAt("c-2", "2026-11-24T10:00:00Z", "")),
-			up(schema.Visits, "v-r2-c", 0, visitAt("c-2", "2026-11-24T11:00:00Z", "2026-11-24T11:10:00Z")))
+		res := e.Push("rep2",
+			storetest.Up(schema.Visits, "v-r2-a", 0, visitAt("c-2", "2026-11-24T09:00:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-b", 0, visitAt("c-2", "2026-11-24T10:00:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-c", 0, visitAt("c-2", "2026-11-24T11:00:00Z", "2026-11-24T11:10:00Z")))
 		assert.Equal(t, []string{"applied", "applied", "applied"}, statuses(res))
 		for _, id := range []string{"v-rep2", "v-r2-a", "v-r2-b"} {
-			assert.Equal(t, true, e.visitData(t, "rep2", id)["check_out_missing"], id)
+			assert.Equal(t, true, visitData(e, t, "rep2", id)["check_out_missing"], id)
 		}
-		assert.NotContains(t, e.visitData(t, "rep2", "v-r2-c"), "check_out_missing")
+		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-c"), "check_out_missing")
 	})
 }
 
 func TestVisitMarksItsPlannedStopDone(t *testing.T) {
 	e := newEnv(t)
-	e.seed()
-	e.ok("admin",
-		up(schema.Customers, "c-9", 0, customer("t-1", "C")),
-		up(schema.RoutePlans, "rp-23", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23", "stops": []any{
+	seed(e)
+	e.OK("admin",
+		storetest.Up(schema.Customers, "c-9", 0, customer("t-1", "C")),
+		storetest.Up(schema.RoutePlans, "rp-23", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23", "stops": []any{
 			map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"},
 			map[string]any{"customer_id": "c-9", "position": 2, "status": "planned"}}}),
-		up(schema.RoutePlans, "rp-24", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-24", "stops": []any{
+		storetest.Up(schema.RoutePlans, "rp-24", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-24", "stops": []any{
 			map[string]any{"customer_id": "c-9", "position": 1, "status": "planned"}}}))
-	_, _, cp := e.pull("rep1", "")
+	_, _, cp := e.Pull("rep1", "")
 	closed := func(customer, at string) map[string]any {
 		v := visit(customer, 52.52, 13.405)
 		v["check_in"].(map[string]any)["at"] = at
 		v["check_out"] = map[string]any{"at": at, "lat": 52.52, "lng": 13.405}
 		return v
 	}
-	e.ok("rep1", up(schema.Visits, "v-1", 0, closed("c-1", "2026-11-23T09:00:00Z")))
-	e.ok("rep1", up(schema.Visits, "v-2", 0, with(closed("c-9", "2026-11-23T11:00:00Z"), "route_plan_id", "rp-24")))
+	e.OK("rep1", storetest.Up(schema.Visits, "v-1", 0, closed("c-1", "2026-11-23T09:00:00Z")))
+	e.OK("rep1", storetest.Up(schema.Visits, "v-2", 0, storetest.With(closed("c-9", "2026-11-23T11:00:00Z"), "route_plan_id", "rp-24")))
 
-	_, changes, _ := e.pull("rep1", cp)
+	_, changes, _ := e.Pull("rep1", cp)
 	plans := map[string]schema.RoutePlan{}
 	for _, ch := range changes {
 		if ch.Collection == schema.RoutePlans {
@@ -262,7 +263,7 @@ func TestVisitMarksItsPlannedStopDone(t *testing.T) {
 
 	ctx := context.Background()
 	var rp *sync.Record
-	require.NoError(t, e.store.View(ctx, func(tx sync.RecordTx) error {
+	require.NoError(t, e.Store.View(ctx, func(tx sync.RecordTx) error {
 		var err error
 		rp, err = tx.Record(ctx, schema.RoutePlans, "rp-23")
 		return err

@@ -47,9 +47,9 @@ func BenchmarkMonthOfVisits(b *testing.B) {
 		rep := &schema.User{ID: "u-rep", Username: "rep", PasswordHash: "x", Role: schema.RoleRep, Territories: []string{"t-1"}, Active: true}
 		require.NoError(b, store.CreateUser(ctx, rep))
 		admin := schema.Principal{UserID: "u-admin", Role: schema.RoleAdmin}
-		setup := []json.RawMessage{up(schema.Territories, "t-1", 0, territory("North")).withID(-1).raw()}
+		setup := []json.RawMessage{withID(storetest.Up(schema.Territories, "t-1", 0, territory("North")), -1).Raw()}
 		for i := range 50 {
-			setup = append(setup, up(schema.Customers, fmt.Sprintf("c-%d", i), 0, benchCustomer(i)).withID(-2-i).raw())
+			setup = append(setup, withID(storetest.Up(schema.Customers, fmt.Sprintf("c-%d", i), 0, benchCustomer(i)), -2-i).Raw())
 		}
 		push(b, eng, admin, setup)
 		principal := rep.Principal("phone", "login")
@@ -64,9 +64,9 @@ func BenchmarkMonthOfVisits(b *testing.B) {
 				v := map[string]any{"customer_id": customer, "notes": "Shelf checked",
 					"check_in":  map[string]any{"at": checkIn.Format(time.RFC3339), "lat": 52.52, "lng": 13.40, "accuracy": 8},
 					"check_out": map[string]any{"at": checkIn.Add(20 * time.Minute).Format(time.RFC3339), "lat": 52.52, "lng": 13.40}}
-				in = append(in, up(schema.Visits, id, 0, v).withID(2*k).raw())
+				in = append(in, withID(storetest.Up(schema.Visits, id, 0, v), 2*k).Raw())
 				v["notes"] = "Shelf checked, restock asked for next week"
-				out = append(out, up(schema.Visits, id, 1, v).withID(2*k+1).raw())
+				out = append(out, withID(storetest.Up(schema.Visits, id, 1, v), 2*k+1).Raw())
 			}
 			now = now.Add(9 * time.Hour)
 			push(b, eng, principal, in)

@@ -61,8 +61,9 @@ type Config struct {
 	PullLimit int
 	// ResumableAbove is the size in bytes above which a photo is sent
 	// through a resumable upload (tus), which goes on from the last byte
-	// the server holds after a cut, rather than one PUT; default
-	// DefaultResumableAbove, below 0 never.
+	// the server holds after a cut, rather than one PUT; the upload's
+	// address is kept in the local store, so it goes on after the app
+	// restarts too. Default DefaultResumableAbove, below 0 never.
 	ResumableAbove int64
 	// Retry says how requests that failed for a passing reason are tried
 	// again.
@@ -102,10 +103,6 @@ type Client struct {
 	resolve  Resolver
 	photoDir string
 
-	// resumable maps a photo's hash to the address of its resumable
-	// upload; touched only by Sync, under syncMu.
-	resumable map[string]string
-
 	syncMu  gosync.Mutex // held by Sync and Close
 	photoMu gosync.Mutex // held while photo files come and go
 }
@@ -128,14 +125,13 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	c := &Client{
-		cfg:       cfg,
-		db:        db,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		resolve:   cfg.Resolver,
-		photoDir:  cfg.PhotoDir,
-		api:       newAPI(cfg),
-		resumable: map[string]string{},
+		cfg:      cfg,
+		db:       db,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		resolve:  cfg.Resolver,
+		photoDir: cfg.PhotoDir,
+		api:      newAPI(cfg),
 	}
 	return c, nil
 }

@@ -129,6 +129,9 @@ func releaseHolds(ctx context.Context, tx *sql.Tx, holds ...string) ([]string, e
 			return nil, err
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
+			if err := dropUpload(ctx, tx, h); err != nil {
+				return nil, err
+			}
 			released = append(released, h)
 		}
 	}

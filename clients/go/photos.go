@@ -251,8 +251,10 @@ func (c *Client) photoDone(ctx context.Context, sum string, refusal *schema.Erro
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM photo_queue WHERE sha256 = ?`, sum)
-		return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM photo_queue WHERE sha256 = ?`, sum); err != nil {
+			return err
+		}
+		return dropUpload(ctx, tx, sum)
 	})
 	if err != nil {
 		return fmt.Errorf("local store: %w", err)

@@ -2,6 +2,7 @@ package fieldsync
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -31,7 +32,8 @@ func tusHeaders(kv ...string) map[string]string {
 // 1.0): it opens the upload once, and after a cut asks the server how
 // many bytes it holds and goes on from there. The upload's address is
 // kept for the next Sync, so that a photo cut off in one goes on in the
-// next. It returns the server's refusal when the bytes will never be
+// next, in the local store, so that it goes on after a restart too. It
+// returns the server's refusal when the bytes will never be
 // accepted, and errNoResumable when the server has no such uploads.
 func (c *Client) resumeUpload(ctx context.Context, p queuedPhoto, file string, rep *SyncReport) (*schema.Error, error) {
 	stalled, best := 0, int64(-1)
@@ -41,8 +43,7 @@ func (c *Client) resumeUpload(ctx context.Context, p queuedPhoto, file string, r
 			return refusalOf(err)
 		}
 		if offset == p.size {
-			delete(c.resumable, p.sum)
-			return nil, nil
+			return nil, c.db.forgetUpload(ctx, p.sum)
 		}
 		if offset > best {
 			best, stalled = offset, 0
@@ -51,16 +52,16 @@ func (c *Client) resumeUpload(ctx context.Context, p queuedPhoto, file string, r
 		switch {
 		case err == nil && ans.status == http.StatusNoContent:
 			if ans.header.Get("Upload-Offset") == strconv.FormatInt(p.size, 10) {
-				delete(c.resumable, p.sum)
-				return nil, nil
+				return nil, c.db.forgetUpload(ctx, p.sum)
 			}
 			continue
 		case err == nil && ans.status == http.StatusNotFound:
-			delete(c.resumable, p.sum) // swept: start again
+			if err := c.db.forgetUpload(ctx, p.sum); err != nil { // swept: start again
+				return nil, err
+			}
 			continue
 		case err == nil && !retryable(ans.status) && ans.status != http.StatusConflict && ans.status != http.StatusLocked:
-			delete(c.resumable, p.sum)
-			return responseError("upload.patch", ans).(*ResponseError).Err, nil
+			return responseError("upload.patch", ans).(*ResponseError).Err, c.db.forgetUpload(ctx, p.sum)
 		case err != nil && ctx.Err() != nil:
 			return nil, fmt.Errorf("upload.patch: %w", ctx.Err())
 		}
@@ -91,7 +92,11 @@ func refusalOf(err error) (*schema.Error, error) {
 // uploadOffset returns the address of the photo's upload and how many of
 // its bytes the server holds, opening the upload when there is none.
 func (c *Client) uploadOffset(ctx context.Context, p queuedPhoto, rep *SyncReport) (string, int64, error) {
-	if path, ok := c.resumable[p.sum]; ok {
+	path, err := c.db.uploadPath(ctx, p.sum)
+	if err != nil {
+		return "", 0, err
+	}
+	if path != "" {
 		ans, err := c.api.do(ctx, request{op: "upload.head", method: http.MethodHead, path: path,
 			header: tusHeaders(), accept: []int{http.StatusNotFound}}, rep)
 		if err != nil {
@@ -104,7 +109,9 @@ func (c *Client) uploadOffset(ctx context.Context, p queuedPhoto, rep *SyncRepor
 			}
 			return path, offset, nil
 		}
-		delete(c.resumable, p.sum) // finished elsewhere, or swept: open it again
+		if err := c.db.forgetUpload(ctx, p.sum); err != nil { // finished elsewhere, or swept: open it again
+			return "", 0, err
+		}
 	}
 	enc := base64.StdEncoding.EncodeToString
 	ans, err := c.api.do(ctx, request{op: "upload.create", method: http.MethodPost, path: "/v1/uploads/",
@@ -123,8 +130,44 @@ func (c *Client) uploadOffset(ctx context.Context, p queuedPhoto, rep *SyncRepor
 	}
 	// Only the path: the token goes to the server the client was given,
 	// never to a host named in an answer.
-	c.resumable[p.sum] = loc.Path
+	if err := c.db.keepUpload(ctx, p.sum, loc.Path); err != nil {
+		return "", 0, err
+	}
 	return loc.Path, 0, nil
+}
+
+// uploadPath returns the address of the resumable upload of the photo
+// with hash sum, "" when none was opened.
+func (s *store) uploadPath(ctx context.Context, sum string) (string, error) {
+	var path string
+	err := s.r.QueryRowContext(ctx, `SELECT path FROM photo_uploads WHERE sha256 = ?`, sum).Scan(&path)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("local store: %w", err)
+	}
+	return path, nil
+}
+
+// keepUpload keeps the address of the photo's resumable upload.
+func (s *store) keepUpload(ctx context.Context, sum, path string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO photo_uploads (sha256, path) VALUES (?, ?)
+			ON CONFLICT (sha256) DO UPDATE SET path = excluded.path`, sum, path)
+		if err != nil {
+			return fmt.Errorf("local store: %w", err)
+		}
+		return nil
+	})
+}
+
+// forgetUpload drops the address of the photo's resumable upload: it is
+// finished, refused or gone from the server.
+func (s *store) forgetUpload(ctx context.Context, sum string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return dropUpload(ctx, tx, sum)
+	})
 }
 
 // patchUpload sends the photo's bytes from offset in one request, once.
@@ -169,4 +212,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// dropUpload forgets the address of a photo's resumable upload in tx.
+func dropUpload(ctx context.Context, tx *sql.Tx, sum string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM photo_uploads WHERE sha256 = ?`, sum); err != nil {
+		return fmt.Errorf("local store: %w", err)
+	}
+	return nil
 }

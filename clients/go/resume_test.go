@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -43,10 +44,60 @@ func TestLargePhotoResumesAfterCuts(t *testing.T) {
 	assert.Less(t, float64(link.Sent()), 1.3*float64(len(body)),
 		"bytes sent up (%d) against the photo (%d): a resumed upload sends little more than the photo", link.Sent(), len(body))
 
+	assertPhotoStored(t, tm, c, "ph-cut", body)
+}
+
+// An app closed in the middle of a resumable upload keeps the upload's
+// address in its local store: reopened on the same store, the client asks
+// the server how many bytes it holds and sends only the rest, so the bytes
+// sent in all stay close to the photo's size.
+func TestPhotoUploadResumesAfterRestart(t *testing.T) {
+	t.Parallel()
+	tm := newTeam(t)
+	ctx := context.Background()
+	u, err := url.Parse(tm.URL)
+	require.NoError(t, err)
+	body := jpeg(2_000_000)
+	// The first cut comes at 40% of the photo, while the first app's
+	// single attempt is under way.
+	link := servertest.StartCutProxy(t, u.Host, 800_000)
+	store := filepath.Join(t.TempDir(), "phone.db")
+	onLink := func(attempts int) func(*fieldsync.Config) {
+		return func(cfg *fieldsync.Config) {
+			cfg.BaseURL = link.URL
+			cfg.HTTPClient = &http.Client{} // fresh connections after each cut
+			cfg.StorePath = store
+			cfg.ResumableAbove = 500_000
+			cfg.Retry.MaxAttempts = attempts
+		}
+	}
+
+	first := tm.open(t, "rep1", "phone-restart", onLink(1))
+	require.NoError(t, first.Put(ctx, schema.Visits, "v-restart", visit("c-1", "a large photo, the app closed midway")))
+	require.NoError(t, first.AddPhoto(ctx, "ph-restart", "v-restart", body, fieldsync.PhotoInfo{}))
+	rep, _ := first.Sync(ctx) // cut off, and the one attempt spent
+	require.Zero(t, rep.PhotosUploaded, "the first app did not finish the photo")
+	require.Equal(t, int64(1), link.Cuts(), "the first app's upload was cut")
+	require.NoError(t, first.Close())
+
+	second := tm.open(t, "rep1", "phone-restart", onLink(10))
+	rep, err = second.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.PhotosUploaded)
+	assert.Less(t, float64(link.Sent()), 1.3*float64(len(body)),
+		"bytes sent up by both apps (%d) against the photo (%d): the restarted app went on from the server's offset", link.Sent(), len(body))
+
+	assertPhotoStored(t, tm, second, "ph-restart", body)
+}
+
+// assertPhotoStored checks that the server holds exactly body and that the
+// client's photo record id turned uploaded.
+func assertPhotoStored(t *testing.T, tm *team, c *fieldsync.Client, id string, body []byte) {
+	t.Helper()
 	status, raw := tm.call(t, "GET", "/v1/media/"+sum(body), tm.login(t, "rep1", password("rep1")), nil)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, body, raw, "the server has exactly the photo")
-	rec, err := c.Get(ctx, schema.Photos, "ph-cut")
+	rec, err := c.Get(context.Background(), schema.Photos, id)
 	require.NoError(t, err)
 	assert.True(t, decode[schema.Photo](t, rec).Uploaded)
 }

@@ -24,6 +24,9 @@ import (
 //     once sent is frozen (it is resent exactly as it was);
 //   - photo_queue: photo bytes in the photo folder waiting for upload;
 //     outbox rows whose hold names one wait for it;
+//   - photo_uploads: the server's address of a queued photo's resumable
+//     upload, so that an upload cut off goes on from the server's offset
+//     even after the app restarts;
 //   - conflicts and rejections: what the server refused, for the app;
 //   - meta: the checkpoint and the store's owner.
 const storeSchema = `
@@ -60,6 +63,10 @@ CREATE TABLE IF NOT EXISTS photo_queue (
 	size         INTEGER NOT NULL,
 	created_at   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS photo_uploads (
+	sha256 TEXT PRIMARY KEY,
+	path   TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS conflicts (
 	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
 	mutation_id TEXT NOT NULL,

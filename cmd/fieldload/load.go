@@ -267,7 +267,9 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		DeviceID:   fmt.Sprintf("fieldload-%d", d.n+1),
 		StorePath:  filepath.Join(d.cfg.TempDir, fmt.Sprintf("device-%d", d.n+1), "fieldsync.db"),
 		HTTPClient: d.hc,
-		Retry:      fieldsync.RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second},
+		// A refused request waits what the server's Retry-After asks: a
+		// crowd of sign-ins is told when its turn comes, minutes ahead.
+		Retry: fieldsync.RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Minute},
 	})
 	if err != nil {
 		d.fail("open", err)

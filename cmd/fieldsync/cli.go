@@ -141,6 +141,10 @@ func addServeFlags(fs *pflag.FlagSet, c *config) {
 	annotateEnv(fs, "sync-rate-user", "FIELDSYNC_SYNC_RATE_USER")
 	fs.IntVar(&c.limits.UserBurst, "sync-burst-user", 120, "sync requests all of one user's devices may make at once after a quiet spell (FIELDSYNC_SYNC_BURST_USER)")
 	annotateEnv(fs, "sync-burst-user", "FIELDSYNC_SYNC_BURST_USER")
+	fs.IntVar(&c.limits.SignInSlots, "signin-slots", 0, "sign-ins (password checks) worked on at once; 0: one per core (FIELDSYNC_SIGNIN_SLOTS)")
+	annotateEnv(fs, "signin-slots", "FIELDSYNC_SIGNIN_SLOTS")
+	fs.IntVar(&c.limits.SignInQueue, "signin-queue", 0, "sign-ins waiting for a slot; more get 503 at once with Retry-After; 0: 16 per slot (FIELDSYNC_SIGNIN_QUEUE)")
+	annotateEnv(fs, "signin-queue", "FIELDSYNC_SIGNIN_QUEUE")
 }
 
 // envString declares a string flag whose value comes from the variable env

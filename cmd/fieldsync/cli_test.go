@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 )
 
@@ -89,7 +90,7 @@ func TestFirstRunSaysHowToCreateAnAdmin(t *testing.T) {
 	out, code := fieldsync(t, dir, "admin-password-1\n", []string{"user", "create", "admin", "--role", "admin"})
 	require.Equal(t, 0, code, out)
 	p = startBinary(t, dir)
-	login(t, p.addr)
+	login(t, servertest.Connect(t, "http://"+p.addr))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 	assert.NotContains(t, p.logs.String(), "no user yet")
@@ -150,17 +151,11 @@ func TestUserCommands(t *testing.T) {
 
 	// A lost admin password is reset from the shell, and the data stays.
 	p := startBinary(t, dir)
-	base := "http://" + p.addr
-	token := signIn(t, base, "admin", "admin-password-1")
+	api := servertest.Connect(t, "http://"+p.addr)
+	admin := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 	assert.Contains(t, run("a-new-password\n", "user", "set-password", "admin"), `password of "admin" set`)
-	req, err := http.NewRequest("POST", base+"/v1/auth/logout", nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the earlier login ended")
-	signIn(t, base, "admin", "a-new-password")
+	assert.Equal(t, http.StatusUnauthorized, admin.post(t, "/v1/auth/logout", nil, nil), "the earlier login ended")
+	signIn(t, api, "admin", "a-new-password")
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 }

@@ -88,7 +88,7 @@ func TestDataCommands(t *testing.T) {
 	assert.Contains(t, lines[1], `"[{""name"":""Ann""}]"`)
 
 	t.Run("export from MongoDB", func(t *testing.T) {
-		uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_export?maxPoolSize=1"
+		uri := ferretDatabase(t, "fieldsync_export")
 		ms, err := mongostore.Open(ctx, uri)
 		require.NoError(t, err)
 		seedStore(t, ms)

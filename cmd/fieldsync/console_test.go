@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // chromiumPath finds the system Chromium. Under CI=true a missing
@@ -63,26 +64,12 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// get reads a JSON answer.
-func (c client) get(t *testing.T, path string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest("GET", c.base+path, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode == http.StatusOK {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
-	}
-	return resp.StatusCode
-}
-
 // consoleFixture is a running fieldsync with a region's data loaded
 // through the API: a manager of t-1, three reps (two in t-1, one in t-2)
 // with route plans and visits on 2026-11-23.
 type consoleFixture struct {
 	base    string
+	api     *servertest.Client
 	admin   client
 	manager client
 	reps    map[string]string // rep username → id
@@ -98,7 +85,8 @@ func startConsole(t *testing.T) *consoleFixture {
 	t.Helper()
 	p := startBinary(t, t.TempDir(), "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	f := &consoleFixture{base: "http://" + p.addr, reps: map[string]string{}, users: map[string]string{}}
-	f.admin = client{base: f.base, token: signIn(t, f.base, "admin", "admin-password-1")}
+	f.api = servertest.Connect(t, f.base)
+	f.admin = client{api: f.api, token: signIn(t, f.api, "admin", "admin-password-1")}
 	users := []struct {
 		name, role  string
 		territories []string
@@ -112,7 +100,7 @@ func startConsole(t *testing.T) *consoleFixture {
 			f.reps[u.name] = out.ID
 		}
 	}
-	f.manager = client{base: f.base, token: signIn(t, f.base, "mgr", consolePassword)}
+	f.manager = client{api: f.api, token: signIn(t, f.api, "mgr", consolePassword)}
 
 	customer := func(id, territory string, lat, lng float64) map[string]any {
 		return mutation("m-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop " + id, "territory_id": territory,
@@ -144,7 +132,7 @@ func startConsole(t *testing.T) *consoleFixture {
 			"check_in":  map[string]any{"at": consoleDay + "T" + at + ":00Z", "lat": lat, "lng": lng, "accuracy": 10},
 			"check_out": map[string]any{"at": consoleDay + "T" + out + ":00Z", "lat": lat, "lng": lng, "accuracy": 10}})
 	}
-	rep1 := client{base: f.base, token: signIn(t, f.base, "rep1", consolePassword)}
+	rep1 := client{api: f.api, token: signIn(t, f.api, "rep1", consolePassword)}
 	for i, r := range rep1.push(t,
 		visit("v-1", "c-1", "08:00", "08:20", 52.5000, 13.4000), // inside the geofence
 		visit("v-2", "c-2", "09:00", "09:30", 52.5300, 13.4400), // far outside
@@ -154,7 +142,7 @@ func startConsole(t *testing.T) *consoleFixture {
 	) {
 		require.Equal(t, schema.PushApplied, r.Status, "rep1 %d: %+v", i, r.Error)
 	}
-	rep2 := client{base: f.base, token: signIn(t, f.base, "rep2", consolePassword)}
+	rep2 := client{api: f.api, token: signIn(t, f.api, "rep2", consolePassword)}
 	for i, r := range rep2.push(t, visit("v-4", "c-3", "11:00", "11:45", 52.5200, 13.4200)) {
 		require.Equal(t, schema.PushApplied, r.Status, "rep2 %d: %+v", i, r.Error)
 	}
@@ -446,14 +434,7 @@ func TestConsoleRefusesRepsAndEndsDeactivatedSessions(t *testing.T) {
 	signInConsole(t, ctx, f.base, "mgr", consolePassword)
 	cookie := sessionCookie(t, ctx)
 	require.Equal(t, http.StatusOK, consoleGet(t, f.base, cookie, "/console/coverage"))
-	req, err := http.NewRequest("PATCH", f.base+"/v1/admin/users/"+f.users["mgr"], strings.NewReader(`{"active":false}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+f.admin.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusOK, f.admin.call(t, http.MethodPatch, "/v1/admin/users/"+f.users["mgr"], `{"active":false}`, nil))
 	assert.Equal(t, http.StatusSeeOther, consoleGet(t, f.base, cookie, "/console/coverage"), "deactivation ends the session at once")
 }
 
@@ -488,12 +469,13 @@ func TestConsoleImportPreviewsThenImports(t *testing.T) {
 		"IMP-4,Bakery,t-2,C,48.11,11.51\n"
 	require.NoError(t, os.WriteFile(file, []byte(csvText), 0o600))
 
+	// A CSV body: the request is made by hand and sent through the checked
+	// client.
 	req, err := http.NewRequest("POST", f.base+"/v1/admin/import/customers?dry_run=true", strings.NewReader(csvText))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+f.admin.token)
 	req.Header.Set("Content-Type", "text/csv")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := f.api.Do(t, req)
 	var api struct {
 		Created int `json:"created"`
 		Errors  []struct {
@@ -502,9 +484,8 @@ func TestConsoleImportPreviewsThenImports(t *testing.T) {
 			Message string `json:"message"`
 		} `json:"errors"`
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Raw)
+	require.NoError(t, json.Unmarshal(resp.Raw, &api))
 	require.Len(t, api.Errors, 2, "the API's dry run finds the two bad rows")
 
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/admin/import"),

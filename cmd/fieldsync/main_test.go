@@ -120,10 +120,7 @@ func TestEmbeddedDefaultsAndDrainOnSIGTERM(t *testing.T) {
 	p := startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
 	base := "http://" + p.addr
 
-	resp, err := http.Get(base + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, http.StatusOK, servertest.Connect(t, base).Call(t, http.MethodGet, "/readyz", "", nil).Status)
 	assert.FileExists(t, filepath.Join(dir, "data/fieldsync.db"), "the embedded store")
 	assert.FileExists(t, filepath.Join(dir, "data/jwt.secret"), "the generated secret")
 	assert.DirExists(t, filepath.Join(dir, "data/photos"), "the local photo folder")
@@ -131,7 +128,8 @@ func TestEmbeddedDefaultsAndDrainOnSIGTERM(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the generated secret is private")
 
-	// A request whose body is still arriving when SIGTERM comes must finish.
+	// A request whose body is still arriving when SIGTERM comes must finish:
+	// raw bytes on a socket, which no HTTP client sends in two halves.
 	conn, err := net.Dial("tcp", p.addr)
 	require.NoError(t, err)
 	defer conn.Close()
@@ -142,7 +140,7 @@ func TestEmbeddedDefaultsAndDrainOnSIGTERM(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	_, err = io.WriteString(conn, body[10:])
 	require.NoError(t, err)
-	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err, "the in-flight request is answered")
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -151,7 +149,7 @@ func TestEmbeddedDefaultsAndDrainOnSIGTERM(t *testing.T) {
 	assert.Contains(t, p.logs.String(), `"msg":"stopped"`)
 	assert.NotContains(t, p.logs.String(), "admin-password-1", "secrets never reach logs")
 
-	_, err = http.Get(base + "/healthz")
+	_, err = http.Get(base + "/healthz") // by hand: a refused connection is the answer expected
 	assert.Error(t, err, "no longer listening")
 }
 
@@ -159,19 +157,15 @@ func TestRestartKeepsUsersAndSecret(t *testing.T) {
 	dir := t.TempDir()
 	env := []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
 	p := startBinary(t, dir, env...)
-	token := login(t, p.addr)
+	token := login(t, servertest.Connect(t, "http://"+p.addr))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 
 	p = startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=another-password")
-	req, err := http.NewRequest("POST", "http://"+p.addr+"/v1/auth/logout", nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusNoContent, resp.StatusCode, "a token from before the restart still verifies")
-	login(t, p.addr) // the first admin keeps its first password
+	api := servertest.Connect(t, "http://"+p.addr)
+	logout := client{api: api, token: token}.post(t, "/v1/auth/logout", nil, nil)
+	assert.Equal(t, http.StatusNoContent, logout, "a token from before the restart still verifies")
+	login(t, api) // the first admin keeps its first password
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 }
@@ -196,25 +190,17 @@ func TestBadSettingsFailClearly(t *testing.T) {
 	}
 }
 
-func login(t *testing.T, addr string) string {
+// login signs the admin in with its first password.
+func login(t *testing.T, api *servertest.Client) string {
 	t.Helper()
-	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json",
-		strings.NewReader(`{"username":"admin","password":"admin-password-1","device_id":"d-1"}`))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	return body.AccessToken
+	return api.Login(t, "admin", "admin-password-1", "d-1").Access
 }
 
 func TestPushLimitsAreSettings(t *testing.T) {
 	p := startBinaryWith(t, t.TempDir(), []string{"--push-max-mutations", "2", "--push-max-bytes", "1000"},
 		"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
-	base := "http://" + p.addr
-	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	api := servertest.Connect(t, "http://"+p.addr)
+	c := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 	territory := func(n int) map[string]any {
 		return mutation(fmt.Sprintf("m-%d", n), "territories", fmt.Sprintf("t-%d", n), 0, map[string]any{"name": "T", "region": "R"})
 	}

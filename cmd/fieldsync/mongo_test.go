@@ -1,56 +1,29 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
-	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync/mongostore/mongotest"
 )
 
-// startFerretDB runs an embedded FerretDB on a loopback port for one test
-// and returns its MongoDB URI.
-func startFerretDB(t *testing.T) string {
-	uri, _ := startStoppableFerretDB(t)
-	return uri
-}
-
-// startStoppableFerretDB is startFerretDB that also returns a function
-// that stops FerretDB before the test ends, as an outage would.
-func startStoppableFerretDB(t *testing.T) (uri string, stop func()) {
+// ferretDatabase starts a FerretDB test bed for one test and returns the
+// URI of a database on FerretDB itself, for clients of one connection
+// (FerretDB's guarded updates are not atomic when they run concurrently;
+// sharedMongoURI is for clients with normal pools).
+func ferretDatabase(t *testing.T, database string) string {
 	t.Helper()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- f.Run(ctx) }()
-	var once gosync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			<-stopped
-		})
-	}
-	t.Cleanup(stop)
-	return f.MongoDBURI(), stop
+	return mongotest.ForTest(t).DirectURI() + database + "?maxPoolSize=1"
 }
 
 // sharedMongoURI returns, ending in "/", the URI of a Mongo-protocol store
@@ -62,10 +35,7 @@ func sharedMongoURI(t *testing.T) string {
 	if uri := os.Getenv("FIELDSYNC_TEST_MONGO_URI"); uri != "" {
 		return strings.TrimSuffix(uri, "/") + "/"
 	}
-	bed, err := mongotest.Start(context.Background(), mongotest.Config{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() { bed.Close() })
-	return bed.URI()
+	return mongotest.ForTest(t).URI()
 }
 
 // freshMongoDatabase names a database no other test uses.
@@ -76,13 +46,13 @@ func freshMongoDatabase(prefix string) string {
 // A record store that is down answers 503 unavailable with Retry-After on
 // every endpoint that needs it, never 500.
 func TestRecordStoreOutage(t *testing.T) {
-	uri, stop := startStoppableFerretDB(t)
-	uri = strings.TrimSuffix(uri, "/") + "/fieldsync_outage?maxPoolSize=1&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
+	ferret := mongotest.ForTest(t)
+	uri := ferret.DirectURI() + "fieldsync_outage?maxPoolSize=1&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
 	p := startBinary(t, t.TempDir(), "FIELDSYNC_MONGO_URI="+uri, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
-	base := "http://" + p.addr
-	token := signIn(t, base, "admin", "admin-password-1")
+	api := servertest.Connect(t, "http://"+p.addr)
+	admin := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 
-	stop()
+	require.NoError(t, ferret.Close())
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/v1/auth/login", `{"username":"admin","password":"admin-password-1","device_id":"d-2"}`},
 		{"POST", "/v1/sync/push", `{"device_id":"d","mutations":[{"mutation_id":"m-1","collection":"territories","id":"t-1","op":"upsert","base_version":0,"data":{"name":"One","region":"R"}}]}`},
@@ -94,18 +64,10 @@ func TestRecordStoreOutage(t *testing.T) {
 		{"GET", "/readyz", ""},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
-			require.NoError(t, err)
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			raw, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", raw)
+			resp := api.Call(t, tc.method, tc.path, admin.token, tc.body)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.Status, "%s", resp.Raw)
 			assert.Equal(t, "5", resp.Header.Get("Retry-After"))
-			assert.Contains(t, string(raw), `"code":"unavailable"`)
+			assert.Equal(t, schema.CodeUnavailable, resp.ErrorCode())
 		})
 	}
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
@@ -115,14 +77,14 @@ func TestRecordStoreOutage(t *testing.T) {
 // The binary runs on MongoDB when FIELDSYNC_MONGO_URI is set, and what it
 // wrote is there after a restart.
 func TestRunsOnMongoDB(t *testing.T) {
-	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_e2e?maxPoolSize=1"
+	uri := ferretDatabase(t, "fieldsync_e2e")
 	dir := t.TempDir()
 	env := []string{"FIELDSYNC_MONGO_URI=" + uri, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1"}
 	pushTwo(t, dir, env...)
 
 	p := startBinary(t, dir, env...)
-	base := "http://" + p.addr
-	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	api := servertest.Connect(t, "http://"+p.addr)
+	c := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 	var out schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &out))
 	var ids []string
@@ -130,10 +92,7 @@ func TestRunsOnMongoDB(t *testing.T) {
 		ids = append(ids, string(ch.Collection)+"/"+ch.ID)
 	}
 	assert.ElementsMatch(t, []string{"territories/t-1", "customers/c-1"}, ids)
-	resp, err := http.Get(base + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, http.StatusOK, c.get(t, "/readyz", nil))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 }

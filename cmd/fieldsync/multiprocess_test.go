@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,45 +16,50 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 	"github.com/fieldsync/fieldsync/sync"
 	"github.com/fieldsync/fieldsync/sync/mongostore"
 	"github.com/fieldsync/fieldsync/sync/sqlitestore"
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
-// client talks to one fieldsync process as one user.
+// client is one user's session with one fieldsync process, through a
+// checked test client: every exchange is checked against the OpenAPI
+// document.
 type client struct {
-	base, token string
+	api   *servertest.Client
+	token string
+}
+
+// call sends a request as the user, decodes a JSON answer into out when
+// out is not nil, and returns the status.
+func (c client) call(t testing.TB, method, path string, body, out any) int {
+	t.Helper()
+	r := c.api.Call(t, method, path, c.token, body)
+	if out != nil {
+		require.NoErrorf(t, json.Unmarshal(r.Raw, out), "%s %s: %s", method, path, r.Raw)
+	}
+	return r.Status
 }
 
 func (c client) post(t testing.TB, path string, body, out any) int {
-	raw, err := json.Marshal(body)
-	require.NoError(t, err)
-	req, err := http.NewRequest("POST", c.base+path, bytes.NewReader(raw))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	if out != nil {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
-	}
-	return resp.StatusCode
+	t.Helper()
+	return c.call(t, http.MethodPost, path, body, out)
 }
 
-func signIn(t testing.TB, base, user, password string) string {
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	status := client{base: base}.post(t, "/v1/auth/login", map[string]string{"username": user, "password": password, "device_id": "d-" + user}, &out)
-	require.Equal(t, http.StatusOK, status)
-	return out.AccessToken
+func (c client) get(t testing.TB, path string, out any) int {
+	t.Helper()
+	return c.call(t, http.MethodGet, path, nil, out)
+}
+
+// signIn signs a user in on device d-<user> and returns its access token.
+func signIn(t testing.TB, api *servertest.Client, user, password string) string {
+	t.Helper()
+	return api.Login(t, user, password, "d-"+user).Access
 }
 
 func (c client) push(t testing.TB, mutations ...map[string]any) []schema.PushResult {
+	t.Helper()
 	var out schema.PushResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/push", map[string]any{"device_id": "d", "mutations": mutations}, &out))
 	return out.Results
@@ -110,9 +114,9 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 	env = append(env, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1",
 		"FIELDSYNC_SYNC_RATE_DEVICE=-1", "FIELDSYNC_SYNC_RATE_USER=-1")
 	procs := []*process{startBinary(t, dir, env...), startBinary(t, dir, env...)}
-	bases := []string{"http://" + procs[0].addr, "http://" + procs[1].addr}
+	apis := []*servertest.Client{servertest.Connect(t, "http://"+procs[0].addr), servertest.Connect(t, "http://"+procs[1].addr)}
 
-	admin := client{base: bases[0], token: signIn(t, bases[0], "admin", "admin-password-1")}
+	admin := client{api: apis[0], token: signIn(t, apis[0], "admin", "admin-password-1")}
 	users := map[string][]string{"rep1": {"t-1"}, "rep2": {"t-2"}, "mgr": {"t-1", "t-2"}}
 	for name, territories := range users {
 		role := "rep"
@@ -136,7 +140,7 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 		rng := rand.New(rand.NewPCG(1, 2))
 		versions := make([]int64, customers)
 		for i := range rounds {
-			c := client{base: bases[i%2], token: admin.token}
+			c := client{api: apis[i%2], token: admin.token}
 			n := rng.IntN(customers)
 			id := fmt.Sprintf("c-%d", n)
 			data := map[string]any{"code": id, "name": "Shop " + id, "grade": "A", "lat": 52.5, "lng": 13.4,
@@ -167,10 +171,10 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 		wg.Add(1)
 		go func() { // reps record visits, some at customers they may not see
 			defer wg.Done()
-			token := signIn(t, bases[1], rep, rep+"-password")
+			token := signIn(t, apis[1], rep, rep+"-password")
 			rng := rand.New(rand.NewPCG(3, uint64(len(rep))))
 			for i := range rounds {
-				c := client{base: bases[(i+1)%2], token: token}
+				c := client{api: apis[(i+1)%2], token: token}
 				c.push(t, mutation(fmt.Sprintf("%s-%d", rep, i), "visits", fmt.Sprintf("v-%s-%d", rep, i), 0, map[string]any{
 					"customer_id": fmt.Sprintf("c-%d", rng.IntN(customers)),
 					"check_in":    map[string]any{"at": "2026-11-23T09:00:00Z", "lat": 52.5, "lng": 13.4}}))
@@ -185,9 +189,9 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 	}
 	readers := []*reader{{name: "admin", password: "admin-password-1"}, {name: "rep1", password: "rep1-password"},
 		{name: "rep2", password: "rep2-password"}, {name: "mgr", password: "mgr-password"}}
-	pull := func(r *reader, base string) bool {
+	pull := func(r *reader, api *servertest.Client) bool {
 		var out schema.PullResponse
-		status := client{base: base, token: r.token}.post(t, "/v1/sync/pull", map[string]any{"checkpoint": r.checkpoint, "limit": 3}, &out)
+		status := client{api: api, token: r.token}.post(t, "/v1/sync/pull", map[string]any{"checkpoint": r.checkpoint, "limit": 3}, &out)
 		require.Equal(t, http.StatusOK, status)
 		r.replica.Apply(out.Changes)
 		r.checkpoint = out.Checkpoint
@@ -197,7 +201,7 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 	var rg gosync.WaitGroup
 	for i, r := range readers {
 		r.replica = storetest.Replica{}
-		r.token = signIn(t, bases[i%2], r.name, r.password)
+		r.token = signIn(t, apis[i%2], r.name, r.password)
 		rg.Add(1)
 		go func() {
 			defer rg.Done()
@@ -207,7 +211,7 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 					return
 				default:
 				}
-				if !pull(r, bases[(i+k)%2]) {
+				if !pull(r, apis[(i+k)%2]) {
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
@@ -220,7 +224,7 @@ func testTwoProcesses(t *testing.T, dir string, env []string, open func(t *testi
 	store := open(t)
 	defer store.Close()
 	for i, r := range readers {
-		for k := 0; pull(r, bases[(i+k)%2]); k++ {
+		for k := 0; pull(r, apis[(i+k)%2]); k++ {
 		}
 		u, err := store.UserByName(context.Background(), r.name)
 		require.NoError(t, err)

@@ -48,7 +48,7 @@ func TestStreamThroughNginx(t *testing.T) {
 	require.Equal(t, "ready", ev.Name)
 	settle(st)
 
-	admin := client{base: base, token: sp.admin.token}
+	admin := client{api: servertest.Connect(t, base), token: sp.admin.token}
 	for i := range 3 {
 		id := fmt.Sprintf("c-n%d", i)
 		r := admin.push(t, mutation("n-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": "t-2", "grade": "B"}))[0]
@@ -70,6 +70,7 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 	sp := startStreamPair(t)
 	base := startNginx(t, sp.procs[0].addr, sp.procs[1].addr)
 	host := strings.TrimPrefix(base, "http://")
+	api := servertest.Connect(t, base)
 	token := sp.rep1
 	photo := jpegBytes(3_000_000)
 	sum := sha256.Sum256(photo)
@@ -78,11 +79,11 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 
 	// Creation: the announced length and metadata reach the instance, and
 	// the upload's address names the proxy, not an instance.
-	resp, raw := tusCall(t, "POST", base+"/v1/uploads/", token, map[string]string{
+	resp := tusCall(t, api, "POST", base+"/v1/uploads/", token, map[string]string{
 		"Upload-Length":   strconv.Itoa(len(photo)),
 		"Upload-Metadata": "sha256 " + enc([]byte(hash)) + ",content_type " + enc([]byte("image/jpeg")),
 	}, nil)
-	require.Equal(t, http.StatusCreated, resp.StatusCode, string(raw))
+	require.Equal(t, http.StatusCreated, resp.Status, string(resp.Raw))
 	assert.Equal(t, "1.0.0", resp.Header.Get("Tus-Resumable"))
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
@@ -109,8 +110,8 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 	// the instance nothing of a body that never ended).
 	var offset int
 	require.Eventually(t, func() bool {
-		resp, _ := tusCall(t, "HEAD", upload, token, nil, nil)
-		if resp.StatusCode != http.StatusOK {
+		resp := tusCall(t, api, "HEAD", upload, token, nil, nil)
+		if resp.Status != http.StatusOK {
 			return false // the cut request may still hold the upload
 		}
 		offset, err = strconv.Atoi(resp.Header.Get("Upload-Offset"))
@@ -121,8 +122,8 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 	assert.LessOrEqual(t, offset, cut)
 
 	// The rest, in one PATCH through the proxy.
-	resp, raw = tusCall(t, "PATCH", upload, token, map[string]string{"Upload-Offset": strconv.Itoa(offset)}, photo[offset:])
-	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(raw))
+	resp = tusCall(t, api, "PATCH", upload, token, map[string]string{"Upload-Offset": strconv.Itoa(offset)}, photo[offset:])
+	require.Equal(t, http.StatusNoContent, resp.Status, string(resp.Raw))
 	assert.Equal(t, strconv.Itoa(len(photo)), resp.Header.Get("Upload-Offset"))
 
 	// Stored under its content address, once, in the instances' photo
@@ -138,6 +139,6 @@ func TestResumableUploadThroughNginx(t *testing.T) {
 	r.Close()
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(photo, stored), "the stored photo is the photo")
-	resp, _ = tusCall(t, "HEAD", upload, token, nil, nil)
-	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a stored upload is forgotten")
+	resp = tusCall(t, api, "HEAD", upload, token, nil, nil)
+	assert.Equal(t, http.StatusNotFound, resp.Status, "a stored upload is forgotten")
 }

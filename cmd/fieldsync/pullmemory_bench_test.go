@@ -112,20 +112,13 @@ func seedFilledTerritory(b *testing.B, dir string, n int) {
 
 func benchLogin(b *testing.B, addr, user, password string) string {
 	b.Helper()
-	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q,"device_id":"d-1"}`, user, password)))
-	require.NoError(b, err)
-	defer resp.Body.Close()
-	require.Equal(b, http.StatusOK, resp.StatusCode)
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(b, json.NewDecoder(resp.Body).Decode(&body))
-	return body.AccessToken
+	return benchAPI("http://"+addr).Login(b, user, password, "d-1").Access
 }
 
 // firstPull pulls from the beginning, pages of 1,000, until there is no
-// more, and returns how many changes came.
+// more, and returns how many changes came. It speaks HTTP by hand: it runs
+// on many goroutines at once (so it reports with b.Error, not require),
+// and streams each page's body rather than holding it whole.
 func firstPull(b *testing.B, addr, token string) int {
 	checkpoint, n := "", 0
 	for {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // mountSmallFS mounts a tmpfs of size bytes at dir for the test. Where this
@@ -60,15 +59,16 @@ func fill(t *testing.T, path string) (free func()) {
 
 // The disk under the embedded store fills up while the server runs:
 // pushes are refused whole with 503 unavailable and Retry-After (none of
-// their records written), reads go on, and once space is back the same
-// push is applied whole, without a restart.
+// their records written), readiness says the record store cannot write,
+// reads go on, and once space is back readiness returns and the same push
+// is applied whole, without a restart.
 func TestRecordStoreDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	mountSmallFS(t, data, 16<<20)
 	p := startBinary(t, dir, "FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=admin-password-1")
-	base := "http://" + p.addr
-	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	api := servertest.Connect(t, "http://"+p.addr)
+	c := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 	require.Equal(t, schema.PushApplied, c.push(t, mutation("t", "territories", "t-1", 0, map[string]any{"name": "North", "region": "EU"}))[0].Status)
 
 	// A batch large enough to need new pages whatever the WAL holds.
@@ -79,12 +79,18 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	}
 	free := fill(t, filepath.Join(data, "filler"))
 
-	refused := c.pushRaw(t, batch)
-	require.Equalf(t, http.StatusServiceUnavailable, refused.status, "a push on a full disk: %s", refused.body)
-	assert.NotEmpty(t, refused.header.Get("Retry-After"), "503 carries Retry-After")
+	refused := c.pushAny(t, batch)
+	require.Equalf(t, http.StatusServiceUnavailable, refused.Status, "a push on a full disk: %s", refused.Raw)
+	assert.NotEmpty(t, refused.Header.Get("Retry-After"), "503 carries Retry-After")
 	var body struct{ Error schema.Error }
-	require.NoError(t, json.Unmarshal(refused.body, &body))
+	require.NoError(t, json.Unmarshal(refused.Raw, &body))
 	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
+
+	ready := api.Call(t, http.MethodGet, "/readyz", "", nil)
+	require.Equalf(t, http.StatusServiceUnavailable, ready.Status, "readiness on a full disk: %s", ready.Raw)
+	require.NoError(t, json.Unmarshal(ready.Raw, &body))
+	assert.Equal(t, schema.CodeUnavailable, body.Error.Code)
+	assert.Contains(t, body.Error.Message, "the record store cannot write (records)", "readiness names the store")
 
 	var page schema.PullResponse
 	require.Equal(t, http.StatusOK, c.post(t, "/v1/sync/pull", map[string]any{"checkpoint": ""}, &page), "reads go on while the disk is full")
@@ -93,14 +99,16 @@ func TestRecordStoreDiskFull(t *testing.T) {
 	}
 
 	free()
+	require.Eventually(t, func() bool { return c.get(t, "/readyz", nil) == http.StatusOK }, 30*time.Second, 200*time.Millisecond,
+		"ready again by itself once space is back, before any write")
 	var results []schema.PushResult
 	require.Eventually(t, func() bool {
-		a := c.pushRaw(t, batch)
-		if a.status != http.StatusOK {
+		a := c.pushAny(t, batch)
+		if a.Status != http.StatusOK {
 			return false
 		}
 		var out schema.PushResponse
-		require.NoError(t, json.Unmarshal(a.body, &out))
+		require.NoError(t, json.Unmarshal(a.Raw, &out))
 		results = out.Results
 		return true
 	}, 30*time.Second, 200*time.Millisecond, "service resumes by itself once space is back\n%s", p.logs)
@@ -117,39 +125,13 @@ func TestRecordStoreDiskFull(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(batch), customers, "the batch is there once, whole")
-	require.Equal(t, http.StatusOK, getStatus(t, base+"/readyz"))
+	require.Equal(t, http.StatusOK, c.get(t, "/readyz", nil))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 }
 
-// answer is a response read whole.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// pushRaw sends a push and returns the answer, whatever its status.
-func (c client) pushRaw(t *testing.T, mutations []map[string]any) answer {
+// pushAny sends a push and returns the answer, whatever its status.
+func (c client) pushAny(t *testing.T, mutations []map[string]any) servertest.Response {
 	t.Helper()
-	raw, err := json.Marshal(map[string]any{"device_id": "d", "mutations": mutations})
-	require.NoError(t, err)
-	req, err := http.NewRequest("POST", c.base+"/v1/sync/push", bytes.NewReader(raw))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return answer{resp.StatusCode, resp.Header, body}
-}
-
-func getStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	return c.api.Call(t, http.MethodPost, "/v1/sync/push", c.token, map[string]any{"device_id": "d", "mutations": mutations})
 }

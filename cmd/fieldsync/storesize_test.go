@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 // sizeLine is one line of fieldsync store-size.
@@ -51,8 +52,8 @@ var adminEnv = []string{"FIELDSYNC_ADMIN_USER=admin", "FIELDSYNC_ADMIN_PASSWORD=
 func pushTwo(t *testing.T, dir string, env ...string) {
 	t.Helper()
 	p := startBinary(t, dir, env...)
-	base := "http://" + p.addr
-	c := client{base: base, token: signIn(t, base, "admin", "admin-password-1")}
+	api := servertest.Connect(t, "http://"+p.addr)
+	c := client{api: api, token: signIn(t, api, "admin", "admin-password-1")}
 	for _, r := range c.push(t,
 		mutation("m-1", "territories", "t-1", 0, map[string]any{"name": "One", "region": "R"}),
 		mutation("m-2", "customers", "c-1", 0, map[string]any{"code": "C1", "name": "Shop", "territory_id": "t-1", "grade": "A"})) {
@@ -85,7 +86,7 @@ func TestStoreSizeCommand(t *testing.T) {
 }
 
 func TestStoreSizeCommandOnMongoDB(t *testing.T) {
-	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_size?maxPoolSize=1"
+	uri := ferretDatabase(t, "fieldsync_size")
 	dir := t.TempDir()
 	pushTwo(t, dir, append([]string{"FIELDSYNC_MONGO_URI=" + uri}, adminEnv...)...)
 	got := storeSize(t, dir, []string{"--mongo-uri", uri})

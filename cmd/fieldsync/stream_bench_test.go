@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -38,13 +39,18 @@ func rss(tb testing.TB, pid int) int64 {
 	return 0
 }
 
+// benchAPI is a test client of the process at base that checks nothing
+// against the OpenAPI document: benchmarks time its requests.
+func benchAPI(base string) *servertest.Client {
+	return &servertest.Client{URL: base, HTTP: http.DefaultClient}
+}
+
 // gauge reads one unlabelled metric of a process's /metrics.
 func gauge(tb testing.TB, base, name string) float64 {
 	tb.Helper()
-	resp, err := http.Get(base + "/metrics")
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	resp := benchAPI(base).Call(tb, http.MethodGet, "/metrics", "", nil)
+	require.Equal(tb, http.StatusOK, resp.Status)
+	sc := bufio.NewScanner(bytes.NewReader(resp.Raw))
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			v, err := strconv.ParseFloat(rest, 64)
@@ -118,7 +124,8 @@ func BenchmarkStreamMemory(b *testing.B) {
 		// Streams.
 		p := startBinaryWith(b, b.TempDir(), args, env...)
 		base = "http://" + p.addr
-		token := signIn(b, base, "admin", "admin-password-1")
+		api := benchAPI(base)
+		token := signIn(b, api, "admin", "admin-password-1")
 		before = measure(b, p)
 		streams := make([]*servertest.Stream, n)
 		for i := range streams {
@@ -135,7 +142,7 @@ func BenchmarkStreamMemory(b *testing.B) {
 		each := per(before, open, n)
 
 		// One write every stream may read.
-		admin := client{base: base, token: token}
+		admin := client{api: api, token: token}
 		written := time.Now()
 		res := admin.push(b, mutation("fan-out", "territories", "t-fan", 0, map[string]any{"name": "Fan", "region": "R"}))
 		require.Equal(b, schema.PushApplied, res[0].Status)
@@ -178,7 +185,8 @@ func BenchmarkStreamLatency(b *testing.B) {
 		writer := startBinary(b, dir, env...)
 		reader := startBinary(b, dir, env...)
 		wbase, rbase := "http://"+writer.addr, "http://"+reader.addr
-		admin := client{base: wbase, token: signIn(b, wbase, "admin", "admin-password-1")}
+		wapi, rapi := benchAPI(wbase), benchAPI(rbase)
+		admin := client{api: wapi, token: signIn(b, wapi, "admin", "admin-password-1")}
 		streams := make([]*servertest.Stream, lanes)
 		for i := range lanes {
 			name := fmt.Sprintf("rep%d", i)
@@ -187,7 +195,7 @@ func BenchmarkStreamLatency(b *testing.B) {
 			require.Equal(b, http.StatusCreated, status)
 			tid := fmt.Sprintf("t-%d", i)
 			require.Equal(b, schema.PushApplied, admin.push(b, mutation("m-"+tid, "territories", tid, 0, map[string]any{"name": tid, "region": "R"}))[0].Status)
-			streams[i] = servertest.OpenStream(b, rbase, signIn(b, rbase, name, name+"-password"), "")
+			streams[i] = servertest.OpenStream(b, rbase, signIn(b, rapi, name, name+"-password"), "")
 			ev, ok := streams[i].Next(10 * time.Second)
 			require.True(b, ok)
 			require.Equal(b, "ready", ev.Name)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 type streamPair struct {
 	procs       []*process
 	bases       []string
+	apis        []*servertest.Client // checked clients of the processes at bases
 	admin       client
 	rep1, rep2  string // access tokens
 	adminTokens []string
@@ -40,8 +40,9 @@ func startStreamPairOn(t *testing.T, extra []string, args ...string) *streamPair
 		p := startBinaryWith(t, dir, args, env...)
 		sp.procs = append(sp.procs, p)
 		sp.bases = append(sp.bases, "http://"+p.addr)
+		sp.apis = append(sp.apis, servertest.Connect(t, "http://"+p.addr))
 	}
-	sp.admin = client{base: sp.bases[0], token: signIn(t, sp.bases[0], "admin", "admin-password-1")}
+	sp.admin = client{api: sp.apis[0], token: signIn(t, sp.apis[0], "admin", "admin-password-1")}
 	for name, territory := range map[string]string{"rep1": "t-1", "rep2": "t-2"} {
 		status := sp.admin.post(t, "/v1/admin/users", map[string]any{"username": name, "password": name + "-password", "role": "rep", "territories": []string{territory}}, nil)
 		require.Equal(t, http.StatusCreated, status)
@@ -53,8 +54,8 @@ func startStreamPairOn(t *testing.T, extra []string, args ...string) *streamPair
 		mutation("s-4", "customers", "c-2", 0, map[string]any{"code": "C2", "name": "Shop 2", "territory_id": "t-2", "grade": "A"})) {
 		require.Equal(t, schema.PushApplied, r.Status)
 	}
-	sp.rep1 = signIn(t, sp.bases[0], "rep1", "rep1-password")
-	sp.rep2 = signIn(t, sp.bases[1], "rep2", "rep2-password")
+	sp.rep1 = signIn(t, sp.apis[0], "rep1", "rep1-password")
+	sp.rep2 = signIn(t, sp.apis[1], "rep2", "rep2-password")
 	return sp
 }
 
@@ -86,7 +87,7 @@ func TestStreamAcrossTwoProcessesOnOneSQLiteFile(t *testing.T) {
 // The same on one MongoDB (FerretDB, one connection per process: the
 // writes here come one at a time, which FerretDB keeps atomic).
 func TestStreamAcrossTwoProcessesOnMongoDB(t *testing.T) {
-	uri := strings.TrimSuffix(startFerretDB(t), "/") + "/fieldsync_stream?maxPoolSize=1"
+	uri := ferretDatabase(t, "fieldsync_stream")
 	testStreamAcrossProcesses(t, startStreamPairOn(t, []string{"FIELDSYNC_MONGO_URI=" + uri}))
 }
 
@@ -95,7 +96,7 @@ func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 	rep1 := open(t, sp.bases[0], sp.rep1)
 	settle(rep1, rep2)
 
-	other := client{base: sp.bases[1], token: sp.admin.token}
+	other := client{api: sp.apis[1], token: sp.admin.token}
 	for i, id := range []string{"c-3", "c-4", "c-5"} {
 		start := time.Now()
 		r := other.push(t, mutation("w-"+id, "customers", id, 0, map[string]any{"code": id, "name": "Shop", "territory_id": "t-2", "grade": "B"}))[0]
@@ -125,8 +126,8 @@ func testStreamAcrossProcesses(t *testing.T, sp *streamPair) {
 
 func TestStreamExpiresCapsAndEndsOnSIGTERM(t *testing.T) {
 	sp := startStreamPair(t, "--access-ttl", "6s", "--max-streams", "2", "--stream-heartbeat", "1s")
-	a := open(t, sp.bases[1], signIn(t, sp.bases[1], "rep1", "rep1-password"))
-	b := open(t, sp.bases[1], signIn(t, sp.bases[1], "rep2", "rep2-password"))
+	a := open(t, sp.bases[1], signIn(t, sp.apis[1], "rep1", "rep1-password"))
+	b := open(t, sp.bases[1], signIn(t, sp.apis[1], "rep2", "rep2-password"))
 
 	over := servertest.OpenStream(t, sp.bases[1], sp.admin.token, "")
 	assert.Equal(t, http.StatusServiceUnavailable, over.Status, "the third stream on a process capped at two")

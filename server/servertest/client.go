@@ -21,6 +21,13 @@ type Client struct {
 	HTTP *http.Client
 }
 
+// Connect returns a client of the fieldsync server at url that the test
+// did not start itself (the binary, a server behind a proxy), checking
+// every exchange with it as Start's client does.
+func Connect(tb testing.TB, url string) *Client {
+	return &Client{URL: url, HTTP: &http.Client{Transport: NewContract(tb).Transport(tb, url, nil)}}
+}
+
 // Response is an answer read whole: its status and headers, the raw body,
 // and the body decoded when it is JSON.
 type Response struct {

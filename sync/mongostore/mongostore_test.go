@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
@@ -28,65 +26,20 @@ import (
 	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
-// ferretURI is the address of the embedded FerretDB that TestMain runs for
-// every test of the package.
-var ferretURI string
+// ferret is the one FerretDB test bed of the package's tests.
+var ferret mongotest.Shared
 
 // databases numbers the databases tests create, one per store.
 var databases atomic.Int64
 
-func TestMain(m *testing.M) { os.Exit(runWithFerretDB(m)) }
+func TestMain(m *testing.M) { os.Exit(ferret.Main(m)) }
 
-// runWithFerretDB starts FerretDB (SQLite backend) on a loopback port with
-// its files in a temp dir, runs the tests, and stops it.
-func runWithFerretDB(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "mongostore-ferretdb-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mongostore tests:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// Durability is no concern here, and fsyncs slow every write.
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(off)",
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mongostore tests: FerretDB:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- f.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-stopped
-	}()
-	ferretURI = f.MongoDBURI() // waits for the listener
-	if err := awaitPing(ferretURI, 30*time.Second); err != nil {
-		fmt.Fprintln(os.Stderr, "mongostore tests: FerretDB does not answer:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-func awaitPing(uri string, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(uri))
-	if err != nil {
-		return err
-	}
-	defer client.Disconnect(context.Background())
-	for {
-		err := client.Ping(ctx, nil)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+// ferretURI is the MongoDB URI, ending in "/", of FerretDB itself, not of
+// the bed's proxy: the tests' stores each use one connection, which needs
+// no proxy to keep FerretDB's guarded updates atomic.
+func ferretURI(tb testing.TB) string {
+	tb.Helper()
+	return ferret.Start(tb).DirectURI()
 }
 
 // freshDatabase names a database no test has used.
@@ -99,8 +52,19 @@ func freshDatabase() string {
 // atomic when they run concurrently. Both go when the test ends.
 func MustOpen(tb testing.TB) *Store {
 	tb.Helper()
+	return mustOpenMonitored(tb, nil)
+}
+
+// mustOpenMonitored is MustOpen with monitor, when not nil, watching the
+// client's commands.
+func mustOpenMonitored(tb testing.TB, monitor *event.CommandMonitor) *Store {
+	tb.Helper()
 	ctx := context.Background()
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI).SetMaxPoolSize(1))
+	opts := options.Client().ApplyURI(ferretURI(tb)).SetMaxPoolSize(1)
+	if monitor != nil {
+		opts.SetMonitor(monitor)
+	}
+	client, err := mongo.Connect(ctx, opts)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { client.Disconnect(context.Background()) })
 	s, err := New(ctx, client, freshDatabase())
@@ -131,7 +95,7 @@ func TestConformanceMongoDB(t *testing.T) {
 func TestOpenTwiceKeepsDataAndIndexes(t *testing.T) {
 	ctx := context.Background()
 	database := freshDatabase()
-	uri := strings.TrimSuffix(ferretURI, "/") + "/" + database + "?maxPoolSize=1"
+	uri := ferretURI(t) + database + "?maxPoolSize=1"
 	s, err := Open(ctx, uri)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.db.Drop(context.Background()) })
@@ -569,10 +533,7 @@ func TestConvergenceOfTwoEnginesOnOneFerretDB(t *testing.T) {
 func TestConvergenceOfTwoPooledStores(t *testing.T) {
 	uri := os.Getenv("FIELDSYNC_TEST_MONGO_URI")
 	if uri == "" {
-		bed, err := mongotest.Start(context.Background(), mongotest.Config{Dir: t.TempDir()})
-		require.NoError(t, err)
-		t.Cleanup(func() { bed.Close() })
-		uri = bed.URI()
+		uri = ferret.Start(t).URI()
 	}
 	storetest.TestConvergence(t, func(t *testing.T) []storetest.Store {
 		database := freshDatabase()
@@ -633,12 +594,7 @@ func TestChangesLoadOnlyThePage(t *testing.T) {
 			received.Add(int64(len(e.Reply)))
 		}
 	}}
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI).SetMaxPoolSize(1).SetMonitor(monitor))
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	s, err := New(ctx, client, freshDatabase())
-	require.NoError(t, err)
-	t.Cleanup(func() { s.db.Drop(context.Background()) })
+	s := mustOpenMonitored(t, monitor)
 
 	tokens := []string{"customers|all", "customers|terr:t-1", "customers|dist:d-1"}
 	data := json.RawMessage(fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 64<<10)))

@@ -32,7 +32,7 @@ func moveStores(t *testing.T) ([]*Store, *testClock) {
 	database := freshDatabase()
 	var stores []*Store
 	for range 2 {
-		client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI).SetMaxPoolSize(1))
+		client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI(t)).SetMaxPoolSize(1))
 		require.NoError(t, err)
 		t.Cleanup(func() { client.Disconnect(context.Background()) })
 		s, err := New(ctx, client, database)

@@ -17,8 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/event"
-	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/fieldsync/fieldsync/schema"
 	"github.com/fieldsync/fieldsync/sync"
@@ -72,14 +70,8 @@ func (c *commandCounter) String() string {
 // whose client's commands counter counts, and an engine on it.
 func countedStore(tb testing.TB) (*Store, *sync.Engine, *commandCounter) {
 	tb.Helper()
-	ctx := context.Background()
 	counter := &commandCounter{}
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(ferretURI).SetMaxPoolSize(1).SetMonitor(counter.monitor()))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { client.Disconnect(context.Background()) })
-	s, err := New(ctx, client, freshDatabase())
-	require.NoError(tb, err)
-	tb.Cleanup(func() { s.db.Drop(context.Background()) })
+	s := mustOpenMonitored(tb, counter.monitor())
 	eng, err := sync.New(sync.Config{Store: s, Secret: storetest.Secret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(tb, err)
 	return s, eng, counter

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/sync/storetest"
 )
 
 // The golden scenario (testdata/reports/scenario.json), November 2026:
@@ -39,26 +40,33 @@ type scenario struct {
 	Now    time.Time `json:"now"`
 	Pushes []struct {
 		User      string            `json:"user"`
-		Mutations []json.RawMessage `json:"mutations"`
+		Mutations []schema.Mutation `json:"mutations"`
 	} `json:"pushes"`
 }
 
-func loadScenario(t *testing.T) *env {
+func loadScenario(t *testing.T) *storetest.Bed {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "scenario.json"))
 	require.NoError(t, err)
 	var sc scenario
 	require.NoError(t, json.Unmarshal(raw, &sc))
 	e := newEnv(t)
-	e.now = sc.Now
-	e.addUser("rep3", schema.RoleRep, "t-south")
-	e.addUser("north", schema.RoleManager, "t-north")
-	e.addUser("south", schema.RoleManager, "t-south")
-	e.setScope("rep1", schema.RoleRep, "t-north")
-	e.setScope("rep2", schema.RoleRep, "t-north")
-	e.setScope("mgr", schema.RoleManager, "t-elsewhere")
+	e.Now = sc.Now
+	e.AddUser("rep3", schema.RoleRep, "", "t-south")
+	e.AddUser("north", schema.RoleManager, "", "t-north")
+	e.AddUser("south", schema.RoleManager, "", "t-south")
+	e.SetScope("rep1", schema.RoleRep, "t-north")
+	e.SetScope("rep2", schema.RoleRep, "t-north")
+	e.SetScope("mgr", schema.RoleManager, "t-elsewhere")
 	for _, push := range sc.Pushes {
-		e.ok(push.User, push.Mutations...)
+		muts := make([]storetest.Mut, len(push.Mutations))
+		for i, m := range push.Mutations {
+			muts[i] = storetest.Mut{ID: m.MutationID, Op: m.Op, Collection: m.Collection, RecordID: m.ID, Base: m.BaseVersion}
+			if len(m.Data) > 0 {
+				muts[i].Data = m.Data
+			}
+		}
+		e.OK(push.User, muts...)
 	}
 	return e
 }
@@ -78,23 +86,23 @@ func TestReportsGolden(t *testing.T) {
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	require.NoError(t, err)
 
-	report, err := e.reports.Coverage(ctx, e.users["admin"], "2026-11-01", "2026-11-30", "", berlin)
+	report, err := e.Reports.Coverage(ctx, e.Users["admin"], "2026-11-01", "2026-11-30", "", berlin)
 	require.NoError(t, err)
 	golden(t, "coverage-admin-berlin.json", report)
 
-	report, err = e.reports.Coverage(ctx, e.users["admin"], "2026-11-01", "2026-11-30", "", time.UTC)
+	report, err = e.Reports.Coverage(ctx, e.Users["admin"], "2026-11-01", "2026-11-30", "", time.UTC)
 	require.NoError(t, err)
 	golden(t, "coverage-admin-utc.json", report)
 
-	report, err = e.reports.Coverage(ctx, e.users["north"], "2026-11-01", "2026-11-30", "", berlin)
+	report, err = e.Reports.Coverage(ctx, e.Users["north"], "2026-11-01", "2026-11-30", "", berlin)
 	require.NoError(t, err)
 	golden(t, "coverage-north-berlin.json", report)
 
-	report, err = e.reports.Coverage(ctx, e.users["admin"], "2026-11-01", "2026-11-30", "t-north", berlin)
+	report, err = e.Reports.Coverage(ctx, e.Users["admin"], "2026-11-01", "2026-11-30", "t-north", berlin)
 	require.NoError(t, err)
 	golden(t, "coverage-north-berlin.json", report) // the admin asking for one territory
 
-	unvisited, err := e.reports.Unvisited(ctx, e.users["admin"], 30, "")
+	unvisited, err := e.Reports.Unvisited(ctx, e.Users["admin"], 30, "")
 	require.NoError(t, err)
 	golden(t, "unvisited-admin-30.json", map[string]any{"customers": unvisited})
 }
@@ -102,24 +110,24 @@ func TestReportsGolden(t *testing.T) {
 func TestReportScope(t *testing.T) {
 	e := loadScenario(t)
 	ctx := context.Background()
-	south, err := e.reports.Coverage(ctx, e.users["south"], "2026-11-01", "2026-11-30", "", time.UTC)
+	south, err := e.Reports.Coverage(ctx, e.Users["south"], "2026-11-01", "2026-11-30", "", time.UTC)
 	require.NoError(t, err)
 	require.Len(t, south.Reps, 1, "a manager sees only the reps of its territories")
 	assert.Equal(t, "u-rep3", south.Reps[0].RepID)
-	unvisited, err := e.reports.Unvisited(ctx, e.users["south"], 30, "")
+	unvisited, err := e.Reports.Unvisited(ctx, e.Users["south"], 30, "")
 	require.NoError(t, err)
 	require.Len(t, unvisited, 1)
 	assert.Equal(t, "cs3", unvisited[0].CustomerID, "and only their customers")
 
-	_, err = e.reports.Coverage(ctx, e.users["south"], "2026-11-01", "2026-11-30", "t-north", time.UTC)
+	_, err = e.Reports.Coverage(ctx, e.Users["south"], "2026-11-01", "2026-11-30", "t-north", time.UTC)
 	assert.Equal(t, schema.CodeForbidden, schema.ErrorCode(err), "not another territory")
-	_, err = e.reports.Coverage(ctx, e.users["rep1"], "2026-11-01", "2026-11-30", "", time.UTC)
+	_, err = e.Reports.Coverage(ctx, e.Users["rep1"], "2026-11-01", "2026-11-30", "", time.UTC)
 	assert.Equal(t, schema.CodeForbidden, schema.ErrorCode(err), "not a rep")
-	elsewhere, err := e.reports.Coverage(ctx, e.users["mgr"], "2026-11-01", "2026-11-30", "", time.UTC)
+	elsewhere, err := e.Reports.Coverage(ctx, e.Users["mgr"], "2026-11-01", "2026-11-30", "", time.UTC)
 	require.NoError(t, err)
 	assert.Empty(t, elsewhere.Reps, "a manager of a territory with no one in it")
 
-	devices, err := e.reports.Devices(ctx, e.users["north"], "")
+	devices, err := e.Reports.Devices(ctx, e.Users["north"], "")
 	require.NoError(t, err)
 	var users []string
 	for _, d := range devices {
@@ -135,21 +143,22 @@ func TestReportScope(t *testing.T) {
 func TestReportEdges(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.ok("admin",
-		e.upsert(schema.Territories, "t-1", map[string]any{"name": "North", "region": "EU"}),
-		e.upsert(schema.Customers, "c-1", customer("t-1", "A")),
-		e.upsert(schema.RoutePlans, "rp-1", map[string]any{"rep_id": "u-rep1", "date": "2026-11-23",
-			"stops": []any{map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"}}}))
+	e.OK("admin",
+		storetest.Up(schema.Territories, "t-1", 0, map[string]any{"name": "North", "region": "EU"}),
+		storetest.Up(schema.Customers, "c-1", 0, customer("t-1", "A")),
+		storetest.Up(schema.RoutePlans, "rp-1", 0, map[string]any{"rep_id": "u-rep1", "date": "2026-11-23",
+			"stops": []any{map[string]any{"customer_id": "c-1", "position": 1, "status": "planned"}}}),
+	)
 	// 23:30 on Nov 23 in New York is 04:30 UTC on Nov 24.
-	e.ok("rep1", e.upsert(schema.Visits, "v-late", visit("c-1", time.Date(2026, 11, 24, 4, 30, 0, 0, time.UTC))))
+	e.OK("rep1", storetest.Up(schema.Visits, "v-late", 0, visit("c-1", time.Date(2026, 11, 24, 4, 30, 0, 0, time.UTC))))
 	ny, err := time.LoadLocation("America/New_York")
 	require.NoError(t, err)
 
-	local, err := e.reports.Coverage(ctx, e.users["admin"], "2026-11-23", "2026-11-23", "", ny)
+	local, err := e.Reports.Coverage(ctx, e.Users["admin"], "2026-11-23", "2026-11-23", "", ny)
 	require.NoError(t, err)
 	require.Len(t, local.Reps, 2)
 	assert.Equal(t, 1, local.Reps[0].VisitedStops, "the late check-in counts for its local day")
-	utc, err := e.reports.Coverage(ctx, e.users["admin"], "2026-11-23", "2026-11-23", "", time.UTC)
+	utc, err := e.Reports.Coverage(ctx, e.Users["admin"], "2026-11-23", "2026-11-23", "", time.UTC)
 	require.NoError(t, err)
 	assert.Equal(t, 0, utc.Reps[0].VisitedStops, "in UTC it is the next day")
 	assert.Equal(t, 0, utc.Reps[0].Visits)
@@ -162,10 +171,10 @@ func TestReportEdges(t *testing.T) {
 		"missing dates": {"", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := e.reports.Coverage(ctx, e.users["admin"], args[0], args[1], "", time.UTC)
+			_, err := e.Reports.Coverage(ctx, e.Users["admin"], args[0], args[1], "", time.UTC)
 			assert.Equal(t, schema.CodeValidationFailed, schema.ErrorCode(err))
 		})
 	}
-	_, err = e.reports.Unvisited(ctx, e.users["admin"], 0, "")
+	_, err = e.Reports.Unvisited(ctx, e.Users["admin"], 0, "")
 	assert.Equal(t, schema.CodeValidationFailed, schema.ErrorCode(err))
 }

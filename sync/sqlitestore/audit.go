@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -21,40 +22,139 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 		if e.Version <= prev {
 			continue
 		}
-		if err := insertAudit(ctx, t.stmt(ctx, t.q.audit), e); err != nil {
+		var data []byte
+		if e.Version == r.Version && !r.Deleted {
+			data = r.Data
+		}
+		user, err := t.nameIDs(ctx, []string{e.UserID})
+		if err != nil {
 			return err
 		}
+		row, err := auditRow(e, user[0], data)
+		if err != nil {
+			return err
+		}
+		if row[8] == auditSameAsData {
+			if t.sameAsData == nil {
+				t.sameAsData = map[string]int{}
+			}
+			t.sameAsData[e.Key] = t.auditRows.len()
+		}
+		t.auditRows.add(row...)
 	}
 	return nil
 }
 
-// insertAudit inserts one audit entry through st, the store's prepared
-// insert bound to a transaction. The entry of a record's write keeps no
-// key of its own (NULL): its key is collection/id/version, which its
-// columns hold (see auditKeyColumn), and its changes are kept in their
-// compact form.
-func insertAudit(ctx context.Context, st *sql.Stmt, e sync.AuditEntry) error {
-	changes, err := compactChanges(e.Changes)
+// auditSameAsData marks the stored changes of a record's creation that
+// are every field of the record's data at the entry's version, from
+// null: the record holds them, until it is written again, when Put
+// stores them in full (see keepAuditChanges).
+const auditSameAsData = "="
+
+// auditChangesColumn is an entry's changes as SQL, those marked
+// auditSameAsData taken from its record.
+const auditChangesColumn = `CASE WHEN changes = '` + auditSameAsData + `' THEN coalesce('[{},' ||
+	(SELECT r.data FROM records r WHERE r.coll = audit.coll AND r.id = audit.rid AND r.version = audit.version) || ']', changes)
+	ELSE changes END`
+
+// keepAuditChanges stores in full the changes of the entry of old's
+// version when they are marked auditSameAsData: old is about to be
+// overwritten.
+func (t *tx) keepAuditChanges(ctx context.Context, old *sync.Record) error {
+	if old.Deleted || old.Data == nil {
+		return nil
+	}
+	changes := "[{}," + string(old.Data) + "]"
+	if i, ok := t.sameAsData[auditKey(old)]; ok { // still waiting in the batch
+		t.auditRows.args[i*t.auditRows.cols+8] = changes
+		delete(t.sameAsData, auditKey(old))
+		return nil
+	}
+	_, err := t.stmt(ctx, t.q.keepAudit).ExecContext(ctx, changes, string(old.Collection), old.ID, old.Version)
 	if err != nil {
-		return err
-	}
-	terrs, err := json.Marshal(nonNilStrings(e.Territories))
-	if err != nil {
-		return err
-	}
-	var key any = e.Key
-	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
-		key = nil
-	}
-	if _, err := st.ExecContext(ctx, key, e.At.UnixNano(), e.UserID, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)); err != nil {
 		return errorf("audit: %w", err)
 	}
 	return nil
 }
 
+// auditKey is the key of the entry of a record's version.
+func auditKey(r *sync.Record) string {
+	return string(r.Collection) + "/" + r.ID + "/" + strconv.FormatInt(r.Version, 10)
+}
+
+// insertAudit inserts one audit entry in tx, a write transaction of the
+// store's writer.
+func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e sync.AuditEntry) error {
+	var user int64
+	err := tx.StmtContext(ctx, s.qw.nameID).QueryRowContext(ctx, e.UserID).Scan(&user)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.StmtContext(ctx, s.qw.addName).QueryRowContext(ctx, e.UserID).Scan(&user)
+	}
+	if err != nil {
+		return errorf("audit: user: %w", err)
+	}
+	row, err := auditRow(e, user, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.StmtContext(ctx, s.qw.audit).ExecContext(ctx, row...); err != nil {
+		return errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// auditRow returns the columns of the audit table for an entry, whose
+// user's name (see names) is user. The entry
+// of a record's write keeps no key of its own (NULL): its key is
+// collection/id/version, which its columns hold (see auditKeyColumn), and
+// its changes are kept in their compact form, or as auditSameAsData when
+// they are data, the record's data at the entry's version, from null.
+func auditRow(e sync.AuditEntry, user int64, data []byte) ([]any, error) {
+	changes := auditSameAsData
+	if !createdAs(e.Changes, data) {
+		var err error
+		if changes, err = compactChanges(e.Changes); err != nil {
+			return nil, err
+		}
+	}
+	terrs, err := json.Marshal(nonNilStrings(e.Territories))
+	if err != nil {
+		return nil, err
+	}
+	var key any = e.Key
+	if e.Key == string(e.Collection)+"/"+e.ID+"/"+strconv.FormatInt(e.Version, 10) {
+		key = nil
+	}
+	return []any{key, e.At.UnixNano(), user, e.DeviceID, e.Action, string(e.Collection), e.ID, e.Version, changes, string(terrs)}, nil
+}
+
 // auditKeyColumn is an entry's key as SQL: its own, or, for a record's
 // write, collection/id/version.
 const auditKeyColumn = "coalesce(key, coll || '/' || rid || '/' || version)"
+
+// createdAs reports whether changes are every top-level field of data,
+// from null, with the value data holds: what expandChanges reads back
+// from "[{}," + data + "]".
+func createdAs(changes map[string]sync.FieldChange, data []byte) bool {
+	if len(data) == 0 || len(changes) == 0 {
+		return false
+	}
+	for _, c := range changes {
+		if len(c.From) > 0 && !bytes.Equal(c.From, []byte("null")) {
+			return false
+		}
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || len(fields) != len(changes) {
+		return false
+	}
+	for k, v := range fields {
+		if c, ok := changes[k]; !ok || !bytes.Equal(c.To, v) {
+			return false
+		}
+	}
+	return true
+}
 
 // compactChanges encodes changed fields as two objects, the values before
 // and the values after, each without its nulls: ["{…}","{…}"] takes about
@@ -129,7 +229,7 @@ func (s *Store) withAudit(ctx context.Context, audit []sync.AuditEntry, change f
 		return err
 	}
 	for _, e := range audit {
-		if err := insertAudit(ctx, tx.StmtContext(ctx, s.qw.audit), e); err != nil {
+		if err := s.insertAudit(ctx, tx, e); err != nil {
 			return err
 		}
 	}
@@ -156,7 +256,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		add("rid = ?", q.ID)
 	}
 	if q.UserID != "" {
-		add("user_id = ?", q.UserID)
+		add("user_id = (SELECT n FROM names WHERE name = ?)", q.UserID)
 	}
 	if !q.From.IsZero() {
 		add("at >= ?", q.From.UnixNano())
@@ -174,7 +274,7 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 		}
 		add("EXISTS (SELECT 1 FROM json_each(territories) WHERE value IN (SELECT value FROM json_each(?)))", string(terrs))
 	}
-	query := "SELECT " + auditKeyColumn + " AS k, at, user_id, device_id, action, coll, rid, version, changes, territories FROM audit"
+	query := "SELECT " + auditKeyColumn + " AS k, at, (SELECT name FROM names WHERE n = audit.user_id), device_id, action, coll, rid, version, " + auditChangesColumn + ", territories FROM audit"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}

@@ -156,7 +156,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 			}
 			return errs
 		}
-		x := newTx(s.qw, t)
+		x := newTx(s.qw, t, &s.names)
 		if len(todo) == 1 {
 			// Alone in its transaction, a unit needs no savepoint: its
 			// error undoes the transaction.
@@ -208,6 +208,11 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 // whole transaction was lost instead (SQLite rolls it all back on some
 // errors), so that nothing of it may be committed.
 func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err error, undone bool) {
+	// The rows the units before this one left waiting are stored outside
+	// its savepoint, so that what waits from here on is this unit's own.
+	if err := t.flushBatches(ctx); err != nil {
+		return errorf("sqlitestore: %w", err), true
+	}
 	if _, err := t.t.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
 		return errorf("sqlitestore: savepoint: %w", err), true
 	}
@@ -215,8 +220,12 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 	if err := call(fn, t); err != nil {
 		// What fn read or wrote is forgotten with its writes.
 		t.seq, t.answers = seq, t.answers[:answers]
+		t.tokenRows.truncate(0)
+		t.auditRows.truncate(0)
+		clear(t.sameAsData)
 		clear(t.known)
 		clear(t.recs)
+		t.newNames = nil
 		if _, rerr := t.t.ExecContext(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, true
 		}
@@ -243,14 +252,21 @@ func call(fn func(sync.RecordTx) error, t *tx) (err error) {
 	return fn(t)
 }
 
-// newTx wraps a database transaction run with the statements q.
-func newTx(q *queries, t *sql.Tx) *tx {
-	return &tx{q: q, t: t, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
+// newTx wraps a database transaction run with the statements q and the
+// store's cache of names.
+func newTx(q *queries, t *sql.Tx, names *nameCache) *tx {
+	x := &tx{q: q, t: t, names: names, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
+	x.tokenRows, x.auditRows = newBatches()
+	return x
 }
 
 // commit stores what the transaction keeps until its end (answers, the
 // feed counter) and commits it; on failure it is rolled back.
 func (t *tx) commit(ctx context.Context) error {
+	if err := t.flushBatches(ctx); err != nil {
+		t.t.Rollback()
+		return errorf("sqlitestore: %w", err)
+	}
 	if err := t.flushAnswers(ctx); err != nil {
 		t.t.Rollback()
 		return errorf("sqlitestore: answers: %w", err)
@@ -264,5 +280,6 @@ func (t *tx) commit(ctx context.Context) error {
 	if err := t.t.Commit(); err != nil {
 		return errorf("sqlitestore: commit: %w", err)
 	}
+	t.names.add(t.newNames)
 	return nil
 }

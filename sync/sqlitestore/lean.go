@@ -234,7 +234,7 @@ func copyLeanRecords(ctx context.Context, tx *sql.Tx) error {
 		if err := json.Unmarshal([]byte(history), &revs); err != nil {
 			return errorf("%s/%s: %w", coll, id, err)
 		}
-		lean, err := json.Marshal(leanHistory(revs, []byte(data.String)))
+		lean, err := json.Marshal(leanHistory(revs, []byte(data.String), ""))
 		if err != nil {
 			return err
 		}

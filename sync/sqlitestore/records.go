@@ -36,6 +36,15 @@ type tx struct {
 	// the same by user and mutation id.
 	answers []*sync.Answer
 	saved   map[[2]string]*sync.Answer
+	// names is the store's cache of names; newNames holds those this
+	// transaction found or added, kept there once it commits.
+	names    *nameCache
+	newNames map[string]int64
+	// tokenRows and auditRows wait to be stored at commit (see batch);
+	// sameAsData holds the rows of auditRows whose changes are
+	// auditSameAsData, by entry key.
+	tokenRows, auditRows *batch
+	sameAsData           map[string]int
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
@@ -44,7 +53,7 @@ func (s *Store) View(ctx context.Context, fn func(sync.RecordTx) error) error {
 	if err != nil {
 		return errorf("sqlitestore: begin: %w", err)
 	}
-	x := newTx(s.qr, t)
+	x := newTx(s.qr, t, &s.names)
 	if err := fn(x); err != nil {
 		t.Rollback()
 		return err
@@ -73,11 +82,15 @@ func (t *tx) nextSeq(ctx context.Context) (int64, error) {
 	return t.seq, nil
 }
 
-const recordColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, r.refs, r.history"
+const recordColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, " + updatedByColumn + ", r.data, r.seq, r.tokens, r.refs, r.history"
+
+// updatedByColumn is the name of a record's last writer, which it keeps
+// as that name's integer (see names).
+const updatedByColumn = "(SELECT name FROM names WHERE n = r.updated_by)"
 
 // feedColumns are recordColumns without what readers of the feed do not
 // need.
-const feedColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, r.updated_by, r.data, r.seq, r.tokens, '[]', '[]'"
+const feedColumns = "r.rec, r.coll, r.id, r.version, r.deleted, r.updated_at, " + updatedByColumn + ", r.data, r.seq, r.tokens, '[]', '[]'"
 
 // scanRecord reads recordColumns; the record's facts are read apart (see
 // readFacts).
@@ -110,35 +123,41 @@ func scanRecord(sc interface{ Scan(...any) error }) (int64, *sync.Record, error)
 			return 0, nil, errorf("record %s/%s: %w", coll, r.ID, err)
 		}
 	}
-	r.History = fullHistory(revs, r.Data)
+	r.History = fullHistory(revs, r.Data, r.UpdatedBy)
 	return rec, &r, nil
 }
 
 // storedRevision is how a revision is kept in the history column: a
 // revision whose data is the record's current data says so (Current)
-// rather than holding a second copy of it.
+// rather than holding a second copy of it, and one whose user is the
+// record's last writer says so (Writer) rather than naming the user again.
 type storedRevision struct {
 	Version    int64           `json:"v"`
 	MutationID string          `json:"m,omitempty"`
 	UserID     string          `json:"u,omitempty"`
 	Data       json.RawMessage `json:"d,omitempty"`
 	Current    bool            `json:"c,omitempty"`
+	Writer     bool            `json:"w,omitempty"`
 }
 
 // leanHistory returns the stored form of a record's history, given the
-// record's data.
-func leanHistory(h []storedRevision, data []byte) []storedRevision {
+// record's data and last writer (empty: no revision is marked Writer).
+func leanHistory(h []storedRevision, data []byte, writer string) []storedRevision {
 	out := slices.Clone(h)
 	for i := range out {
 		if len(data) > 0 && bytes.Equal(out[i].Data, data) {
 			out[i].Data, out[i].Current = nil, true
 		}
+		if writer != "" && out[i].UserID == writer {
+			out[i].UserID, out[i].Writer = "", true
+		}
 	}
 	return out
 }
 
-// fullHistory returns the history of a record from its stored form.
-func fullHistory(h []storedRevision, data json.RawMessage) []sync.Revision {
+// fullHistory returns the history of a record from its stored form, given
+// the record's data and last writer.
+func fullHistory(h []storedRevision, data json.RawMessage, writer string) []sync.Revision {
 	if h == nil {
 		return nil
 	}
@@ -147,6 +166,9 @@ func fullHistory(h []storedRevision, data json.RawMessage) []sync.Revision {
 		out[i] = sync.Revision{Version: s.Version, MutationID: s.MutationID, UserID: s.UserID, Data: s.Data}
 		if s.Current {
 			out[i].Data = data
+		}
+		if s.Writer {
+			out[i].UserID = writer
 		}
 	}
 	return out
@@ -331,8 +353,13 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if r.Data != nil {
 		data = string(r.Data)
 	}
+	// The writer's name first, then the tokens'.
+	names, err := t.nameIDs(ctx, append([]string{r.UpdatedBy}, r.Tokens...))
+	if err != nil {
+		return errorf("%s: names: %w", op, err)
+	}
 	coll := string(r.Collection)
-	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), r.UpdatedBy, data, seq, tokens, refs, history}
+	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), names[0], data, seq, tokens, refs, history}
 	key := coll + "/" + r.ID
 	rec := t.recs[key]
 	if old == nil {
@@ -348,12 +375,19 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
 			return err
 		}
+		if err := t.keepAuditChanges(ctx, old); err != nil {
+			return errorf("%s: %w", op, err)
+		}
 	}
-	if _, err := t.stmt(ctx, t.q.holdTokens).ExecContext(ctx, rec, seq, listMinus(r.Tokens, nil)); err != nil {
-		return errorf("%s: tokens: %w", op, err)
+	for _, tok := range names[1:] {
+		t.tokenRows.add(rec, tok, seq, 0)
 	}
 	if old != nil {
 		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
+			// The rows this loses may still wait in the batch.
+			if err := t.tokenRows.flush(ctx, t); err != nil {
+				return errorf("%s: tokens: %w", op, err)
+			}
 			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, rec, lost); err != nil {
 				return errorf("%s: tokens: %w", op, err)
 			}
@@ -379,12 +413,12 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		}
 	}
 	if len(r.Facts) > 0 && (old == nil || !slices.Equal(old.Facts, r.Facts)) {
-		raw, err := json.Marshal(factRows(r.Facts))
-		if err != nil {
-			return errorf("%s: facts: %w", op, err)
-		}
-		if _, err := t.stmt(ctx, t.q.addFacts).ExecContext(ctx, rec, string(raw)); err != nil {
-			return errorf("%s: facts: %w", op, err)
+		st := t.stmt(ctx, t.q.addFact)
+		for n, f := range r.Facts {
+			if _, err := st.ExecContext(ctx, rec, n, f.Kind, f.Rep, f.Customer, f.Territory, f.Visit, f.Label, f.Grade, f.Day,
+				f.At.UnixNano(), f.Flag, f.Amount, f.Balance, f.Count, f.Status); err != nil {
+				return errorf("%s: facts: %w", op, err)
+			}
 		}
 	}
 	if err := t.writeAudit(ctx, r, prev); err != nil {
@@ -420,7 +454,7 @@ func marshalLists(r *sync.Record) (tokens, refs, history string, err error) {
 		revs[i] = storedRevision{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: h.Data}
 	}
 	var b [2][]byte
-	for i, v := range []any{nonNil(r.Refs), leanHistory(revs, r.Data)} {
+	for i, v := range []any{nonNil(r.Refs), leanHistory(revs, r.Data, r.UpdatedBy)} {
 		if b[i], err = json.Marshal(v); err != nil {
 			return "", "", "", err
 		}
@@ -535,17 +569,6 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 	return nil
 }
 
-// answerRow is how answers travel to the one INSERT that stores them. An
-// answer that says only that the mutation was applied, at a version,
-// travels and is kept as that version alone (B nil).
-type answerRow struct {
-	U string  `json:"u"`
-	M string  `json:"m"`
-	B *string `json:"b"`
-	V int64   `json:"v"`
-	T int64   `json:"t"`
-}
-
 // appliedBody is the answer to a mutation applied at a version, as the
 // engine writes it.
 func appliedBody(mutationID string, version int64) ([]byte, error) {
@@ -566,26 +589,26 @@ func appliedVersion(mutationID string, body []byte) (int64, bool) {
 	return res.Version, true
 }
 
+// flushAnswers stores the answers the transaction saved, in multi-row
+// INSERTs; an answer that says only that its mutation was applied, at a
+// version, is kept as that version alone (body NULL).
 func (t *tx) flushAnswers(ctx context.Context) error {
 	if len(t.answers) == 0 {
 		return nil
 	}
-	rows := make([]answerRow, len(t.answers))
-	for i, a := range t.answers {
-		rows[i] = answerRow{U: a.UserID, M: a.MutationID, T: a.At.UnixNano()}
+	rows := batch{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
+	for _, a := range t.answers {
+		user, err := t.nameIDs(ctx, []string{a.UserID})
+		if err != nil {
+			return err
+		}
 		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
-			rows[i].V = v
+			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
-			body := string(a.Body)
-			rows[i].B = &body
+			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
 		}
 	}
-	raw, err := json.Marshal(rows)
-	if err != nil {
-		return err
-	}
-	_, err = t.stmt(ctx, t.q.saveAnswers).ExecContext(ctx, string(raw))
-	return err
+	return rows.flush(ctx, t)
 }
 
 // Watermark returns the feed counter: writes take it inside their
@@ -741,7 +764,8 @@ func (s *Store) Feed(ctx context.Context, after, upto int64, limit int) ([]sync.
 	if upto <= after || limit <= 0 {
 		return nil, after, nil
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, token FROM record_tokens WHERE seq > ? AND seq <= ? ORDER BY seq, token", after, upto)
+	rows, err := s.r.QueryContext(ctx, `SELECT t.seq, n.name FROM record_tokens t JOIN names n ON n.n = t.tok
+		WHERE t.seq > ? AND t.seq <= ? ORDER BY t.seq, n.name`, after, upto)
 	if err != nil {
 		return nil, 0, errorf("sqlitestore.Feed: %w", err)
 	}
@@ -785,7 +809,7 @@ const sweepBatch = 1000
 func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error) {
 	const op = "sqlitestore.SweepAnswers"
 	total := 0
-	var after [2]string
+	after := answerKey{}
 	for {
 		keys, err := s.oldAnswers(ctx, cutoff, after)
 		if err != nil {
@@ -795,7 +819,11 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 			break
 		}
 		after = keys[len(keys)-1]
-		raw, err := json.Marshal(keys)
+		pairs := make([][2]any, len(keys))
+		for i, k := range keys {
+			pairs[i] = [2]any{k.user, k.mutation}
+		}
+		raw, err := json.Marshal(pairs)
 		if err != nil {
 			return total, errorf("%s: %w", op, err)
 		}
@@ -816,20 +844,27 @@ func (s *Store) SweepAnswers(ctx context.Context, cutoff time.Time) (int, error)
 	return total, nil
 }
 
-// oldAnswers returns the keys (user id, mutation id) of up to sweepBatch
-// answers stored before cutoff, after key after in key order.
-func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after [2]string) ([][2]string, error) {
+// answerKey is a stored answer's key: its user's name (see names) and
+// its mutation id.
+type answerKey struct {
+	user     int64
+	mutation string
+}
+
+// oldAnswers returns the keys of up to sweepBatch answers stored before
+// cutoff, after key after in key order.
+func (s *Store) oldAnswers(ctx context.Context, cutoff time.Time, after answerKey) ([]answerKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT user_id, mutation_id FROM answers
 		WHERE (user_id, mutation_id) > (?, ?) AND at < ? ORDER BY user_id, mutation_id LIMIT ?`,
-		after[0], after[1], cutoff.UnixNano(), sweepBatch)
+		after.user, after.mutation, cutoff.UnixNano(), sweepBatch)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var keys [][2]string
+	var keys []answerKey
 	for rows.Next() {
-		var k [2]string
-		if err := rows.Scan(&k[0], &k[1]); err != nil {
+		var k answerKey
+		if err := rows.Scan(&k.user, &k.mutation); err != nil {
 			return nil, err
 		}
 		keys = append(keys, k)
@@ -879,12 +914,13 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, insert, update       *sql.Stmt
-	holdTokens, loseTokens, addRefs, dropRefs    *sql.Stmt
-	answers, saveAnswers, feed, setFeed, changes *sql.Stmt
-	feedRecords, recordFacts                     *sql.Stmt
-	dropFacts, addFacts, repFactAfter            *sql.Stmt
-	proof, saveProof, audit, loginUser           *sql.Stmt
+	record, records, byRef, insert, update *sql.Stmt
+	loseTokens, addRefs, dropRefs          *sql.Stmt
+	answers, feed, setFeed, changes        *sql.Stmt
+	feedRecords, recordFacts               *sql.Stmt
+	dropFacts, addFact, repFactAfter       *sql.Stmt
+	proof, saveProof, audit, loginUser     *sql.Stmt
+	nameID, addName, keepAudit             *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
@@ -905,26 +941,23 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropFacts, "DELETE FROM facts WHERE rec = ?"},
 		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
-		{&q.addFacts, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
-			SELECT ?1, key, value ->> '$.k', coalesce(value ->> '$.r', ''), coalesce(value ->> '$.c', ''),
-				coalesce(value ->> '$.t', ''), coalesce(value ->> '$.v', ''), coalesce(value ->> '$.l', ''),
-				coalesce(value ->> '$.g', ''), coalesce(value ->> '$.d', ''), value ->> '$.a', value ->> '$.f',
-				coalesce(value ->> '$.m', 0), coalesce(value ->> '$.b', 0), coalesce(value ->> '$.n', 0), coalesce(value ->> '$.s', '')
-			FROM json_each(?2)`},
-		{&q.holdTokens, `INSERT INTO record_tokens (rec, token, seq, gone) SELECT ?1, value, ?2, 0 FROM json_each(?3) WHERE true
-			ON CONFLICT (rec, token) DO UPDATE SET seq = excluded.seq, gone = 0`},
+		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
-			WHERE rec = ?2 AND gone = 0 AND token IN (SELECT value FROM json_each(?3))`},
+			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},
+		{&q.nameID, "SELECT n FROM names WHERE name = ?"},
+		{&q.keepAudit, `UPDATE audit SET changes = ?1 WHERE coll = ?2 AND rid = ?3 AND version = ?4 AND key IS NULL
+			AND changes = '` + auditSameAsData + `'`},
+		{&q.addName, "INSERT INTO names (name) VALUES (?) RETURNING n"},
 		{&q.addRefs, "INSERT OR IGNORE INTO record_refs (coll, ref, id) SELECT ?1, value, ?2 FROM json_each(?3)"},
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
-		{&q.answers, "SELECT mutation_id, body, version, at FROM answers WHERE user_id = ?1 AND mutation_id IN (SELECT value FROM json_each(?2))"},
+		{&q.answers, `SELECT mutation_id, body, version, at FROM answers
+			WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id IN (SELECT value FROM json_each(?2))`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
-		{&q.saveAnswers, `INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)
-			SELECT value ->> '$.u', value ->> '$.m', value ->> '$.b', value ->> '$.v', value ->> '$.t' FROM json_each(?)`},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
-			WHERE t.token = ? AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
+			WHERE t.tok = (SELECT n FROM names WHERE name = ?) AND t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ? + 0`},
 		{&q.feedRecords, `SELECT ` + feedColumns + ` FROM json_each(?) k
 			JOIN records r ON r.rec = k.value ORDER BY k.key`},
 		{&q.setFeed, "UPDATE feed SET seq = ? WHERE one = 1"},

@@ -13,21 +13,6 @@ import (
 	"github.com/fieldsync/fieldsync/sync/report"
 )
 
-// factRow is how a fact travels to the one INSERT that stores a record's
-// facts: times as Unix nanoseconds.
-type factRow struct {
-	sync.Fact
-	At int64 `json:"a"`
-}
-
-func factRows(facts []sync.Fact) []factRow {
-	rows := make([]factRow, len(facts))
-	for i, f := range facts {
-		rows[i] = factRow{Fact: f, At: f.At.UnixNano()}
-	}
-	return rows
-}
-
 const factColumns = "kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status"
 
 // scanFact reads factColumns, after any columns in extra.
@@ -231,43 +216,10 @@ func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]r
 	if len(q.Days) == 0 || (q.Territories != nil && len(q.Territories) == 0) {
 		return nil, nil
 	}
-	days := make([][3]any, len(q.Days))
-	for i, d := range q.Days {
-		date, err := time.Parse("2006-01-02", d.Date)
-		if err != nil {
-			return nil, errorf("sqlitestore.CoverageCounts: day %q: %w", d.Date, err)
-		}
-		days[i] = [3]any{date.Unix() / 86400, d.Start.UnixNano(), d.End.UnixNano()}
-	}
-	rawDays, err := json.Marshal(days)
+	query, args, err := coverageQuery(q)
 	if err != nil {
-		return nil, err
+		return nil, errorf("sqlitestore.CoverageCounts: %w", err)
 	}
-	from, to := q.Days[0].Start, q.Days[len(q.Days)-1].End
-	query, scope := coverageSQL, ""
-	args := []any{
-		sql.Named("days", string(rawDays)),
-		sql.Named("from", from.UnixNano()), sql.Named("to", to.UnixNano()),
-		sql.Named("stopsFrom", from.AddDate(0, 0, -1).UnixNano()), sql.Named("stopsTo", to.AddDate(0, 0, 1).UnixNano()),
-		sql.Named("first", q.Days[0].Date), sql.Named("last", q.Days[len(q.Days)-1].Date),
-	}
-	if q.Territories != nil {
-		rawTerr, err := json.Marshal(q.Territories)
-		if err != nil {
-			return nil, err
-		}
-		scope = "AND f.territory IN (SELECT value FROM json_each(:territories))"
-		args = append(args, sql.Named("territories", string(rawTerr)))
-	}
-	visits := `SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
-		WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
-	if q.Offset != nil { // one offset all along: the local day by arithmetic
-		visits = `SELECT f.rep, f.customer, f.visit, f.flag, (f.at / 1000000000 + :offset) / 86400 AS day FROM facts f
-			WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
-		args = append(args, sql.Named("offset", *q.Offset))
-	}
-	query = strings.ReplaceAll(query, "{{visits}}", visits)
-	query = strings.ReplaceAll(query, "{{scope}}", scope)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, errorf("sqlitestore.CoverageCounts: %w", err)
@@ -282,4 +234,47 @@ func (s *Store) CoverageCounts(ctx context.Context, q report.CoverageQuery) ([]r
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// coverageQuery returns the statement that counts q's coverage, with its
+// arguments; q has days.
+func coverageQuery(q report.CoverageQuery) (string, []any, error) {
+	days := make([][3]any, len(q.Days))
+	for i, d := range q.Days {
+		date, err := time.Parse("2006-01-02", d.Date)
+		if err != nil {
+			return "", nil, errorf("day %q: %w", d.Date, err)
+		}
+		days[i] = [3]any{date.Unix() / 86400, d.Start.UnixNano(), d.End.UnixNano()}
+	}
+	rawDays, err := json.Marshal(days)
+	if err != nil {
+		return "", nil, err
+	}
+	from, to := q.Days[0].Start, q.Days[len(q.Days)-1].End
+	query, scope := coverageSQL, ""
+	args := []any{
+		sql.Named("days", string(rawDays)),
+		sql.Named("from", from.UnixNano()), sql.Named("to", to.UnixNano()),
+		sql.Named("stopsFrom", from.AddDate(0, 0, -1).UnixNano()), sql.Named("stopsTo", to.AddDate(0, 0, 1).UnixNano()),
+		sql.Named("first", q.Days[0].Date), sql.Named("last", q.Days[len(q.Days)-1].Date),
+	}
+	if q.Territories != nil {
+		rawTerr, err := json.Marshal(q.Territories)
+		if err != nil {
+			return "", nil, err
+		}
+		scope = "AND f.territory IN (SELECT value FROM json_each(:territories))"
+		args = append(args, sql.Named("territories", string(rawTerr)))
+	}
+	visits := `SELECT f.rep, f.customer, f.visit, f.flag, d.day FROM facts f JOIN days d ON f.at >= d.s AND f.at < d.e
+		WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
+	if q.Offset != nil { // one offset all along: the local day by arithmetic
+		visits = `SELECT f.rep, f.customer, f.visit, f.flag, (f.at / 1000000000 + :offset) / 86400 AS day FROM facts f
+			WHERE f.kind = 'visit' AND f.at >= :from AND f.at < :to {{scope}}`
+		args = append(args, sql.Named("offset", *q.Offset))
+	}
+	query = strings.ReplaceAll(query, "{{visits}}", visits)
+	query = strings.ReplaceAll(query, "{{scope}}", scope)
+	return query, args, nil
 }

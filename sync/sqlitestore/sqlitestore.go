@@ -26,6 +26,8 @@ type Store struct {
 	qw, qr *queries
 	// group gathers the write transactions' units of work.
 	group committer
+	// names caches the dictionary of names (see namesLayout).
+	names nameCache
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -230,7 +232,7 @@ var migrations = []string{
 }
 
 // steps are the migrations in order: the SQL of migrations, then the lean
-// layout, which rewrites rows and so is Go. Step i moves PRAGMA
+// layout, which rewrites rows and so is Go, then the names layout. Step i moves PRAGMA
 // user_version from i to i+1.
 func steps() []func(context.Context, *sql.Tx) error {
 	out := make([]func(context.Context, *sql.Tx) error, 0, len(migrations)+1)
@@ -240,13 +242,14 @@ func steps() []func(context.Context, *sql.Tx) error {
 			return err
 		})
 	}
-	return append(out, migrateLean)
+	return append(out, migrateLean, migrateNames)
 }
 
 // migrate brings the database to the newest layout. A new file gets
 // auto_vacuum=INCREMENTAL before its first table, so that the pages that
-// deletes free can be given back (see reclaim); a file made before that
-// is rebuilt once by VACUUM after it moves to the lean layout.
+// deletes free can be given back (see Reclaim), which migrate does after
+// a migration; a file made before that is rebuilt once by VACUUM after it
+// moves to the lean layout.
 func (s *Store) migrate(ctx context.Context) error {
 	all := steps()
 	from, err := s.migrateTo(ctx, len(all))
@@ -257,8 +260,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
 		return err
 	}
-	if mode == autoVacuumIncremental || from == len(all) {
+	if from == len(all) {
 		return nil
+	}
+	if mode == autoVacuumIncremental {
+		// The tables a migration rebuilt left their pages free.
+		_, err := s.Reclaim(ctx)
+		return err
 	}
 	// auto_vacuum changes on an existing file only through VACUUM, which
 	// also drops the free pages the migration left.

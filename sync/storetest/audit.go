@@ -27,24 +27,24 @@ import (
 // place to inject a crash between them; what a crash can interrupt (the
 // projection) the sweep makes good, which the MongoDB adapter's own test
 // shows by deleting projected entries.
-func testAudit(t *testing.T, b *bed) {
+func testAudit(t *testing.T, b *Bed) {
 	ctx := context.Background()
-	b.now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	b.ok("rep1", b.up(schema.Customers, "c-1", 1, with(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "back door")))
-	b.now = b.now.Add(time.Minute)
-	b.ok("admin", b.up(schema.Customers, "c-1", 2, with(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "back door", "grade", "B")))
-	b.now = b.now.Add(time.Minute)
+	b.Now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	b.OK("rep1", Up(schema.Customers, "c-1", 1, With(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "back door")))
+	b.Now = b.Now.Add(time.Minute)
+	b.OK("admin", Up(schema.Customers, "c-1", 2, With(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "back door", "grade", "B")))
+	b.Now = b.Now.Add(time.Minute)
 	// rep1 still holds version 2 and changes the notes again: a merge.
-	res := b.push("rep1", b.up(schema.Customers, "c-1", 2, with(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "front door")))[0]
+	res := b.Push("rep1", Up(schema.Customers, "c-1", 2, With(shop("C-1", "t-1", 52.52, 100000, 0), "notes", "front door")))[0]
 	require.Equal(t, schema.PushMerged, res.Status, "%+v", res)
-	b.now = b.now.Add(time.Minute)
-	b.ok("admin", b.up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Brush", "unit": "each", "price": 100, "active": true}))
-	b.now = b.now.Add(time.Minute)
-	b.ok("admin", mutation("del-p-2", schema.Products, "p-2", schema.MutationDelete, 1, nil))
+	b.Now = b.Now.Add(time.Minute)
+	b.OK("admin", Up(schema.Products, "p-2", 0, map[string]any{"sku": "S2", "name": "Brush", "unit": "each", "price": 100, "active": true}))
+	b.Now = b.Now.Add(time.Minute)
+	b.OK("admin", Del(schema.Products, "p-2", 1))
 
 	page := func(user string, req sync.AuditRequest) *sync.AuditPage {
 		t.Helper()
-		p, err := b.e.Audit(ctx, b.users[user], req)
+		p, err := b.Engine.Audit(ctx, b.Users[user], req)
 		require.NoError(t, err)
 		return p
 	}
@@ -116,15 +116,15 @@ func testAudit(t *testing.T, b *bed) {
 		assert.NotEmpty(t, page("mgr", sync.AuditRequest{Collection: "customers", ID: "c-1"}).Entries)
 		assert.Empty(t, page("mgr", sync.AuditRequest{Collection: "customers", ID: "c-2"}).Entries)
 		assert.Empty(t, page("mgr", sync.AuditRequest{Collection: "products"}).Entries)
-		_, err := b.e.Audit(ctx, b.users["rep1"], sync.AuditRequest{})
+		_, err := b.Engine.Audit(ctx, b.Users["rep1"], sync.AuditRequest{})
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Audit(ctx, b.users["admin"], sync.AuditRequest{Cursor: "garbage!"})
+		_, err = b.Engine.Audit(ctx, b.Users["admin"], sync.AuditRequest{Cursor: "garbage!"})
 		assert.Equal(t, schema.CodeBadRequest, schema.AsError(err).Code)
 	})
 	t.Run("retention", func(t *testing.T) {
 		before := len(page("admin", sync.AuditRequest{Limit: 1000}).Entries)
-		b.now = time.Date(2026, 11, 23, 12, 2, 30, 0, time.UTC).Add(400 * 24 * time.Hour)
-		n, err := b.e.SweepAudit(ctx)
+		b.Now = time.Date(2026, 11, 23, 12, 2, 30, 0, time.UTC).Add(400 * 24 * time.Hour)
+		n, err := b.Engine.SweepAudit(ctx)
 		require.NoError(t, err)
 		after := page("admin", sync.AuditRequest{Limit: 1000}).Entries
 		assert.Equal(t, before-n, len(after))
@@ -156,28 +156,17 @@ func AuditOfEveryVersion(tb testing.TB, s Store) {
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
 
-func with(m map[string]any, kv ...any) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		out[kv[i].(string)] = kv[i+1]
-	}
-	return out
-}
-
 // TestAuditSurvivesLostProjection writes records through an engine, calls
 // lose — which throws away whatever the store builds its audit trail from
 // the records' own writes, as a crash right after a record write would —
 // then sweeps, and checks that every version of every record has exactly
 // one entry again.
 func TestAuditSurvivesLostProjection(t *testing.T, s Store, lose func(t *testing.T)) {
-	b := newBed(t, s)
+	b := newPlansBed(t, s)
 	for i := range 5 {
-		b.ok("rep1", b.up(schema.Customers, "c-1", int64(i+1), with(shop("C-1", "t-1", 52.52, 100000, 0), "notes", itoa(int64(i)))))
+		b.OK("rep1", Up(schema.Customers, "c-1", int64(i+1), With(shop("C-1", "t-1", 52.52, 100000, 0), "notes", itoa(int64(i)))))
 	}
-	b.ok("rep1", b.up(schema.Orders, "o-1", 0, order("c-1", "submitted", 1)))
+	b.OK("rep1", Up(schema.Orders, "o-1", 0, order("c-1", "submitted", 1)))
 	lose(t)
 	_, err := s.SweepAudit(context.Background(), time.Time{})
 	require.NoError(t, err)

@@ -280,13 +280,5 @@ func trackAdmin(res schema.PushResult, raw json.RawMessage, versions []int64) {
 
 // mutation builds one raw mutation.
 func mutation(mid string, c schema.Collection, id string, op schema.MutationOp, base int64, data any) json.RawMessage {
-	m := map[string]any{"mutation_id": mid, "collection": c, "id": id, "op": op, "base_version": base}
-	if data != nil {
-		m["data"] = data
-	}
-	raw, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return raw
+	return Mut{ID: mid, Op: op, Collection: c, RecordID: id, Base: base, Data: data}.Raw()
 }

@@ -24,11 +24,11 @@ func countRecords(t *testing.T, s sync.Store, c schema.Collection) int {
 	return n
 }
 
-func testImport(t *testing.T, b *bed) {
+func testImport(t *testing.T, b *Bed) {
 	ctx := context.Background()
 	imp := func(c schema.Collection, file string, opt sync.ImportOptions) *sync.ImportResult {
 		t.Helper()
-		res, err := b.e.Import(ctx, b.users["admin"], c, strings.NewReader(file), opt)
+		res, err := b.Engine.Import(ctx, b.Users["admin"], c, strings.NewReader(file), opt)
 		require.NoError(t, err)
 		return res
 	}
@@ -47,7 +47,7 @@ func testImport(t *testing.T, b *bed) {
 		`K-2,Kiosk Two,t-2,B,0,,,`,
 		`C-1,Shop C-1 renamed,t-1,A,100000,,,`, // c-1 exists: its name changes
 	}
-	before := countRecords(t, b.s, schema.Customers)
+	before := countRecords(t, b.Store, schema.Customers)
 	t.Run("a bad row writes nothing", func(t *testing.T) {
 		bad := customers(good[0], `K-3,Kiosk Three,t-1,Z,10,,,`, good[1], `K-4,Kiosk Four,t-9,A,10,,,`, `K-1,Again,t-1,A,1,,,`, good[2])
 		res := imp(schema.Customers, bad, sync.ImportOptions{})
@@ -58,8 +58,8 @@ func testImport(t *testing.T, b *bed) {
 			{Line: 5, Field: "territory_id", Message: "territory_id refers to no territory"},
 			{Line: 6, Field: "code", Message: `code "K-1" is also on line 2`},
 		}, res.Errors)
-		assert.Equal(t, before, countRecords(t, b.s, schema.Customers))
-		v, c1 := b.record(schema.Customers, "c-1")
+		assert.Equal(t, before, countRecords(t, b.Store, schema.Customers))
+		v, c1 := b.Record(schema.Customers, "c-1")
 		assert.Equal(t, int64(1), v)
 		assert.Equal(t, "Shop C-1", c1["name"])
 
@@ -67,24 +67,24 @@ func testImport(t *testing.T, b *bed) {
 		assert.Equal(t, 2, dry.Created)
 		assert.Equal(t, 1, dry.Updated)
 		assert.Len(t, dry.Errors, 3)
-		assert.Equal(t, before, countRecords(t, b.s, schema.Customers), "a dry run writes nothing")
+		assert.Equal(t, before, countRecords(t, b.Store, schema.Customers), "a dry run writes nothing")
 
 		skip := imp(schema.Customers, bad, sync.ImportOptions{SkipInvalid: true})
 		assert.Equal(t, 2, skip.Created)
 		assert.Equal(t, 1, skip.Updated)
 		assert.Len(t, skip.Errors, 3)
-		assert.Equal(t, before+2, countRecords(t, b.s, schema.Customers))
+		assert.Equal(t, before+2, countRecords(t, b.Store, schema.Customers))
 	})
 	t.Run("the good rows again change nothing", func(t *testing.T) {
 		res := imp(schema.Customers, customers(good...), sync.ImportOptions{})
 		assert.Equal(t, &sync.ImportResult{Unchanged: 3, Errors: []sync.ImportError{}}, res)
-		v, c1 := b.record(schema.Customers, "c-1")
+		v, c1 := b.Record(schema.Customers, "c-1")
 		assert.Equal(t, int64(2), v)
 		assert.Equal(t, "Shop C-1 renamed", c1["name"])
 		assert.Equal(t, 52.52, c1["lat"], "fields the file does not name stay")
 	})
 	t.Run("nested fields and JSON cells", func(t *testing.T) {
-		entries, err := b.s.AuditEntries(ctx, sync.AuditQuery{Collection: schema.Customers, Limit: 100})
+		entries, err := b.Store.AuditEntries(ctx, sync.AuditQuery{Collection: schema.Customers, Limit: 100})
 		require.NoError(t, err)
 		var kiosk map[string]any
 		for _, e := range entries {
@@ -96,11 +96,11 @@ func testImport(t *testing.T, b *bed) {
 			"the import's writes are audited like a push")
 	})
 	t.Run("refusals", func(t *testing.T) {
-		_, err := b.e.Import(ctx, b.users["mgr"], schema.Customers, strings.NewReader(customers(good...)), sync.ImportOptions{})
+		_, err := b.Engine.Import(ctx, b.Users["mgr"], schema.Customers, strings.NewReader(customers(good...)), sync.ImportOptions{})
 		assert.Equal(t, schema.CodeForbidden, schema.AsError(err).Code)
-		_, err = b.e.Import(ctx, b.users["admin"], schema.Orders, strings.NewReader("x\n"), sync.ImportOptions{})
+		_, err = b.Engine.Import(ctx, b.Users["admin"], schema.Orders, strings.NewReader("x\n"), sync.ImportOptions{})
 		assert.Equal(t, schema.CodeNotFound, schema.AsError(err).Code)
-		_, err = b.e.Import(ctx, b.users["admin"], schema.Customers, strings.NewReader("name,colour\nx,red\n"), sync.ImportOptions{})
+		_, err = b.Engine.Import(ctx, b.Users["admin"], schema.Customers, strings.NewReader("name,colour\nx,red\n"), sync.ImportOptions{})
 		assert.Equal(t, schema.CodeValidationFailed, schema.AsError(err).Code)
 		res := imp(schema.Products, "sku,name,unit,price,active\nS9,Mop,each,12.50,true\nS10,Pail,each,300,maybe\n\"S11,x\n", sync.ImportOptions{})
 		assert.Equal(t, []sync.ImportError{

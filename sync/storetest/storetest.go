@@ -1,6 +1,8 @@
 // Package storetest is the conformance suite every record store adapter
 // must pass: call TestStore from the adapter's tests with a constructor of
-// fresh, empty stores.
+// fresh, empty stores. Its Bed, an engine and the reports on a store with
+// a team of users, is the test bed of the suite's scenarios and of the
+// engine's and the reports' own tests.
 package storetest
 
 import (

@@ -32,6 +32,9 @@ type Bed struct {
 	backend string
 	cancel  context.CancelFunc
 	stopped chan error
+
+	closeOnce gosync.Once
+	closeErr  error
 }
 
 // Config says where a Bed keeps its files and what it logs.
@@ -101,11 +104,14 @@ func (b *Bed) URI() string { return "mongodb://" + b.proxy.Addr() + "/" }
 // for tests that show what the proxy prevents.
 func (b *Bed) DirectURI() string { return "mongodb://" + b.backend + "/" }
 
-// Close stops the proxy, closing its connections, then FerretDB.
+// Close stops the proxy, closing its connections, then FerretDB. Later
+// calls do nothing and return the first call's error.
 func (b *Bed) Close() error {
-	err := b.proxy.Close()
-	b.stop()
-	return err
+	b.closeOnce.Do(func() {
+		b.closeErr = b.proxy.Close()
+		b.stop()
+	})
+	return b.closeErr
 }
 
 func (b *Bed) stop() {

@@ -96,3 +96,18 @@ func TestProxyCursorsAndClose(t *testing.T) {
 	defer cancel()
 	assert.Error(t, client.Ping(short, nil), "the bed is closed")
 }
+
+// A test may close its bed early, as an outage would: the store answers
+// no more, and the close at the test's end does nothing.
+func TestForTestClosesEarlyAndOnce(t *testing.T) {
+	ctx := context.Background()
+	bed := ForTest(t)
+	c, err := mongo.Connect(ctx, options.Client().ApplyURI(bed.URI()+"?serverSelectionTimeoutMS=1000"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	require.NoError(t, c.Ping(ctx, nil))
+
+	require.NoError(t, bed.Close())
+	require.NoError(t, bed.Close(), "a second Close does nothing")
+	assert.Error(t, c.Ping(ctx, nil), "a closed bed answers no more")
+}
