@@ -7,11 +7,13 @@
 //
 // Usage:
 //
-//	testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable]
+//	testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable] [-direct]
 //
 // It prints the store's MongoDB URI on a line of its own once the store
-// answers, and runs until interrupted (SIGINT or SIGTERM). Append a
-// database name to the URI: FIELDSYNC_MONGO_URI=<uri>fieldsync.
+// answers (with -direct, FerretDB's own URI, bypassing the proxy, on the
+// next line), and runs until interrupted (SIGINT or SIGTERM) or until its
+// standard input ends when it is a pipe. Append a database name to the
+// URI: FIELDSYNC_MONGO_URI=<uri>fieldsync.
 package main
 
 import (
@@ -31,6 +33,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A test that runs testmongo holds its standard input: when that
+	// process ends, however it ends, testmongo ends too.
+	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(usage.ExitCode("testmongo", err, os.Stderr))
@@ -41,10 +51,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("testmongo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	usage.Set(fs, "testmongo runs FerretDB behind a one-command-at-a-time proxy: a Mongo-protocol store that several test processes can share.",
-		"testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable]")
+		"testmongo [-listen 127.0.0.1:0] [-dir DIR] [-durable] [-direct]")
 	listen := fs.String("listen", "127.0.0.1:0", "address of the proxy")
 	dir := fs.String("dir", "", "folder for FerretDB's files (default: a temporary folder, removed on exit)")
 	durable := fs.Bool("durable", false, "keep SQLite's fsyncs")
+	direct := fs.Bool("direct", false, "print FerretDB's own URI, bypassing the proxy, on the line after the proxy's")
 	if err := usage.Parse(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, bed.URI())
+	if *direct {
+		fmt.Fprintln(stdout, bed.DirectURI())
+	}
 	<-ctx.Done()
 	return bed.Close()
 }

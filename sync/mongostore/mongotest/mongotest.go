@@ -26,12 +26,17 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
-// Bed is a running FerretDB and its serialising proxy.
+// Bed is a running FerretDB and its serialising proxy, in this process
+// or, for tests, in a testmongo process of their own (see ForTest).
 type Bed struct {
 	proxy   *Proxy
 	backend string
 	cancel  context.CancelFunc
 	stopped chan error
+	// proc is the testmongo process of a bed run apart, and uri and
+	// direct are the URIs it printed.
+	proc        *process
+	uri, direct string
 
 	closeOnce gosync.Once
 	closeErr  error
@@ -98,16 +103,30 @@ func Start(ctx context.Context, cfg Config) (*Bed, error) {
 
 // URI is the MongoDB URI of the proxy, ending in "/": append a database
 // name and options.
-func (b *Bed) URI() string { return "mongodb://" + b.proxy.Addr() + "/" }
+func (b *Bed) URI() string {
+	if b.proc != nil {
+		return b.uri
+	}
+	return "mongodb://" + b.proxy.Addr() + "/"
+}
 
 // DirectURI is the MongoDB URI of FerretDB itself, bypassing the proxy:
 // for tests that show what the proxy prevents.
-func (b *Bed) DirectURI() string { return "mongodb://" + b.backend + "/" }
+func (b *Bed) DirectURI() string {
+	if b.proc != nil {
+		return b.direct
+	}
+	return "mongodb://" + b.backend + "/"
+}
 
 // Close stops the proxy, closing its connections, then FerretDB. Later
 // calls do nothing and return the first call's error.
 func (b *Bed) Close() error {
 	b.closeOnce.Do(func() {
+		if b.proc != nil {
+			b.closeErr = b.proc.stop()
+			return
+		}
 		b.closeErr = b.proxy.Close()
 		b.stop()
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	gosync "sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -110,4 +111,27 @@ func TestForTestClosesEarlyAndOnce(t *testing.T) {
 	require.NoError(t, bed.Close())
 	require.NoError(t, bed.Close(), "a second Close does nothing")
 	assert.Error(t, c.Ping(ctx, nil), "a closed bed answers no more")
+}
+
+// A test's bed runs in a process of its own, built without the race
+// detector, which ends with its standard input: a test process that dies
+// leaves no store behind.
+func TestForTestRunsApartAndEndsWithItsTest(t *testing.T) {
+	ctx := context.Background()
+	bed := ForTest(t)
+	require.NotNil(t, bed.proc, "a process of its own")
+	for _, uri := range []string{bed.URI(), bed.DirectURI()} {
+		c, err := mongo.Connect(ctx, options.Client().ApplyURI(uri+"?serverSelectionTimeoutMS=5000"))
+		require.NoError(t, err)
+		assert.NoError(t, c.Ping(ctx, nil), uri)
+		c.Disconnect(ctx)
+	}
+	require.NoError(t, bed.proc.stdin.Close())
+	select {
+	case err := <-bed.proc.done:
+		assert.NoError(t, err, "testmongo ends cleanly when its input ends")
+		bed.proc.done <- err // for the Close at the test's end
+	case <-time.After(30 * time.Second):
+		t.Fatal("testmongo still runs after its standard input ended")
+	}
 }

@@ -3,18 +3,20 @@ package mongotest
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	gosync "sync"
 	"testing"
 )
 
-// ForTest starts a bed for one test, with its files in the test's temp
-// dir, and closes it when the test ends. A test may Close it sooner, as
-// an outage would. Nothing is logged.
+// ForTest starts a bed for one test in a testmongo process of its own,
+// built without the race detector, with its files in the test's temp dir,
+// and closes it when the test ends. A test may Close it sooner, as an
+// outage would. Nothing is logged.
 func ForTest(tb testing.TB) *Bed {
 	tb.Helper()
-	b, err := Start(context.Background(), Config{Dir: tb.TempDir()})
+	dir := tb.TempDir()
+	b, err := startApart(context.Background(), &program{dir: dir}, dir, io.Discard)
 	if err != nil {
 		tb.Fatalf("mongotest.ForTest: %v", err)
 	}
@@ -23,7 +25,8 @@ func ForTest(tb testing.TB) *Bed {
 }
 
 // Shared is one bed for all the tests of a package, started by the first
-// test that asks for it; FerretDB's errors go to stderr. The zero value is
+// test that asks for it, in a testmongo process of its own as ForTest's
+// are; FerretDB's errors go to stderr. The zero value is
 // ready to use:
 //
 //	var ferret mongotest.Shared
@@ -48,8 +51,7 @@ func (sh *Shared) Start(tb testing.TB) *Bed {
 	sh.once.Do(func() {
 		sh.dir, sh.err = os.MkdirTemp("", "mongotest-")
 		if sh.err == nil {
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-			sh.bed, sh.err = Start(context.Background(), Config{Dir: sh.dir, Logger: logger})
+			sh.bed, sh.err = startApart(context.Background(), &program{dir: sh.dir}, sh.dir, os.Stderr)
 		}
 	})
 	if sh.err != nil {
