@@ -83,7 +83,7 @@ export interface paths {
         put?: never;
         /**
          * Signs a user in on a device.
-         * @description A wrong name and a wrong password get the same 401.
+         * @description A wrong name and a wrong password get the same 401. When more sign-ins come at once than the instance can check, the rest get 503 `unavailable` at once with `Retry-After`.
          */
         post: operations["login"];
         delete?: never;
