@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +48,27 @@ type process struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan error
-	logs *strings.Builder
+	// exited is closed once the process has been waited for.
+	exited chan struct{}
+	logs   *lockedLog
+}
+
+// lockedLog is a process's output, written as it comes and read by tests.
+type lockedLog struct {
+	mu gosync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startBinary runs fieldsync in dir with env on a random loopback port and
@@ -75,7 +96,7 @@ func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
 	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	p := &process{cmd: cmd, done: make(chan error, 1), exited: make(chan struct{}), logs: &lockedLog{}}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -87,10 +108,14 @@ func startProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 				addr <- entry.Addr
 			}
 		}
-		p.done <- cmd.Wait()
+		err := cmd.Wait()
+		close(p.exited)
+		p.done <- err
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-p.exited:
+		default:
 			cmd.Process.Kill()
 		}
 	})
@@ -110,7 +135,13 @@ func (p *process) wait(t testing.TB) error {
 	case err := <-p.done:
 		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("fieldsync did not exit within 30s")
+		// SIGQUIT makes the Go runtime print every goroutine's stack.
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+		}
+		t.Fatalf("fieldsync did not exit within 30s; its output and stacks:\n%s", p.logs)
 		return nil
 	}
 }
