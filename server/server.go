@@ -133,7 +133,7 @@ type Server struct {
 	serving struct {
 		gosync.Mutex
 		stopped   bool
-		ln        net.Listener
+		ln        *trackingListener
 		stopWatch context.CancelFunc
 	}
 	openAPI []byte   // the OpenAPI document as JSON
@@ -337,13 +337,14 @@ func (s *Server) Serve(ln net.Listener) error {
 		sv.Unlock()
 		return ln.Close()
 	}
-	sv.ln, sv.stopWatch = ln, cancel
+	tl := trackConns(ln)
+	sv.ln, sv.stopWatch = tl, cancel
 	sv.Unlock()
 	go s.watcher.Run(ctx)
 	if s.uploads != nil {
 		go s.uploads.runSweeper(ctx)
 	}
-	if err := s.app.Listener(ln); err != nil {
+	if err := s.app.Listener(tl); err != nil {
 		sv.Lock()
 		stopped := sv.stopped
 		sv.Unlock()
@@ -365,7 +366,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if sv.stopWatch != nil {
 		sv.stopWatch()
 	}
+	ln := sv.ln
 	sv.Unlock()
+	// fasthttp waits for a connection that has not sent its first request
+	// as if that request were being read: closing such connections while
+	// it drains keeps a client's spare connection from holding it up.
+	done := make(chan struct{})
+	defer close(done)
+	if ln != nil {
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					ln.closeSilent()
+				}
+			}
+		}()
+	}
 	err := s.app.ShutdownWithContext(ctx)
 	// Serve may have handed ln to Fiber after Fiber looked for it.
 	sv.Lock()

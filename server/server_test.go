@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
 func TestFiberFailuresUseTheContractShape(t *testing.T) {
@@ -190,4 +191,19 @@ func TestNobodyLocksOutAUserFromAnotherAddress(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.Status, "the admin signs in from another address: %s", r.Raw)
 	r = ts.callWith(t, owner, "POST", "/v1/auth/login", "", bad)
 	assert.Equal(t, http.StatusUnauthorized, r.Status, "and is not slowed there")
+}
+
+// A client's spare connection that never sent a request does not hold up
+// a graceful shutdown: fasthttp alone would wait for its first request
+// until the read timeout, past the shutdown's own deadline.
+func TestShutdownDoesNotWaitForSilentConnections(t *testing.T) {
+	srv, stop, err := servertest.Run(t.TempDir(), servertest.Options{})
+	require.NoError(t, err)
+	silent, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	require.NoError(t, err)
+	defer silent.Close()
+	resp, err := http.Get(srv.URL + "/healthz") // the server has accepted by now
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, stop(), "shut down within its deadline with a silent connection open")
 }
