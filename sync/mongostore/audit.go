@@ -68,14 +68,18 @@ const byReference = "="
 // auditDoc is a sync.AuditEntry, embedded in a record document and
 // projected into the audit collection; At is Unix nanoseconds and
 // Changes the JSON of the field changes.
+//
+// Embedded in a record document, an entry has no key, collection or id
+// (see recordDoc.MarshalBSON); every entry in the audit collection has a
+// key.
 type auditDoc struct {
-	Key         string   `bson:"_id"`
+	Key         string   `bson:"_id,omitempty"`
 	At          int64    `bson:"at"`
 	UserID      string   `bson:"user_id"`
 	DeviceID    string   `bson:"device_id"`
 	Action      string   `bson:"action"`
-	Coll        string   `bson:"coll"`
-	ID          string   `bson:"rid"`
+	Coll        string   `bson:"coll,omitempty"`
+	ID          string   `bson:"rid,omitempty"`
 	Version     int64    `bson:"version"`
 	Changes     string   `bson:"changes"`
 	Territories []string `bson:"territories"`
@@ -233,6 +237,7 @@ func (s *Store) resolveByReference(ctx context.Context, docs []auditDoc) error {
 	}
 	full := map[string]string{}
 	for _, r := range recs {
+		fillAudit(r.Audit, r.Key)
 		for _, e := range resolvedAudit(r.Audit, r.Data) {
 			full[e.Key] = e.Changes
 		}
@@ -348,6 +353,7 @@ func (s *Store) catchUpAudit(ctx context.Context) error {
 			return err
 		}
 		var docs []struct {
+			Key   string     `bson:"_id"`
 			Seq   int64      `bson:"seq"`
 			Audit []auditDoc `bson:"audit"`
 		}
@@ -355,6 +361,7 @@ func (s *Store) catchUpAudit(ctx context.Context) error {
 			return err
 		}
 		for _, d := range docs {
+			fillAudit(d.Audit, d.Key)
 			if err := s.project(ctx, d.Audit); err != nil {
 				return err
 			}

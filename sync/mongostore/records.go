@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ type recordDoc struct {
 	Coll      string        `bson:"coll"`
 	ID        string        `bson:"rid"`
 	Version   int64         `bson:"version"`
-	Deleted   bool          `bson:"deleted"`
+	Deleted   bool          `bson:"deleted,omitempty"`
 	UpdatedAt int64         `bson:"updated_at"`
 	UpdatedBy string        `bson:"updated_by"`
 	Data      *string       `bson:"data"`
@@ -39,8 +40,56 @@ type recordDoc struct {
 	// Facts); the facts collection indexes them (see reports.go).
 	Facts []factDoc `bson:"facts"`
 	// Audit holds the audit entries of the record's latest writes, which
-	// land with the record in its one document write (see audit.go).
+	// land with the record in its one document write (see audit.go). They
+	// are stored without their key, collection and id, which are the
+	// record's (MarshalBSON).
 	Audit []auditDoc `bson:"audit,omitempty"`
+}
+
+// plainRecordDoc is recordDoc without its BSON methods.
+type plainRecordDoc recordDoc
+
+// MarshalBSON stores d with its audit entries' key, collection and id
+// left out where they are the record's own: UnmarshalBSON puts them back.
+// Documents written with them in full read the same.
+func (d *recordDoc) MarshalBSON() ([]byte, error) {
+	p := plainRecordDoc(*d)
+	if len(d.Audit) > 0 {
+		p.Audit = slices.Clone(d.Audit)
+		for i := range p.Audit {
+			if e := &p.Audit[i]; e.Coll == d.Coll && e.ID == d.ID && e.Key == auditKeyOf(d.Key, e.Version) {
+				e.Key, e.Coll, e.ID = "", "", ""
+			}
+		}
+	}
+	return bson.Marshal(&p)
+}
+
+// UnmarshalBSON reads a document MarshalBSON wrote, or one written before
+// it existed.
+func (d *recordDoc) UnmarshalBSON(raw []byte) error {
+	if err := bson.Unmarshal(raw, (*plainRecordDoc)(d)); err != nil {
+		return err
+	}
+	fillAudit(d.Audit, d.Key)
+	return nil
+}
+
+// fillAudit puts back the key, collection and id of the audit entries
+// embedded in the document of the record key, where they were left out.
+func fillAudit(docs []auditDoc, key string) {
+	for i := range docs {
+		if e := &docs[i]; e.Key == "" {
+			e.Coll, e.ID, _ = strings.Cut(key, "/")
+			e.Key = auditKeyOf(key, e.Version)
+		}
+	}
+}
+
+// auditKeyOf is the key of the audit entry of the write of the record key
+// at version (see sync.AuditEntry).
+func auditKeyOf(key string, version int64) string {
+	return key + "/" + strconv.FormatInt(version, 10)
 }
 
 // revisionDoc is one sync.Revision, its data kept as the JSON text it was.
