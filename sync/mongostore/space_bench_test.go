@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/fieldsync/fieldsync/schema"
 )
@@ -65,6 +67,22 @@ func BenchmarkBytesPerRecord(b *testing.B) {
 			}
 		}
 		b.Logf("total %d bytes, %d records, %.1f B/record; pushes took %s", total, records, float64(total)/float64(records), elapsed.Round(time.Millisecond))
+		// What MongoDB's collStats calls size: the documents' BSON, before
+		// the storage engine compresses it.
+		var bsonTotal int
+		for _, c := range []*mongo.Collection{s.records, s.audit, s.answers, s.facts, s.gone} {
+			cur, err := c.Find(ctx, bson.M{})
+			require.NoError(b, err)
+			n := 0
+			for cur.Next(ctx) {
+				n += len(cur.Current)
+			}
+			require.NoError(b, cur.Err())
+			bsonTotal += n
+			b.Logf("BSON of %-22s %10d bytes %8.1f B/record", c.Name(), n, float64(n)/float64(records))
+		}
+		b.Logf("BSON of those collections %d bytes, %.1f B/record", bsonTotal, float64(bsonTotal)/float64(records))
+		b.ReportMetric(float64(bsonTotal)/float64(records), "BSON-B/record")
 		b.ReportMetric(float64(total)/float64(records), "B/record")
 		b.ReportMetric(float64(elapsed.Milliseconds()), "push-ms")
 	}
