@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -40,17 +41,45 @@ import (
 // therefore be missing from the projection only between a crash and the
 // record's next write or the next sweep, and never from the store.
 
+// A creation's entry by reference. The entry of a write that creates a
+// record lists every field of the record's data, each from null: a second
+// copy of the data. Where the document holding the entry (the record's
+// own, or the audit collection's) can find that data, the entry keeps
+// byReference as its changes instead:
+//
+//   - in a record document, the entry of the document's own version, when
+//     its changes are exactly those of creating the document's data; every
+//     other entry is kept in full, so a record document always resolves
+//     its own entries (resolvedAudit);
+//   - in the audit collection, an entry projected from a record document
+//     as it was stored there. It resolves through the record document as
+//     it is when read: the entry it embeds under the same key, resolved
+//     against that document. A write stores the entries it embeds in full
+//     unless they are of its own version, so once the record has moved on
+//     the entry is there in full; and the write that drops an entry from
+//     the record document first replaces it in the audit collection with
+//     its full changes (projectFull), so an entry by reference is never
+//     left without a document to resolve it.
+
+// byReference is the changes of an entry kept by reference to its
+// record's data: see above.
+const byReference = "="
+
 // auditDoc is a sync.AuditEntry, embedded in a record document and
 // projected into the audit collection; At is Unix nanoseconds and
 // Changes the JSON of the field changes.
+//
+// Embedded in a record document, an entry has no key, collection or id
+// (see recordDoc.MarshalBSON); every entry in the audit collection has a
+// key.
 type auditDoc struct {
-	Key         string   `bson:"_id"`
+	Key         string   `bson:"_id,omitempty"`
 	At          int64    `bson:"at"`
 	UserID      string   `bson:"user_id"`
 	DeviceID    string   `bson:"device_id"`
 	Action      string   `bson:"action"`
-	Coll        string   `bson:"coll"`
-	ID          string   `bson:"rid"`
+	Coll        string   `bson:"coll,omitempty"`
+	ID          string   `bson:"rid,omitempty"`
 	Version     int64    `bson:"version"`
 	Changes     string   `bson:"changes"`
 	Territories []string `bson:"territories"`
@@ -81,6 +110,57 @@ func auditEntries(docs []auditDoc) []sync.AuditEntry {
 	for i := range docs {
 		if e, err := docs[i].entry(); err == nil {
 			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// creationChanges is the changes, as stored, of the write that creates a
+// record with data: each field of data from null.
+func creationChanges(data string) (string, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(data), &fields); err != nil {
+		return "", err
+	}
+	changes := make(map[string]sync.FieldChange, len(fields))
+	for k, v := range fields {
+		changes[k] = sync.FieldChange{From: json.RawMessage("null"), To: v}
+	}
+	out, err := json.Marshal(changes)
+	return string(out), err
+}
+
+// leanAudit marks, in the entries embedded in the document of a record at
+// version whose data is data (nil: deleted), the entry of that version
+// when it is the record's creation, so that it is kept by reference.
+func leanAudit(docs []auditDoc, version int64, data *string) {
+	if data == nil {
+		return
+	}
+	for i := range docs {
+		if docs[i].Version != version || docs[i].Action != sync.AuditCreate {
+			continue
+		}
+		if full, err := creationChanges(*data); err == nil && full == docs[i].Changes {
+			docs[i].Changes = byReference
+		}
+	}
+}
+
+// resolvedAudit returns the entries embedded in a record document whose
+// data is data with their changes in full: an entry by reference takes
+// them from data. It returns docs itself when none is by reference.
+func resolvedAudit(docs []auditDoc, data *string) []auditDoc {
+	if !slices.ContainsFunc(docs, func(d auditDoc) bool { return d.Changes == byReference }) {
+		return docs
+	}
+	out := slices.Clone(docs)
+	for i := range out {
+		if out[i].Changes != byReference || data == nil {
+			continue
+		}
+		if full, err := creationChanges(*data); err == nil {
+			out[i].Changes = full
 		}
 	}
 	return out
@@ -118,6 +198,61 @@ func (s *Store) project(ctx context.Context, docs []auditDoc) error {
 		return nil
 	}
 	return err
+}
+
+// projectFull puts entries, whose changes are in full, into the audit
+// collection, replacing those already there (which may be by reference).
+func (s *Store) projectFull(ctx context.Context, docs []auditDoc) error {
+	models := make([]mongo.WriteModel, len(docs))
+	for i := range docs {
+		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": docs[i].Key}).SetReplacement(docs[i]).SetUpsert(true)
+	}
+	return bulkWrite(ctx, s.audit, models)
+}
+
+// resolveByReference fills in the changes of the entries kept by reference
+// from their records' documents, read in one find.
+func (s *Store) resolveByReference(ctx context.Context, docs []auditDoc) error {
+	var keys []string
+	for _, d := range docs {
+		if d.Changes == byReference {
+			keys = append(keys, recordKey(schema.Collection(d.Coll), d.ID))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	cur, err := s.records.Find(ctx, bson.M{"_id": bson.M{"$in": keys}},
+		options.Find().SetProjection(bson.M{"data": 1, "audit": 1}).SetBatchSize(int32(len(keys))))
+	if err != nil {
+		return err
+	}
+	var recs []struct {
+		Key   string     `bson:"_id"`
+		Data  *string    `bson:"data"`
+		Audit []auditDoc `bson:"audit"`
+	}
+	if err := cur.All(ctx, &recs); err != nil {
+		return err
+	}
+	full := map[string]string{}
+	for _, r := range recs {
+		fillAudit(r.Audit, r.Key)
+		for _, e := range resolvedAudit(r.Audit, r.Data) {
+			full[e.Key] = e.Changes
+		}
+	}
+	for i := range docs {
+		if docs[i].Changes != byReference {
+			continue
+		}
+		changes, ok := full[docs[i].Key]
+		if !ok || changes == byReference {
+			return fmt.Errorf("audit entry %s: its record no longer holds its changes", docs[i].Key)
+		}
+		docs[i].Changes = changes
+	}
+	return nil
 }
 
 // AuditEntries returns the entries q selects, newest first.
@@ -159,6 +294,9 @@ func (s *Store) AuditEntries(ctx context.Context, q sync.AuditQuery) ([]sync.Aud
 	}
 	var docs []auditDoc
 	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fail(op, err)
+	}
+	if err := s.resolveByReference(ctx, docs); err != nil {
 		return nil, fail(op, err)
 	}
 	out := make([]sync.AuditEntry, 0, len(docs))
@@ -215,6 +353,7 @@ func (s *Store) catchUpAudit(ctx context.Context) error {
 			return err
 		}
 		var docs []struct {
+			Key   string     `bson:"_id"`
 			Seq   int64      `bson:"seq"`
 			Audit []auditDoc `bson:"audit"`
 		}
@@ -222,6 +361,7 @@ func (s *Store) catchUpAudit(ctx context.Context) error {
 			return err
 		}
 		for _, d := range docs {
+			fillAudit(d.Audit, d.Key)
 			if err := s.project(ctx, d.Audit); err != nil {
 				return err
 			}

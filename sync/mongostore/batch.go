@@ -147,12 +147,12 @@ func (t *tx) hold(r *sync.Record, d *recordDoc) {
 	if w == nil {
 		w = &pendingWrite{key: doc.Key}
 		if d != nil {
-			w.was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts, audit: d.Audit}
+			w.was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts, audit: resolvedAudit(d.Audit, d.Data)}
 		}
 		t.u.byKey[doc.Key] = w
 		t.u.writes = append(t.u.writes, w)
 	} else {
-		w.seen = append(w.seen, w.doc.Audit...)
+		w.seen = append(w.seen, resolvedAudit(w.doc.Audit, w.doc.Data)...)
 	}
 	w.doc = doc
 	w.recs = append(w.recs, r)
@@ -243,8 +243,8 @@ func (s *Store) writeHeld(ctx context.Context, writes []*pendingWrite) (landed, 
 		}
 	}
 	// Entries leave a record document only once they are in the audit
-	// collection.
-	if err := s.project(ctx, dropped); err != nil {
+	// collection in full (see audit.go).
+	if err := s.projectFull(ctx, dropped); err != nil {
 		s.giveUp(ctx, writes, false)
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}

@@ -386,8 +386,9 @@ func (s *Store) Changes(ctx context.Context, tokens []string, after, upto int64,
 const feedBatch = 32
 
 // feedProjection leaves out of feed reads what readers of the feed do not
-// need, the history above all (past versions' data).
-var feedProjection = bson.M{"history": 0, "refs": 0, "facts": 0}
+// need, the history above all (past versions' data), and the audit
+// entries.
+var feedProjection = bson.M{"history": 0, "refs": 0, "facts": 0, "audit": 0}
 
 // feedRecords returns, in seq order, the records matching filter, at most
 // limit of them and, when maxBytes > 0, no more than up to the one whose

@@ -1,10 +1,13 @@
 package mongostore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -25,7 +28,7 @@ type recordDoc struct {
 	Coll      string        `bson:"coll"`
 	ID        string        `bson:"rid"`
 	Version   int64         `bson:"version"`
-	Deleted   bool          `bson:"deleted"`
+	Deleted   bool          `bson:"deleted,omitempty"`
 	UpdatedAt int64         `bson:"updated_at"`
 	UpdatedBy string        `bson:"updated_by"`
 	Data      *string       `bson:"data"`
@@ -37,16 +40,100 @@ type recordDoc struct {
 	// Facts); the facts collection indexes them (see reports.go).
 	Facts []factDoc `bson:"facts"`
 	// Audit holds the audit entries of the record's latest writes, which
-	// land with the record in its one document write (see audit.go).
+	// land with the record in its one document write (see audit.go). They
+	// are stored without their key, collection and id, which are the
+	// record's (MarshalBSON).
 	Audit []auditDoc `bson:"audit,omitempty"`
 }
 
+// plainRecordDoc is recordDoc without its BSON methods.
+type plainRecordDoc recordDoc
+
+// MarshalBSON stores d with its audit entries' key, collection and id
+// left out where they are the record's own: UnmarshalBSON puts them back.
+// Documents written with them in full read the same.
+func (d *recordDoc) MarshalBSON() ([]byte, error) {
+	p := plainRecordDoc(*d)
+	if len(d.Audit) > 0 {
+		p.Audit = slices.Clone(d.Audit)
+		for i := range p.Audit {
+			if e := &p.Audit[i]; e.Coll == d.Coll && e.ID == d.ID && e.Key == auditKeyOf(d.Key, e.Version) {
+				e.Key, e.Coll, e.ID = "", "", ""
+			}
+		}
+	}
+	return bson.Marshal(&p)
+}
+
+// UnmarshalBSON reads a document MarshalBSON wrote, or one written before
+// it existed.
+func (d *recordDoc) UnmarshalBSON(raw []byte) error {
+	if err := bson.Unmarshal(raw, (*plainRecordDoc)(d)); err != nil {
+		return err
+	}
+	fillAudit(d.Audit, d.Key)
+	return nil
+}
+
+// fillAudit puts back the key, collection and id of the audit entries
+// embedded in the document of the record key, where they were left out.
+func fillAudit(docs []auditDoc, key string) {
+	for i := range docs {
+		if e := &docs[i]; e.Key == "" {
+			e.Coll, e.ID, _ = strings.Cut(key, "/")
+			e.Key = auditKeyOf(key, e.Version)
+		}
+	}
+}
+
+// auditKeyOf is the key of the audit entry of the write of the record key
+// at version (see sync.AuditEntry).
+func auditKeyOf(key string, version int64) string {
+	return key + "/" + strconv.FormatInt(version, 10)
+}
+
 // revisionDoc is one sync.Revision, its data kept as the JSON text it was.
+// A revision whose data is the record's current data says so (Current)
+// instead of holding a second copy of it, and one made by the record's
+// last writer says so (Writer) instead of naming the user again.
+// Documents written before these marks existed hold the data and the user
+// in full, and read the same.
 type revisionDoc struct {
 	Version    int64  `bson:"v"`
 	MutationID string `bson:"m,omitempty"`
 	UserID     string `bson:"u,omitempty"`
 	Data       string `bson:"d,omitempty"`
+	Current    bool   `bson:"c,omitempty"`
+	Writer     bool   `bson:"w,omitempty"`
+}
+
+// newRevisionDoc returns h as stored in the document of a record whose
+// data is data (nil: deleted) and whose last writer is writer.
+func newRevisionDoc(h sync.Revision, data json.RawMessage, writer string) revisionDoc {
+	d := revisionDoc{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: string(h.Data)}
+	if len(h.Data) > 0 && bytes.Equal(h.Data, data) {
+		d.Data, d.Current = "", true
+	}
+	if writer != "" && h.UserID == writer {
+		d.UserID, d.Writer = "", true
+	}
+	return d
+}
+
+// revision returns the sync.Revision d stands for in the document of a
+// record whose data is data and whose last writer is writer.
+func (d revisionDoc) revision(data *string, writer string) sync.Revision {
+	r := sync.Revision{Version: d.Version, MutationID: d.MutationID, UserID: d.UserID}
+	if d.Writer {
+		r.UserID = writer
+	}
+	switch {
+	case d.Current && data != nil:
+		r.Data = json.RawMessage(*data)
+	case d.Data != "":
+		r.Data = json.RawMessage(d.Data)
+	}
+	return r
 }
 
 // goneDoc says that a record lost a read token at a seq. A record may
@@ -60,13 +147,63 @@ type goneDoc struct {
 }
 
 // answerDoc is a stored answer; _id is user/mutation (user ids hold no
-// slash, see schema.CheckID); At is Unix nanoseconds.
+// slash, see schema.CheckID), which names the user and the mutation; At
+// is Unix nanoseconds. An answer that says only that its mutation was
+// applied at a version, the answer to almost every mutation, is kept as
+// that Version with no Body: the body is rebuilt byte for byte from it.
+// Answers written before that hold their user, mutation and body in full,
+// and read the same.
 type answerDoc struct {
 	Key        string `bson:"_id"`
-	UserID     string `bson:"user"`
-	MutationID string `bson:"mutation"`
-	Body       string `bson:"body"`
+	UserID     string `bson:"user,omitempty"`
+	MutationID string `bson:"mutation,omitempty"`
+	Body       string `bson:"body,omitempty"`
+	Version    int64  `bson:"v,omitempty"`
 	At         int64  `bson:"at"`
+}
+
+// newAnswerDoc returns a as stored.
+func newAnswerDoc(a *sync.Answer) answerDoc {
+	d := answerDoc{Key: a.UserID + "/" + a.MutationID, At: nanos(a.At)}
+	if v, ok := appliedAt(a.MutationID, a.Body); ok {
+		d.Version = v
+	} else {
+		d.Body = string(a.Body)
+	}
+	return d
+}
+
+// answer returns the sync.Answer d stands for.
+func (d *answerDoc) answer() (*sync.Answer, error) {
+	a := &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+	if a.UserID == "" {
+		a.UserID, a.MutationID, _ = strings.Cut(d.Key, "/")
+	}
+	if d.Body == "" {
+		body, err := appliedBody(a.MutationID, d.Version)
+		if err != nil {
+			return nil, err
+		}
+		a.Body = body
+	}
+	return a, nil
+}
+
+// appliedBody is the engine's answer to a mutation applied at version.
+func appliedBody(mutationID string, version int64) (json.RawMessage, error) {
+	return json.Marshal(schema.PushResult{MutationID: mutationID, Status: schema.PushApplied, Version: version})
+}
+
+// appliedAt returns the version at which body says its mutation was
+// applied, when body says that and nothing else, byte for byte as
+// appliedBody writes it.
+func appliedAt(mutationID string, body json.RawMessage) (int64, bool) {
+	var res schema.PushResult
+	if err := json.Unmarshal(body, &res); err != nil || res.Status != schema.PushApplied || res.Version <= 0 {
+		return 0, false
+	}
+	rebuilt, err := appliedBody(mutationID, res.Version)
+	return res.Version, err == nil && bytes.Equal(rebuilt, body)
 }
 
 func recordKey(c schema.Collection, id string) string { return string(c) + "/" + id }
@@ -85,10 +222,11 @@ func newRecordDoc(r *sync.Record, seq int64) *recordDoc {
 		d.Data = &data
 	}
 	for i, h := range r.History {
-		d.History[i] = revisionDoc{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID, Data: string(h.Data)}
+		d.History[i] = newRevisionDoc(h, r.Data, r.UpdatedBy)
 	}
 	d.Facts = newFactDocs(r.Facts)
 	d.Audit = newAuditDocs(r.Audit)
+	leanAudit(d.Audit, d.Version, d.Data)
 	return d
 }
 
@@ -102,13 +240,10 @@ func (d *recordDoc) record() *sync.Record {
 		r.Data = json.RawMessage(*d.Data)
 	}
 	for i, h := range d.History {
-		r.History[i] = sync.Revision{Version: h.Version, MutationID: h.MutationID, UserID: h.UserID}
-		if h.Data != "" {
-			r.History[i].Data = json.RawMessage(h.Data)
-		}
+		r.History[i] = h.revision(d.Data, d.UpdatedBy)
 	}
 	r.Facts = facts(d.Facts)
-	r.Audit = auditEntries(d.Audit)
+	r.Audit = auditEntries(resolvedAudit(d.Audit, d.Data))
 	return r
 }
 
@@ -326,8 +461,11 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 	for _, id := range mutationIDs {
 		key := userID + "/" + id
 		if t.u != nil && t.u.answers[key] != nil { // saved in this unit
-			d := t.u.answers[key]
-			out[id] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+			a, err := t.u.answers[key].answer()
+			if err != nil {
+				return nil, fail(op, err)
+			}
+			out[id] = a
 			continue
 		}
 		keys = append(keys, key)
@@ -345,7 +483,11 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 		if err := cur.Decode(&d); err != nil {
 			return nil, fail(op, err)
 		}
-		out[d.MutationID] = &sync.Answer{UserID: d.UserID, MutationID: d.MutationID, Body: json.RawMessage(d.Body), At: fromNanos(d.At)}
+		a, err := d.answer()
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		out[a.MutationID] = a
 	}
 	if err := cur.Err(); err != nil {
 		return nil, fail(op, err)
@@ -356,7 +498,7 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 // SaveAnswer stores the answer to a mutation when the unit's writes have
 // landed; the first one stays.
 func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
-	d := answerDoc{Key: a.UserID + "/" + a.MutationID, UserID: a.UserID, MutationID: a.MutationID, Body: string(a.Body), At: nanos(a.At)}
+	d := newAnswerDoc(a)
 	if t.u == nil {
 		return t.s.saveAnswers(ctx, []answerDoc{d})
 	}
