@@ -97,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonPath string, e
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
 	fs.DurationVar(&cfg.Windows, "windows", 0, "also show push and pull latency window by window of this length, warm-up included (0: no)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.IntVar(&cfg.FirstDevice, "first-device", 1, "number of the first device (devices are fieldload-<n>, rep <n mod -reps>): several fieldload processes can drive one server with devices of their own")
 	var ramp, warmup optionalDuration
 	fs.Var(&ramp, "ramp", "spread the devices' starts over this long, a `duration` (default: one -interval, at most a quarter of -duration)")
 	fs.Var(&warmup, "warmup", "leave requests sent in the first `duration` of the run out of the figures; shorter than -duration (default: the ramp)")

@@ -211,4 +211,10 @@ func TestDefaultWarmupGivesFiguresAndErrorsNameTheUser(t *testing.T) {
 	err = run(ctx, []string{"-url", url, "-devices", "1", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
 	require.Error(t, err)
 	assert.Contains(t, stdout.String(), "error: rep1 (device 1):")
+
+	// Devices numbered from -first-device, their reps following them.
+	stdout.Reset()
+	err = run(ctx, []string{"-url", url, "-devices", "1", "-first-device", "4", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, stdout.String(), "error: rep2 (device 4):")
 }
