@@ -219,11 +219,15 @@ func (s *Store) writePlan(ctx context.Context, p *plan, writes []*pendingWrite) 
 // the move's hold first) and forgets them, with the query results that
 // held them. A later read of such a record finds its planned write (see
 // planned). Nothing of the plan is applied before the unit ends and marks
-// it ready; a unit that fails gives its move up (see abandonPlan).
-func (t *tx) spill(ctx context.Context) error {
+// it ready; a unit that fails gives its move up (see abandonPlan). key is
+// the record just held: only a re-stamp can complete a batch.
+func (t *tx) spill(ctx context.Context, key string) error {
 	s, u := t.s, t.u
 	if s.afterHold != nil {
 		s.afterHold(u.held())
+	}
+	if w := u.byKey[key]; w == nil || !restamp(w) || len(u.writes) < s.moveBatchSize() {
+		return nil
 	}
 	var out []*pendingWrite
 	for _, w := range u.writes {

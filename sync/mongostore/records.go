@@ -266,7 +266,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return sync.ErrStale
 	}
 	t.hold(r, d)
-	return t.spill(ctx)
+	return t.spill(ctx, recordKey(r.Collection, r.ID))
 }
 
 // missing returns the strings of a that b lacks.
