@@ -138,7 +138,10 @@ func (a *api) do(ctx context.Context, r request, rep *SyncReport) (*answer, erro
 		if attempt >= a.retry.MaxAttempts {
 			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
-		wait := a.backoff(attempt, ans)
+		wait, giveUp := a.backoff(attempt, ans)
+		if giveUp {
+			return nil, fmt.Errorf("the server asks for a pause of %s, longer than the policy's MaxRetryAfter: %w", wait, err)
+		}
 		a.log.WarnContext(ctx, "request failed; retrying", slog.String("op", r.op), slog.Int("attempt", attempt),
 			slog.Duration("wait", wait), slog.String("error", err.Error()))
 		rep.Retries++
@@ -233,19 +236,40 @@ func readAnswer(resp *http.Response) ([]byte, error) {
 }
 
 // backoff is the wait before the retry after attempt n: exponential with
-// jitter, or what Retry-After asks when that is longer, plus a random
-// part (up to a tenth of it and 100 ms, at most a second) so that devices
-// refused together do not come back together; at most MaxDelay.
-func (a *api) backoff(n int, ans *answer) time.Duration {
-	d := a.retry.BaseDelay << min(n-1, 20)
+// jitter, at most MaxDelay; or, when the server asked with Retry-After for
+// a longer pause, that pause plus a random part (up to a tenth of it and
+// 100 ms, at most a second) so that devices refused together do not come
+// back together: never earlier than asked, whatever MaxDelay. giveUp says
+// that the server asked for longer than MaxRetryAfter.
+func (a *api) backoff(n int, ans *answer) (wait time.Duration, giveUp bool) {
+	d := min(a.retry.BaseDelay<<min(n-1, 20), a.retry.MaxDelay)
 	d = d/2 + rand.N(d/2+1)
-	if ans != nil {
-		if s, err := strconv.Atoi(ans.header.Get("Retry-After")); err == nil && time.Duration(s)*time.Second > d {
-			asked := time.Duration(s) * time.Second
-			d = asked + rand.N(min(asked/10+100*time.Millisecond, time.Second))
-		}
+	if ans == nil {
+		return d, false
 	}
-	return min(d, a.retry.MaxDelay)
+	asked, ok := retryAfter(ans.header.Get("Retry-After"), a.now())
+	if !ok || asked <= d {
+		return d, false
+	}
+	if asked > a.retry.MaxRetryAfter {
+		return asked, true
+	}
+	return asked + rand.N(min(asked/10+100*time.Millisecond, time.Second)), false
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(h); err == nil {
+		return time.Duration(max(s, 0)) * time.Second, true
+	}
+	at, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
 }
 
 // responseError turns a refusal into a *ResponseError.

@@ -22,6 +22,7 @@ const (
 	DefaultMaxAttempts    = 5
 	DefaultBaseDelay      = 500 * time.Millisecond
 	DefaultMaxDelay       = 30 * time.Second
+	DefaultMaxRetryAfter  = 2 * time.Minute
 	DefaultRequestTimeout = 2 * time.Minute
 	DefaultResumableAbove = 1 << 20
 )
@@ -72,15 +73,21 @@ type Config struct {
 
 // RetryPolicy bounds the retries of a request that failed with a network
 // error, a timeout, 408, 429 or a 5xx. The wait before retry n is about
-// BaseDelay·2ⁿ⁻¹ (with jitter, at most MaxDelay), longer when the server
-// asks so with Retry-After.
+// BaseDelay·2ⁿ⁻¹ (with jitter, at most MaxDelay), or the pause the server
+// asks for with Retry-After when that is longer (with jitter on top,
+// never less than asked).
 type RetryPolicy struct {
 	// MaxAttempts counts the first try too; default DefaultMaxAttempts.
 	MaxAttempts int
 	// BaseDelay is the first wait; default DefaultBaseDelay.
 	BaseDelay time.Duration
-	// MaxDelay caps every wait; default DefaultMaxDelay.
+	// MaxDelay caps the client's own backoff, not a pause the server
+	// asks for; default DefaultMaxDelay.
 	MaxDelay time.Duration
+	// MaxRetryAfter is the longest pause asked by the server that the
+	// client waits out; a request asked to wait longer fails with the
+	// server's error at once. Default DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 }
 
 // ErrNotFound is returned by Get and Delete for a record the local store
@@ -192,5 +199,8 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.Retry.MaxDelay <= 0 {
 		cfg.Retry.MaxDelay = DefaultMaxDelay
+	}
+	if cfg.Retry.MaxRetryAfter <= 0 {
+		cfg.Retry.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 }

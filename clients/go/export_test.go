@@ -15,9 +15,10 @@ func (c *Client) SpoilRefreshToken() {
 }
 
 // Backoff returns the wait before the retry after attempt n of a request
-// answered with status and the given Retry-After ("" for none).
-func Backoff(policy RetryPolicy, n int, retryAfter string) time.Duration {
-	a := &api{retry: policy}
+// answered with 503 and the given Retry-After ("" for none), and whether
+// the client gives up instead.
+func Backoff(policy RetryPolicy, n int, retryAfter string) (time.Duration, bool) {
+	a := &api{retry: policy, now: time.Now}
 	h := http.Header{}
 	if retryAfter != "" {
 		h.Set("Retry-After", retryAfter)

@@ -73,7 +73,11 @@ func (c *Client) resumeUpload(ctx context.Context, p queuedPhoto, file string, r
 			return nil, fmt.Errorf("upload.patch: gave up after %d attempts without progress: %w", stalled, err)
 		}
 		rep.Resumes++
-		if err := sleep(ctx, c.api.backoff(stalled, ans)); err != nil {
+		wait, giveUp := c.api.backoff(stalled, ans)
+		if giveUp {
+			return nil, fmt.Errorf("upload.patch: the server asks for a pause of %s, longer than the policy's MaxRetryAfter: %w", wait, err)
+		}
+		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("upload.patch: %w", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fieldsync/fieldsync/server"
+	"github.com/fieldsync/fieldsync/sync/mongostore"
 )
 
 // console is what every subcommand reads and writes besides its flags: the
@@ -89,6 +90,7 @@ func serveCommand(cmd *cobra.Command, con console, cfg *config) error {
 func addStoreFlags(fs *pflag.FlagSet, c *config) {
 	envString(fs, &c.dataDir, "data-dir", "./data", "FIELDSYNC_DATA_DIR", "embedded store, photo folder and generated keys")
 	envString(fs, &c.mongoURI, "mongo-uri", "", "FIELDSYNC_MONGO_URI", "use MongoDB instead of the embedded store")
+	fs.IntVar(&c.mongoMoveBatch, "mongo-move-batch", mongostore.DefaultMoveBatch, "on MongoDB, how many re-stamps of a territory move go out together (bounds the records a move holds in memory)")
 }
 
 // addPasswordFlags declares how passwords are hashed.

@@ -57,7 +57,7 @@ type config struct {
 	maxStreams, maxStreamsPerUser                  int
 	corsOrigins, uploadDir                         string
 	uploadTTL                                      time.Duration
-	passwordCost                                   int
+	passwordCost, mongoMoveBatch                   int
 	limits                                         server.Limits
 }
 
@@ -243,5 +243,10 @@ func openStore(ctx context.Context, cfg config) (recordStore, error) {
 	if cfg.mongoURI == "" {
 		return sqlitestore.Open(ctx, filepath.Join(cfg.dataDir, "fieldsync.db"))
 	}
-	return mongostore.Open(ctx, cfg.mongoURI)
+	s, err := mongostore.Open(ctx, cfg.mongoURI)
+	if err != nil {
+		return nil, err
+	}
+	s.MoveBatch = cfg.mongoMoveBatch
+	return s, nil
 }

@@ -78,6 +78,9 @@ type unit struct {
 	refs   map[refQuery]*refResult
 	reps   map[string]*repResult
 	facts  map[string][]factDoc // facts of records read for RepFactAfter
+	// plan is the move whose plan holds the re-stamps the unit wrote
+	// out while it ran; nil when it wrote none out (see moves.go).
+	plan *plan
 }
 
 // pendingWrite is one record's write held back until the unit ends.
@@ -105,6 +108,7 @@ func (s *Store) Update(ctx context.Context, fn func(sync.RecordTx) error) error 
 	for try := 0; ; try++ {
 		t := &tx{s: s, u: newUnit()}
 		if err := fn(t); err != nil {
+			s.abandonPlan(ctx, t.u.plan)
 			return err
 		}
 		err := t.flush(ctx)
@@ -132,6 +136,11 @@ func (t *tx) doc(ctx context.Context, key string) (*recordDoc, error) {
 	if err != nil {
 		return nil, err
 	}
+	docs := []*recordDoc{d}
+	if err := t.planned(ctx, docs); err != nil {
+		return nil, err
+	}
+	d = docs[0]
 	if t.u != nil {
 		t.u.docs[key] = d
 	}
@@ -146,7 +155,10 @@ func (t *tx) hold(r *sync.Record, d *recordDoc) {
 	w := t.u.byKey[doc.Key]
 	if w == nil {
 		w = &pendingWrite{key: doc.Key}
-		if d != nil {
+		if it := t.u.plan.item(doc.Key); it != nil { // written out to the plan before
+			planned := it.write()
+			w.was, w.seen = planned.was, append(slices.Clone(it.Seen), resolvedAudit(it.Doc.Audit, it.Doc.Data)...)
+		} else if d != nil {
 			w.was = prior{version: d.Version, seq: d.Seq, tokens: d.Tokens, facts: d.Facts, audit: resolvedAudit(d.Audit, d.Data)}
 		}
 		t.u.byKey[doc.Key] = w
@@ -164,11 +176,11 @@ func (t *tx) hold(r *sync.Record, d *recordDoc) {
 func (t *tx) flush(ctx context.Context) error {
 	const op = "mongostore.Update"
 	s, u := t.s, t.u
-	if len(u.writes) == 0 {
+	if len(u.writes) == 0 && u.plan == nil {
 		return s.saveAnswers(ctx, u.saved)
 	}
-	if restamps(u.writes) {
-		if err := s.move(ctx, u.writes); err != nil {
+	if u.plan != nil || restamps(u.writes) {
+		if err := s.move(ctx, u.plan, u.writes); err != nil {
 			if errors.Is(err, errLostRace) {
 				return err
 			}
@@ -568,6 +580,9 @@ func (t *tx) recordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	if res == nil || (res.full && res.limit < need) {
 		docs, err := t.s.findRecords(ctx, bson.M{"coll": string(c), "refs": ref, "rid": bson.M{"$gt": after}}, "rid", need)
 		if err != nil {
+			return nil, err
+		}
+		if err := t.planned(ctx, docs); err != nil {
 			return nil, err
 		}
 		res = &refResult{docs: docs, limit: need, full: len(docs) == need}

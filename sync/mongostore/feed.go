@@ -280,6 +280,9 @@ func (s *Store) prune(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.sweepPlans(ctx); err != nil {
+		return err
+	}
 	oldLease := bson.M{"$lt": s.now().Add(-s.lease()).UnixNano()}
 	cur, err := s.seqs.Find(ctx, bson.M{"_id": bson.M{"$lte": wm}, "lease_until": oldLease, "state": seqAbandoned})
 	if err != nil {

@@ -52,16 +52,21 @@ type Store struct {
 	// Lease is how long a writer may hold a seq pending before anyone
 	// computing the watermark may resolve it; DefaultLease when zero.
 	Lease time.Duration
+	// MoveBatch is how many writes of a territory move go out together,
+	// and so bounds how many records a move's writer holds (see moves.go);
+	// DefaultMoveBatch when zero.
+	MoveBatch int
 
 	// stall, when set, runs in Put between taking a seq and writing at
 	// it: tests use it to make writers outlive their leases.
 	stall func()
-	// moveBatch is how many writes of a move go out together; moveBatch
-	// (the constant) when zero. afterMoveBatch, when set, runs after each
-	// batch of a move with how many of its writes are applied; an error
-	// stops the move there, as a crash would (see moves.go).
-	moveBatch      int
+	// afterMoveBatch, when set, runs after each batch of a move with how
+	// far its plan is applied; an error stops the move there, as a crash
+	// would (see moves.go).
 	afterMoveBatch func(applied int) error
+	// afterHold, when set, runs after each Put of a unit with how many
+	// record documents the unit holds.
+	afterHold func(held int)
 
 	client *mongo.Client
 	owned  bool // Close disconnects client

@@ -303,6 +303,9 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 		return out, nil
 	}
 	docs, err := t.s.findRecords(ctx, bson.M{"_id": bson.M{"$in": keys}}, "", 0)
+	if err == nil {
+		err = t.planned(ctx, docs)
+	}
 	if err != nil {
 		return nil, fail("mongostore.Records", err)
 	}
@@ -398,7 +401,7 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		return sync.ErrStale
 	}
 	t.hold(r, d)
-	return nil
+	return t.spill(ctx, recordKey(r.Collection, r.ID))
 }
 
 // missing returns the strings of a that b lacks.

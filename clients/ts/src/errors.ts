@@ -13,14 +13,17 @@ export class FieldsyncError extends Error {
   readonly code: string
   /** The field at fault, when the server named one. */
   readonly field?: string
+  /** The pause the server asked for with Retry-After, in ms, when it named one. */
+  readonly retryAfterMs?: number
 
-  constructor(op: string, status: number, body: ErrorBody, options?: { cause?: unknown }) {
+  constructor(op: string, status: number, body: ErrorBody, options?: { cause?: unknown, retryAfterMs?: number }) {
     super(`${op}: ${status ? `HTTP ${status}: ` : ''}${body.code}: ${body.message}`, options)
     this.name = 'FieldsyncError'
     this.op = op
     this.status = status
     this.code = body.code
     this.field = body.field
+    this.retryAfterMs = options?.retryAfterMs
   }
 }
 

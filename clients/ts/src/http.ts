@@ -88,7 +88,15 @@ function retryAfterMs(h: string | null, now: number): number | undefined {
  */
 function retryWait(res: Response, now: number): number | undefined {
   const wait = retryAfterMs(res.headers.get('Retry-After'), now)
-  return wait === undefined ? undefined : wait + Math.random() * Math.min(1000, wait / 10 + 100)
+  return wait === undefined ? undefined : withJitter(wait)
+}
+
+/**
+ * withJitter is a pause the server asked for, never shortened, plus up to
+ * a tenth of it and 100 ms (at most a second).
+ */
+export function withJitter(ms: number): number {
+  return ms + Math.random() * Math.min(1000, ms / 10 + 100)
 }
 
 /** A signal that aborts when the caller's does or after ms. */
@@ -108,7 +116,8 @@ async function errorOf(op: string, res: Response): Promise<FieldsyncError> {
     const parsed = JSON.parse(await res.text()) as { error?: ErrorBody }
     if (parsed.error?.code) body = parsed.error
   } catch { /* no contract body: name the status */ }
-  return new FieldsyncError(op, res.status, body ?? { code: codeOfStatus(res.status), message: res.statusText || `HTTP ${res.status}` })
+  return new FieldsyncError(op, res.status, body ?? { code: codeOfStatus(res.status), message: res.statusText || `HTTP ${res.status}` },
+    { retryAfterMs: retryAfterMs(res.headers.get('Retry-After'), Date.now()) })
 }
 
 /**

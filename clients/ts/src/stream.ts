@@ -1,4 +1,5 @@
-import { backoff, sleep, type Api, type RetryPolicy } from './http.js'
+import { FieldsyncError } from './errors.js'
+import { backoff, sleep, withJitter, type Api, type RetryPolicy } from './http.js'
 import type { ChangesEvent, Collection } from './types.js'
 
 /** How a subscription behaves. */
@@ -7,7 +8,10 @@ export interface SubscribeOptions {
   onReady?: () => void
   /** Called with each failure: of the connection, or of onChanges. The subscription goes on. */
   onError?: (err: unknown) => void
-  /** Reconnect waits: exponential from baseDelayMs (default 500) up to maxDelayMs (default 30,000), with jitter. */
+  /**
+   * Reconnect waits: exponential from baseDelayMs (default 500) up to maxDelayMs (default 30,000), with jitter;
+   * a refusal's Retry-After (a server at its stream cap) is waited in full, with jitter on top.
+   */
   retry?: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>
   /** Only tell of writes to these collections; default every collection the caller may read. */
   collections?: readonly Collection[]
@@ -80,6 +84,7 @@ export function subscribe(api: Api, onChanges: (e: ChangesEvent) => unknown, o: 
         timer = setTimeout(() => conn.abort(new Error('stream: silent too long')), idle)
       }
       let expired = false
+      let asked: number | undefined // the pause a refusal asked for
       try {
         arm()
         const { response, token } = await api.openStream(conn.signal, o.collections)
@@ -110,13 +115,16 @@ export function subscribe(api: Api, onChanges: (e: ChangesEvent) => unknown, o: 
         else failures++
       } catch (err) {
         failures++
+        if (err instanceof FieldsyncError) asked = err.retryAfterMs
         report(err)
       } finally {
         clearTimeout(timer)
         stop.signal.removeEventListener('abort', onStop)
       }
       if (!expired && !stop.signal.aborted) {
-        try { await sleep(backoff(Math.max(1, failures), retry), stop.signal) } catch { /* stopped */ }
+        // A refusal's Retry-After is waited in full; maxDelayMs bounds the backoff only.
+        const wait = Math.max(backoff(Math.max(1, failures), retry), asked === undefined ? 0 : withJitter(asked))
+        try { await sleep(wait, stop.signal) } catch { /* stopped */ }
       }
     }
   }

@@ -284,6 +284,41 @@ test('server-sent events are parsed by hand across chunk boundaries', () => {
   assert.deepEqual(p.push('\n\r\nevent: expired\n\n'), [{ event: 'changes', data: '{"a":1}' }, { event: 'expired', data: '' }])
 })
 
+test('subscribe: a stream refused with Retry-After is asked again no earlier than that, whatever maxDelayMs', async t => {
+  const s = await Server.start(t, ['--max-streams', '1', '--stream-heartbeat', '1s'])
+  await seedField(s)
+  const first = await s.client('rep-n', 'phone-1')
+  let firstReady = false
+  const stopFirst = first.subscribe(() => undefined, { onReady: () => { firstReady = true } })
+  t.after(stopFirst)
+  await waitFor('the first stream opens', () => firstReady, 10_000)
+
+  const opens: number[] = []
+  const refusals: FieldsyncError[] = []
+  const counting: typeof fetch = (input, init) => {
+    if (String(input).includes('/v1/sync/stream')) opens.push(Date.now())
+    return fetch(input, init)
+  }
+  const second = await s.client('rep-n', 'phone-2', { fetch: counting })
+  let secondReady = false
+  const stopSecond = second.subscribe(() => undefined, {
+    onReady: () => { secondReady = true },
+    onError: e => { if (e instanceof FieldsyncError) refusals.push(e) },
+    retry: { baseDelayMs: 10, maxDelayMs: 50 },
+  })
+  t.after(stopSecond)
+  await waitFor('the second stream is refused', () => refusals.length > 0, 10_000)
+  const asked = refusals[0]!.retryAfterMs
+  assert.equal(refusals[0]!.status, 503)
+  assert.ok(asked !== undefined && asked > 50, `the refusal asks for a pause past maxDelayMs: ${asked}`)
+  stopFirst()
+  await waitFor('the second stream opens once the first is gone', () => secondReady, asked! + 10_000)
+  assert.ok(opens.length >= 2)
+  for (let i = 1; i < opens.length; i++) {
+    assert.ok(opens[i]! - opens[i - 1]! >= asked!, `attempt ${i + 1} came ${opens[i]! - opens[i - 1]!} ms after the refusal, asked ${asked} ms`)
+  }
+})
+
 test('subscribe: changes within a second, nothing from other territories, renews the token and reconnects when it expires', async t => {
   const s = await Server.start(t, ['--access-ttl', '3s', '--stream-heartbeat', '1s'])
   await seedField(s)

@@ -15,8 +15,14 @@ import (
 // outage would. Nothing is logged.
 func ForTest(tb testing.TB) *Bed {
 	tb.Helper()
-	dir := tb.TempDir()
-	b, err := startApart(context.Background(), &program{dir: dir}, dir, io.Discard)
+	return ForTestIn(tb, tb.TempDir())
+}
+
+// ForTestIn is ForTest with FerretDB's files in dir (a small file system
+// to fill, say); testmongo itself is built in the test's temp dir.
+func ForTestIn(tb testing.TB, dir string) *Bed {
+	tb.Helper()
+	b, err := startApart(context.Background(), &program{dir: tb.TempDir()}, dir, io.Discard)
 	if err != nil {
 		tb.Fatalf("mongotest.ForTest: %v", err)
 	}
