@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	gosync "sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,24 +91,29 @@ func BenchmarkBackupUnderLoad(b *testing.B) {
 		for _, method := range order {
 			stop := make(chan struct{})
 			go func() { time.Sleep(5 * time.Second); close(stop) }()
+			c0 := cpuTime(b)
 			q := latencies(stop)
+			perPush := (cpuTime(b) - c0) / time.Duration(len(q))
 			quiet = append(quiet, q...)
 
 			stop = make(chan struct{})
 			got := make(chan []time.Duration)
 			go func() { got <- latencies(stop) }()
 			out := filepath.Join(b.TempDir(), fmt.Sprintf("b-%d-%s.tgz", i, method))
+			c0 = cpuTime(b)
 			start := time.Now()
 			m, err := backup.BackupWith(ctx, method, srv.Store, srv.Dir, out)
 			t := time.Since(start)
 			close(stop)
 			during := <-got
+			// The process's CPU less what its pushes cost before the backup.
+			backupCPU := cpuTime(b) - c0 - time.Duration(len(during))*perPush
 			require.NoError(b, err)
 			st, err := os.Stat(out)
 			require.NoError(b, err)
 			require.NoError(b, os.Remove(out))
-			b.Logf("%s: %.1f s, archive %.1f MB, seq %d; push p99 %.1f ms before it (%d pushes), %.1f ms during it (%d pushes)",
-				method, t.Seconds(), float64(st.Size())/1e6, m.Watermark,
+			b.Logf("%s: %.1f s (about %.1f CPU-s), archive %.1f MB, seq %d; push p99 %.1f ms before it (%d pushes), %.1f ms during it (%d pushes)",
+				method, t.Seconds(), backupCPU.Seconds(), float64(st.Size())/1e6, m.Watermark,
 				ms(p99(q)), len(q), ms(p99(during)), len(during))
 			busy[method] = append(busy[method], during...)
 			took[method] = append(took[method], t)
@@ -123,6 +129,14 @@ func BenchmarkBackupUnderLoad(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // seededStore puts in dir a store of records customers, seeded through a
 // real server's engine: one territory, then the customers in pushes of
