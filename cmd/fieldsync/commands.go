@@ -21,7 +21,8 @@ import (
 func newBackupCommand(con console) *cobra.Command {
 	return dataCommand(con, "backup", "Back up the running embedded store and its photo folder into one archive",
 		`fieldsync backup -out FILE [-data-dir DIR] takes a consistent copy of the embedded
-store (SQLite's VACUUM INTO, while the server runs and takes writes), then of the photo
+store (SQLite's online backup API, page by page in one read transaction, while the
+server runs and takes writes), then of the photo
 folder and the signing secret, into one tar.gz archive.`,
 		func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			out := fs.String("out", "", "archive to write (required)")

@@ -51,8 +51,15 @@ type ack struct {
 // A backup taken while writers push, restored into a new folder: the
 // restored store holds exactly the original's state at the backup's
 // watermark, every acknowledged write from before the backup, and every
-// photo with bytes that match its hash.
+// photo with bytes that match its hash; by either method of copying the
+// store.
 func TestBackupWhileWritersPush(t *testing.T) {
+	for _, method := range []backup.Method{backup.PageCopy, backup.VacuumInto} {
+		t.Run(string(method), func(t *testing.T) { backupWhileWritersPush(t, method) })
+	}
+}
+
+func backupWhileWritersPush(t *testing.T, method backup.Method) {
 	ctx := context.Background()
 	srv := servertest.Start(t, servertest.Options{})
 	adminUser, err := srv.Store.UserByName(ctx, servertest.AdminName)
@@ -113,7 +120,7 @@ func TestBackupWhileWritersPush(t *testing.T) {
 	}
 	started := time.Now()
 	out := filepath.Join(t.TempDir(), "fieldsync.backup")
-	m, err := backup.Backup(ctx, srv.Store, srv.Dir, out)
+	m, err := backup.BackupWith(ctx, method, srv.Store, srv.Dir, out)
 	require.NoError(t, err)
 	for n := writes.Load(); writes.Load() < n+50; {
 		time.Sleep(5 * time.Millisecond) // writers go on after the backup too
