@@ -66,7 +66,7 @@ func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error
 	}
 	delete(w.ahead, string(next.Collection)+"/"+next.ID) // read ahead of this write: stale now
 	if next.Collection == schema.Orders {
-		return w.noteOrder(next)
+		w.noteOrder(next)
 	}
 	return nil
 }

@@ -326,6 +326,33 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 	return true, nil
 }
 
+// OpenOrders returns, by order id, the totals of a customer's open orders
+// as their FactOpenOrder facts say, through the (kind, customer, at)
+// index: the engine counts them in the customer's credit exposure without
+// reading the orders.
+func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int64, error) {
+	rows, err := t.stmt(ctx, t.q.openOrders).QueryContext(ctx, sync.FactOpenOrder, customerID)
+	if err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			id     string
+			amount int64
+		)
+		if err := rows.Scan(&id, &amount); err != nil {
+			return nil, errorf("sqlitestore.OpenOrders: %w", err)
+		}
+		out[id] += amount
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
+	return out, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -919,6 +946,7 @@ type queries struct {
 	answers, feed, setFeed, changes        *sql.Stmt
 	feedRecords, recordFacts               *sql.Stmt
 	dropFacts, addFact, repFactAfter       *sql.Stmt
+	openOrders                             *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
 }
@@ -941,6 +969,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropFacts, "DELETE FROM facts WHERE rec = ?"},
 		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
+		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
+			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
 		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
