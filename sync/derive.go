@@ -52,6 +52,10 @@ type writer struct {
 	// answers holds the stored answers to the push's mutations, by
 	// mutation id, and those given since.
 	answers map[string]*Answer
+	// answered is the record the mutation being decided wrote, when its
+	// answer carries it (merged, or repriced): the answer may be stored as
+	// a reference to it (see Answer.Record).
+	answered *Record
 	// ahead holds the records the push writes, by collection/id, as read
 	// before the first of them was decided (nil: never written); each is
 	// taken once, and dropped when the writer writes the record.

@@ -145,6 +145,7 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		err error
 	)
 	for try := 0; ; try++ {
+		w.answered = nil
 		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
 			break
@@ -161,11 +162,16 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		res = schema.PushResult{Status: schema.PushRejected, Error: se}
 	}
 	res.MutationID = m.MutationID
-	body, err := json.Marshal(res)
+	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, At: w.e.now().UTC()}
+	if res.Status == schema.PushMerged && w.answered != nil && w.answered.Version == res.Version {
+		a.Record = w.answered
+		a.Body, err = MergedAnswer(m.MutationID, w.answered)
+	} else {
+		a.Body, err = json.Marshal(res)
+	}
 	if err != nil {
 		return schema.PushResult{}, err
 	}
-	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}
 	if err := w.tx.SaveAnswer(ctx, a); err != nil {
 		return schema.PushResult{}, err
 	}
@@ -439,6 +445,9 @@ func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record
 	if err != nil || res.Status != schema.PushApplied {
 		return res, err
 	}
+	if written != cur {
+		w.answered = written
+	}
 	return schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 }
 
@@ -546,6 +555,7 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if d.repriced {
 		// The client's prices were replaced: it must take the record as
 		// the server priced it.
+		w.answered = written
 		return written, schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 	}
 	return written, schema.PushResult{Status: schema.PushApplied, Version: written.Version}, nil

@@ -36,6 +36,10 @@ type tx struct {
 	// the same by user and mutation id.
 	answers []*sync.Answer
 	saved   map[[2]string]*sync.Answer
+	// byRef holds, by "collection/id", the index in answers of an answer
+	// to be stored as a reference to the record this transaction wrote
+	// (see answerByRef), until the record is written again.
+	byRef map[string]int
 	// names is the store's cache of names; newNames holds those this
 	// transaction found or added, kept there once it commits.
 	names    *nameCache
@@ -405,6 +409,9 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 		if err := t.keepAuditChanges(ctx, old); err != nil {
 			return errorf("%s: %w", op, err)
 		}
+		if err := t.keepAnswer(ctx, old); err != nil {
+			return errorf("%s: %w", op, err)
+		}
 	}
 	for _, tok := range names[1:] {
 		t.tokenRows.add(rec, tok, seq, 0)
@@ -557,6 +564,7 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
 	defer rows.Close()
+	var refs []answerRef
 	for rows.Next() {
 		var (
 			id          string
@@ -567,17 +575,123 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 			return nil, errorf("sqlitestore.Answers: %w", err)
 		}
 		a := &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body.String), At: time.Unix(0, at).UTC()}
-		if !body.Valid {
+		switch ref, ok := strings.CutPrefix(body.String, answerByRef); {
+		case !body.Valid:
 			if a.Body, err = appliedBody(id, version); err != nil {
 				return nil, errorf("sqlitestore.Answers: %w", err)
 			}
+		case ok:
+			coll, rid, _ := strings.Cut(ref, "/")
+			refs = append(refs, answerRef{a: a, coll: schema.Collection(coll), id: rid, version: version})
 		}
 		out[id] = a
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
+	rows.Close()
+	if err := t.resolveAnswers(ctx, refs); err != nil {
+		return nil, errorf("sqlitestore.Answers: %w", err)
+	}
 	return out, nil
+}
+
+// answerByRef starts the body of a stored answer that is kept as a
+// reference to the record it carries, "@collection/id", at the answer's
+// version: a merged (or repriced) answer is the record that its mutation
+// wrote, which the record row holds until it is written again, when Put
+// stores the answer in full first (see keepAnswer). A body that is JSON
+// never starts with it.
+const answerByRef = "@"
+
+// answerRef is a stored answer kept as a reference, being read.
+type answerRef struct {
+	a       *sync.Answer
+	coll    schema.Collection
+	id      string
+	version int64
+}
+
+// resolveAnswers gives answers kept as references their bodies, from
+// their records, a collection's in one read.
+func (t *tx) resolveAnswers(ctx context.Context, refs []answerRef) error {
+	ids := map[schema.Collection][]string{}
+	for _, r := range refs {
+		ids[r.coll] = append(ids[r.coll], r.id)
+	}
+	found := map[schema.Collection]map[string]*sync.Record{}
+	for c, list := range ids {
+		var err error
+		if found[c], err = t.Records(ctx, c, list); err != nil {
+			return err
+		}
+	}
+	for _, r := range refs {
+		rec := found[r.coll][r.id]
+		if rec == nil || rec.Deleted || rec.Version != r.version {
+			return errorf("answer to %s refers to %s/%s at version %d, which the store no longer holds", r.a.MutationID, r.coll, r.id, r.version)
+		}
+		body, err := sync.MergedAnswer(r.a.MutationID, rec)
+		if err != nil {
+			return err
+		}
+		r.a.Body = body
+	}
+	return nil
+}
+
+// refKey is the "collection/id" of the record an answer carries; "" for
+// none.
+func refKey(a *sync.Answer) string {
+	if a.Record == nil {
+		return ""
+	}
+	return string(a.Record.Collection) + "/" + a.Record.ID
+}
+
+// writtenBy reports whether r's current version was written by mutation
+// mutationID of user userID, as its history says.
+func writtenBy(r *sync.Record, userID, mutationID string) bool {
+	n := len(r.History)
+	return n > 0 && mutationID != "" && r.History[n-1].Version == r.Version &&
+		r.History[n-1].MutationID == mutationID && r.History[n-1].UserID == userID
+}
+
+// keepAnswer stores in full the answer kept as a reference to old, which
+// is about to be overwritten: the answer of the mutation that wrote old's
+// version, if its answer is such a reference. An answer of this
+// transaction still waiting is simply stored in full.
+func (t *tx) keepAnswer(ctx context.Context, old *sync.Record) error {
+	key := string(old.Collection) + "/" + old.ID
+	if _, ok := t.byRef[key]; ok {
+		delete(t.byRef, key)
+		return nil
+	}
+	if old.Deleted || len(old.History) == 0 {
+		return nil
+	}
+	rev := old.History[len(old.History)-1]
+	if !writtenBy(old, rev.UserID, rev.MutationID) {
+		return nil
+	}
+	mark := answerByRef + key
+	var one int
+	err := t.stmt(ctx, t.q.answerRef).QueryRowContext(ctx, rev.UserID, rev.MutationID, mark, old.Version).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return errorf("answer: %w", err)
+	}
+	body, err := sync.MergedAnswer(rev.MutationID, old)
+	if err != nil {
+		return errorf("answer: %w", err)
+	}
+	_, err = t.stmt(ctx, t.q.keepAnswer).ExecContext(ctx, rev.UserID, rev.MutationID, mark, old.Version, string(body))
+	if err != nil {
+		return errorf("answer: %w", err)
+	}
+	return nil
 }
 
 // SaveAnswer stores the answer to a mutation when the transaction commits,
@@ -592,6 +706,12 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 		t.saved = map[[2]string]*sync.Answer{}
 	}
 	t.saved[key] = a
+	if r := a.Record; r != nil && !r.Deleted && writtenBy(r, a.UserID, a.MutationID) {
+		if t.byRef == nil {
+			t.byRef = map[string]int{}
+		}
+		t.byRef[refKey(a)] = len(t.answers)
+	}
 	t.answers = append(t.answers, a)
 	return nil
 }
@@ -605,6 +725,11 @@ func appliedBody(mutationID string, version int64) ([]byte, error) {
 // appliedVersion returns the version of an answer that says only that the
 // mutation was applied, if body is exactly such an answer.
 func appliedVersion(mutationID string, body []byte) (int64, bool) {
+	// {"mutation_id":"…","status":"applied","version":…}: ids need no
+	// escaping, and a version has at most 19 digits.
+	if len(body) > len(mutationID)+64 {
+		return 0, false
+	}
 	var res schema.PushResult
 	if json.Unmarshal(body, &res) != nil || res.Status != schema.PushApplied || res.Version == 0 {
 		return 0, false
@@ -624,12 +749,14 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 		return nil
 	}
 	rows := batch{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
-	for _, a := range t.answers {
+	for i, a := range t.answers {
 		user, err := t.nameIDs(ctx, []string{a.UserID})
 		if err != nil {
 			return err
 		}
-		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
+		if j, ok := t.byRef[refKey(a)]; ok && j == i {
+			rows.add(user[0], a.MutationID, answerByRef+refKey(a), a.Record.Version, a.At.UnixNano())
+		} else if v, ok := appliedVersion(a.MutationID, a.Body); ok {
 			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
 			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
@@ -946,7 +1073,7 @@ type queries struct {
 	answers, feed, setFeed, changes        *sql.Stmt
 	feedRecords, recordFacts               *sql.Stmt
 	dropFacts, addFact, repFactAfter       *sql.Stmt
-	openOrders                             *sql.Stmt
+	openOrders, answerRef, keepAnswer      *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
 }
@@ -983,6 +1110,10 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answers, `SELECT mutation_id, body, version, at FROM answers
 			WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id IN (SELECT value FROM json_each(?2))`},
+		{&q.answerRef, `SELECT 1 FROM answers WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
+			AND body = ?3 AND version = ?4`},
+		{&q.keepAnswer, `UPDATE answers SET body = ?5 WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
+			AND body = ?3 AND version = ?4`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
