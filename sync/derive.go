@@ -46,6 +46,9 @@ type writer struct {
 	// lists keeps the price lists that apply to a customer, by
 	// customer/distributor, until the writer writes a price list.
 	lists map[string][]*pricedList
+	// products keeps the products that orders' lines named, by id, until
+	// the writer writes that product (see product).
+	products map[string]*schema.Product
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
 	books map[string]map[string]int64
@@ -69,8 +72,11 @@ func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error
 		return err
 	}
 	delete(w.ahead, string(next.Collection)+"/"+next.ID) // read ahead of this write: stale now
-	if next.Collection == schema.Orders {
+	switch next.Collection {
+	case schema.Orders:
 		w.noteOrder(next)
+	case schema.Products:
+		delete(w.products, next.ID)
 	}
 	return nil
 }

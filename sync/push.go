@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -251,13 +252,21 @@ func collectionNames() string {
 
 // readAhead reads the records the push's mutations write, each
 // collection's in one read, for decide to take instead of reading each on
-// its own. Mutations answered before are left out.
+// its own. Mutations answered before are left out. It also reads, the
+// same way, the records that the records of the push refer to (a visit's
+// customer, an order's customer, visit and products, a photo's visit), so
+// that the store has them at hand when derive asks for each (see
+// referencedBy); what the push itself writes of them derive reads afresh.
 func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 	ids := map[schema.Collection][]string{}
+	refs := map[schema.Collection]map[string]bool{}
 	for i := range batch {
 		m := &batch[i].m
 		if _, answered := w.answers[m.MutationID]; batch[i].malformed == nil && !answered {
 			ids[m.Collection] = append(ids[m.Collection], m.ID)
+			if batch[i].refused == nil && batch[i].rec != nil {
+				referencedBy(batch[i].rec, refs)
+			}
 		}
 	}
 	w.ahead = map[string]*Record{}
@@ -270,7 +279,38 @@ func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 			w.ahead[string(c)+"/"+id] = found[id] // nil: never written
 		}
 	}
+	for c, set := range refs {
+		if _, err := w.tx.Records(ctx, c, slices.Sorted(maps.Keys(set))); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// referencedBy adds to refs, by collection, the ids of the records that
+// rec refers to and derive reads.
+func referencedBy(rec schema.Record, refs map[schema.Collection]map[string]bool) {
+	add := func(c schema.Collection, id string) {
+		if id == "" {
+			return
+		}
+		if refs[c] == nil {
+			refs[c] = map[string]bool{}
+		}
+		refs[c][id] = true
+	}
+	switch r := rec.(type) {
+	case *schema.Visit:
+		add(schema.Customers, r.CustomerID)
+	case *schema.Order:
+		add(schema.Customers, r.CustomerID)
+		add(schema.Visits, r.VisitID)
+		for _, l := range r.Lines {
+			add(schema.Products, l.ProductID)
+		}
+	case *schema.Photo:
+		add(schema.Visits, r.VisitID)
+	}
 }
 
 // current returns the stored state of a record (nil when it was never
