@@ -52,6 +52,9 @@ type writer struct {
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
 	books map[string]map[string]int64
+	// open keeps each rep's visits that carry the open ref, by id, once
+	// read (see openVisits).
+	open map[string]map[string]*Record
 	// answers holds the stored answers to the push's mutations, by
 	// mutation id, and those given since.
 	answers map[string]*Answer
@@ -77,6 +80,8 @@ func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error
 		w.noteOrder(next)
 	case schema.Products:
 		delete(w.products, next.ID)
+	case schema.Visits:
+		w.noteVisit(next)
 	}
 	return nil
 }
@@ -90,7 +95,7 @@ type decodedRef struct {
 // rederiver returns a writer for re-deriving stored records in w's unit of
 // work.
 func (w *writer) rederiver() *writer {
-	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true, books: w.books}
+	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true, books: w.books, open: w.open}
 }
 
 // rejection is a reason to refuse a mutation; the caller sees it.

@@ -582,13 +582,13 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if err != nil {
 		return nil, schema.PushResult{}, afterWrite(err)
 	}
-	if m.Collection == schema.Visits && cur == nil {
-		if err := w.markStopDone(ctx, written); err != nil {
-			return nil, schema.PushResult{}, afterWrite(err)
+	if v, ok := rec.(*schema.Visit); ok { // as derived, and written
+		if cur == nil {
+			if err := w.markStopDone(ctx, v); err != nil {
+				return nil, schema.PushResult{}, afterWrite(err)
+			}
 		}
-	}
-	if m.Collection == schema.Visits {
-		if err := w.markCheckOutsMissing(ctx, written); err != nil {
+		if err := w.markCheckOutsMissing(ctx, written, v); err != nil {
 			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}

@@ -276,6 +276,19 @@ func TestOpenVisitsAreKeptAndFlagged(t *testing.T) {
 		}
 		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-c"), "check_out_missing")
 	})
+	t.Run("one push that opens a visit, closes it and opens the next", func(t *testing.T) {
+		res := e.Push("rep2",
+			storetest.Up(schema.Visits, "v-r2-d", 0, visitAt("c-2", "2026-11-24T11:20:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-e", 0, visitAt("c-2", "2026-11-24T11:15:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-d", 1, visitAt("c-2", "2026-11-24T11:20:00Z", "2026-11-24T11:40:00Z")),
+			storetest.Up(schema.Visits, "v-r2-f", 0, visitAt("c-2", "2026-11-24T11:50:00Z", "")))
+		require.Equal(t, []string{"applied", "applied", "applied", "applied"}, statuses(res), "%+v", res)
+		v, _ := e.Record(schema.Visits, "v-r2-d")
+		assert.Equal(t, int64(2), v, "closed, and not marked after")
+		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-d"), "check_out_missing")
+		assert.Equal(t, true, visitData(e, t, "rep2", "v-r2-e")["check_out_missing"], "checked in before v-r2-d")
+		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-f"), "check_out_missing", "the latest")
+	})
 }
 
 func TestVisitMarksItsPlannedStopDone(t *testing.T) {
