@@ -130,11 +130,18 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
 	}
+	w.keepDecoded(r, rec)
+	return r, rec, nil
+}
+
+// keepDecoded keeps rec as the decoded data of r at its version, for
+// reference and the writer's own later writes to take instead of decoding
+// the data again. rec is read, never changed, by those who take it.
+func (w *writer) keepDecoded(r *Record, rec schema.Record) {
 	if w.decoded == nil {
 		w.decoded = map[string]decodedRef{}
 	}
-	w.decoded[key] = decodedRef{version: r.Version, rec: rec}
-	return r, rec, nil
+	w.decoded[string(r.Collection)+"/"+r.ID] = decodedRef{version: r.Version, rec: rec}
 }
 
 // noSuchReference refuses a reference to a record that does not exist or

@@ -583,6 +583,7 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 		return nil, schema.PushResult{}, afterWrite(err)
 	}
 	if v, ok := rec.(*schema.Visit); ok { // as derived, and written
+		w.keepDecoded(written, v)
 		if cur == nil {
 			if err := w.markStopDone(ctx, v); err != nil {
 				return nil, schema.PushResult{}, afterWrite(err)

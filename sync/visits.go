@@ -85,7 +85,9 @@ func (w *writer) noteVisit(r *Record) {
 // check-in as left without a check-out, as a new version.
 func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.Time) error {
 	var open schema.Visit
-	if err := json.Unmarshal(r.Data, &open); err != nil {
+	if d, ok := w.decoded[string(r.Collection)+"/"+r.ID]; ok && d.version == r.Version {
+		open = *d.rec.(*schema.Visit) // written by this push: decoded already
+	} else if err := json.Unmarshal(r.Data, &open); err != nil {
 		return err
 	}
 	if open.CheckOut != nil || !open.CheckIn.At.Before(later) {
@@ -101,7 +103,11 @@ func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.
 	next.Refs = slices.DeleteFunc(slices.Clone(r.Refs), isOpenVisitRef)
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 	next.History = w.history(schema.Visits, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
-	return w.put(ctx, &next, r.Version)
+	if err := w.put(ctx, &next, r.Version); err != nil {
+		return err
+	}
+	w.keepDecoded(&next, &open)
+	return nil
 }
 
 // markStopDone marks done the planned stop that a new visit (v, as

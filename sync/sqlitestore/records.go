@@ -725,9 +725,10 @@ func appliedBody(mutationID string, version int64) ([]byte, error) {
 // appliedVersion returns the version of an answer that says only that the
 // mutation was applied, if body is exactly such an answer.
 func appliedVersion(mutationID string, body []byte) (int64, bool) {
-	// {"mutation_id":"…","status":"applied","version":…}: ids need no
-	// escaping, and a version has at most 19 digits.
-	if len(body) > len(mutationID)+64 {
+	// {"mutation_id":"…","status":"applied","version":…} is 48 bytes
+	// besides the id, which needs no escaping, and the version, at most 19
+	// digits.
+	if len(body) > len(mutationID)+48+19 {
 		return 0, false
 	}
 	var res schema.PushResult
