@@ -335,3 +335,56 @@ func TestVisitMarksItsPlannedStopDone(t *testing.T) {
 	}))
 	assert.Equal(t, int64(2), rp.Version, "a new version")
 }
+
+// A visit finds its stop through the plans' stop facts before it reads a
+// plan: the facts of a plan written earlier in the same transaction count,
+// and a visit outside every plan leaves the plans alone.
+func TestVisitFindsItsStopByTheStopFacts(t *testing.T) {
+	e := newEnv(t)
+	seed(e)
+	closed := func(customer, at string) map[string]any {
+		v := storetest.With(visit(customer, 52.52, 13.405), "rep_id", "u-rep1")
+		v["check_in"].(map[string]any)["at"] = at
+		v["check_out"] = map[string]any{"at": at, "lat": 52.52, "lng": 13.405}
+		return v
+	}
+	plan := func(customers ...string) map[string]any {
+		var stops []any
+		for i, c := range customers {
+			stops = append(stops, map[string]any{"customer_id": c, "position": i + 1, "status": "planned"})
+		}
+		return map[string]any{"rep_id": "u-rep1", "date": "2026-11-22", "stops": stops}
+	}
+	e.OK("admin",
+		storetest.Up(schema.Customers, "c-9", 0, customer("t-1", "C")),
+		storetest.Up(schema.RoutePlans, "rp-22", 0, plan("c-1")),
+		storetest.Up(schema.Visits, "v-1", 0, closed("c-1", "2026-11-22T09:00:00Z")))
+	stops := func() (int64, []schema.Stop) {
+		var rp *sync.Record
+		ctx := context.Background()
+		require.NoError(t, e.Store.View(ctx, func(tx sync.RecordTx) error {
+			var err error
+			rp, err = tx.Record(ctx, schema.RoutePlans, "rp-22")
+			return err
+		}))
+		var p schema.RoutePlan
+		require.NoError(t, json.Unmarshal(rp.Data, &p))
+		return rp.Version, p.Stops
+	}
+	version, got := stops()
+	assert.Equal(t, int64(2), version, "marked in the push that wrote the plan")
+	assert.Equal(t, "done", got[0].Status)
+
+	e.OK("rep1", storetest.Up(schema.Visits, "v-2", 0, closed("c-9", "2026-11-22T10:00:00Z")))
+	e.OK("rep1", storetest.Up(schema.Visits, "v-3", 0, closed("c-1", "2026-11-23T10:00:00Z")))
+	version, _ = stops()
+	assert.Equal(t, int64(2), version, "a customer off the plan, and the plan's customer on another day")
+
+	// A stop added later has its fact too.
+	e.OK("admin", storetest.Up(schema.RoutePlans, "rp-22", 2, plan("c-1", "c-9")))
+	e.OK("rep1", storetest.Up(schema.Visits, "v-4", 0, closed("c-9", "2026-11-22T11:00:00Z")))
+	version, got = stops()
+	assert.Equal(t, int64(4), version)
+	require.Len(t, got, 2)
+	assert.Equal(t, "done", got[1].Status)
+}

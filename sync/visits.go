@@ -110,10 +110,17 @@ func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.
 	return nil
 }
 
+// stopFinder is a RecordTx that can tell from the route plans' stop facts
+// whether a rep has a stop at a customer on a day (at: the day at 00:00
+// UTC, as stop facts have it), done or not. markStopDone then reads no
+// plan for a visit outside every plan.
+type stopFinder interface {
+	HasStop(ctx context.Context, rep, customer string, at time.Time) (bool, error)
+}
+
 // markStopDone marks done the planned stop that a new visit (v, as
-// written) fulfils: the
-// visit's customer on the route plan it names, or else on its rep's plan
-// for the day of its check-in.
+// written) fulfils: the visit's customer on the route plan it names, or
+// else on its rep's plan for the day of its check-in.
 func (w *writer) markStopDone(ctx context.Context, v *schema.Visit) error {
 	var plans []*Record
 	if v.RoutePlanID != "" {
@@ -126,6 +133,16 @@ func (w *writer) markStopDone(ctx context.Context, v *schema.Visit) error {
 		}
 	} else {
 		day := v.CheckIn.At.In(w.e.location).Format("2006-01-02")
+		if sf, ok := w.tx.(stopFinder); ok {
+			// Most visits outside a plan are told apart by one index read.
+			at, err := time.Parse("2006-01-02", day)
+			if err != nil {
+				return err
+			}
+			if has, err := sf.HasStop(ctx, v.RepID, v.CustomerID, at); err != nil || !has {
+				return err
+			}
+		}
 		page, err := w.tx.RecordsByRef(ctx, schema.RoutePlans, "rep-date:"+v.RepID+":"+day, "", 10)
 		if err != nil {
 			return err

@@ -5,8 +5,37 @@ import (
 	"strings"
 )
 
-// batchRows is the most rows one multi-row INSERT of a batch carries.
-const batchRows = 100
+// batchSizes are the numbers of rows of the INSERTs that store a batch,
+// largest first: a flush takes the largest that fits the rows left, again
+// and again, so that a few statements, prepared once, serve any number of
+// rows.
+var batchSizes = [...]int{100, 64, 32, 16, 8, 4, 2, 1}
+
+// batchShape is the INSERT a batch's rows go in with: head up to VALUES,
+// tail after the rows, cols values a row.
+type batchShape struct {
+	head, tail string
+	cols       int
+}
+
+// The batches of a write transaction.
+var (
+	tokenRowsShape = batchShape{
+		head: "INSERT INTO record_tokens (rec, tok, seq, gone)", cols: 4,
+		tail: "ON CONFLICT (rec, tok) DO UPDATE SET seq = excluded.seq, gone = 0",
+	}
+	auditRowsShape = batchShape{
+		head: "INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)", cols: 10,
+		tail: "ON CONFLICT DO NOTHING",
+	}
+	answerRowsShape = batchShape{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
+)
+
+// query returns the INSERT of n rows.
+func (sh batchShape) query(n int) string {
+	row := "(?" + strings.Repeat(", ?", sh.cols-1) + ")"
+	return sh.head + " VALUES " + row + strings.Repeat(", "+row, n-1) + " " + sh.tail
+}
 
 // batch holds rows a write transaction stores in multi-row INSERTs when
 // it commits rather than one statement a row: a push of 500 records pays
@@ -15,10 +44,8 @@ const batchRows = 100
 // commit) and audit entries (read by the audit trail; the one statement
 // that changes them, keepAuditChanges, looks at the waiting ones first).
 type batch struct {
-	// head is the INSERT up to VALUES, tail what follows the rows.
-	head, tail string
-	cols       int
-	args       []any
+	batchShape
+	args []any
 }
 
 func (b *batch) add(row ...any) { b.args = append(b.args, row...) }
@@ -29,13 +56,18 @@ func (b *batch) len() int { return len(b.args) / b.cols }
 // truncate forgets the rows after the first n.
 func (b *batch) truncate(n int) { b.args = b.args[:n*b.cols] }
 
-// flush stores the waiting rows in the transaction, batchRows at a time.
+// flush stores the waiting rows in the transaction.
 func (b *batch) flush(ctx context.Context, t *tx) error {
-	row := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
 	for len(b.args) > 0 {
-		n := min(b.len(), batchRows)
-		query := b.head + " VALUES " + row + strings.Repeat(", "+row, n-1) + " " + b.tail
-		if _, err := t.t.ExecContext(ctx, query, b.args[:n*b.cols]...); err != nil {
+		left := b.len()
+		n := batchSizes[len(batchSizes)-1]
+		for _, size := range batchSizes {
+			if size <= left {
+				n = size
+				break
+			}
+		}
+		if err := t.exec(ctx, b.query(n), b.args[:n*b.cols]...); err != nil {
 			return err
 		}
 		b.args = b.args[n*b.cols:]
@@ -57,11 +89,5 @@ func (t *tx) flushBatches(ctx context.Context) error {
 
 // newBatches returns the batches of a write transaction.
 func newBatches() (tokens, audit *batch) {
-	return &batch{
-			head: "INSERT INTO record_tokens (rec, tok, seq, gone)", cols: 4,
-			tail: "ON CONFLICT (rec, tok) DO UPDATE SET seq = excluded.seq, gone = 0",
-		}, &batch{
-			head: "INSERT INTO audit (key, at, user_id, device_id, action, coll, rid, version, changes, territories)", cols: 10,
-			tail: "ON CONFLICT DO NOTHING",
-		}
+	return &batch{batchShape: tokenRowsShape}, &batch{batchShape: auditRowsShape}
 }

@@ -214,7 +214,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 	if err := t.flushBatches(ctx); err != nil {
 		return errorf("sqlitestore: %w", err), true
 	}
-	if _, err := t.t.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
+	if err := t.exec(ctx, "SAVEPOINT unit"); err != nil {
 		return errorf("sqlitestore: savepoint: %w", err), true
 	}
 	seq, answers := t.seq, len(t.answers)
@@ -228,15 +228,15 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		clear(t.known)
 		clear(t.recs)
 		t.newNames = nil
-		if _, rerr := t.t.ExecContext(ctx, "ROLLBACK TO unit"); rerr != nil {
+		if rerr := t.exec(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, true
 		}
-		if _, rerr := t.t.ExecContext(ctx, "RELEASE unit"); rerr != nil {
+		if rerr := t.exec(ctx, "RELEASE unit"); rerr != nil {
 			return err, true
 		}
 		return err, false
 	}
-	if _, err := t.t.ExecContext(ctx, "RELEASE unit"); err != nil {
+	if err := t.exec(ctx, "RELEASE unit"); err != nil {
 		return errorf("sqlitestore: release: %w", err), true
 	}
 	return nil, false

@@ -357,6 +357,21 @@ func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int6
 	return out, nil
 }
 
+// HasStop reports whether a route plan has a stop of rep at customer on
+// the day at (00:00 UTC), from the stop facts, through the (kind,
+// customer, at) index.
+func (t *tx) HasStop(ctx context.Context, rep, customer string, at time.Time) (bool, error) {
+	var one int
+	err := t.stmt(ctx, t.q.hasStop).QueryRowContext(ctx, sync.FactStop, customer, at.UnixNano(), rep).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, errorf("sqlitestore.HasStop: %w", err)
+	}
+	return true, nil
+}
+
 // Put writes a record if its stored version is prev.
 func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	const op = "sqlitestore.Put"
@@ -749,7 +764,7 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 	if len(t.answers) == 0 {
 		return nil
 	}
-	rows := batch{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
+	rows := batch{batchShape: answerRowsShape}
 	for i, a := range t.answers {
 		user, err := t.nameIDs(ctx, []string{a.UserID})
 		if err != nil {
@@ -1075,12 +1090,47 @@ type queries struct {
 	feedRecords, recordFacts               *sql.Stmt
 	dropFacts, addFact, repFactAfter       *sql.Stmt
 	openOrders, answerRef, keepAnswer      *sql.Stmt
+	hasStop                                *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
+	// built holds the statements whose text is built (a multi-row INSERT
+	// for each size of batchSizes, the savepoints), by text, prepared
+	// once: SQLite would otherwise parse them on every use.
+	built map[string]*sql.Stmt
+}
+
+// builtQueries are the texts of queries.built.
+func builtQueries() []string {
+	out := []string{"SAVEPOINT unit", "ROLLBACK TO unit", "RELEASE unit"}
+	for _, sh := range []batchShape{tokenRowsShape, auditRowsShape, answerRowsShape} {
+		for _, n := range batchSizes {
+			out = append(out, sh.query(n))
+		}
+	}
+	return out
+}
+
+// exec runs a statement of queries.built in the transaction (any other
+// text is parsed where it runs).
+func (t *tx) exec(ctx context.Context, query string, args ...any) error {
+	var err error
+	if st, ok := t.q.built[query]; ok {
+		_, err = t.stmt(ctx, st).ExecContext(ctx, args...)
+	} else {
+		_, err = t.t.ExecContext(ctx, query, args...)
+	}
+	return err
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
-	q := &queries{}
+	q := &queries{built: map[string]*sql.Stmt{}}
+	for _, query := range builtQueries() {
+		st, err := db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, errorf("prepare %q: %w", query, err)
+		}
+		q.built[query] = st
+	}
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -1099,6 +1149,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
 		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
 			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
+		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
 		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
