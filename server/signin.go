@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	gosync "sync"
 	"time"
 
@@ -68,6 +69,10 @@ type signInGate struct {
 	// to serve them rather than all sent back at the same second.
 	hold     time.Duration
 	promised time.Time
+	// recent holds the last holds measured, the quickest of which paces
+	// the promises (see pace).
+	recent [16]time.Duration
+	next   int
 
 	outcomes *prometheus.CounterVec
 }
@@ -163,19 +168,38 @@ func (g *signInGate) acquire(ctx context.Context, addr string) (release func(), 
 
 // promise returns how long a refused sign-in should wait: until the
 // sign-ins queued now and those refused before it have been served, at the
-// measured pace. g.mu is held.
+// pace of the quickest recent sign-ins. A sign-in that comes back early
+// waits in the queue or is told again, one small answer; one told too
+// late leaves a slot idle, and a herd's crowd of phones makes the machine
+// slow while it arrives, so the measure of that moment would keep slots
+// idle long after. Past maxSignInRetryAfter the refused are spread at
+// random over its second half, never sent back all in the same second.
+// g.mu is held.
 func (g *signInGate) promise() time.Duration {
 	now := g.now()
-	per := g.hold / time.Duration(g.slots)
+	per := g.pace() / time.Duration(g.slots)
 	due := now.Add(time.Duration(g.waiters+1) * per)
 	if next := g.promised.Add(per); next.After(due) {
 		due = next
 	}
 	if latest := now.Add(maxSignInRetryAfter); due.After(latest) {
-		due = latest
+		g.promised = latest
+		return maxSignInRetryAfter/2 + rand.N(maxSignInRetryAfter/2+1)
 	}
 	g.promised = due
 	return due.Sub(now)
+}
+
+// pace is the quickest of the recent holds, the average before any.
+// g.mu is held.
+func (g *signInGate) pace() time.Duration {
+	pace := g.hold
+	for _, h := range g.recent {
+		if h > 0 && h < pace {
+			pace = h
+		}
+	}
+	return pace
 }
 
 // releaser returns the function that frees a slot taken now and adds the
@@ -188,6 +212,8 @@ func (g *signInGate) releaser() func() {
 			held := g.now().Sub(start)
 			g.mu.Lock()
 			g.hold += (held - g.hold) / 8
+			g.recent[g.next] = max(held, time.Microsecond)
+			g.next = (g.next + 1) % len(g.recent)
 			g.mu.Unlock()
 			g.pass()
 		})

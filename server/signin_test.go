@@ -185,7 +185,40 @@ func TestGateRefusesPastTheQueue(t *testing.T) {
 	g.mu.Lock()
 	g.hold = time.Hour
 	g.mu.Unlock()
-	assert.Equal(t, int(maxSignInRetryAfter/time.Second), retryAfter(), "never longer than the bound")
+	seen := map[int]bool{}
+	for range 20 {
+		secs := retryAfter()
+		assert.LessOrEqual(t, secs, int(maxSignInRetryAfter/time.Second), "never longer than the bound")
+		assert.GreaterOrEqual(t, secs, int(maxSignInRetryAfter/2/time.Second), "past the bound, spread over its second half")
+		seen[secs] = true
+	}
+	assert.Greater(t, len(seen), 1, "not all sent back in the same second")
+}
+
+// Promises follow the quickest recent sign-ins, not an average that a
+// moment of slow ones raised: a slot left idle costs more than a phone
+// that comes back early.
+func TestPromisesFollowTheQuickestRecentSignIns(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	g := newTestGate(1, 0, func() time.Time { return now })
+	ctx := context.Background()
+	for _, held := range []time.Duration{time.Second, 10 * time.Second, 10 * time.Second} {
+		release, err := g.acquire(ctx, "a")
+		require.NoError(t, err)
+		now = now.Add(held)
+		release()
+	}
+	assert.Greater(t, g.hold, 2*time.Second, "the average is raised by the slow ones")
+	_, err := g.acquire(ctx, "a")
+	require.NoError(t, err)
+	var promised []int
+	for range 3 {
+		_, err := g.acquire(ctx, "b")
+		var b *busy
+		require.True(t, errors.As(err, &b), "refused: %v", err)
+		promised = append(promised, b.retryAfter())
+	}
+	assert.Equal(t, []int{1, 2, 3}, promised, "one a second, the pace of the quickest")
 }
 
 // The queue is also bounded by how long its last sign-in would wait at the

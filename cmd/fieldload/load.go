@@ -72,6 +72,10 @@ type Config struct {
 	// TempDir holds the devices' stores; default a new folder in the
 	// system's, removed at the end.
 	TempDir string
+	// FirstDevice numbers the devices from it on (0 counts as 1), so that
+	// several load processes can drive one server with devices of their
+	// own.
+	FirstDevice int
 }
 
 // Result is what a run measured.
@@ -176,7 +180,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	var devices gosync.WaitGroup
 	var resMu gosync.Mutex
 	for i := range cfg.Devices {
-		d := &device{cfg: cfg, n: i, runID: runID, hc: hc, res: res, mu: &resMu, from: rec.from, timeline: rec.timeline,
+		d := &device{cfg: cfg, n: max(cfg.FirstDevice, 1) - 1 + i, runID: runID, hc: hc, res: res, mu: &resMu, from: rec.from, timeline: rec.timeline,
 			rnd: mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
 		delay := time.Duration(0)
 		if cfg.Devices > 1 {

@@ -40,6 +40,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/fieldsync/fieldsync/cmd/internal/usage"
@@ -55,17 +56,28 @@ func main() {
 
 // run parses the flags, loads the server and reports.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, jsonPath, err := parseFlags(args, stderr)
+	cfg, out, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if out.cpuProfile != "" {
+		f, err := os.Create(out.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := Load(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	writeTable(stdout, cfg, res)
-	if jsonPath != "" {
-		if err := writeJSON(jsonPath, res); err != nil {
+	if out.json != "" {
+		if err := writeJSON(out.json, res); err != nil {
 			return err
 		}
 	}
@@ -75,10 +87,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseFlags reads the command line into a Config and the path of the
-// JSON results (empty for none), working out the defaults of -ramp and
-// -warmup from the other flags.
-func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonPath string, err error) {
+// outputs are the files a run writes besides its table (empty: none).
+type outputs struct {
+	json       string // the results as JSON
+	cpuProfile string // the load generator's own CPU profile
+}
+
+// parseFlags reads the command line into a Config and the outputs,
+// working out the defaults of -ramp and -warmup from the other flags.
+func parseFlags(args []string, stderr io.Writer) (cfg Config, out outputs, err error) {
 	fs := flag.NewFlagSet("fieldload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	usage.Set(fs, "fieldload puts a fieldsync server under the load of simulated field reps' devices and measures it.",
@@ -96,16 +113,18 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, jsonPath string, e
 	fs.Float64Var(&cfg.PhotoChance, "photos", 0.2, "chance that a visit comes with a photo")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
 	fs.DurationVar(&cfg.Windows, "windows", 0, "also show push and pull latency window by window of this length, warm-up included (0: no)")
-	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&out.json, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&out.cpuProfile, "cpuprofile", "", "write fieldload's own CPU profile to this file (what the load generator spends, which shares the machine with a local server)")
+	fs.IntVar(&cfg.FirstDevice, "first-device", 1, "number of the first device (devices are fieldload-<n>, rep <n mod -reps>): several fieldload processes can drive one server with devices of their own")
 	var ramp, warmup optionalDuration
 	fs.Var(&ramp, "ramp", "spread the devices' starts over this long, a `duration` (default: one -interval, at most a quarter of -duration)")
 	fs.Var(&warmup, "warmup", "leave requests sent in the first `duration` of the run out of the figures; shorter than -duration (default: the ramp)")
 	if err := usage.Parse(fs, args); err != nil {
-		return cfg, "", err
+		return cfg, out, err
 	}
 	cfg.Ramp = ramp.or(min(cfg.Interval, cfg.Duration/4))
 	cfg.Warmup = warmup.or(cfg.Ramp)
-	return cfg, jsonPath, nil
+	return cfg, out, nil
 }
 
 // optionalDuration is a duration flag whose default is worked out from

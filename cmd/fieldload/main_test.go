@@ -85,8 +85,13 @@ func TestLoadShortRun(t *testing.T) {
 // In cycle mode each device records one small visit, pushes and pulls,
 // back to back, and the cycles are counted.
 func TestLoadCycles(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "fieldload.prof")
 	stdout, res := loadSeeded(t, seed.Config{Territories: 1, RepsPerTerritory: 2, Customers: 10, Products: 5, Days: 1, Seed: 3},
-		"-cycle", "-devices", "4", "-reps", "2", "-duration", "3s", "-ramp", "0s", "-warmup", "1s")
+		"-cycle", "-devices", "4", "-reps", "2", "-duration", "3s", "-ramp", "0s", "-warmup", "1s", "-cpuprofile", profile)
+	raw, err := os.ReadFile(profile)
+	require.NoError(t, err, "-cpuprofile writes the load generator's profile")
+	require.Greater(t, len(raw), 2)
+	assert.Equal(t, []byte{0x1f, 0x8b}, raw[:2], "a pprof profile is gzipped protobuf")
 	assert.Zero(t, res.SyncFails, res.FirstErrors)
 	assert.Positive(t, res.Cycles)
 	assert.InDelta(t, float64(res.Cycles)/2, res.CyclesPerSecond, 0.01, "cycles over the 2 s after the warm-up")
@@ -211,4 +216,10 @@ func TestDefaultWarmupGivesFiguresAndErrorsNameTheUser(t *testing.T) {
 	err = run(ctx, []string{"-url", url, "-devices", "1", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
 	require.Error(t, err)
 	assert.Contains(t, stdout.String(), "error: rep1 (device 1):")
+
+	// Devices numbered from -first-device, their reps following them.
+	stdout.Reset()
+	err = run(ctx, []string{"-url", url, "-devices", "1", "-first-device", "4", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, stdout.String(), "error: rep2 (device 4):")
 }
