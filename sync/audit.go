@@ -46,6 +46,11 @@ type AuditEntry struct {
 	ID         string                 `json:"id,omitempty"`
 	Version    int64                  `json:"version,omitempty"`
 	Changes    map[string]FieldChange `json:"changes,omitempty"`
+	// Created is set when Changes are every top-level field of the
+	// record's data at Version, each from null, as a creation's are: a
+	// store may then keep them as a reference to that data without
+	// comparing the two.
+	Created bool `json:"-"`
 	// Territories are those of the record after the write (before, for a
 	// delete): managers see the entries of their territories.
 	Territories []string `json:"-"`
@@ -103,6 +108,7 @@ func (w *writer) audit(action string, cur, next *Record) error {
 		entry.Territories = territoriesOf(cur)
 	}
 	entry.Changes = fieldChanges(before, after)
+	entry.Created = before == nil && len(after) > 0
 	var kept []AuditEntry
 	if cur != nil {
 		kept = cur.Audit

@@ -58,13 +58,45 @@ func (w *writer) openOrders(ctx context.Context, customerID, except string) (int
 }
 
 // openBook returns a customer's open orders, by id, with their totals. It
-// reads them from the store once per writer; the writer's own writes of
-// orders keep the book current after that (see noteOrder), so that a push
-// of many orders for one customer does not read them all again for each.
+// reads them from the store once per writer, from what reports count of
+// them (FactOpenOrder) where the unit of work can (see openOrderReader),
+// else from the orders themselves; the writer's own writes of orders keep
+// the book current after that (see noteOrder), so that a push of many
+// orders for one customer does not read them all again for each.
 func (w *writer) openBook(ctx context.Context, customerID string) (map[string]int64, error) {
 	if book, ok := w.books[customerID]; ok {
 		return book, nil
 	}
+	var (
+		book map[string]int64
+		err  error
+	)
+	if r, ok := w.tx.(openOrderReader); ok {
+		book, err = r.OpenOrders(ctx, customerID)
+	} else {
+		book, err = w.readOpenOrders(ctx, customerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if w.books == nil {
+		w.books = map[string]map[string]int64{}
+	}
+	w.books[customerID] = book
+	return book, nil
+}
+
+// openOrderReader is what a unit of work may offer to read a customer's
+// open orders from their FactOpenOrder facts, through an index, instead of
+// reading and decoding every order of the customer.
+type openOrderReader interface {
+	// OpenOrders returns, by order id, the Amount of the FactOpenOrder
+	// facts of a customer's orders.
+	OpenOrders(ctx context.Context, customerID string) (map[string]int64, error)
+}
+
+// readOpenOrders reads a customer's open orders from the orders.
+func (w *writer) readOpenOrders(ctx context.Context, customerID string) (map[string]int64, error) {
 	book := map[string]int64{}
 	for after := ""; ; {
 		page, err := w.tx.RecordsByRef(ctx, schema.Orders, "customer:"+customerID, after, 200)
@@ -83,30 +115,21 @@ func (w *writer) openBook(ctx context.Context, customerID string) (map[string]in
 		}
 		after = page[len(page)-1].ID
 	}
-	if w.books == nil {
-		w.books = map[string]map[string]int64{}
-	}
-	w.books[customerID] = book
 	return book, nil
 }
 
 // noteOrder keeps the writer's open books current with an order it has
-// just written.
-func (w *writer) noteOrder(r *Record) error {
-	if len(w.books) == 0 {
-		return nil
-	}
-	customer, total, open, err := openOrder(r)
-	if err != nil {
-		return err
-	}
+// just written, from the order's facts: an open order has a FactOpenOrder
+// with its customer and total.
+func (w *writer) noteOrder(r *Record) {
 	for _, book := range w.books {
 		delete(book, r.ID) // the order may have moved to another customer
 	}
-	if book, ok := w.books[customer]; ok && open {
-		book[r.ID] = total
+	for _, f := range r.Facts {
+		if book, ok := w.books[f.Customer]; ok && f.Kind == FactOpenOrder {
+			book[r.ID] = f.Amount
+		}
 	}
-	return nil
 }
 
 // openOrder tells whether a stored order is open, and for whom and how much.

@@ -46,12 +46,22 @@ type writer struct {
 	// lists keeps the price lists that apply to a customer, by
 	// customer/distributor, until the writer writes a price list.
 	lists map[string][]*pricedList
+	// products keeps the products that orders' lines named, by id, until
+	// the writer writes that product (see product).
+	products map[string]*schema.Product
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
 	books map[string]map[string]int64
+	// open keeps each rep's visits that carry the open ref, by id, once
+	// read (see openVisits).
+	open map[string]map[string]*Record
 	// answers holds the stored answers to the push's mutations, by
 	// mutation id, and those given since.
 	answers map[string]*Answer
+	// answered is the record the mutation being decided wrote, when its
+	// answer carries it (merged, or repriced): the answer may be stored as
+	// a reference to it (see Answer.Record).
+	answered *Record
 	// ahead holds the records the push writes, by collection/id, as read
 	// before the first of them was decided (nil: never written); each is
 	// taken once, and dropped when the writer writes the record.
@@ -65,8 +75,13 @@ func (w *writer) put(ctx context.Context, next *Record, prevVersion int64) error
 		return err
 	}
 	delete(w.ahead, string(next.Collection)+"/"+next.ID) // read ahead of this write: stale now
-	if next.Collection == schema.Orders {
-		return w.noteOrder(next)
+	switch next.Collection {
+	case schema.Orders:
+		w.noteOrder(next)
+	case schema.Products:
+		delete(w.products, next.ID)
+	case schema.Visits:
+		w.noteVisit(next)
 	}
 	return nil
 }
@@ -80,7 +95,7 @@ type decodedRef struct {
 // rederiver returns a writer for re-deriving stored records in w's unit of
 // work.
 func (w *writer) rederiver() *writer {
-	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true, books: w.books}
+	return &writer{e: w.e, tx: w.tx, p: w.p, rederive: true, books: w.books, open: w.open}
 }
 
 // rejection is a reason to refuse a mutation; the caller sees it.
@@ -115,11 +130,18 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored %s %s does not decode: %w", c, id, err)
 	}
+	w.keepDecoded(r, rec)
+	return r, rec, nil
+}
+
+// keepDecoded keeps rec as the decoded data of r at its version, for
+// reference and the writer's own later writes to take instead of decoding
+// the data again. rec is read, never changed, by those who take it.
+func (w *writer) keepDecoded(r *Record, rec schema.Record) {
 	if w.decoded == nil {
 		w.decoded = map[string]decodedRef{}
 	}
-	w.decoded[key] = decodedRef{version: r.Version, rec: rec}
-	return r, rec, nil
+	w.decoded[string(r.Collection)+"/"+r.ID] = decodedRef{version: r.Version, rec: rec}
 }
 
 // noSuchReference refuses a reference to a record that does not exist or

@@ -83,13 +83,12 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 	}
 	for i := range o.Lines {
 		line := &o.Lines[i]
-		field := fmt.Sprintf("lines[%d].product_id", i)
-		_, rec, err := w.reference(ctx, schema.Products, line.ProductID, field)
+		product, err := w.product(ctx, line.ProductID, i)
 		if err != nil {
 			return false, err
 		}
-		product := rec.(*schema.Product)
 		if !product.Active {
+			field := fmt.Sprintf("lines[%d].product_id", i)
 			return false, rejection(schema.CodeValidationFailed, field, "%s refers to a product no longer sold", field)
 		}
 		price := product.Price
@@ -112,6 +111,25 @@ func (w *writer) priceOrder(ctx context.Context, o *schema.Order, cust *schema.C
 		}
 	}
 	return replaced, nil
+}
+
+// product returns the product that line i of an order names, found as
+// reference finds it, and keeps it until the writer writes that product:
+// an order of a hundred lines looks each product up once per push.
+func (w *writer) product(ctx context.Context, id string, i int) (*schema.Product, error) {
+	if p, ok := w.products[id]; ok {
+		return p, nil
+	}
+	_, rec, err := w.reference(ctx, schema.Products, id, fmt.Sprintf("lines[%d].product_id", i))
+	if err != nil {
+		return nil, err
+	}
+	p := rec.(*schema.Product)
+	if w.products == nil {
+		w.products = map[string]*schema.Product{}
+	}
+	w.products[id] = p
+	return p, nil
 }
 
 // pricedList is a price list's items by product.

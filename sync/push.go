@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -145,6 +146,7 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		err error
 	)
 	for try := 0; ; try++ {
+		w.answered = nil
 		res, err = w.decide(ctx, p)
 		if !errors.Is(err, ErrStale) {
 			break
@@ -161,11 +163,16 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		res = schema.PushResult{Status: schema.PushRejected, Error: se}
 	}
 	res.MutationID = m.MutationID
-	body, err := json.Marshal(res)
+	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, At: w.e.now().UTC()}
+	if res.Status == schema.PushMerged && w.answered != nil && w.answered.Version == res.Version {
+		a.Record = w.answered
+		a.Body, err = MergedAnswer(m.MutationID, w.answered)
+	} else {
+		a.Body, err = json.Marshal(res)
+	}
 	if err != nil {
 		return schema.PushResult{}, err
 	}
-	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, Body: body, At: w.e.now().UTC()}
 	if err := w.tx.SaveAnswer(ctx, a); err != nil {
 		return schema.PushResult{}, err
 	}
@@ -245,13 +252,21 @@ func collectionNames() string {
 
 // readAhead reads the records the push's mutations write, each
 // collection's in one read, for decide to take instead of reading each on
-// its own. Mutations answered before are left out.
+// its own. Mutations answered before are left out. It also reads, the
+// same way, the records that the records of the push refer to (a visit's
+// customer, an order's customer, visit and products, a photo's visit), so
+// that the store has them at hand when derive asks for each (see
+// referencedBy); what the push itself writes of them derive reads afresh.
 func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 	ids := map[schema.Collection][]string{}
+	refs := map[schema.Collection]map[string]bool{}
 	for i := range batch {
 		m := &batch[i].m
 		if _, answered := w.answers[m.MutationID]; batch[i].malformed == nil && !answered {
 			ids[m.Collection] = append(ids[m.Collection], m.ID)
+			if batch[i].refused == nil && batch[i].rec != nil {
+				referencedBy(batch[i].rec, refs)
+			}
 		}
 	}
 	w.ahead = map[string]*Record{}
@@ -264,7 +279,38 @@ func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 			w.ahead[string(c)+"/"+id] = found[id] // nil: never written
 		}
 	}
+	for c, set := range refs {
+		if _, err := w.tx.Records(ctx, c, slices.Sorted(maps.Keys(set))); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// referencedBy adds to refs, by collection, the ids of the records that
+// rec refers to and derive reads.
+func referencedBy(rec schema.Record, refs map[schema.Collection]map[string]bool) {
+	add := func(c schema.Collection, id string) {
+		if id == "" {
+			return
+		}
+		if refs[c] == nil {
+			refs[c] = map[string]bool{}
+		}
+		refs[c][id] = true
+	}
+	switch r := rec.(type) {
+	case *schema.Visit:
+		add(schema.Customers, r.CustomerID)
+	case *schema.Order:
+		add(schema.Customers, r.CustomerID)
+		add(schema.Visits, r.VisitID)
+		for _, l := range r.Lines {
+			add(schema.Products, l.ProductID)
+		}
+	case *schema.Photo:
+		add(schema.Visits, r.VisitID)
+	}
 }
 
 // current returns the stored state of a record (nil when it was never
@@ -439,6 +485,9 @@ func (w *writer) merge(ctx context.Context, m schema.Mutation, rec schema.Record
 	if err != nil || res.Status != schema.PushApplied {
 		return res, err
 	}
+	if written != cur {
+		w.answered = written
+	}
 	return schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 }
 
@@ -533,19 +582,21 @@ func (w *writer) write(ctx context.Context, m schema.Mutation, op schema.Op, rec
 	if err != nil {
 		return nil, schema.PushResult{}, afterWrite(err)
 	}
-	if m.Collection == schema.Visits && cur == nil {
-		if err := w.markStopDone(ctx, written); err != nil {
-			return nil, schema.PushResult{}, afterWrite(err)
+	if v, ok := rec.(*schema.Visit); ok { // as derived, and written
+		w.keepDecoded(written, v)
+		if cur == nil {
+			if err := w.markStopDone(ctx, v); err != nil {
+				return nil, schema.PushResult{}, afterWrite(err)
+			}
 		}
-	}
-	if m.Collection == schema.Visits {
-		if err := w.markCheckOutsMissing(ctx, written); err != nil {
+		if err := w.markCheckOutsMissing(ctx, written, v); err != nil {
 			return nil, schema.PushResult{}, afterWrite(err)
 		}
 	}
 	if d.repriced {
 		// The client's prices were replaced: it must take the record as
 		// the server priced it.
+		w.answered = written
 		return written, schema.PushResult{Status: schema.PushMerged, Version: written.Version, Record: envelopeOf(written)}, nil
 	}
 	return written, schema.PushResult{Status: schema.PushApplied, Version: written.Version}, nil

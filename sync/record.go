@@ -110,6 +110,18 @@ type Answer struct {
 	MutationID string
 	Body       json.RawMessage
 	At         time.Time
+	// Record, when not nil, is the record this very mutation wrote, whose
+	// envelope Body carries at the record's version: Body is
+	// MergedAnswer(MutationID, Record). A store may keep such an answer as
+	// a reference to the record rather than a copy of it, as long as it
+	// gives Body back byte for byte, after the record moved on as before.
+	Record *Record
+}
+
+// MergedAnswer is the answer to a mutation whose write was merged with the
+// server's record, or repriced, into r: the client takes r as it is.
+func MergedAnswer(mutationID string, r *Record) ([]byte, error) {
+	return json.Marshal(schema.PushResult{MutationID: mutationID, Status: schema.PushMerged, Version: r.Version, Record: envelopeOf(r)})
 }
 
 // PhotoProof is a user's proof that it holds a photo's bytes: it uploaded

@@ -86,6 +86,58 @@ func TestOrderPricing(t *testing.T) {
 	}
 }
 
+// Each order is priced with the products and price lists as they stand
+// when it is written: a push that changes a product or a price list
+// prices its later orders with the change, its earlier ones without.
+func TestOrdersArePricedAsOfTheirWrite(t *testing.T) {
+	e := newEnv(t)
+	seed(e) // p-1 lists at 250
+	prices := func(id string) []int64 {
+		t.Helper()
+		_, changes, _ := e.Pull("admin", "")
+		for _, ch := range changes {
+			if ch.Collection == schema.Orders && ch.ID == id {
+				var o schema.Order
+				require.NoError(t, json.Unmarshal(ch.Data, &o))
+				var out []int64
+				for _, l := range o.Lines {
+					out = append(out, l.UnitPrice)
+				}
+				return out
+			}
+		}
+		t.Fatalf("no order %s", id)
+		return nil
+	}
+	soap := func(price int, active bool) map[string]any {
+		return map[string]any{"sku": "S1", "name": "Soap", "unit": "each", "price": price, "active": active}
+	}
+	list := func(price int) map[string]any {
+		return map[string]any{"name": "Ana's", "customer_ids": []string{"c-1"}, "items": []any{map[string]any{"product_id": "p-1", "price": price}}}
+	}
+	res := e.Push("admin",
+		storetest.Up(schema.Orders, "o-1", 0, order("c-1", "draft", line("p-1", 1, 250))),
+		storetest.Up(schema.Products, "p-1", 1, soap(300, true)),
+		storetest.Up(schema.Orders, "o-2", 0, order("c-1", "draft", line("p-1", 1, 250), line("p-1", 2, 250))),
+		storetest.Up(schema.PriceLists, "pl-1", 0, list(180)),
+		storetest.Up(schema.Orders, "o-3", 0, order("c-1", "draft", line("p-1", 1, 250))),
+		storetest.Up(schema.PriceLists, "pl-1", 1, list(170)),
+		storetest.Up(schema.Orders, "o-4", 0, order("c-1", "draft", line("p-1", 1, 250))),
+		storetest.Up(schema.Products, "p-1", 2, soap(300, false)),
+		storetest.Up(schema.Orders, "o-5", 0, order("c-1", "draft", line("p-1", 1, 250))),
+	)
+	assert.Equal(t, []string{"applied", "applied", "merged", "applied", "merged", "applied", "merged", "applied", "rejected"}, statuses(res))
+	assert.Equal(t, []int64{250}, prices("o-1"), "before the product's new price")
+	assert.Equal(t, []int64{300, 300}, prices("o-2"), "after it")
+	assert.Equal(t, []int64{180}, prices("o-3"), "after the new price list")
+	assert.Equal(t, []int64{170}, prices("o-4"), "after its change")
+	assert.Equal(t, "lines[0].product_id", res[8].Error.Field, "the product is no longer sold")
+
+	// The next push prices with what the last one left.
+	res = e.Push("rep1", storetest.Up(schema.Orders, "o-6", 0, order("c-1", "draft", line("p-1", 1, 170))))
+	assert.Equal(t, schema.PushRejected, res[0].Status, "p-1 is no longer sold: %+v", res[0])
+}
+
 // Every status change by every role.
 func TestOrderTransitions(t *testing.T) {
 	statuses := []string{"draft", "submitted", "confirmed", "shipped", "delivered", "cancelled"}
@@ -223,6 +275,19 @@ func TestOpenVisitsAreKeptAndFlagged(t *testing.T) {
 			assert.Equal(t, true, visitData(e, t, "rep2", id)["check_out_missing"], id)
 		}
 		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-c"), "check_out_missing")
+	})
+	t.Run("one push that opens a visit, closes it and opens the next", func(t *testing.T) {
+		res := e.Push("rep2",
+			storetest.Up(schema.Visits, "v-r2-d", 0, visitAt("c-2", "2026-11-24T11:20:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-e", 0, visitAt("c-2", "2026-11-24T11:15:00Z", "")),
+			storetest.Up(schema.Visits, "v-r2-d", 1, visitAt("c-2", "2026-11-24T11:20:00Z", "2026-11-24T11:40:00Z")),
+			storetest.Up(schema.Visits, "v-r2-f", 0, visitAt("c-2", "2026-11-24T11:50:00Z", "")))
+		require.Equal(t, []string{"applied", "applied", "applied", "applied"}, statuses(res), "%+v", res)
+		v, _ := e.Record(schema.Visits, "v-r2-d")
+		assert.Equal(t, int64(2), v, "closed, and not marked after")
+		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-d"), "check_out_missing")
+		assert.Equal(t, true, visitData(e, t, "rep2", "v-r2-e")["check_out_missing"], "checked in before v-r2-d")
+		assert.NotContains(t, visitData(e, t, "rep2", "v-r2-f"), "check_out_missing", "the latest")
 	})
 }
 

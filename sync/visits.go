@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,31 +18,66 @@ func openVisit(repID string) string { return "open:" + repID }
 func isOpenVisitRef(ref string) bool { return strings.HasPrefix(ref, "open:") }
 
 // markCheckOutsMissing sets check_out_missing on the open visits of a
-// written visit's rep that were checked in before it: the rep has left
-// them without checking out. Only open visits not yet so marked carry the
-// open ref, so the rep has at most a few of them whatever its history.
-func (w *writer) markCheckOutsMissing(ctx context.Context, written *Record) error {
-	var v schema.Visit
-	if err := json.Unmarshal(written.Data, &v); err != nil {
+// written visit's rep that were checked in before it (v, the visit as
+// written): the rep has left them without checking out. Only open visits
+// not yet so marked carry the open ref, so the rep has at most a few of
+// them whatever its history.
+func (w *writer) markCheckOutsMissing(ctx context.Context, written *Record, v *schema.Visit) error {
+	open, err := w.openVisits(ctx, v.RepID)
+	if err != nil {
 		return err
 	}
-	for after := ""; ; {
-		page, err := w.tx.RecordsByRef(ctx, schema.Visits, openVisit(v.RepID), after, 100)
-		if err != nil {
-			return err
-		}
-		for _, r := range page {
-			if r.ID == written.ID || r.Deleted {
-				continue
-			}
+	for _, id := range slices.Sorted(maps.Keys(open)) {
+		if r := open[id]; r != nil && id != written.ID && !r.Deleted {
 			if err := w.markCheckOutMissing(ctx, r, v.CheckIn.At); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// openVisits returns a rep's visits that carry the open ref, by id, as
+// stored. It reads them once per writer; the writer's own writes of
+// visits keep them current after that (see noteVisit), so that a push of
+// many visits does not look them up again for each.
+func (w *writer) openVisits(ctx context.Context, repID string) (map[string]*Record, error) {
+	if open, ok := w.open[repID]; ok {
+		return open, nil
+	}
+	open := map[string]*Record{}
+	for after := ""; ; {
+		page, err := w.tx.RecordsByRef(ctx, schema.Visits, openVisit(repID), after, 100)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			open[r.ID] = r
+		}
 		if len(page) < 100 {
-			return nil
+			break
 		}
 		after = page[len(page)-1].ID
+	}
+	if w.open == nil {
+		w.open = map[string]map[string]*Record{}
+	}
+	w.open[repID] = open
+	return open, nil
+}
+
+// noteVisit keeps the writer's open visits current with a visit it has
+// just written.
+func (w *writer) noteVisit(r *Record) {
+	for _, open := range w.open {
+		delete(open, r.ID)
+	}
+	for _, ref := range r.Refs {
+		if rep, ok := strings.CutPrefix(ref, openVisit("")); ok && !r.Deleted {
+			if open, ok := w.open[rep]; ok {
+				open[r.ID] = r
+			}
+		}
 	}
 }
 
@@ -49,7 +85,9 @@ func (w *writer) markCheckOutsMissing(ctx context.Context, written *Record) erro
 // check-in as left without a check-out, as a new version.
 func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.Time) error {
 	var open schema.Visit
-	if err := json.Unmarshal(r.Data, &open); err != nil {
+	if d, ok := w.decoded[string(r.Collection)+"/"+r.ID]; ok && d.version == r.Version {
+		open = *d.rec.(*schema.Visit) // written by this push: decoded already
+	} else if err := json.Unmarshal(r.Data, &open); err != nil {
 		return err
 	}
 	if open.CheckOut != nil || !open.CheckIn.At.Before(later) {
@@ -65,7 +103,11 @@ func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.
 	next.Refs = slices.DeleteFunc(slices.Clone(r.Refs), isOpenVisitRef)
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 	next.History = w.history(schema.Visits, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
-	return w.put(ctx, &next, r.Version)
+	if err := w.put(ctx, &next, r.Version); err != nil {
+		return err
+	}
+	w.keepDecoded(&next, &open)
+	return nil
 }
 
 // stopFinder is a RecordTx that can tell from the route plans' stop facts
@@ -76,14 +118,10 @@ type stopFinder interface {
 	HasStop(ctx context.Context, rep, customer string, at time.Time) (bool, error)
 }
 
-// markStopDone marks done the planned stop that a new visit fulfils: the
-// visit's customer on the route plan it names, or else on its rep's plan
-// for the day of its check-in.
-func (w *writer) markStopDone(ctx context.Context, visit *Record) error {
-	var v schema.Visit
-	if err := json.Unmarshal(visit.Data, &v); err != nil {
-		return err
-	}
+// markStopDone marks done the planned stop that a new visit (v, as
+// written) fulfils: the visit's customer on the route plan it names, or
+// else on its rep's plan for the day of its check-in.
+func (w *writer) markStopDone(ctx context.Context, v *schema.Visit) error {
 	var plans []*Record
 	if v.RoutePlanID != "" {
 		r, err := w.tx.Record(ctx, schema.RoutePlans, v.RoutePlanID)

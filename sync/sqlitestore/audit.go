@@ -111,7 +111,7 @@ func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e sync.AuditEntry) 
 // they are data, the record's data at the entry's version, from null.
 func auditRow(e sync.AuditEntry, user int64, data []byte) ([]any, error) {
 	changes := auditSameAsData
-	if !createdAs(e.Changes, data) {
+	if !(len(data) > 0 && e.Created) && !createdAs(e.Changes, data) {
 		var err error
 		if changes, err = compactChanges(e.Changes); err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"maps"
 	gosync "sync"
 
 	"github.com/fieldsync/fieldsync/sync"
@@ -220,6 +221,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 	if err := call(fn, t); err != nil {
 		// What fn read or wrote is forgotten with its writes.
 		t.seq, t.answers = seq, t.answers[:answers]
+		maps.DeleteFunc(t.byRef, func(_ string, i int) bool { return i >= answers })
 		t.tokenRows.truncate(0)
 		t.auditRows.truncate(0)
 		clear(t.sameAsData)

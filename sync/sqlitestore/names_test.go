@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"path/filepath"
 	"slices"
@@ -191,14 +190,9 @@ func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
 func TestLeanLayoutMovesToNamesAndGivesSpaceBack(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fieldsync.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=auto_vacuum(INCREMENTAL)&_pragma=journal_mode(WAL)")
-	require.NoError(t, err)
-	db.SetMaxOpenConns(1)
-	lean := &Store{w: db, r: db}
-	_, err = lean.migrateTo(ctx, len(steps())-1)
-	require.NoError(t, err)
+	db := openAtLayout(t, path, len(migrations)+1, "&_pragma=auto_vacuum(INCREMENTAL)") // the lean layout, 8
 	// 2,000 customers of the lean layout, each with two feed rows.
-	_, err = db.ExecContext(ctx, `
+	_, err := db.ExecContext(ctx, `
 		WITH RECURSIVE i(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM i WHERE k < 2000)
 		INSERT INTO records (rec, coll, id, version, deleted, updated_at, updated_by, data, seq, tokens, refs, history)
 		SELECT k, 'customers', 'c-' || k, 1, 0, k, 'u-' || (k % 3), '{"name":"' || printf('%0200d', k) || '"}', k,

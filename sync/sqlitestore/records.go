@@ -36,6 +36,10 @@ type tx struct {
 	// the same by user and mutation id.
 	answers []*sync.Answer
 	saved   map[[2]string]*sync.Answer
+	// byRef holds, by "collection/id", the index in answers of an answer
+	// to be stored as a reference to the record this transaction wrote
+	// (see answerByRef), until the record is written again.
+	byRef map[string]int
 	// names is the store's cache of names; newNames holds those this
 	// transaction found or added, kept there once it commits.
 	names    *nameCache
@@ -326,6 +330,33 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 	return true, nil
 }
 
+// OpenOrders returns, by order id, the totals of a customer's open orders
+// as their FactOpenOrder facts say, through the (kind, customer, at)
+// index: the engine counts them in the customer's credit exposure without
+// reading the orders.
+func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int64, error) {
+	rows, err := t.stmt(ctx, t.q.openOrders).QueryContext(ctx, sync.FactOpenOrder, customerID)
+	if err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			id     string
+			amount int64
+		)
+		if err := rows.Scan(&id, &amount); err != nil {
+			return nil, errorf("sqlitestore.OpenOrders: %w", err)
+		}
+		out[id] += amount
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
+	return out, nil
+}
+
 // HasStop reports whether a route plan has a stop of rep at customer on
 // the day at (00:00 UTC), from the stop facts, through the (kind,
 // customer, at) index.
@@ -391,6 +422,9 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 			return err
 		}
 		if err := t.keepAuditChanges(ctx, old); err != nil {
+			return errorf("%s: %w", op, err)
+		}
+		if err := t.keepAnswer(ctx, old); err != nil {
 			return errorf("%s: %w", op, err)
 		}
 	}
@@ -545,6 +579,7 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
 	defer rows.Close()
+	var refs []answerRef
 	for rows.Next() {
 		var (
 			id          string
@@ -555,17 +590,123 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 			return nil, errorf("sqlitestore.Answers: %w", err)
 		}
 		a := &sync.Answer{UserID: userID, MutationID: id, Body: json.RawMessage(body.String), At: time.Unix(0, at).UTC()}
-		if !body.Valid {
+		switch ref, ok := strings.CutPrefix(body.String, answerByRef); {
+		case !body.Valid:
 			if a.Body, err = appliedBody(id, version); err != nil {
 				return nil, errorf("sqlitestore.Answers: %w", err)
 			}
+		case ok:
+			coll, rid, _ := strings.Cut(ref, "/")
+			refs = append(refs, answerRef{a: a, coll: schema.Collection(coll), id: rid, version: version})
 		}
 		out[id] = a
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errorf("sqlitestore.Answers: %w", err)
 	}
+	rows.Close()
+	if err := t.resolveAnswers(ctx, refs); err != nil {
+		return nil, errorf("sqlitestore.Answers: %w", err)
+	}
 	return out, nil
+}
+
+// answerByRef starts the body of a stored answer that is kept as a
+// reference to the record it carries, "@collection/id", at the answer's
+// version: a merged (or repriced) answer is the record that its mutation
+// wrote, which the record row holds until it is written again, when Put
+// stores the answer in full first (see keepAnswer). A body that is JSON
+// never starts with it.
+const answerByRef = "@"
+
+// answerRef is a stored answer kept as a reference, being read.
+type answerRef struct {
+	a       *sync.Answer
+	coll    schema.Collection
+	id      string
+	version int64
+}
+
+// resolveAnswers gives answers kept as references their bodies, from
+// their records, a collection's in one read.
+func (t *tx) resolveAnswers(ctx context.Context, refs []answerRef) error {
+	ids := map[schema.Collection][]string{}
+	for _, r := range refs {
+		ids[r.coll] = append(ids[r.coll], r.id)
+	}
+	found := map[schema.Collection]map[string]*sync.Record{}
+	for c, list := range ids {
+		var err error
+		if found[c], err = t.Records(ctx, c, list); err != nil {
+			return err
+		}
+	}
+	for _, r := range refs {
+		rec := found[r.coll][r.id]
+		if rec == nil || rec.Deleted || rec.Version != r.version {
+			return errorf("answer to %s refers to %s/%s at version %d, which the store no longer holds", r.a.MutationID, r.coll, r.id, r.version)
+		}
+		body, err := sync.MergedAnswer(r.a.MutationID, rec)
+		if err != nil {
+			return err
+		}
+		r.a.Body = body
+	}
+	return nil
+}
+
+// refKey is the "collection/id" of the record an answer carries; "" for
+// none.
+func refKey(a *sync.Answer) string {
+	if a.Record == nil {
+		return ""
+	}
+	return string(a.Record.Collection) + "/" + a.Record.ID
+}
+
+// writtenBy reports whether r's current version was written by mutation
+// mutationID of user userID, as its history says.
+func writtenBy(r *sync.Record, userID, mutationID string) bool {
+	n := len(r.History)
+	return n > 0 && mutationID != "" && r.History[n-1].Version == r.Version &&
+		r.History[n-1].MutationID == mutationID && r.History[n-1].UserID == userID
+}
+
+// keepAnswer stores in full the answer kept as a reference to old, which
+// is about to be overwritten: the answer of the mutation that wrote old's
+// version, if its answer is such a reference. An answer of this
+// transaction still waiting is simply stored in full.
+func (t *tx) keepAnswer(ctx context.Context, old *sync.Record) error {
+	key := string(old.Collection) + "/" + old.ID
+	if _, ok := t.byRef[key]; ok {
+		delete(t.byRef, key)
+		return nil
+	}
+	if old.Deleted || len(old.History) == 0 {
+		return nil
+	}
+	rev := old.History[len(old.History)-1]
+	if !writtenBy(old, rev.UserID, rev.MutationID) {
+		return nil
+	}
+	mark := answerByRef + key
+	var one int
+	err := t.stmt(ctx, t.q.answerRef).QueryRowContext(ctx, rev.UserID, rev.MutationID, mark, old.Version).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return errorf("answer: %w", err)
+	}
+	body, err := sync.MergedAnswer(rev.MutationID, old)
+	if err != nil {
+		return errorf("answer: %w", err)
+	}
+	_, err = t.stmt(ctx, t.q.keepAnswer).ExecContext(ctx, rev.UserID, rev.MutationID, mark, old.Version, string(body))
+	if err != nil {
+		return errorf("answer: %w", err)
+	}
+	return nil
 }
 
 // SaveAnswer stores the answer to a mutation when the transaction commits,
@@ -580,6 +721,12 @@ func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
 		t.saved = map[[2]string]*sync.Answer{}
 	}
 	t.saved[key] = a
+	if r := a.Record; r != nil && !r.Deleted && writtenBy(r, a.UserID, a.MutationID) {
+		if t.byRef == nil {
+			t.byRef = map[string]int{}
+		}
+		t.byRef[refKey(a)] = len(t.answers)
+	}
 	t.answers = append(t.answers, a)
 	return nil
 }
@@ -593,6 +740,12 @@ func appliedBody(mutationID string, version int64) ([]byte, error) {
 // appliedVersion returns the version of an answer that says only that the
 // mutation was applied, if body is exactly such an answer.
 func appliedVersion(mutationID string, body []byte) (int64, bool) {
+	// {"mutation_id":"…","status":"applied","version":…} is 48 bytes
+	// besides the id, which needs no escaping, and the version, at most 19
+	// digits.
+	if len(body) > len(mutationID)+48+19 {
+		return 0, false
+	}
 	var res schema.PushResult
 	if json.Unmarshal(body, &res) != nil || res.Status != schema.PushApplied || res.Version == 0 {
 		return 0, false
@@ -612,12 +765,14 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 		return nil
 	}
 	rows := batch{batchShape: answerRowsShape}
-	for _, a := range t.answers {
+	for i, a := range t.answers {
 		user, err := t.nameIDs(ctx, []string{a.UserID})
 		if err != nil {
 			return err
 		}
-		if v, ok := appliedVersion(a.MutationID, a.Body); ok {
+		if j, ok := t.byRef[refKey(a)]; ok && j == i {
+			rows.add(user[0], a.MutationID, answerByRef+refKey(a), a.Record.Version, a.At.UnixNano())
+		} else if v, ok := appliedVersion(a.MutationID, a.Body); ok {
 			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
 			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
@@ -934,6 +1089,7 @@ type queries struct {
 	answers, feed, setFeed, changes        *sql.Stmt
 	feedRecords, recordFacts               *sql.Stmt
 	dropFacts, addFact, repFactAfter       *sql.Stmt
+	openOrders, answerRef, keepAnswer      *sql.Stmt
 	hasStop                                *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
@@ -991,6 +1147,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropFacts, "DELETE FROM facts WHERE rec = ?"},
 		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
+		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
+			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
 		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
 		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -1004,6 +1162,10 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.dropRefs, "DELETE FROM record_refs WHERE coll = ?1 AND id = ?2 AND ref IN (SELECT value FROM json_each(?3))"},
 		{&q.answers, `SELECT mutation_id, body, version, at FROM answers
 			WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id IN (SELECT value FROM json_each(?2))`},
+		{&q.answerRef, `SELECT 1 FROM answers WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
+			AND body = ?3 AND version = ?4`},
+		{&q.keepAnswer, `UPDATE answers SET body = ?5 WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
+			AND body = ?3 AND version = ?4`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},

@@ -232,8 +232,8 @@ var migrations = []string{
 }
 
 // steps are the migrations in order: the SQL of migrations, then the lean
-// layout, which rewrites rows and so is Go, then the names layout. Step i moves PRAGMA
-// user_version from i to i+1.
+// layout, which rewrites rows and so is Go, then the names layout, then
+// answers by reference. Step i moves PRAGMA user_version from i to i+1.
 func steps() []func(context.Context, *sql.Tx) error {
 	out := make([]func(context.Context, *sql.Tx) error, 0, len(migrations)+1)
 	for _, m := range migrations {
@@ -242,8 +242,15 @@ func steps() []func(context.Context, *sql.Tx) error {
 			return err
 		})
 	}
-	return append(out, migrateLean, migrateNames)
+	return append(out, migrateLean, migrateNames, migrateAnswerRefs)
 }
+
+// migrateAnswerRefs moves a store to layout 10, where a stored answer's
+// body may be a reference to the record it carries (see answerByRef)
+// rather than JSON. No row changes: the answers stored before are read as
+// they were. The layout's number changes so that a build that does not
+// know such references refuses the file rather than replay one.
+func migrateAnswerRefs(context.Context, *sql.Tx) error { return nil }
 
 // migrate brings the database to the newest layout. A new file gets
 // auto_vacuum=INCREMENTAL before its first table, so that the pages that
