@@ -220,6 +220,9 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 	seq, answers := t.seq, len(t.answers)
 	if err := call(fn, t); err != nil {
 		// What fn read or wrote is forgotten with its writes.
+		for _, a := range t.answers[answers:] {
+			delete(t.saved, [2]string{a.UserID, a.MutationID})
+		}
 		t.seq, t.answers = seq, t.answers[:answers]
 		maps.DeleteFunc(t.byRef, func(_ string, i int) bool { return i >= answers })
 		t.tokenRows.truncate(0)

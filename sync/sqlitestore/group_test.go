@@ -206,6 +206,53 @@ func TestAFailingUnitSpoilsNoOtherInItsGroup(t *testing.T) {
 	}
 }
 
+// A unit that fails takes the answers it saved with it: a later unit of
+// the same transaction with the same mutation (a retry that raced the
+// first try) finds none, so it applies the mutation and its answer is the
+// one stored.
+func TestAFailedUnitsAnswersAreForgotten(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	try := func(fail bool) func() error {
+		return func() error {
+			return s.Update(ctx, func(tx sync.RecordTx) error {
+				got, err := tx.Answers(ctx, "u-1", []string{"m-c-1"})
+				if err != nil {
+					return err
+				}
+				if got["m-c-1"] != nil {
+					return nil // a replay: nothing to write
+				}
+				if err := tx.Put(ctx, customerRecord("c-1"), 0); err != nil {
+					return err
+				}
+				body := `{"try":"second"}`
+				if fail {
+					body = `{"try":"first"}`
+				}
+				if err := tx.SaveAnswer(ctx, &sync.Answer{UserID: "u-1", MutationID: "m-c-1", Body: json.RawMessage(body), At: time.Now()}); err != nil {
+					return err
+				}
+				if fail {
+					return boom
+				}
+				return nil
+			})
+		}
+	}
+	errs := inOneGroup(t, s, try(true), try(false))
+	assert.ErrorIs(t, errs[0], boom)
+	require.NoError(t, errs[1])
+	assert.Contains(t, feed(t, s), "c-1", "the second try wrote the record")
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		got, err := tx.Answers(ctx, "u-1", []string{"m-c-1"})
+		require.NotNil(t, got["m-c-1"], "the second try's answer is stored")
+		assert.JSONEq(t, `{"try":"second"}`, string(got["m-c-1"].Body))
+		return err
+	}))
+}
+
 // Update returns only once its writes are committed: a read right after
 // it, on the read connections, sees them.
 func TestUpdateReturnsAfterItsTransactionCommits(t *testing.T) {
