@@ -32,7 +32,7 @@ type mutation struct {
 // queue records a local change of a record in the outbox. hold, when not
 // empty, is the SHA-256 of photo bytes the row waits for. It returns the
 // holds the change released (a photo queued and deleted before upload).
-func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id string, op schema.MutationOp, data json.RawMessage, hold string) (released []string, err error) {
+func queue(ctx context.Context, tx *wtx, now string, coll schema.Collection, id string, op schema.MutationOp, data json.RawMessage, hold string) (released []string, err error) {
 	rows, err := recordRows(ctx, tx, coll, id)
 	if err != nil {
 		return nil, err
@@ -71,7 +71,7 @@ func queue(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, 
 	return nil, insertMutation(ctx, tx, now, coll, id, op, version, data, hold)
 }
 
-func insertMutation(ctx context.Context, tx *sql.Tx, now string, coll schema.Collection, id string, op schema.MutationOp, base int64, data json.RawMessage, hold string) error {
+func insertMutation(ctx context.Context, tx *wtx, now string, coll schema.Collection, id string, op schema.MutationOp, base int64, data json.RawMessage, hold string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (mutation_id, collection, id, op, base_version, data, hold, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), coll, id, op, base, nullable(data), hold, now)
 	return err
@@ -84,7 +84,7 @@ type outboxRow struct {
 	hold      string
 }
 
-func recordRows(ctx context.Context, tx *sql.Tx, coll schema.Collection, id string) ([]outboxRow, error) {
+func recordRows(ctx context.Context, tx *wtx, coll schema.Collection, id string) ([]outboxRow, error) {
 	return collect(ctx, tx, func(rs *sql.Rows, r *outboxRow) error {
 		return rs.Scan(&r.seq, &r.base, &r.sent, &r.hold)
 	}, `SELECT seq, base_version, sent, hold FROM outbox WHERE collection = ? AND id = ? ORDER BY seq`, coll, id)
@@ -106,7 +106,7 @@ func scanMutationAnd(rs *sql.Rows, m *mutation, more ...any) error {
 
 // knownVersion returns the version of a record the device last saw, and
 // whether the record exists (is known and not deleted).
-func knownVersion(ctx context.Context, tx *sql.Tx, coll schema.Collection, id string) (version int64, exists bool, err error) {
+func knownVersion(ctx context.Context, tx *wtx, coll schema.Collection, id string) (version int64, exists bool, err error) {
 	var deleted bool
 	err = tx.QueryRowContext(ctx, `SELECT version, deleted FROM records WHERE collection = ? AND id = ?`, coll, id).Scan(&version, &deleted)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -117,7 +117,7 @@ func knownVersion(ctx context.Context, tx *sql.Tx, coll schema.Collection, id st
 
 // releaseHolds drops the photo queue entries of holds that no outbox row
 // waits for any more and returns them, so that their files can go.
-func releaseHolds(ctx context.Context, tx *sql.Tx, holds ...string) ([]string, error) {
+func releaseHolds(ctx context.Context, tx *wtx, holds ...string) ([]string, error) {
 	var released []string
 	for _, h := range holds {
 		if h == "" {
@@ -145,7 +145,7 @@ func releaseHolds(ctx context.Context, tx *sql.Tx, holds ...string) ([]string, e
 // at most maxSeq are taken.
 func (s *store) nextBatch(ctx context.Context, maxSeq int64, size int) ([]mutation, error) {
 	var batch []mutation
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		rs, err := tx.QueryContext(ctx, `SELECT `+mutationColumns+`, waits FROM outbox
 			LEFT JOIN (SELECT sha256, 1 AS waits FROM photo_queue) ON sha256 = hold
 			WHERE seq <= ? ORDER BY seq`, maxSeq)
@@ -200,7 +200,7 @@ func (s *store) lastSeq(ctx context.Context) (int64, error) {
 }
 
 // dropMutation removes an answered row from the outbox.
-func dropMutation(ctx context.Context, tx *sql.Tx, m *mutation) error {
+func dropMutation(ctx context.Context, tx *wtx, m *mutation) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, m.seq)
 	return err
 }
@@ -210,7 +210,7 @@ func dropMutation(ctx context.Context, tx *sql.Tx, m *mutation) error {
 // record again after a delete. When the server merged the write with
 // changes of others, a later upsert keeps only the fields it changed itself
 // on top of the merged record, so as not to undo what the others did.
-func landed(ctx context.Context, tx *sql.Tx, m *mutation, rec *schema.Envelope, merged bool) error {
+func landed(ctx context.Context, tx *wtx, m *mutation, rec *schema.Envelope, merged bool) error {
 	if err := dropMutation(ctx, tx, m); err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (c *Client) addPhoto(ctx context.Context, photoID, visitID string, body io.
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var released []string
-	err = c.db.write(ctx, func(tx *sql.Tx) error {
+	err = c.db.write(ctx, func(tx *wtx) error {
 		now := c.db.stamp()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO photo_queue (sha256, content_type, size, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (sha256) DO NOTHING`, sum, contentType, size, now); err != nil {
@@ -245,7 +245,7 @@ func (c *Client) uploadPhoto(ctx context.Context, p queuedPhoto, rep *SyncReport
 func (c *Client) photoDone(ctx context.Context, sum string, refusal *schema.Error) error {
 	c.photoMu.Lock()
 	defer c.photoMu.Unlock()
-	err := c.db.write(ctx, func(tx *sql.Tx) error {
+	err := c.db.write(ctx, func(tx *wtx) error {
 		if refusal != nil {
 			if err := refuseHeld(ctx, tx, c.db.stamp(), sum, refusal); err != nil {
 				return err
@@ -265,7 +265,7 @@ func (c *Client) photoDone(ctx context.Context, sum string, refusal *schema.Erro
 
 // refuseHeld moves the outbox rows waiting for photo bytes to the
 // rejections.
-func refuseHeld(ctx context.Context, tx *sql.Tx, now, sum string, refusal *schema.Error) error {
+func refuseHeld(ctx context.Context, tx *wtx, now, sum string, refusal *schema.Error) error {
 	held, err := collect(ctx, tx, scanMutation, `SELECT `+mutationColumns+` FROM outbox WHERE hold = ?`, sum)
 	if err != nil {
 		return err

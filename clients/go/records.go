@@ -61,7 +61,7 @@ func (c *Client) Delete(ctx context.Context, coll schema.Collection, id string) 
 // released.
 func (c *Client) change(ctx context.Context, op string, coll schema.Collection, id string, mop schema.MutationOp, data json.RawMessage, hold string) error {
 	var released []string
-	err := c.db.write(ctx, func(tx *sql.Tx) error {
+	err := c.db.write(ctx, func(tx *wtx) error {
 		var err error
 		released, err = queue(ctx, tx, c.db.stamp(), coll, id, mop, data, hold)
 		return err

@@ -118,7 +118,7 @@ func (c *Client) ClearRejections(ctx context.Context) error {
 }
 
 func (c *Client) clear(ctx context.Context, op, query string) error {
-	return c.db.write(ctx, func(tx *sql.Tx) error {
+	return c.db.write(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, query); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
@@ -126,7 +126,7 @@ func (c *Client) clear(ctx context.Context, op, query string) error {
 	})
 }
 
-func keepConflict(ctx context.Context, tx *sql.Tx, now string, k *Conflict) error {
+func keepConflict(ctx context.Context, tx *wtx, now string, k *Conflict) error {
 	server, err := json.Marshal(k.Server)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ func keepConflict(ctx context.Context, tx *sql.Tx, now string, k *Conflict) erro
 	return err
 }
 
-func keepRejection(ctx context.Context, tx *sql.Tx, now string, m *mutation, e *schema.Error) error {
+func keepRejection(ctx context.Context, tx *wtx, now string, m *mutation, e *schema.Error) error {
 	if e == nil {
 		e = &schema.Error{Code: schema.CodeInternal, Message: "rejected without a reason"}
 	}

@@ -156,7 +156,7 @@ func (s *store) uploadPath(ctx context.Context, sum string) (string, error) {
 
 // keepUpload keeps the address of the photo's resumable upload.
 func (s *store) keepUpload(ctx context.Context, sum, path string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO photo_uploads (sha256, path) VALUES (?, ?)
 			ON CONFLICT (sha256) DO UPDATE SET path = excluded.path`, sum, path)
 		if err != nil {
@@ -169,7 +169,7 @@ func (s *store) keepUpload(ctx context.Context, sum, path string) error {
 // forgetUpload drops the address of the photo's resumable upload: it is
 // finished, refused or gone from the server.
 func (s *store) forgetUpload(ctx context.Context, sum string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		return dropUpload(ctx, tx, sum)
 	})
 }
@@ -219,7 +219,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // dropUpload forgets the address of a photo's resumable upload in tx.
-func dropUpload(ctx context.Context, tx *sql.Tx, sum string) error {
+func dropUpload(ctx context.Context, tx *wtx, sum string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM photo_uploads WHERE sha256 = ?`, sum); err != nil {
 		return fmt.Errorf("local store: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	gosync "sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver of the local store
@@ -94,6 +95,13 @@ CREATE TABLE IF NOT EXISTS rejections (
 type store struct {
 	w, r *sql.DB
 	now  func() time.Time
+
+	// stmts holds the write transactions' queries prepared on w, by
+	// text; wanted the queries run unprepared since the last
+	// transaction, to prepare once it ends (see wtx).
+	mu     gosync.Mutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool
 }
 
 func openStore(ctx context.Context, path string, now func() time.Time) (*store, error) {
@@ -128,23 +136,101 @@ func openStore(ctx context.Context, path string, now func() time.Time) (*store, 
 }
 
 func (s *store) close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.mu.Unlock()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
 // write runs fn in one write transaction.
-func (s *store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("local store: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	err = fn(&wtx{Tx: tx, s: s})
+	if err != nil {
 		tx.Rollback()
-		return err
+	} else if err = tx.Commit(); err != nil {
+		err = fmt.Errorf("local store: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("local store: %w", err)
+	s.prepareWanted(ctx)
+	return err
+}
+
+// wtx is a write transaction of the local store. Its queries run as
+// statements prepared once on the writer's connection, which SQLite
+// would otherwise parse anew on every use (a fifth of a syncing client's
+// CPU). A query seen for the first time runs as it is and is prepared
+// when the transaction has ended: the writer has one connection, which
+// the transaction holds until then.
+type wtx struct {
+	*sql.Tx
+	s *store
+}
+
+// stmt returns the transaction's form of the prepared statement of query,
+// nil when it is not prepared yet.
+func (t *wtx) stmt(ctx context.Context, query string) *sql.Stmt {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if st, ok := t.s.stmts[query]; ok {
+		return t.Tx.StmtContext(ctx, st)
 	}
+	if t.s.wanted == nil {
+		t.s.wanted = map[string]bool{}
+	}
+	t.s.wanted[query] = true
 	return nil
+}
+
+func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// prepareWanted prepares the queries write transactions ran unprepared.
+// One that fails to prepare runs unprepared again next time.
+func (s *store) prepareWanted(ctx context.Context) {
+	s.mu.Lock()
+	wanted := s.wanted
+	s.wanted = nil
+	s.mu.Unlock()
+	for query := range wanted {
+		st, err := s.w.PrepareContext(ctx, query)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.stmts == nil {
+			s.stmts = map[string]*sql.Stmt{}
+		}
+		if _, ok := s.stmts[query]; ok {
+			st.Close()
+		} else {
+			s.stmts[query] = st
+		}
+		s.mu.Unlock()
+	}
 }
 
 // stamp is the store's text form of the current time.
@@ -158,7 +244,7 @@ func parseStamp(v string) time.Time {
 // claim makes owner the store's owner, or fails with ErrOtherOwner when
 // the store already has another.
 func (s *store) claim(ctx context.Context, owner string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		var have string
 		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'owner'`).Scan(&have)
 		switch {
@@ -183,7 +269,7 @@ func (s *store) checkpoint(ctx context.Context) (string, error) {
 	return cp, err
 }
 
-func setCheckpoint(ctx context.Context, tx *sql.Tx, cp string) error {
+func setCheckpoint(ctx context.Context, tx *wtx, cp string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('checkpoint', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, cp)
 	return err
@@ -194,7 +280,7 @@ func setCheckpoint(ctx context.Context, tx *sql.Tx, cp string) error {
 // version again replaces the stored one only with replaceSame: an envelope
 // does (it carries the server-owned fields the device could not know), the
 // answer to an upsert that changed nothing does not.
-func putRecord(ctx context.Context, tx *sql.Tx, r *schema.Envelope, replaceSame bool) error {
+func putRecord(ctx context.Context, tx *wtx, r *schema.Envelope, replaceSame bool) error {
 	var data []byte
 	if !r.Deleted && !isNull(r.Data) {
 		data = r.Data
@@ -208,7 +294,7 @@ func putRecord(ctx context.Context, tx *sql.Tx, r *schema.Envelope, replaceSame 
 	return err
 }
 
-// querier is a *sql.DB or a *sql.Tx.
+// querier is a *sql.DB or a *wtx.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }

@@ -2,7 +2,6 @@ package fieldsync
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,7 +166,7 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []schema.
 	now := c.db.stamp()
 	var counts SyncReport
 	unanswered := 0
-	err = c.db.write(ctx, func(tx *sql.Tx) error {
+	err = c.db.write(ctx, func(tx *wtx) error {
 		counts, requeued, unanswered = SyncReport{}, false, 0
 		for i := range batch {
 			m := &batch[i]
@@ -225,7 +224,7 @@ func (c *Client) answer(ctx context.Context, batch []mutation, results []schema.
 }
 
 // stored stores the version (and the merged record) a write produced.
-func stored(ctx context.Context, tx *sql.Tx, m *mutation, res *schema.PushResult, counts *SyncReport) error {
+func stored(ctx context.Context, tx *wtx, m *mutation, res *schema.PushResult, counts *SyncReport) error {
 	merged := res.Status == schema.PushMerged && res.Record != nil
 	rec := res.Record
 	if !merged {
@@ -244,7 +243,7 @@ func stored(ctx context.Context, tx *sql.Tx, m *mutation, res *schema.PushResult
 
 // conflicted stores the server's record of a conflict, keeps the conflict
 // and queues what the resolver decided; it reports whether it queued.
-func conflicted(ctx context.Context, tx *sql.Tx, now string, m *mutation, res *schema.PushResult, r Resolution) (bool, error) {
+func conflicted(ctx context.Context, tx *wtx, now string, m *mutation, res *schema.PushResult, r Resolution) (bool, error) {
 	k := Conflict{MutationID: m.MutationID, Collection: m.Collection, ID: m.ID, Op: m.Op, Local: m.Data}
 	if res.Record != nil {
 		k.Server = *res.Record
@@ -289,7 +288,7 @@ func (c *Client) pull(ctx context.Context, rep *SyncReport) error {
 		if err := c.api.call(ctx, "pull", "/v1/sync/pull", schema.PullRequest{Checkpoint: cp, Limit: c.cfg.PullLimit}, &page, rep); err != nil {
 			return err
 		}
-		err = c.db.write(ctx, func(tx *sql.Tx) error {
+		err = c.db.write(ctx, func(tx *wtx) error {
 			for _, env := range page.Changes {
 				if err := putRecord(ctx, tx, env, true); err != nil {
 					return err
