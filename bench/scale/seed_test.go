@@ -89,7 +89,7 @@ func seedStore(b *testing.B, name string, territories int, cacheable bool) *stor
 	} else {
 		cached := cachedSeed(b, cache, territories)
 		if cached == "" {
-			version := schemaVersion(b)
+			version := sqlitestore.Layout()
 			cached = filepath.Join(cache, seedKey(version, territories))
 			if _, err := os.Stat(cached + seedingSuffix); err != nil {
 				if smaller := smallerSeed(b, cache, version, territories); smaller != "" {
@@ -154,7 +154,7 @@ func smallerSeed(b *testing.B, cache string, version, territories int) string {
 // is opened, by the same migration a server runs on its file.
 func cachedSeed(b *testing.B, cache string, territories int) string {
 	b.Helper()
-	current := schemaVersion(b)
+	current := sqlitestore.Layout()
 	for v := current; v > 0; v-- {
 		dir := filepath.Join(cache, seedKey(v, territories))
 		if _, err := os.Stat(filepath.Join(dir, backup.DatabaseName)); err == nil {
@@ -184,23 +184,6 @@ func seedCache(b *testing.B) string {
 	default:
 		return v
 	}
-}
-
-// schemaVersion is the layout version the store creates now, read from a
-// new empty store.
-func schemaVersion(b *testing.B) int {
-	b.Helper()
-	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "version.db")
-	st, err := sqlitestore.Open(ctx, path)
-	require.NoError(b, err)
-	require.NoError(b, st.Close())
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	require.NoError(b, err)
-	defer db.Close()
-	var v int
-	require.NoError(b, db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v))
-	return v
 }
 
 func copyFile(b *testing.B, src, dst string) {

@@ -140,6 +140,7 @@ func TestAnswersOfTheNamesLayoutReadTheSameAfterTheUpgrade(t *testing.T) {
 	var version int
 	require.NoError(t, s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version))
 	assert.Equal(t, 10, version, "the layout where answers may refer to their records")
+	assert.Equal(t, version, Layout(), "Layout names the layout an upgraded store has")
 	assert.Equal(t, merged, replayed(t, s, "u-rep1", "m-1"), "an answer stored in full reads as it was")
 
 	// The record moves on: the answer in full is left as it is.

@@ -289,6 +289,10 @@ func (s *Store) migrate(ctx context.Context) error {
 // autoVacuumIncremental is PRAGMA auto_vacuum's value for INCREMENTAL.
 const autoVacuumIncremental = 2
 
+// Layout is the layout version (PRAGMA user_version) of the stores this
+// build creates and brings older ones to.
+func Layout() int { return len(steps()) }
+
 // migrateTo runs the steps that bring the database from its layout to
 // layout version, in one transaction, and returns the layout it found.
 func (s *Store) migrateTo(ctx context.Context, version int) (int, error) {

@@ -2,7 +2,6 @@ package backup_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,7 +165,7 @@ func seededStore(b *testing.B, dir string, records int) {
 		require.NoError(b, err)
 		cache = filepath.Join(base, "fieldsync", "backup")
 	}
-	cached := filepath.Join(cache, fmt.Sprintf("%s-layout%d-c%d", benchSeedShape, layoutVersion(b), records))
+	cached := filepath.Join(cache, fmt.Sprintf("%s-layout%d-c%d", benchSeedShape, sqlitestore.Layout(), records))
 	if _, err := os.Stat(filepath.Join(cached, backup.DatabaseName)); err != nil {
 		work := cached + ".seeding"
 		require.NoError(b, os.RemoveAll(work))
@@ -233,21 +232,4 @@ func seedCustomers(b *testing.B, dir string, records int) {
 	}
 	wg.Wait()
 	require.NoError(b, errors.Join(append(errs, stop())...))
-}
-
-// layoutVersion is the layout version the embedded store creates now,
-// read from a new empty store.
-func layoutVersion(b *testing.B) int {
-	b.Helper()
-	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "layout.db")
-	st, err := sqlitestore.Open(ctx, path)
-	require.NoError(b, err)
-	require.NoError(b, st.Close())
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	require.NoError(b, err)
-	defer db.Close()
-	var v int
-	require.NoError(b, db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v))
-	return v
 }
