@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -35,7 +36,19 @@ type tokenIssuer struct {
 	ttl        time.Duration
 	now        func() time.Time
 	parser     *jwt.Parser
+
+	// checked holds the claims of access tokens whose signature and
+	// claims were checked, by the token, so that a device's next requests
+	// with the same token skip the decoding and the HMAC; their times are
+	// checked again at each use. It holds at most maxCheckedTokens and is
+	// emptied when full.
+	mu      gosync.Mutex
+	checked map[string]accessClaims
 }
+
+// maxCheckedTokens bounds tokenIssuer.checked: a few hundred KB of tokens,
+// room for the access tokens of thousands of devices in use at once.
+const maxCheckedTokens = 4096
 
 func newTokenIssuer(secret []byte, ttl time.Duration, now func() time.Time) *tokenIssuer {
 	return &tokenIssuer{
@@ -50,6 +63,7 @@ func newTokenIssuer(secret []byte, ttl time.Duration, now func() time.Time) *tok
 			jwt.WithIssuedAt(),
 			jwt.WithTimeFunc(now),
 		),
+		checked: map[string]accessClaims{},
 	}
 }
 
@@ -80,9 +94,15 @@ func (t *tokenIssuer) access(claims accessClaims) (string, error) {
 var errTokenExpired = errors.New("token expired")
 
 // parseAccess checks an access token's algorithm, signature, issuer and
-// times, and returns its claims.
+// times, and returns its claims. A token checked before is not decoded
+// again, only its times are checked.
 func (t *tokenIssuer) parseAccess(token string) (*accessClaims, error) {
-	var claims accessClaims
+	t.mu.Lock()
+	claims, ok := t.checked[token]
+	t.mu.Unlock()
+	if ok {
+		return &claims, t.checkTimes(&claims)
+	}
 	_, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.accessKey, nil })
 	if errors.Is(err, jwt.ErrTokenExpired) {
 		return nil, errTokenExpired
@@ -93,7 +113,28 @@ func (t *tokenIssuer) parseAccess(token string) (*accessClaims, error) {
 	if claims.Subject == "" || claims.LoginID == "" {
 		return nil, errors.New("token lacks subject or login")
 	}
+	t.mu.Lock()
+	if len(t.checked) >= maxCheckedTokens {
+		clear(t.checked)
+	}
+	// The token may share its bytes with the request's buffer, which the
+	// next request overwrites: the key is a copy.
+	t.checked[strings.Clone(token)] = claims
+	t.mu.Unlock()
 	return &claims, nil
+}
+
+// checkTimes checks the times of claims that passed the parser before, as
+// the parser does: expired from ExpiresAt on, not valid before IssuedAt.
+func (t *tokenIssuer) checkTimes(claims *accessClaims) error {
+	now := t.now()
+	if !now.Before(claims.ExpiresAt.Time) {
+		return errTokenExpired
+	}
+	if now.Before(claims.IssuedAt.Time) {
+		return jwt.ErrTokenUsedBeforeIssued
+	}
+	return nil
 }
 
 // refresh returns the refresh token of a login's generation.
