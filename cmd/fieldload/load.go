@@ -155,7 +155,13 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup),
 		timeline: newTimeline(time.Now(), cfg.Windows)}
-	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: http.DefaultTransport, rec: rec}}
+	// Each device keeps its connection between requests, as a phone's
+	// client does: http.DefaultTransport keeps 2 idle connections per host,
+	// so that most of the devices' requests would open a new one.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = cfg.Devices
+	tr.MaxIdleConns = cfg.Devices
+	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: tr, rec: rec}}
 	mem := &rssSampler{cfg: cfg, hc: &http.Client{Timeout: 5 * time.Second}}
 	mem.sample(ctx)
 
