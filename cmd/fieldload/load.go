@@ -76,6 +76,12 @@ type Config struct {
 	// several load processes can drive one server with devices of their
 	// own.
 	FirstDevice int
+	// Requests, when set, receives one CSV line per push and pull: when it
+	// was sent (Unix milliseconds), the endpoint, how long it took in
+	// milliseconds and the answer's status (0 for none). Several load
+	// processes driving one server write their own, to be merged into
+	// windows that count every device.
+	Requests io.Writer
 }
 
 // Result is what a run measured.
@@ -154,7 +160,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.TempDir = dir
 	}
 	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup),
-		timeline: newTimeline(time.Now(), cfg.Windows)}
+		timeline: newTimeline(time.Now(), cfg.Windows, cfg.Requests)}
 	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: http.DefaultTransport, rec: rec}}
 	mem := &rssSampler{cfg: cfg, hc: &http.Client{Timeout: 5 * time.Second}}
 	mem.sample(ctx)
@@ -272,7 +278,8 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		StorePath:  filepath.Join(d.cfg.TempDir, fmt.Sprintf("device-%d", d.n+1), "fieldsync.db"),
 		HTTPClient: d.hc,
 		// A refused request waits what the server's Retry-After asks: a
-		// crowd of sign-ins is told when its turn comes, minutes ahead.
+		// crowd of sign-ins is told when its turn comes, up to five
+		// minutes ahead (the client's default MaxRetryAfter).
 		Retry: fieldsync.RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Minute},
 	})
 	if err != nil {
