@@ -117,6 +117,8 @@ func TestLoadCycles(t *testing.T) {
 	assert.Positive(t, res.Cycles)
 	assert.InDelta(t, float64(res.Cycles)/2, res.CyclesPerSecond, 0.01, "cycles over the 2 s after the warm-up")
 	assert.GreaterOrEqual(t, res.Visits, res.Cycles, "a visit per cycle")
+	assert.Positive(t, res.Connections)
+	assert.LessOrEqual(t, res.Connections, 2*4, "each device keeps its connection between requests (%d cycles)", res.Cycles)
 	assert.Zero(t, res.Orders, "cycles record visits only")
 	assert.Zero(t, res.Photos, "cycles record visits only")
 	for _, ep := range []string{"push", "pull"} {
