@@ -51,7 +51,7 @@ type writer struct {
 	products map[string]*schema.Product
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
-	books map[string]map[string]int64
+	books map[string]*creditBook
 	// open keeps each rep's visits that carry the open ref, by id, once
 	// read (see openVisits).
 	open map[string]map[string]*Record

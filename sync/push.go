@@ -135,8 +135,12 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
 	if prior, ok := w.answers[m.MutationID]; ok {
+		body, err := prior.Encoded()
+		if err != nil {
+			return schema.PushResult{}, err
+		}
 		var res schema.PushResult
-		if err := json.Unmarshal(prior.Body, &res); err != nil {
+		if err := json.Unmarshal(body, &res); err != nil {
 			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
@@ -165,12 +169,8 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 	res.MutationID = m.MutationID
 	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, At: w.e.now().UTC()}
 	if res.Status == schema.PushMerged && w.answered != nil && w.answered.Version == res.Version {
-		a.Record = w.answered
-		a.Body, err = MergedAnswer(m.MutationID, w.answered)
-	} else {
-		a.Body, err = json.Marshal(res)
-	}
-	if err != nil {
+		a.Record = w.answered // encoded by the store, if it needs the body
+	} else if a.Body, err = json.Marshal(res); err != nil {
 		return schema.PushResult{}, err
 	}
 	if err := w.tx.SaveAnswer(ctx, a); err != nil {

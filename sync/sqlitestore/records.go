@@ -49,6 +49,9 @@ type tx struct {
 	// auditSameAsData, by entry key.
 	tokenRows, auditRows *batch
 	sameAsData           map[string]int
+	// proofs holds the photo proofs this transaction read or saved, by
+	// user and hash; nil for one known to be missing.
+	proofs map[[2]string]*sync.PhotoProof
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
@@ -523,6 +526,32 @@ type proofMeta struct {
 
 // PhotoProof returns a user's proof of holding a photo's bytes.
 func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	key := [2]string{userID, sha256}
+	if p, ok := t.proofs[key]; ok {
+		if p == nil {
+			return nil, sync.ErrNotFound
+		}
+		found := *p
+		return &found, nil
+	}
+	p, err := t.readProof(ctx, userID, sha256)
+	if err != nil && !errors.Is(err, sync.ErrNotFound) {
+		return nil, err
+	}
+	if t.proofs == nil {
+		t.proofs = map[[2]string]*sync.PhotoProof{}
+	}
+	t.proofs[key] = p
+	if p == nil {
+		return nil, err
+	}
+	found := *p
+	return &found, nil
+}
+
+// readProof reads a user's proof of holding a photo's bytes from the
+// table.
+func (t *tx) readProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
 	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
 	var (
 		meta string
@@ -552,6 +581,7 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
 		return errorf("sqlitestore.SaveProof: %w", err)
 	}
+	delete(t.proofs, [2]string{p.UserID, p.SHA256}) // the first one stays: read it again when asked
 	return nil
 }
 
@@ -689,6 +719,12 @@ func (t *tx) keepAnswer(ctx context.Context, old *sync.Record) error {
 	if !writtenBy(old, rev.UserID, rev.MutationID) {
 		return nil
 	}
+	if _, ok := t.saved[[2]string{rev.UserID, rev.MutationID}]; ok {
+		// Given in this transaction and not kept as a reference (see
+		// byRef above): it is stored in full at commit, and no row of
+		// the table holds it yet.
+		return nil
+	}
 	mark := answerByRef + key
 	var one int
 	err := t.stmt(ctx, t.q.answerRef).QueryRowContext(ctx, rev.UserID, rev.MutationID, mark, old.Version).Scan(&one)
@@ -772,10 +808,16 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 		}
 		if j, ok := t.byRef[refKey(a)]; ok && j == i {
 			rows.add(user[0], a.MutationID, answerByRef+refKey(a), a.Record.Version, a.At.UnixNano())
-		} else if v, ok := appliedVersion(a.MutationID, a.Body); ok {
+			continue
+		}
+		body, err := a.Encoded()
+		if err != nil {
+			return err
+		}
+		if v, ok := appliedVersion(a.MutationID, body); ok {
 			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
-			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
+			rows.add(user[0], a.MutationID, string(body), 0, a.At.UnixNano())
 		}
 	}
 	return rows.flush(ctx, t)
