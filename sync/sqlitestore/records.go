@@ -552,24 +552,79 @@ func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.Photo
 // readProof reads a user's proof of holding a photo's bytes from the
 // table.
 func (t *tx) readProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
-	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
-	var (
-		meta string
-		at   int64
-	)
-	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	p, err := scanProof(t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256), userID, sha256)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
 		return nil, errorf("sqlitestore.PhotoProof: %w", err)
 	}
+	return p, nil
+}
+
+// scanProof reads a proof's size, meta and time columns, and its hash
+// first when sha256 is "".
+func scanProof(sc interface{ Scan(...any) error }, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	dest := []any{&p.Size, &meta, &at}
+	if sha256 == "" {
+		dest = append([]any{&p.SHA256}, dest...)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
 	var m proofMeta
 	if err := json.Unmarshal([]byte(meta), &m); err != nil {
-		return nil, errorf("sqlitestore.PhotoProof: %w", err)
+		return nil, err
 	}
 	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
 	return &p, nil
+}
+
+// PhotoProofs reads a user's proofs of holding the photos of the given
+// hashes in one query, and keeps them, and which are missing, for
+// PhotoProof to answer from in the rest of the transaction.
+func (t *tx) PhotoProofs(ctx context.Context, userID string, hashes []string) error {
+	const op = "sqlitestore.PhotoProofs"
+	var unknown []string
+	for _, h := range hashes {
+		if _, ok := t.proofs[[2]string{userID, h}]; !ok {
+			unknown = append(unknown, h)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(unknown)
+	if err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	rows, err := t.stmt(ctx, t.q.proofs).QueryContext(ctx, userID, string(raw))
+	if err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	if t.proofs == nil {
+		t.proofs = map[[2]string]*sync.PhotoProof{}
+	}
+	for _, h := range unknown {
+		t.proofs[[2]string{userID, h}] = nil // missing unless found below
+	}
+	for rows.Next() {
+		p, err := scanProof(rows, userID, "")
+		if err != nil {
+			return errorf("%s: %w", op, err)
+		}
+		t.proofs[[2]string{userID, p.SHA256}] = p
+	}
+	if err := rows.Err(); err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 // SaveProof stores a proof of holding a photo's bytes; the first stays.
@@ -1134,6 +1189,7 @@ type queries struct {
 	openOrders, answerRef, keepAnswer      *sql.Stmt
 	hasStop                                *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
+	proofs                                 *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
 	// built holds the statements whose text is built (a multi-row INSERT
 	// for each size of batchSizes, the savepoints), by text, prepared
@@ -1209,6 +1265,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.keepAnswer, `UPDATE answers SET body = ?5 WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
 			AND body = ?3 AND version = ?4`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.proofs, "SELECT sha256, size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 IN (SELECT value FROM json_each(?))"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t
