@@ -38,7 +38,8 @@ const (
 	// would wait longer than this at the measured pace is refused at once,
 	// well before a phone's request times out.
 	maxSignInQueueWait = 5 * time.Second
-	// maxSignInRetryAfter bounds what a refused sign-in is asked to wait.
+	// maxSignInRetryAfter bounds what a refused sign-in is asked to wait;
+	// the clients wait out as much by default.
 	maxSignInRetryAfter = 5 * time.Minute
 )
 

@@ -22,7 +22,7 @@ const (
 	DefaultMaxAttempts    = 5
 	DefaultBaseDelay      = 500 * time.Millisecond
 	DefaultMaxDelay       = 30 * time.Second
-	DefaultMaxRetryAfter  = 2 * time.Minute
+	DefaultMaxRetryAfter  = 5 * time.Minute
 	DefaultRequestTimeout = 2 * time.Minute
 	DefaultResumableAbove = 1 << 20
 )
@@ -86,7 +86,10 @@ type RetryPolicy struct {
 	MaxDelay time.Duration
 	// MaxRetryAfter is the longest pause asked by the server that the
 	// client waits out; a request asked to wait longer fails with the
-	// server's error at once. Default DefaultMaxRetryAfter.
+	// server's error at once. Default DefaultMaxRetryAfter, the longest
+	// fieldsync asks for (a sign-in in a crowd of them): an app that fails
+	// at once instead comes back at once, and a crowd of such apps keeps
+	// the server busy refusing them.
 	MaxRetryAfter time.Duration
 }
 

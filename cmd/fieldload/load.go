@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	fieldsync "github.com/fieldsync/fieldsync/clients/go"
@@ -76,6 +77,12 @@ type Config struct {
 	// several load processes can drive one server with devices of their
 	// own.
 	FirstDevice int
+	// Requests, when set, receives one CSV line per push and pull: when it
+	// was sent (Unix milliseconds), the endpoint, how long it took in
+	// milliseconds and the answer's status (0 for none). Several load
+	// processes driving one server write their own, to be merged into
+	// windows that count every device.
+	Requests io.Writer
 }
 
 // Result is what a run measured.
@@ -92,6 +99,9 @@ type Result struct {
 	// CyclesPerSecond is Cycles over that time.
 	Cycles          int     `json:"cycles,omitempty"`
 	CyclesPerSecond float64 `json:"cycles_per_second,omitempty"`
+	// Connections counts the connections the devices opened to the
+	// server, the whole run.
+	Connections int `json:"connections"`
 	// Rejected and Conflicts count the push answers of those kinds.
 	Rejected  int `json:"rejected"`
 	Conflicts int `json:"conflicts"`
@@ -154,8 +164,22 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.TempDir = dir
 	}
 	rec := &recorder{lat: map[string][]time.Duration{}, errs: map[string]int{}, from: time.Now().Add(cfg.Warmup),
-		timeline: newTimeline(time.Now(), cfg.Windows)}
-	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: http.DefaultTransport, rec: rec}}
+		timeline: newTimeline(time.Now(), cfg.Windows, cfg.Requests)}
+	// Each device keeps its connection between requests, as a phone's HTTP
+	// stack does: Go's default keeps two idle connections to a host, so
+	// devices sharing it would open and close one for most requests, work
+	// the server does not do for real phones.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no limit but the per-host one
+	tr.MaxIdleConnsPerHost = cfg.Devices
+	var dials atomic.Int64
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return dial(ctx, network, addr)
+	}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: time.Minute, Transport: &timing{next: tr, rec: rec}}
 	mem := &rssSampler{cfg: cfg, hc: &http.Client{Timeout: 5 * time.Second}}
 	mem.sample(ctx)
 
@@ -207,6 +231,7 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	res.RSS, res.RSSError = mem.stats()
 	res.FirstSyncs = rec.timeline.firstSyncs(cfg.Devices)
 	res.Windows = rec.timeline.windows()
+	res.Connections = int(dials.Load())
 	return res, nil
 }
 
@@ -272,7 +297,8 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 		StorePath:  filepath.Join(d.cfg.TempDir, fmt.Sprintf("device-%d", d.n+1), "fieldsync.db"),
 		HTTPClient: d.hc,
 		// A refused request waits what the server's Retry-After asks: a
-		// crowd of sign-ins is told when its turn comes, minutes ahead.
+		// crowd of sign-ins is told when its turn comes, up to five
+		// minutes ahead (the client's default MaxRetryAfter).
 		Retry: fieldsync.RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Minute},
 	})
 	if err != nil {
@@ -653,6 +679,7 @@ func writeTable(w io.Writer, cfg Config, res *Result) {
 			fmt.Fprintf(w, "%-8s %9d %7d %9.2f %9.2f %9.2f %9.2f %9.2f\n", ep, s.Requests, s.Errors, s.PerSecond, s.P50Ms, s.P95Ms, s.P99Ms, s.MaxMs)
 		}
 	}
+	fmt.Fprintf(w, "\nconnections opened: %d\n", res.Connections)
 	if res.RSS != nil {
 		fmt.Fprintf(w, "\nserver RSS (%s): start %.1f MB, peak %.1f MB, end %.1f MB\n", res.RSS.Source, res.RSS.StartMB, res.RSS.PeakMB, res.RSS.EndMB)
 	} else {

@@ -29,11 +29,15 @@
 // names (fieldload.json is git-ignored at the repository's root). Requests
 // sent during the warm-up (-warmup, by default the ramp) are left out; a
 // warm-up as long as the run is refused, as it would leave nothing to show.
+// -requests writes one CSV line per push and pull (sent at, endpoint,
+// milliseconds, status), so that the windows of several fieldload
+// processes driving one server can be merged.
 //
 // Only loopback URLs are loaded unless -allow-remote is given.
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -71,6 +75,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if out.requests != "" {
+		f, err := os.Create(out.requests)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		defer w.Flush()
+		cfg.Requests = w
+	}
 	res, err := Load(ctx, cfg)
 	if err != nil {
 		return err
@@ -91,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type outputs struct {
 	json       string // the results as JSON
 	cpuProfile string // the load generator's own CPU profile
+	requests   string // one CSV line per push and pull
 }
 
 // parseFlags reads the command line into a Config and the outputs,
@@ -114,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, out outputs, err e
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id, to read its RSS from /proc (default: /metrics)")
 	fs.DurationVar(&cfg.Windows, "windows", 0, "also show push and pull latency window by window of this length, warm-up included (0: no)")
 	fs.StringVar(&out.json, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&out.requests, "requests", "", "also write one CSV line per push and pull to this file: sent at (Unix ms), endpoint, ms, status (to merge the windows of several fieldload processes)")
 	fs.StringVar(&out.cpuProfile, "cpuprofile", "", "write fieldload's own CPU profile to this file (what the load generator spends, which shares the machine with a local server)")
 	fs.IntVar(&cfg.FirstDevice, "first-device", 1, "number of the first device (devices are fieldload-<n>, rep <n mod -reps>): several fieldload processes can drive one server with devices of their own")
 	var ramp, warmup optionalDuration

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,9 +47,10 @@ func loadSeeded(t *testing.T, cfg seed.Config, args ...string) (string, Result) 
 // The run lasts long enough for the devices to make visits after signing in,
 // which under the race detector on a loaded machine takes several seconds.
 func TestLoadShortRun(t *testing.T) {
+	requests := filepath.Join(t.TempDir(), "requests.csv")
 	stdout, res := loadSeeded(t, seed.Config{Territories: 2, RepsPerTerritory: 2, Customers: 40, Products: 10, Days: 1, Seed: 3},
 		"-devices", "5", "-reps", "4", "-duration", "12s", "-interval", "400ms",
-		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-windows", "1s")
+		"-orders", "0.5", "-photos", "0.3", "-ramp", "0s", "-warmup", "0s", "-windows", "1s", "-requests", requests)
 	assert.Equal(t, 5, res.Devices)
 	assert.Positive(t, res.Visits)
 	assert.Zero(t, res.SyncFails, res.FirstErrors)
@@ -80,6 +82,25 @@ func TestLoadShortRun(t *testing.T) {
 	}
 	assert.Equal(t, res.Endpoints["push"].Requests+res.Endpoints["pull"].Requests, sent, "every push and pull is in a window")
 	assert.Contains(t, stdout, "first syncs: 5 done, 0 gave up")
+
+	raw, err := os.ReadFile(requests)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	assert.Len(t, lines, sent, "-requests writes a line per push and pull")
+	byEndpoint := map[string]int{}
+	for _, line := range lines {
+		f := strings.Split(line, ",")
+		require.Len(t, f, 4, line)
+		at, err := strconv.ParseInt(f[0], 10, 64)
+		require.NoError(t, err, line)
+		assert.InDelta(t, time.Now().UnixMilli(), at, float64(time.Minute.Milliseconds()), "sent at, in Unix milliseconds: %s", line)
+		ms, err := strconv.ParseFloat(f[2], 64)
+		require.NoError(t, err, line)
+		assert.Positive(t, ms, line)
+		assert.Equal(t, "200", f[3], line)
+		byEndpoint[f[1]]++
+	}
+	assert.Equal(t, map[string]int{"push": res.Endpoints["push"].Requests, "pull": res.Endpoints["pull"].Requests}, byEndpoint)
 }
 
 // In cycle mode each device records one small visit, pushes and pulls,
@@ -96,6 +117,8 @@ func TestLoadCycles(t *testing.T) {
 	assert.Positive(t, res.Cycles)
 	assert.InDelta(t, float64(res.Cycles)/2, res.CyclesPerSecond, 0.01, "cycles over the 2 s after the warm-up")
 	assert.GreaterOrEqual(t, res.Visits, res.Cycles, "a visit per cycle")
+	assert.Positive(t, res.Connections)
+	assert.LessOrEqual(t, res.Connections, 2*4, "each device keeps its connection between requests (%d cycles)", res.Cycles)
 	assert.Zero(t, res.Orders, "cycles record visits only")
 	assert.Zero(t, res.Photos, "cycles record visits only")
 	for _, ep := range []string{"push", "pull"} {

@@ -44,20 +44,28 @@ type timeline struct {
 	refused map[int]int
 	errs    map[int]int
 	firsts  []time.Duration
+	log     io.Writer // nil keeps no line per request
 }
 
-func newTimeline(start time.Time, every time.Duration) *timeline {
-	return &timeline{start: start, every: every, lat: map[int][]time.Duration{}, refused: map[int]int{}, errs: map[int]int{}}
+func newTimeline(start time.Time, every time.Duration, log io.Writer) *timeline {
+	return &timeline{start: start, every: every, lat: map[int][]time.Duration{}, refused: map[int]int{}, errs: map[int]int{}, log: log}
 }
 
 // add notes a request to endpoint sent d ago that got status (0 for none).
 func (t *timeline) add(endpoint string, d time.Duration, status int) {
-	if t.every <= 0 || (endpoint != "push" && endpoint != "pull") {
+	if (t.every <= 0 && t.log == nil) || (endpoint != "push" && endpoint != "pull") {
 		return
 	}
-	w := int(time.Now().Add(-d).Sub(t.start) / t.every)
+	sent := time.Now().Add(-d)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.log != nil {
+		fmt.Fprintf(t.log, "%d,%s,%.2f,%d\n", sent.UnixMilli(), endpoint, float64(d.Microseconds())/1000, status)
+	}
+	if t.every <= 0 {
+		return
+	}
+	w := int(sent.Sub(t.start) / t.every)
 	t.lat[w] = append(t.lat[w], d)
 	switch {
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:

@@ -195,7 +195,7 @@ export class FieldsyncClient {
     const r = options.retry ?? {}
     this.#retry = {
       maxAttempts: r.maxAttempts ?? 5, baseDelayMs: r.baseDelayMs ?? 500,
-      maxDelayMs: r.maxDelayMs ?? 30_000, maxRetryAfterMs: r.maxRetryAfterMs ?? 120_000,
+      maxDelayMs: r.maxDelayMs ?? 30_000, maxRetryAfterMs: r.maxRetryAfterMs ?? 300_000,
     }
     this.api = new Api({
       baseUrl: this.#o.baseUrl,

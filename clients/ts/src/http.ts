@@ -12,8 +12,9 @@ export interface RetryPolicy {
   /** The longest wait between attempts, in ms; default 30,000. */
   maxDelayMs?: number
   /**
-   * The longest Retry-After honoured, in ms; default 120,000. A server that
-   * asks for a longer pause gets an error instead of a wait.
+   * The longest Retry-After honoured, in ms; default 300,000, the longest
+   * fieldsync asks for (a sign-in in a crowd of them). A server that asks
+   * for a longer pause gets an error instead of a wait.
    */
   maxRetryAfterMs?: number
 }
