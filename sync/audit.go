@@ -122,7 +122,7 @@ func (w *writer) audit(action string, cur, next *Record) error {
 	}
 	var kept []AuditEntry
 	if cur != nil {
-		if kept, err = completeAudit(cur); err != nil {
+		if kept, err = w.completeAudit(cur); err != nil {
 			return err
 		}
 	}
@@ -139,11 +139,23 @@ func hasFields(r *Record) bool {
 	return !r.Deleted && len(r.Data) > 2 && r.Data[0] == '{'
 }
 
+// newEntriesOnly is what a unit of work may offer to say that, of the
+// audit entries a record it writes carries, it stores only those of
+// versions after the one the write replaces, the others being stored
+// already: it then needs no changes filled in (see completeAudit).
+type newEntriesOnly interface {
+	StoresNewAuditEntriesOnly()
+}
+
 // completeAudit returns a copy of r's audit entries, for a later version
 // of r to carry, with the changes of the entry of r's creation filled in
-// where they were left to the store (see AuditEntry.Created).
-func completeAudit(r *Record) ([]AuditEntry, error) {
+// where they were left to the store (see AuditEntry.Created), unless the
+// store needs no more than the new version's entry.
+func (w *writer) completeAudit(r *Record) ([]AuditEntry, error) {
 	out := slices.Clone(r.Audit)
+	if _, ok := w.tx.(newEntriesOnly); ok {
+		return out, nil
+	}
 	for i := range out {
 		if e := &out[i]; e.Created && e.Changes == nil {
 			if e.Version != r.Version || r.Deleted {
