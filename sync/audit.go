@@ -46,10 +46,13 @@ type AuditEntry struct {
 	ID         string                 `json:"id,omitempty"`
 	Version    int64                  `json:"version,omitempty"`
 	Changes    map[string]FieldChange `json:"changes,omitempty"`
-	// Created is set when Changes are every top-level field of the
-	// record's data at Version, each from null, as a creation's are: a
-	// store may then keep them as a reference to that data without
-	// comparing the two.
+	// Created is set on the entry of a record's creation, whose changes
+	// are every top-level field of the record's data at Version, each
+	// from null. The engine leaves such an entry's Changes nil while it
+	// is the entry of the record's current version, so that a store may
+	// keep them as a reference to the data without decoding it
+	// (CreationChanges gives them in full); it fills them in before the
+	// entry travels with a later version of the record.
 	Created bool `json:"-"`
 	// Territories are those of the record after the write (before, for a
 	// delete): managers see the entries of their territories.
@@ -86,7 +89,9 @@ type AuditStore interface {
 }
 
 // audit adds to next the entry of the write that turns cur (nil when
-// there was none) into next, keeping the latest auditDepth.
+// there was none) into next, keeping the latest auditDepth. A creation's
+// changes are left to the store (see AuditEntry.Created): the new data is
+// not decoded in the write transaction for them.
 func (w *writer) audit(action string, cur, next *Record) error {
 	entry := AuditEntry{
 		Key: auditKey(next.Collection, next.ID, next.Version), At: next.UpdatedAt, UserID: w.p.UserID, DeviceID: w.p.DeviceID,
@@ -100,24 +105,80 @@ func (w *writer) audit(action string, cur, next *Record) error {
 		}
 	}
 	if !next.Deleted {
-		if after, err = fieldsOf(next.Data); err != nil {
-			return err
-		}
 		entry.Territories = territoriesOf(next)
 	} else if cur != nil {
 		entry.Territories = territoriesOf(cur)
 	}
-	entry.Changes = fieldChanges(before, after)
-	entry.Created = before == nil && len(after) > 0
+	switch {
+	case before == nil && hasFields(next):
+		entry.Created = true
+	default:
+		if !next.Deleted {
+			if after, err = fieldsOf(next.Data); err != nil {
+				return err
+			}
+		}
+		entry.Changes = fieldChanges(before, after)
+	}
 	var kept []AuditEntry
 	if cur != nil {
-		kept = cur.Audit
+		if kept, err = w.completeAudit(cur); err != nil {
+			return err
+		}
 	}
-	next.Audit = append(slices.Clone(kept), entry)
+	next.Audit = append(kept, entry)
 	if len(next.Audit) > auditDepth {
 		next.Audit = next.Audit[len(next.Audit)-auditDepth:]
 	}
 	return nil
+}
+
+// hasFields reports whether a record that is not deleted has data with a
+// field: data is canonical JSON, so an object without fields is "{}".
+func hasFields(r *Record) bool {
+	return !r.Deleted && len(r.Data) > 2 && r.Data[0] == '{'
+}
+
+// newEntriesOnly is what a unit of work may offer to say that, of the
+// audit entries a record it writes carries, it stores only those of
+// versions after the one the write replaces, the others being stored
+// already: it then needs no changes filled in (see completeAudit).
+type newEntriesOnly interface {
+	StoresNewAuditEntriesOnly()
+}
+
+// completeAudit returns a copy of r's audit entries, for a later version
+// of r to carry, with the changes of the entry of r's creation filled in
+// where they were left to the store (see AuditEntry.Created), unless the
+// store needs no more than the new version's entry.
+func (w *writer) completeAudit(r *Record) ([]AuditEntry, error) {
+	out := slices.Clone(r.Audit)
+	if _, ok := w.tx.(newEntriesOnly); ok {
+		return out, nil
+	}
+	for i := range out {
+		if e := &out[i]; e.Created && e.Changes == nil {
+			if e.Version != r.Version || r.Deleted {
+				return nil, fmt.Errorf("audit entry %s: its changes are not at hand", e.Key)
+			}
+			changes, err := CreationChanges(r.Data)
+			if err != nil {
+				return nil, err
+			}
+			e.Changes = changes
+		}
+	}
+	return out, nil
+}
+
+// CreationChanges returns the changes of the write that creates a record
+// with data: each of its top-level fields, from null.
+func CreationChanges(data json.RawMessage) (map[string]FieldChange, error) {
+	after, err := fieldsOf(data)
+	if err != nil {
+		return nil, err
+	}
+	return fieldChanges(nil, after), nil
 }
 
 // fieldChanges lists the top-level fields whose values differ.

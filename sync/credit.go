@@ -48,39 +48,55 @@ func (w *writer) openOrders(ctx context.Context, customerID, except string) (int
 	if err != nil {
 		return 0, err
 	}
-	var sum int64
-	for id, total := range book {
-		if id != except {
-			sum += total
-		}
-	}
-	return sum, nil
+	return book.sum - book.orders[except], nil
 }
 
-// openBook returns a customer's open orders, by id, with their totals. It
-// reads them from the store once per writer, from what reports count of
-// them (FactOpenOrder) where the unit of work can (see openOrderReader),
-// else from the orders themselves; the writer's own writes of orders keep
-// the book current after that (see noteOrder), so that a push of many
-// orders for one customer does not read them all again for each.
-func (w *writer) openBook(ctx context.Context, customerID string) (map[string]int64, error) {
+// creditBook is a customer's open orders, by id, with their totals, and
+// the sum of those totals, kept as the orders change: a push of many
+// orders for one customer adds them up once.
+type creditBook struct {
+	orders map[string]int64
+	sum    int64
+}
+
+// set makes an order's open total amount (0: not open).
+func (b *creditBook) set(id string, amount int64) {
+	b.sum += amount - b.orders[id]
+	if amount == 0 {
+		delete(b.orders, id)
+	} else {
+		b.orders[id] = amount
+	}
+}
+
+// openBook returns a customer's open orders. It reads them from the store
+// once per writer, from what reports count of them (FactOpenOrder) where
+// the unit of work can (see openOrderReader), else from the orders
+// themselves; the writer's own writes of orders keep the book current
+// after that (see noteOrder), so that a push of many orders for one
+// customer does not read them all again for each.
+func (w *writer) openBook(ctx context.Context, customerID string) (*creditBook, error) {
 	if book, ok := w.books[customerID]; ok {
 		return book, nil
 	}
 	var (
-		book map[string]int64
-		err  error
+		orders map[string]int64
+		err    error
 	)
 	if r, ok := w.tx.(openOrderReader); ok {
-		book, err = r.OpenOrders(ctx, customerID)
+		orders, err = r.OpenOrders(ctx, customerID)
 	} else {
-		book, err = w.readOpenOrders(ctx, customerID)
+		orders, err = w.readOpenOrders(ctx, customerID)
 	}
 	if err != nil {
 		return nil, err
 	}
+	book := &creditBook{orders: map[string]int64{}}
+	for id, amount := range orders {
+		book.set(id, amount)
+	}
 	if w.books == nil {
-		w.books = map[string]map[string]int64{}
+		w.books = map[string]*creditBook{}
 	}
 	w.books[customerID] = book
 	return book, nil
@@ -123,11 +139,11 @@ func (w *writer) readOpenOrders(ctx context.Context, customerID string) (map[str
 // with its customer and total.
 func (w *writer) noteOrder(r *Record) {
 	for _, book := range w.books {
-		delete(book, r.ID) // the order may have moved to another customer
+		book.set(r.ID, 0) // the order may have moved to another customer
 	}
 	for _, f := range r.Facts {
 		if book, ok := w.books[f.Customer]; ok && f.Kind == FactOpenOrder {
-			book[r.ID] = f.Amount
+			book.set(r.ID, f.Amount)
 		}
 	}
 }

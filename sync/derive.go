@@ -51,7 +51,7 @@ type writer struct {
 	products map[string]*schema.Product
 	// books keeps each customer's open orders, by order id, once read
 	// (see openBook).
-	books map[string]map[string]int64
+	books map[string]*creditBook
 	// open keeps each rep's visits that carry the open ref, by id, once
 	// read (see openVisits).
 	open map[string]map[string]*Record
@@ -110,17 +110,9 @@ func rejection(code, field, format string, args ...any) *schema.Error {
 // that has gone is no refusal: the stored record (a tombstone keeps its
 // tokens) or nil comes back, with no decoded record.
 func (w *writer) reference(ctx context.Context, c schema.Collection, id, field string) (*Record, schema.Record, error) {
-	r, err := w.tx.Record(ctx, c, id)
-	switch {
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return nil, nil, err
-	case err != nil || r.Deleted:
-		if w.rederive {
-			return r, nil, nil
-		}
-		return nil, nil, noSuchReference(c, field)
-	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
-		return nil, nil, noSuchReference(c, field)
+	r, err := w.referenced(ctx, c, id, field)
+	if err != nil || r == nil || r.Deleted {
+		return r, nil, err
 	}
 	key := string(c) + "/" + id
 	if d, ok := w.decoded[key]; ok && d.version == r.Version {
@@ -132,6 +124,24 @@ func (w *writer) reference(ctx context.Context, c schema.Collection, id, field s
 	}
 	w.keepDecoded(r, rec)
 	return r, rec, nil
+}
+
+// referenced is reference without decoding the record: the stored record,
+// which is deleted or nil only when re-deriving.
+func (w *writer) referenced(ctx context.Context, c schema.Collection, id, field string) (*Record, error) {
+	r, err := w.tx.Record(ctx, c, id)
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	case err != nil || r.Deleted:
+		if w.rederive {
+			return r, nil
+		}
+		return nil, noSuchReference(c, field)
+	case !w.rederive && !schema.Intersects(r.Tokens, w.tokens):
+		return nil, noSuchReference(c, field)
+	}
+	return r, nil
 }
 
 // keepDecoded keeps rec as the decoded data of r at its version, for
@@ -375,13 +385,15 @@ func (w *writer) deriveOrder(ctx context.Context, id string, o *schema.Order, pr
 const pendingUpload = "upload:pending"
 
 func (w *writer) derivePhoto(ctx context.Context, id string, r *schema.Photo, prev schema.Record, d *derived) error {
-	visit, v, err := w.reference(ctx, schema.Visits, r.VisitID, "visit_id")
+	visit, err := w.referenced(ctx, schema.Visits, r.VisitID, "visit_id")
 	if err != nil {
 		return err
 	}
 	switch {
-	case v != nil:
-		r.RepID = v.(*schema.Visit).RepID
+	case visit != nil && !visit.Deleted:
+		// A visit's rep owns it: its read tokens say who, without
+		// decoding its data.
+		r.RepID = factsOf(visit).Owner
 	case prev != nil:
 		r.RepID = prev.(*schema.Photo).RepID // the visit has gone since
 	}

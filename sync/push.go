@@ -135,8 +135,12 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 		return schema.PushResult{MutationID: m.MutationID, Status: schema.PushRejected, Error: p.malformed}, nil
 	}
 	if prior, ok := w.answers[m.MutationID]; ok {
+		body, err := prior.Encoded()
+		if err != nil {
+			return schema.PushResult{}, err
+		}
 		var res schema.PushResult
-		if err := json.Unmarshal(prior.Body, &res); err != nil {
+		if err := json.Unmarshal(body, &res); err != nil {
 			return schema.PushResult{}, fmt.Errorf("stored answer: %w", err)
 		}
 		return res, nil
@@ -165,12 +169,8 @@ func (w *writer) apply(ctx context.Context, p *prepared) (schema.PushResult, err
 	res.MutationID = m.MutationID
 	a := &Answer{UserID: w.p.UserID, MutationID: m.MutationID, At: w.e.now().UTC()}
 	if res.Status == schema.PushMerged && w.answered != nil && w.answered.Version == res.Version {
-		a.Record = w.answered
-		a.Body, err = MergedAnswer(m.MutationID, w.answered)
-	} else {
-		a.Body, err = json.Marshal(res)
-	}
-	if err != nil {
+		a.Record = w.answered // encoded by the store, if it needs the body
+	} else if a.Body, err = json.Marshal(res); err != nil {
 		return schema.PushResult{}, err
 	}
 	if err := w.tx.SaveAnswer(ctx, a); err != nil {
@@ -257,15 +257,21 @@ func collectionNames() string {
 // customer, an order's customer, visit and products, a photo's visit), so
 // that the store has them at hand when derive asks for each (see
 // referencedBy); what the push itself writes of them derive reads afresh.
+// Where the store can, it reads the writer's proofs of the photos that the
+// push's photo records name in one query too.
 func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 	ids := map[schema.Collection][]string{}
 	refs := map[schema.Collection]map[string]bool{}
+	hashes := map[string]bool{}
 	for i := range batch {
 		m := &batch[i].m
 		if _, answered := w.answers[m.MutationID]; batch[i].malformed == nil && !answered {
 			ids[m.Collection] = append(ids[m.Collection], m.ID)
 			if batch[i].refused == nil && batch[i].rec != nil {
 				referencedBy(batch[i].rec, refs)
+			}
+			if p, ok := batch[i].rec.(*schema.Photo); ok && batch[i].refused == nil {
+				hashes[p.SHA256] = true // the writer's proof of them: what derive reads of a photo it creates
 			}
 		}
 	}
@@ -284,7 +290,17 @@ func (w *writer) readAhead(ctx context.Context, batch []prepared) error {
 			return err
 		}
 	}
+	if r, ok := w.tx.(proofReader); ok && len(hashes) > 0 {
+		return r.PhotoProofs(ctx, w.p.UserID, slices.Sorted(maps.Keys(hashes)))
+	}
 	return nil
+}
+
+// proofReader is what a unit of work may offer to read a user's proofs
+// of holding many photos' bytes in one query, which it then answers
+// PhotoProof from.
+type proofReader interface {
+	PhotoProofs(ctx context.Context, userID string, hashes []string) error
 }
 
 // referencedBy adds to refs, by collection, the ids of the records that

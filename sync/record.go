@@ -111,11 +111,22 @@ type Answer struct {
 	Body       json.RawMessage
 	At         time.Time
 	// Record, when not nil, is the record this very mutation wrote, whose
-	// envelope Body carries at the record's version: Body is
-	// MergedAnswer(MutationID, Record). A store may keep such an answer as
-	// a reference to the record rather than a copy of it, as long as it
-	// gives Body back byte for byte, after the record moved on as before.
+	// envelope the answer carries at the record's version: the answer is
+	// MergedAnswer(MutationID, Record), and the engine leaves Body nil, so
+	// that the record is not encoded again in the write transaction for
+	// it (see Encoded). A store may keep such an answer as a reference to
+	// the record rather than a copy of it, as long as it gives the body
+	// back byte for byte, after the record moved on as before.
 	Record *Record
+}
+
+// Encoded returns the answer's body: Body, or for an answer left as the
+// record it carries, that record's merged answer.
+func (a *Answer) Encoded() (json.RawMessage, error) {
+	if a.Body == nil && a.Record != nil {
+		return MergedAnswer(a.MutationID, a.Record)
+	}
+	return a.Body, nil
 }
 
 // MergedAnswer is the answer to a mutation whose write was merged with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -387,4 +388,20 @@ func TestVisitFindsItsStopByTheStopFacts(t *testing.T) {
 	assert.Equal(t, int64(4), version)
 	require.Len(t, got, 2)
 	assert.Equal(t, "done", got[1].Status)
+}
+
+func TestPhotoTakesItsVisitsRep(t *testing.T) {
+	e := newEnv(t)
+	seed(e)
+	admin := storetest.With(visitAt("c-1", "2026-11-23T09:00:00Z", ""), "rep_id", "u-rep1")
+	e.OK("admin", storetest.Up(schema.Visits, "v-1", 0, admin), storetest.Up(schema.Visits, "v-2", 0, visitAt("c-1", "2026-11-23T10:00:00Z", "")))
+	photo := func(visit string) map[string]any {
+		return map[string]any{"visit_id": visit, "sha256": strings.Repeat("a", 64), "content_type": "image/jpeg", "size": 10,
+			"rep_id": "u-rep2"}
+	}
+	e.OK("admin", storetest.Up(schema.Photos, "ph-1", 0, photo("v-1")), storetest.Up(schema.Photos, "ph-2", 0, photo("v-2")))
+	for id, rep := range map[string]string{"ph-1": "u-rep1", "ph-2": "u-admin"} {
+		_, got := e.Record(schema.Photos, id)
+		assert.Equal(t, rep, got["rep_id"], "%s: the rep of its visit, whoever wrote it and whatever it says", id)
+	}
 }

@@ -103,6 +103,9 @@ func (w *writer) markCheckOutMissing(ctx context.Context, r *Record, later time.
 	next.Refs = slices.DeleteFunc(slices.Clone(r.Refs), isOpenVisitRef)
 	next.UpdatedAt, next.UpdatedBy = w.e.now().UTC(), w.p.UserID
 	next.History = w.history(schema.Visits, r, Revision{Version: next.Version, UserID: w.p.UserID}, nil)
+	if next.Audit, err = w.completeAudit(r); err != nil {
+		return err
+	}
 	if err := w.put(ctx, &next, r.Version); err != nil {
 		return err
 	}

@@ -91,9 +91,13 @@ func newAuditDocs(entries []sync.AuditEntry) []auditDoc {
 	}
 	out := make([]auditDoc, len(entries))
 	for i, e := range entries {
-		changes, _ := json.Marshal(e.Changes) // raw JSON values and strings always marshal
+		changes := byReference // a creation's, left to the store: the data at e.Version
+		if !e.Created || e.Changes != nil {
+			raw, _ := json.Marshal(e.Changes) // raw JSON values and strings always marshal
+			changes = string(raw)
+		}
 		out[i] = auditDoc{Key: e.Key, At: e.At.UnixNano(), UserID: e.UserID, DeviceID: e.DeviceID, Action: e.Action,
-			Coll: string(e.Collection), ID: e.ID, Version: e.Version, Changes: string(changes), Territories: nonNil(e.Territories)}
+			Coll: string(e.Collection), ID: e.ID, Version: e.Version, Changes: changes, Territories: nonNil(e.Territories)}
 	}
 	return out
 }

@@ -163,14 +163,18 @@ type answerDoc struct {
 }
 
 // newAnswerDoc returns a as stored.
-func newAnswerDoc(a *sync.Answer) answerDoc {
+func newAnswerDoc(a *sync.Answer) (answerDoc, error) {
 	d := answerDoc{Key: a.UserID + "/" + a.MutationID, At: nanos(a.At)}
-	if v, ok := appliedAt(a.MutationID, a.Body); ok {
+	body, err := a.Encoded()
+	if err != nil {
+		return d, err
+	}
+	if v, ok := appliedAt(a.MutationID, body); ok {
 		d.Version = v
 	} else {
-		d.Body = string(a.Body)
+		d.Body = string(body)
 	}
-	return d
+	return d, nil
 }
 
 // answer returns the sync.Answer d stands for.
@@ -501,7 +505,10 @@ func (t *tx) Answers(ctx context.Context, userID string, mutationIDs []string) (
 // SaveAnswer stores the answer to a mutation when the unit's writes have
 // landed; the first one stays.
 func (t *tx) SaveAnswer(ctx context.Context, a *sync.Answer) error {
-	d := newAnswerDoc(a)
+	d, err := newAnswerDoc(a)
+	if err != nil {
+		return fail("mongostore.SaveAnswer", err)
+	}
 	if t.u == nil {
 		return t.s.saveAnswers(ctx, []answerDoc{d})
 	}

@@ -45,6 +45,11 @@ func (t *tx) writeAudit(ctx context.Context, r *sync.Record, prev int64) error {
 	return nil
 }
 
+// StoresNewAuditEntriesOnly tells the engine that Put stores only the
+// audit entries of versions after the one it replaces (see writeAudit):
+// those of earlier versions were stored with their own writes.
+func (t *tx) StoresNewAuditEntriesOnly() {}
+
 // auditSameAsData marks the stored changes of a record's creation that
 // are every field of the record's data at the entry's version, from
 // null: the record holds them, until it is written again, when Put

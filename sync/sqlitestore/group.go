@@ -230,6 +230,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		clear(t.sameAsData)
 		clear(t.known)
 		clear(t.recs)
+		clear(t.proofs)
 		t.newNames = nil
 		if rerr := t.exec(ctx, "ROLLBACK TO unit"); rerr != nil {
 			return err, true

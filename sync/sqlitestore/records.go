@@ -49,6 +49,9 @@ type tx struct {
 	// auditSameAsData, by entry key.
 	tokenRows, auditRows *batch
 	sameAsData           map[string]int
+	// proofs holds the photo proofs this transaction read or saved, by
+	// user and hash; nil for one known to be missing.
+	proofs map[[2]string]*sync.PhotoProof
 }
 
 // View runs fn in one read transaction: a consistent snapshot.
@@ -523,24 +526,105 @@ type proofMeta struct {
 
 // PhotoProof returns a user's proof of holding a photo's bytes.
 func (t *tx) PhotoProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
-	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
-	var (
-		meta string
-		at   int64
-	)
-	err := t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256).Scan(&p.Size, &meta, &at)
+	key := [2]string{userID, sha256}
+	if p, ok := t.proofs[key]; ok {
+		if p == nil {
+			return nil, sync.ErrNotFound
+		}
+		found := *p
+		return &found, nil
+	}
+	p, err := t.readProof(ctx, userID, sha256)
+	if err != nil && !errors.Is(err, sync.ErrNotFound) {
+		return nil, err
+	}
+	if t.proofs == nil {
+		t.proofs = map[[2]string]*sync.PhotoProof{}
+	}
+	t.proofs[key] = p
+	if p == nil {
+		return nil, err
+	}
+	found := *p
+	return &found, nil
+}
+
+// readProof reads a user's proof of holding a photo's bytes from the
+// table.
+func (t *tx) readProof(ctx context.Context, userID, sha256 string) (*sync.PhotoProof, error) {
+	p, err := scanProof(t.stmt(ctx, t.q.proof).QueryRowContext(ctx, userID, sha256), userID, sha256)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sync.ErrNotFound
 	}
 	if err != nil {
 		return nil, errorf("sqlitestore.PhotoProof: %w", err)
 	}
+	return p, nil
+}
+
+// scanProof reads a proof's size, meta and time columns, and its hash
+// first when sha256 is "".
+func scanProof(sc interface{ Scan(...any) error }, userID, sha256 string) (*sync.PhotoProof, error) {
+	p := sync.PhotoProof{UserID: userID, SHA256: sha256}
+	var (
+		meta string
+		at   int64
+	)
+	dest := []any{&p.Size, &meta, &at}
+	if sha256 == "" {
+		dest = append([]any{&p.SHA256}, dest...)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
 	var m proofMeta
 	if err := json.Unmarshal([]byte(meta), &m); err != nil {
-		return nil, errorf("sqlitestore.PhotoProof: %w", err)
+		return nil, err
 	}
 	p.TakenAt, p.Lat, p.Lng, p.At = m.TakenAt, m.Lat, m.Lng, time.Unix(0, at).UTC()
 	return &p, nil
+}
+
+// PhotoProofs reads a user's proofs of holding the photos of the given
+// hashes in one query, and keeps them, and which are missing, for
+// PhotoProof to answer from in the rest of the transaction.
+func (t *tx) PhotoProofs(ctx context.Context, userID string, hashes []string) error {
+	const op = "sqlitestore.PhotoProofs"
+	var unknown []string
+	for _, h := range hashes {
+		if _, ok := t.proofs[[2]string{userID, h}]; !ok {
+			unknown = append(unknown, h)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(unknown)
+	if err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	rows, err := t.stmt(ctx, t.q.proofs).QueryContext(ctx, userID, string(raw))
+	if err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	if t.proofs == nil {
+		t.proofs = map[[2]string]*sync.PhotoProof{}
+	}
+	for _, h := range unknown {
+		t.proofs[[2]string{userID, h}] = nil // missing unless found below
+	}
+	for rows.Next() {
+		p, err := scanProof(rows, userID, "")
+		if err != nil {
+			return errorf("%s: %w", op, err)
+		}
+		t.proofs[[2]string{userID, p.SHA256}] = p
+	}
+	if err := rows.Err(); err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 // SaveProof stores a proof of holding a photo's bytes; the first stays.
@@ -552,6 +636,7 @@ func (t *tx) SaveProof(ctx context.Context, p *sync.PhotoProof) error {
 	if _, err := t.stmt(ctx, t.q.saveProof).ExecContext(ctx, p.UserID, p.SHA256, p.Size, string(meta), p.At.UnixNano()); err != nil {
 		return errorf("sqlitestore.SaveProof: %w", err)
 	}
+	delete(t.proofs, [2]string{p.UserID, p.SHA256}) // the first one stays: read it again when asked
 	return nil
 }
 
@@ -689,6 +774,12 @@ func (t *tx) keepAnswer(ctx context.Context, old *sync.Record) error {
 	if !writtenBy(old, rev.UserID, rev.MutationID) {
 		return nil
 	}
+	if _, ok := t.saved[[2]string{rev.UserID, rev.MutationID}]; ok {
+		// Given in this transaction and not kept as a reference (see
+		// byRef above): it is stored in full at commit, and no row of
+		// the table holds it yet.
+		return nil
+	}
 	mark := answerByRef + key
 	var one int
 	err := t.stmt(ctx, t.q.answerRef).QueryRowContext(ctx, rev.UserID, rev.MutationID, mark, old.Version).Scan(&one)
@@ -772,10 +863,16 @@ func (t *tx) flushAnswers(ctx context.Context) error {
 		}
 		if j, ok := t.byRef[refKey(a)]; ok && j == i {
 			rows.add(user[0], a.MutationID, answerByRef+refKey(a), a.Record.Version, a.At.UnixNano())
-		} else if v, ok := appliedVersion(a.MutationID, a.Body); ok {
+			continue
+		}
+		body, err := a.Encoded()
+		if err != nil {
+			return err
+		}
+		if v, ok := appliedVersion(a.MutationID, body); ok {
 			rows.add(user[0], a.MutationID, nil, v, a.At.UnixNano())
 		} else {
-			rows.add(user[0], a.MutationID, string(a.Body), 0, a.At.UnixNano())
+			rows.add(user[0], a.MutationID, string(body), 0, a.At.UnixNano())
 		}
 	}
 	return rows.flush(ctx, t)
@@ -1092,6 +1189,7 @@ type queries struct {
 	openOrders, answerRef, keepAnswer      *sql.Stmt
 	hasStop                                *sql.Stmt
 	proof, saveProof, audit, loginUser     *sql.Stmt
+	proofs                                 *sql.Stmt
 	nameID, addName, keepAudit             *sql.Stmt
 	// built holds the statements whose text is built (a multi-row INSERT
 	// for each size of batchSizes, the savepoints), by text, prepared
@@ -1167,6 +1265,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.keepAnswer, `UPDATE answers SET body = ?5 WHERE user_id = (SELECT n FROM names WHERE name = ?1) AND mutation_id = ?2
 			AND body = ?3 AND version = ?4`},
 		{&q.proof, "SELECT size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 = ?"},
+		{&q.proofs, "SELECT sha256, size, meta, at FROM photo_proofs WHERE user_id = ? AND sha256 IN (SELECT value FROM json_each(?))"},
 		{&q.saveProof, "INSERT OR IGNORE INTO photo_proofs (user_id, sha256, size, meta, at) VALUES (?, ?, ?, ?, ?)"},
 		{&q.feed, "SELECT seq FROM feed WHERE one = 1"},
 		{&q.changes, `SELECT t.seq, t.gone, t.rec FROM record_tokens t

@@ -26,6 +26,7 @@ func testPlans(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("TargetsReport", func(t *testing.T) { testTargetsReport(t, newPlansBed(t, newStore(t))) })
 	t.Run("DailyReport", func(t *testing.T) { testDailyReport(t, newPlansBed(t, newStore(t))) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newPlansBed(t, newStore(t))) })
+	t.Run("WrittenTwiceInAPush", func(t *testing.T) { testWrittenTwiceInAPush(t, newPlansBed(t, newStore(t))) })
 	t.Run("AuditEvents", func(t *testing.T) { testAuditEvents(t, newStore(t)) })
 	t.Run("Import", func(t *testing.T) { testImport(t, newPlansBed(t, newStore(t))) })
 }
