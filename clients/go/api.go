@@ -333,14 +333,18 @@ func (a *api) renew(ctx context.Context, refused string, rep *SyncReport) error 
 // (the server rotates it), else, or when the server refuses it, by the
 // password. Called with mu held.
 func (a *api) signIn(ctx context.Context, rep *SyncReport) error {
-	if a.refresh != "" {
-		err := a.tokens(ctx, "auth.refresh", "/v1/auth/refresh", schema.RefreshRequest{RefreshToken: a.refresh}, rep)
+	if refresh := a.refresh; refresh != "" {
+		err := a.tokens(ctx, "auth.refresh", "/v1/auth/refresh", schema.RefreshRequest{RefreshToken: refresh}, rep)
 		var re *ResponseError
 		if err == nil {
 			rep.Refreshes++
 			return nil
 		}
 		if !errors.As(err, &re) || re.Status != http.StatusUnauthorized {
+			// Not taken: a refusal (429, 503) comes before the token is
+			// used, and the next sync tries it again rather than the
+			// password, the most expensive request a crowded server gets.
+			a.refresh = refresh
 			return err
 		}
 		a.log.InfoContext(ctx, "refresh token refused; signing in again")

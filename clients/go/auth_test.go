@@ -3,7 +3,9 @@ package fieldsync_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	gosync "sync"
 	"testing"
 	"time"
@@ -103,4 +105,34 @@ func (b *logBuffer) assertNoSecrets(t *testing.T, password string) {
 	for _, secret := range []string{password, "eyJ", "Bearer", "token="} {
 		assert.NotContains(t, logs, secret)
 	}
+}
+
+// A refresh the server refuses before using the token (503 from an
+// instance at its in-flight cap) keeps the token: the next sync refreshes
+// with it instead of signing in with the password.
+func TestRefusedRefreshKeepsTheToken(t *testing.T) {
+	t.Parallel()
+	tm := newTeam(t, func(_ *sync.Config, s *server.Config) { s.AccessTTL = 1500 * time.Millisecond })
+	ctx := context.Background()
+	faults := &faultyTransport{}
+	cfg := tm.config(t, "rep1", "phone-refused-refresh")
+	faultyClient(faults)(&cfg)
+	cfg.Retry.MaxAttempts = 1
+	c := openClient(t, cfg)
+	_, err := c.Sync(ctx)
+	require.NoError(t, err)
+	time.Sleep(2600 * time.Millisecond) // past the token's expiry
+
+	faults.set(on("/v1/auth/refresh", answer503))
+	_, err = c.Sync(ctx)
+	var re *fieldsync.ResponseError
+	require.True(t, errors.As(err, &re), "%v", err)
+	assert.Equal(t, http.StatusServiceUnavailable, re.Status)
+
+	faults.set(nil)
+	rep, err := c.Sync(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, faults.count("/v1/auth/refresh"), "the kept token is presented again")
+	assert.GreaterOrEqual(t, rep.Refreshes, 1)
+	assert.Zero(t, rep.Logins, "no sign-in with the password")
 }
