@@ -39,6 +39,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,18 +76,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	closeRequests := func() error { return nil }
 	if out.requests != "" {
 		f, err := os.Create(out.requests)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		w := bufio.NewWriter(f)
-		defer w.Flush()
 		cfg.Requests = w
+		// A line that could not be written is reported, not lost quietly.
+		closeRequests = func() error { return errors.Join(w.Flush(), f.Close()) }
 	}
 	res, err := Load(ctx, cfg)
-	if err != nil {
+	if err := errors.Join(err, closeRequests()); err != nil {
 		return err
 	}
 	writeTable(stdout, cfg, res)
