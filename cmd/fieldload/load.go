@@ -46,6 +46,12 @@ type Config struct {
 	// (no order, no photo) and syncs (pushes it and pulls what changed),
 	// as many times as it can until the deadline.
 	Cycle bool
+	// Wire, with Cycle, makes the devices speak the HTTP contract
+	// themselves instead of through the Go SDK: no local store, one
+	// sign-in per device, a push of the one new visit and a pull from the
+	// device's checkpoint until nothing more, so that the load generator
+	// spends little per cycle and the cycles measure the server.
+	Wire bool
 	// UserPrefix, Reps and PasswordSuffix name the users: device i signs
 	// in as UserPrefix+(i mod Reps + 1) with password username+PasswordSuffix.
 	UserPrefix     string
@@ -77,6 +83,8 @@ type Config struct {
 	// several load processes can drive one server with devices of their
 	// own.
 	FirstDevice int
+	// watch, when set, is told what the wire devices push and pull.
+	watch *wireWatch
 	// Requests, when set, receives one CSV line per push and pull: when it
 	// was sent (Unix milliseconds), the endpoint, how long it took in
 	// milliseconds and the answer's status (0 for none). Several load
@@ -152,10 +160,13 @@ func Load(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Devices < 1 || cfg.Reps < 1 || cfg.Duration <= 0 || (cfg.Interval <= 0 && !cfg.Cycle) {
 		return nil, fmt.Errorf("%s: devices, reps, duration and interval must be positive", op)
 	}
+	if cfg.Wire && !cfg.Cycle {
+		return nil, fmt.Errorf("%s: the wire devices only cycle: give -wire with -cycle", op)
+	}
 	if cfg.Warmup >= cfg.Duration {
 		return nil, fmt.Errorf("%s: a warm-up of %s leaves nothing of a %s run to measure: make -warmup shorter than -duration", op, cfg.Warmup, cfg.Duration)
 	}
-	if cfg.TempDir == "" {
+	if cfg.TempDir == "" && !cfg.Wire {
 		dir, err := os.MkdirTemp("", "fieldload-")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
@@ -287,13 +298,20 @@ func (d *device) fail(what string, err error) {
 // username is the rep the device signs in as.
 func (d *device) username() string { return fmt.Sprintf("%s%d", d.cfg.UserPrefix, d.n%d.cfg.Reps+1) }
 
+// deviceID is the device id the device signs in with.
+func (d *device) deviceID() string { return fmt.Sprintf("fieldload-%d", d.n+1) }
+
 // run signs in, pulls, then records a visit about every interval and
 // syncs, until the deadline.
 func (d *device) run(ctx context.Context, deadline time.Time) {
+	if d.cfg.Wire {
+		d.runWire(ctx, deadline)
+		return
+	}
 	username := d.username()
 	c, err := fieldsync.Open(ctx, fieldsync.Config{
 		BaseURL: d.cfg.URL, Username: username, Password: username + d.cfg.PasswordSuffix,
-		DeviceID:   fmt.Sprintf("fieldload-%d", d.n+1),
+		DeviceID:   d.deviceID(),
 		StorePath:  filepath.Join(d.cfg.TempDir, fmt.Sprintf("device-%d", d.n+1), "fieldsync.db"),
 		HTTPClient: d.hc,
 		// A refused request waits what the server's Retry-After asks: a
@@ -308,26 +326,21 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 	defer c.Close()
 	// The first sync is tried until it works, as an app does, after a
 	// pause of one to three seconds.
-	started := time.Now()
-	for !d.sync(ctx, c) {
-		pause := time.Second + time.Duration(d.rnd.Int64N(int64(2*time.Second)))
-		if time.Until(deadline) < pause {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
+	if !d.firstSync(ctx, deadline, func() bool { return d.sync(ctx, c) }) {
+		return
 	}
-	d.timeline.firstSync(time.Since(started))
 	outlets, products, err := d.catalog(ctx, c)
 	if err != nil || len(outlets) == 0 {
 		d.fail("first pull", fmt.Errorf("no customers to visit (%v)", err))
 		return
 	}
 	if d.cfg.Cycle {
-		d.cycle(ctx, c, deadline, outlets)
+		d.cycle(ctx, deadline, func(n int) (bool, error) {
+			if err := d.visit(ctx, c, n, outlets, nil); err != nil {
+				return false, err
+			}
+			return d.sync(ctx, c), nil
+		})
 		return
 	}
 	wait := time.Duration(d.rnd.Int64N(int64(d.cfg.Interval))) // spread the devices
@@ -348,17 +361,39 @@ func (d *device) run(ctx context.Context, deadline time.Time) {
 	}
 }
 
-// cycle records a small visit and syncs, again and again until the
-// deadline, and counts the cycles that fall between the warm-up and the
-// deadline.
-func (d *device) cycle(ctx context.Context, c *fieldsync.Client, deadline time.Time, outlets []outlet) {
+// firstSync tries sync until it works, as an app does, after a pause of
+// one to three seconds each time, and notes how long it took; it reports
+// false when the run ends first.
+func (d *device) firstSync(ctx context.Context, deadline time.Time, sync func() bool) bool {
+	started := time.Now()
+	for !sync() {
+		pause := time.Second + time.Duration(d.rnd.Int64N(int64(2*time.Second)))
+		if time.Until(deadline) < pause {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+	}
+	d.timeline.firstSync(time.Since(started))
+	return true
+}
+
+// cycle runs cycle n = 1, 2, … (record a small visit, push it, pull what
+// changed) again and again until the deadline, and counts the cycles that
+// fall between the warm-up and the deadline. once reports whether its sync
+// worked; an error of its own (the visit could not be recorded) ends the
+// device's work.
+func (d *device) cycle(ctx context.Context, deadline time.Time, once func(n int) (synced bool, err error)) {
 	for n := 1; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 		start := time.Now()
-		if err := d.visit(ctx, c, n, outlets, nil); err != nil {
+		ok, err := once(n)
+		if err != nil {
 			d.fail("record visit", err)
 			return
 		}
-		ok := d.sync(ctx, c)
 		if end := time.Now(); ok && !start.Before(d.from) && !end.After(deadline) {
 			d.mu.Lock()
 			d.res.Cycles++
@@ -371,10 +406,16 @@ func (d *device) cycle(ctx context.Context, c *fieldsync.Client, deadline time.T
 // A sync in flight at the deadline is let finish.
 func (d *device) sync(ctx context.Context, c *fieldsync.Client) bool {
 	rep, err := c.Sync(context.WithoutCancel(ctx))
+	return d.tally(rep.Rejected, rep.Conflicts, err)
+}
+
+// tally counts a sync with its rejected and conflicting mutations and its
+// error; it reports whether the sync worked.
+func (d *device) tally(rejected, conflicts int, err error) bool {
 	d.mu.Lock()
 	d.res.Syncs++
-	d.res.Rejected += rep.Rejected
-	d.res.Conflicts += rep.Conflicts
+	d.res.Rejected += rejected
+	d.res.Conflicts += conflicts
 	d.mu.Unlock()
 	if err != nil {
 		d.fail("sync", err)
@@ -417,19 +458,13 @@ func (d *device) catalog(ctx context.Context, c *fieldsync.Client) ([]outlet, []
 // visit records a finished visit at one of the outlets, sometimes with an
 // order and a photo.
 func (d *device) visit(ctx context.Context, c *fieldsync.Client, n int, outlets []outlet, products []schema.Product) error {
-	o := outlets[d.rnd.IntN(len(outlets))]
-	in := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(10+d.rnd.IntN(20)) * time.Minute)
-	lat, lng := o.lat+(d.rnd.Float64()-0.5)*0.0004, o.lng+(d.rnd.Float64()-0.5)*0.0004
-	visitID := fmt.Sprintf("v-%s-%d-%d", d.runID, d.n+1, n)
-	v := schema.Visit{CustomerID: o.id, Notes: "load test visit", Outcome: "ok",
-		CheckIn:  schema.GeoPoint{At: in, Lat: &lat, Lng: &lng, Accuracy: 8},
-		CheckOut: &schema.GeoPoint{At: in.Add(time.Duration(5+d.rnd.IntN(5)) * time.Minute), Lat: &lat, Lng: &lng, Accuracy: 8}}
+	visitID, v, in := d.newVisit(n, outlets)
 	if err := c.Put(ctx, schema.Visits, visitID, v); err != nil {
 		return err
 	}
 	counts := [3]int{1, 0, 0}
 	if len(products) > 0 && !d.cfg.Cycle && d.rnd.Float64() < d.cfg.OrderChance {
-		order := schema.Order{CustomerID: o.id, VisitID: visitID, Status: schema.OrderSubmitted}
+		order := schema.Order{CustomerID: v.CustomerID, VisitID: visitID, Status: schema.OrderSubmitted}
 		for _, i := range d.rnd.Perm(len(products))[:min(len(products), 1+d.rnd.IntN(2))] {
 			order.Lines = append(order.Lines, schema.OrderLine{ProductID: d.productIDs[i], Quantity: int64(1 + d.rnd.IntN(3)), UnitPrice: products[i].Price})
 		}
@@ -450,6 +485,19 @@ func (d *device) visit(ctx context.Context, c *fieldsync.Client, n int, outlets 
 	d.res.Photos += counts[2]
 	d.mu.Unlock()
 	return nil
+}
+
+// newVisit makes the device's n-th visit, a finished one at one of the
+// outlets, checked in 10 to 30 minutes ago; it returns the visit's id, the
+// visit and its check-in time.
+func (d *device) newVisit(n int, outlets []outlet) (string, schema.Visit, time.Time) {
+	o := outlets[d.rnd.IntN(len(outlets))]
+	in := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(10+d.rnd.IntN(20)) * time.Minute)
+	lat, lng := o.lat+(d.rnd.Float64()-0.5)*0.0004, o.lng+(d.rnd.Float64()-0.5)*0.0004
+	v := schema.Visit{CustomerID: o.id, Notes: "load test visit", Outcome: "ok",
+		CheckIn:  schema.GeoPoint{At: in, Lat: &lat, Lng: &lng, Accuracy: 8},
+		CheckOut: &schema.GeoPoint{At: in.Add(time.Duration(5+d.rnd.IntN(5)) * time.Minute), Lat: &lat, Lng: &lng, Accuracy: 8}}
+	return fmt.Sprintf("v-%s-%d-%d", d.runID, d.n+1, n), v, in
 }
 
 // fakeJPEG returns n random bytes that start like a JPEG.

@@ -6,7 +6,7 @@
 //	fieldload -url http://127.0.0.1:8080 -devices 20 -duration 60s -interval 30s \
 //	    -user-prefix rep -reps 20 -password-suffix -password \
 //	    [-orders 0.4 -photos 0.2] [-pid <server pid>] [-json fieldload.json] [-allow-remote]
-//	fieldload -cycle -devices 50 -duration 60s -ramp 5s -warmup 10s [same flags]
+//	fieldload -cycle [-wire] -devices 50 -duration 60s -ramp 5s -warmup 10s [same flags]
 //
 // Each device is a client of the Go SDK with its own temporary store,
 // signed in as one of the seeded reps, round-robin (device i as
@@ -18,7 +18,14 @@
 // -cycle the devices work back to back instead: each records one new small
 // visit (no order, no photo), pushes it and pulls what changed, and starts
 // again at once; the table then also gives the cycles per second, counting
-// the cycles that started after the warm-up and ended by -duration.
+// the cycles that started after the warm-up and ended by -duration. With
+// -wire as well, the devices are not SDK clients: each speaks the HTTP
+// contract itself, with no local store (it signs in once, renews its
+// token on a 401, pushes its one new visit with a mutation id of its own
+// and pulls from its checkpoint until has_more is false), so that the
+// load generator spends little per cycle and the cycles measure the
+// server; a visit the server took that does not come back in the pull
+// after its push fails that sync.
 //
 // Every request is timed, through the SDK's HTTP client, from sending it to
 // the end of its answer: per endpoint (login, refresh, push, pull, media)
@@ -123,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, out outputs, err e
 	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "how long the devices work")
 	fs.DurationVar(&cfg.Interval, "interval", 30*time.Second, "mean time between a device's visits")
 	fs.BoolVar(&cfg.Cycle, "cycle", false, "devices work back to back: record one small visit, push, pull, again, with no interval")
+	fs.BoolVar(&cfg.Wire, "wire", false, "with -cycle: devices speak the HTTP contract themselves, with no SDK and no local store, so that the load generator costs little per cycle")
 	fs.StringVar(&cfg.UserPrefix, "user-prefix", "rep", "username prefix of the reps")
 	fs.IntVar(&cfg.Reps, "reps", 20, "how many reps there are (<prefix>1 … <prefix>N)")
 	fs.StringVar(&cfg.PasswordSuffix, "password-suffix", "-password", "a rep's password is its username and this")

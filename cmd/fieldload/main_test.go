@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 
 	"github.com/fieldsync/fieldsync/cmd/fieldseed/seed"
 	"github.com/fieldsync/fieldsync/cmd/internal/usage"
+	"github.com/fieldsync/fieldsync/schema"
+	"github.com/fieldsync/fieldsync/server"
 	"github.com/fieldsync/fieldsync/server/servertest"
 )
 
@@ -245,4 +248,103 @@ func TestDefaultWarmupGivesFiguresAndErrorsNameTheUser(t *testing.T) {
 	err = run(ctx, []string{"-url", url, "-devices", "1", "-first-device", "4", "-reps", "2", "-duration", "1s", "-interval", "500ms", "-password-suffix", "-wrong"}, &stdout, &stderr)
 	require.Error(t, err)
 	assert.Contains(t, stdout.String(), "error: rep2 (device 4):")
+}
+
+// The wire devices push and pull the contract themselves: every visit the
+// server took is on the server, every device pulled its own and those that
+// the other devices of its rep pushed before its last pull, none of
+// another rep's, and a device whose access token expires renews it with
+// the refresh token rather than signing in again.
+func TestLoadCyclesOnTheWire(t *testing.T) {
+	ctx := context.Background()
+	srv := servertest.Start(t, servertest.Options{Server: func(c *server.Config) { c.AccessTTL = 2 * time.Second }})
+	_, err := seed.Run(ctx, &bytes.Buffer{}, seed.Config{URL: srv.URL, Admin: servertest.AdminName, Password: servertest.AdminPassword,
+		Territories: 1, RepsPerTerritory: 2, Customers: 10, Products: 5, Days: 1, Seed: 3})
+	require.NoError(t, err)
+
+	const devices, reps = 4, 2 // devices 1 and 3 are rep1, 2 and 4 rep2
+	type push struct {
+		device int
+		at     time.Time
+	}
+	var mu gosync.Mutex
+	pushed := map[string]push{}
+	pulled := make([]map[string]int, devices) // how often each device pulled each visit
+	lastPull := make([]time.Time, devices)
+	for i := range pulled {
+		pulled[i] = map[string]int{}
+	}
+	watch := &wireWatch{
+		pushed: func(device int, id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			pushed[id] = push{device, time.Now()}
+		},
+		pulled: func(device int, sent time.Time, changes []*schema.Envelope) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, env := range changes {
+				if env.Collection == schema.Visits && !env.Deleted {
+					pulled[device][env.ID]++
+				}
+			}
+			lastPull[device] = sent
+		},
+	}
+	res, err := Load(ctx, Config{URL: srv.URL, Devices: devices, Reps: reps, UserPrefix: "rep", PasswordSuffix: "-password",
+		Cycle: true, Wire: true, Duration: 5 * time.Second, watch: watch})
+	require.NoError(t, err)
+	var table bytes.Buffer
+	writeTable(&table, Config{Cycle: true}, res)
+	t.Log("\n" + table.String())
+
+	assert.Zero(t, res.SyncFails, res.FirstErrors)
+	assert.Zero(t, res.Rejected)
+	assert.Zero(t, res.Conflicts)
+	assert.Positive(t, res.Cycles)
+	assert.InDelta(t, float64(res.Cycles)/5, res.CyclesPerSecond, 0.01)
+	assert.Equal(t, FirstSyncs{Done: devices}, FirstSyncs{Done: res.FirstSyncs.Done, GaveUp: res.FirstSyncs.GaveUp})
+	assert.Equal(t, devices, res.Endpoints["login"].Requests, "one sign-in per device")
+	assert.Positive(t, res.Endpoints["refresh"].Requests, "expired access tokens are renewed with the refresh token")
+	assert.Zero(t, res.Endpoints["refresh"].Errors)
+	for _, ep := range []string{"push", "pull"} {
+		assert.GreaterOrEqual(t, res.Endpoints[ep].Requests, res.Cycles, ep)
+	}
+	assert.Equal(t, res.Endpoints["refresh"].Requests, res.Endpoints["push"].Errors+res.Endpoints["pull"].Errors,
+		"the only failed pushes and pulls are the 401s of expired tokens, each followed by a refresh")
+	assert.LessOrEqual(t, res.Connections, 2*devices, "each device keeps its connection")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Len(t, pushed, res.Visits, "the server took every visit recorded")
+
+	// Every visit taken is on the server, as the admin sees it.
+	admin := srv.Client().Login(t, servertest.AdminName, servertest.AdminPassword, "test")
+	onServer := map[string]bool{}
+	for cp := ""; ; {
+		page := srv.Client().Pull(t, admin.Access, schema.PullRequest{Checkpoint: cp, Limit: 500, Collections: []schema.Collection{schema.Visits}})
+		for _, env := range page.Changes {
+			onServer[env.ID] = !env.Deleted
+		}
+		if cp = page.Checkpoint; !page.HasMore {
+			break
+		}
+	}
+	crossed := 0
+	for id, p := range pushed {
+		assert.True(t, onServer[id], "visit %s of device %d is on the server", id, p.device+1)
+		for d := range devices {
+			sameRep := d%reps == p.device%reps
+			switch {
+			case !sameRep:
+				assert.Zero(t, pulled[d][id], "device %d pulled %s of another rep's device %d", d+1, id, p.device+1)
+			case d == p.device || p.at.Before(lastPull[d]):
+				// Once: each pull goes on from the checkpoint of the last.
+				assert.Equal(t, 1, pulled[d][id], "device %d pulled %s of device %d", d+1, id, p.device+1)
+				if d != p.device {
+					crossed++
+				}
+			}
+		}
+	}
+	assert.Positive(t, crossed, "devices pulled the visits of the other device of their rep")
 }
