@@ -244,3 +244,21 @@ func TestPushLimitsAreSettings(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t))
 }
+
+func TestAtLeastTwoPsUnlessGOMAXPROCSSaysOtherwise(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		current, want int
+		setting       string
+	}{
+		{"one core", 1, 2, ""},
+		{"two cores", 2, 2, ""},
+		{"eight cores", 8, 8, ""},
+		{"GOMAXPROCS=1 is kept", 1, 1, "1"},
+		{"GOMAXPROCS=4 is kept", 4, 4, "4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, procs(tc.current, tc.setting))
+		})
+	}
+}
