@@ -113,6 +113,7 @@ func (s *Store) lead(ctx context.Context, own *unit) error {
 	g.mu.Unlock()
 
 	errs := s.runGroup(ctx, group)
+	s.ckpt.poke()
 
 	var ownErr error
 	for i, u := range group {

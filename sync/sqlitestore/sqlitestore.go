@@ -28,6 +28,8 @@ type Store struct {
 	group committer
 	// names caches the dictionary of names (see namesLayout).
 	names nameCache
+	// ckpt checkpoints the write-ahead log outside the writer.
+	ckpt *checkpointer
 }
 
 // readers is how many read connections a store keeps.
@@ -62,7 +64,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// connection writes (in one process, none does), and a push touches
 	// pages all over the records' and facts' indexes, which a small cache
 	// reads from the file again and again.
-	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)"))
+	//
+	// It never checkpoints the write-ahead log itself: see checkpointer.
+	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)", "wal_autocheckpoint(0)"))
 	if err != nil {
 		return nil, errorf("%s: %w", op, err)
 	}
@@ -79,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// only 2 idle connections unless told).
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, ckpt: startCheckpointer(r)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, errorf("%s: %w", op, err)
@@ -97,6 +101,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.ckpt.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
