@@ -2,8 +2,7 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -319,12 +318,13 @@ func (t *tx) flushInserts(ctx context.Context) error {
 			data = string(r.Data)
 		}
 		coll := string(r.Collection)
-		var rec int64
-		err = t.stmt(ctx, t.q.insert).QueryRowContext(ctx, r.Version, r.Deleted, r.UpdatedAt.UnixNano(), in.names[0], data, r.Seq,
-			tokens, refs, history, coll, r.ID).Scan(&rec)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errorf("%s: %s/%s is stored already", op, coll, r.ID)
+		res, err := t.stmt(ctx, t.q.insert).ExecContext(ctx, r.Version, r.Deleted, r.UpdatedAt.UnixNano(), in.names[0], data, r.Seq,
+			tokens, refs, history, coll, r.ID)
+		if err := affectedOne(op, res, err, fmt.Errorf("%s: %s/%s is stored already", op, coll, r.ID)); err != nil {
+			return err
 		}
+		// rec is the table's rowid: the row's key is the insert's id.
+		rec, err := res.LastInsertId()
 		if err != nil {
 			return errorf("%s: %w", op, err)
 		}

@@ -1262,7 +1262,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
 		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING RETURNING rec`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ? WHERE rec = ? AND version = ?`},
 		{&q.recordFacts, "SELECT rec, " + factColumns + " FROM facts WHERE rec IN (SELECT value FROM json_each(?)) ORDER BY rec, n"},
