@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +33,12 @@ var (
 		tail: "ON CONFLICT DO NOTHING",
 	}
 	answerRowsShape = batchShape{head: "INSERT OR IGNORE INTO answers (user_id, mutation_id, body, version, at)", cols: 5}
-	factRowsShape   = batchShape{
+	recordRowsShape = batchShape{
+		head: "INSERT INTO records (rec, version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)",
+		cols: 12,
+	}
+	refRowsShape  = batchShape{head: "INSERT OR IGNORE INTO record_refs (coll, ref, id)", cols: 3}
+	factRowsShape = batchShape{
 		head: "INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)",
 		cols: 16,
 	}
@@ -303,13 +307,24 @@ func (t *tx) laterFact(kind, rep string, after time.Time, except string) bool {
 }
 
 // flushInserts inserts the records waiting in t.inserts, in the order
-// they were created.
+// they were created, with their refs, in multi-row INSERTs; their feed
+// rows and facts join the batches of those. A record's key (rec) is
+// given here, after the largest in the table: the transaction holds the
+// write lock, so no other writer takes it meanwhile.
 func (t *tx) flushInserts(ctx context.Context) error {
 	const op = "sqlitestore.Put"
-	for _, key := range t.inserts.order {
+	if len(t.inserts.order) == 0 {
+		return nil
+	}
+	var last int64
+	if err := t.stmt(ctx, t.q.lastRec).QueryRowContext(ctx).Scan(&last); err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	records, refs := &batch{batchShape: recordRowsShape}, &batch{batchShape: refRowsShape}
+	for i, key := range t.inserts.order {
 		in := t.inserts.byKey[key]
-		r := in.r
-		tokens, refs, history, err := marshalLists(r)
+		r, rec := in.r, last+1+int64(i)
+		tokens, refList, history, err := marshalLists(r)
 		if err != nil {
 			return errorf("%s: %w", op, err)
 		}
@@ -318,28 +333,23 @@ func (t *tx) flushInserts(ctx context.Context) error {
 			data = string(r.Data)
 		}
 		coll := string(r.Collection)
-		res, err := t.stmt(ctx, t.q.insert).ExecContext(ctx, r.Version, r.Deleted, r.UpdatedAt.UnixNano(), in.names[0], data, r.Seq,
-			tokens, refs, history, coll, r.ID)
-		if err := affectedOne(op, res, err, fmt.Errorf("%s: %s/%s is stored already", op, coll, r.ID)); err != nil {
-			return err
-		}
-		// rec is the table's rowid: the row's key is the insert's id.
-		rec, err := res.LastInsertId()
-		if err != nil {
-			return errorf("%s: %w", op, err)
-		}
+		records.add(rec, r.Version, r.Deleted, r.UpdatedAt.UnixNano(), in.names[0], data, r.Seq, tokens, refList, history, coll, r.ID)
 		for _, tok := range in.names[1:] {
 			t.tokenRows.add(rec, tok, r.Seq, 0)
 		}
-		if added := listMinus(r.Refs, nil); added != nil {
-			if _, err := t.stmt(ctx, t.q.addRefs).ExecContext(ctx, coll, r.ID, added); err != nil {
-				return errorf("%s: refs: %w", op, err)
-			}
+		for _, ref := range r.Refs {
+			refs.add(coll, ref, r.ID)
 		}
 		if len(r.Facts) > 0 {
 			t.facts.add(rec, r.ID, r.Facts)
 		}
 		t.recs[key] = rec
+	}
+	if err := records.flush(ctx, t); err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	if err := refs.flush(ctx, t); err != nil {
+		return errorf("%s: refs: %w", op, err)
 	}
 	t.inserts.forget()
 	return nil

@@ -1205,16 +1205,16 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, insert, update *sql.Stmt
-	loseTokens, addRefs, dropRefs          *sql.Stmt
-	answers, feed, setFeed, changes        *sql.Stmt
-	feedRecords, recordFacts               *sql.Stmt
-	dropFacts, repFactAfter                *sql.Stmt
-	openOrders, answerRef, keepAnswer      *sql.Stmt
-	hasStop                                *sql.Stmt
-	proof, saveProof, audit, loginUser     *sql.Stmt
-	proofs                                 *sql.Stmt
-	nameID, addName, keepAudit             *sql.Stmt
+	record, records, byRef, lastRec, update *sql.Stmt
+	loseTokens, addRefs, dropRefs           *sql.Stmt
+	answers, feed, setFeed, changes         *sql.Stmt
+	feedRecords, recordFacts                *sql.Stmt
+	dropFacts, repFactAfter                 *sql.Stmt
+	openOrders, answerRef, keepAnswer       *sql.Stmt
+	hasStop                                 *sql.Stmt
+	proof, saveProof, audit, loginUser      *sql.Stmt
+	proofs                                  *sql.Stmt
+	nameID, addName, keepAudit              *sql.Stmt
 	// built holds the statements whose text is built (a multi-row INSERT
 	// for each size of batchSizes, the savepoints), by text, prepared
 	// once: SQLite would otherwise parse them on every use.
@@ -1224,7 +1224,7 @@ type queries struct {
 // builtQueries are the texts of queries.built.
 func builtQueries() []string {
 	out := []string{"SAVEPOINT unit", "ROLLBACK TO unit", "RELEASE unit"}
-	for _, sh := range []batchShape{tokenRowsShape, auditRowsShape, answerRowsShape, factRowsShape} {
+	for _, sh := range []batchShape{tokenRowsShape, auditRowsShape, answerRowsShape, factRowsShape, recordRowsShape, refRowsShape} {
 		for _, n := range batchSizes {
 			out = append(out, sh.query(n))
 		}
@@ -1261,8 +1261,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
-		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING`},
+		{&q.lastRec, "SELECT coalesce(max(rec), 0) FROM records"},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ? WHERE rec = ? AND version = ?`},
 		{&q.recordFacts, "SELECT rec, " + factColumns + " FROM facts WHERE rec IN (SELECT value FROM json_each(?)) ORDER BY rec, n"},
