@@ -19,7 +19,7 @@ type CutProxy struct {
 	Addr string
 	URL  string
 
-	every  int64
+	every  int64 // bytes between cuts (0: none), under mu
 	target string
 	ln     net.Listener
 	up     atomic.Int64 // bytes passed up, over all connections
@@ -28,6 +28,8 @@ type CutProxy struct {
 	next   int64
 	rng    *rand.Rand // random gaps between cuts when not nil
 	wg     gosync.WaitGroup
+	open   map[net.Conn]struct{} // connections being served, under mu
+	closed bool                  // the test is over, under mu
 }
 
 // StartCutProxy proxies to target ("host:port"), cutting every bytes sent
@@ -51,12 +53,21 @@ func startCutProxy(tb testing.TB, target string, every int64, rng *rand.Rand) *C
 	if err != nil {
 		tb.Fatalf("servertest.StartCutProxy: %v", err)
 	}
-	p := &CutProxy{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), every: every, target: target, ln: ln, rng: rng}
+	p := &CutProxy{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), every: every, target: target, ln: ln, rng: rng,
+		open: map[net.Conn]struct{}{}}
 	p.next = p.gap()
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(func() {
 		ln.Close()
+		// Idle keep-alive connections of the clients would hold the
+		// proxy open until the server's idle timeout.
+		p.mu.Lock()
+		p.closed = true
+		for c := range p.open {
+			c.Close()
+		}
+		p.mu.Unlock()
 		p.wg.Wait()
 	})
 	return p
@@ -64,6 +75,13 @@ func startCutProxy(tb testing.TB, target string, every int64, rng *rand.Rand) *C
 
 // Sent is how many bytes clients have sent up through the proxy.
 func (p *CutProxy) Sent() int64 { return p.up.Load() }
+
+// Heal stops the cuts: the link holds from now on.
+func (p *CutProxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.every = 0
+}
 
 // Cuts is how many connections the proxy has cut.
 func (p *CutProxy) Cuts() int64 { return p.cuts.Load() }
@@ -84,7 +102,20 @@ func (p *CutProxy) accept() {
 }
 
 func (p *CutProxy) serve(client net.Conn) {
-	defer client.Close()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		client.Close()
+		return
+	}
+	p.open[client] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.open, client)
+		p.mu.Unlock()
+		client.Close()
+	}()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
