@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 )
 
@@ -15,10 +16,11 @@ import (
 // passive checkpoint runs beside writers: it copies what no reader still
 // needs and never blocks the writer.
 type checkpointer struct {
-	db   *sql.DB
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	db       *sql.DB
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 const (
@@ -74,10 +76,11 @@ func (c *checkpointer) run() {
 }
 
 // close stops the checkpoints and waits for the one running, if any.
+// Closing again does nothing.
 func (c *checkpointer) close() {
 	if c == nil {
 		return
 	}
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	<-c.done
 }

@@ -55,3 +55,11 @@ func TestCommitLeavesCheckpointToCheckpointer(t *testing.T) {
 	assert.Eventually(t, func() bool { return size() > before+8<<20 }, 10*time.Second, 20*time.Millisecond,
 		"the checkpointer copies the log into the file")
 }
+
+// TestCloseTwice closes a store twice: the second does nothing.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "fieldsync.db"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.NotPanics(t, func() { s.Close() })
+}
