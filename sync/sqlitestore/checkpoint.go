@@ -25,9 +25,10 @@ type checkpointer struct {
 
 const (
 	// checkpointGap is the least time between two checkpoints: a stream of
-	// small transactions is checkpointed a few times a second, not once
-	// each.
-	checkpointGap = 100 * time.Millisecond
+	// small transactions is checkpointed once a second, not once each (a
+	// checkpoint syncs the file), and the log holds at most about a
+	// second of writes.
+	checkpointGap = time.Second
 	// checkpointEvery is how often the log is checkpointed without being
 	// woken, for the writes that do not go through Update (users,
 	// sign-ins, sweeps).
