@@ -119,7 +119,7 @@ func newBatches() (tokens, audit, facts *batch) {
 // orders are read back in the same transaction (a visit asks for its rep's
 // later visits, an order for its customer's open orders), so every reader
 // of facts either answers from the waiting rows and the table together
-// (repFactAfter, hasStop) or stores the waiting rows first (flushFacts).
+// (RepFactAfter, HasStop) or stores the waiting rows first (flushFacts).
 type factRows struct {
 	rows  *batch
 	facts []waitingFact
