@@ -65,8 +65,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// pages all over the records' and facts' indexes, which a small cache
 	// reads from the file again and again.
 	//
-	// It never checkpoints the write-ahead log itself: see checkpointer.
-	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)", "wal_autocheckpoint(0)"))
+	// It never checkpoints the write-ahead log itself (see checkpointer),
+	// and it truncates the log when it starts it again after a checkpoint
+	// (journal_size_limit 0): the checkpointer checkpoints soon after
+	// every write, and a log that kept its size would hold the next
+	// writes in space taken before, so that a full disk went unnoticed
+	// until they outgrew it (TestRecordStoreDiskFull).
+	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)", "wal_autocheckpoint(0)", "journal_size_limit(0)"))
 	if err != nil {
 		return nil, errorf("%s: %w", op, err)
 	}
