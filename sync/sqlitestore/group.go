@@ -113,7 +113,6 @@ func (s *Store) lead(ctx context.Context, own *unit) error {
 	g.mu.Unlock()
 
 	errs := s.runGroup(ctx, group)
-	s.ckpt.poke()
 
 	var ownErr error
 	for i, u := range group {

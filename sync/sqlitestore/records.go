@@ -1195,7 +1195,6 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 		if left >= free {
 			return total, nil // not in incremental mode
 		}
-		s.ckpt.poke()
 		total += free - left
 	}
 }

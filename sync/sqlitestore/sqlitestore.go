@@ -28,8 +28,6 @@ type Store struct {
 	group committer
 	// names caches the dictionary of names (see namesLayout).
 	names nameCache
-	// ckpt checkpoints the write-ahead log outside the writer.
-	ckpt *checkpointer
 }
 
 // readers is how many read connections a store keeps.
@@ -64,14 +62,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// connection writes (in one process, none does), and a push touches
 	// pages all over the records' and facts' indexes, which a small cache
 	// reads from the file again and again.
-	//
-	// It never checkpoints the write-ahead log itself (see checkpointer),
-	// and it truncates the log when it starts it again after a checkpoint
-	// (journal_size_limit 0): the checkpointer checkpoints soon after
-	// every write, and a log that kept its size would hold the next
-	// writes in space taken before, so that a full disk went unnoticed
-	// until they outgrew it (TestRecordStoreDiskFull).
-	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)", "wal_autocheckpoint(0)", "journal_size_limit(0)"))
+	w, err := sql.Open("sqlite", dsn("immediate", "temp_store(MEMORY)", "cache_size(-16384)"))
 	if err != nil {
 		return nil, errorf("%s: %w", op, err)
 	}
@@ -88,7 +79,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// only 2 idle connections unless told).
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	s := &Store{w: w, r: r, ckpt: startCheckpointer(r)}
+	s := &Store{w: w, r: r}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, errorf("%s: %w", op, err)
@@ -106,7 +97,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.ckpt.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
