@@ -31,19 +31,28 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// A test that runs testmongo holds its standard input: when that
-	// process ends, however it ends, testmongo ends too.
-	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
-		go func() {
-			io.Copy(io.Discard, os.Stdin)
-			stop()
-		}()
-	}
+	ctx, stop := lifetime(os.Stdin)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(usage.ExitCode("testmongo", err, os.Stderr))
+}
+
+// lifetime is the context testmongo runs for: until SIGINT or SIGTERM,
+// and, when in is a pipe, until in ends — a test that runs testmongo
+// holds its standard input, so that when that process ends, however it
+// ends, testmongo ends too. The signals stay caught after the input
+// ends, so that a SIGTERM during the stop that follows lets the stop
+// finish; stop releases them.
+func lifetime(in *os.File) (ctx context.Context, stop func()) {
+	sig, unhook := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(sig)
+	if fi, err := in.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+		go func() {
+			io.Copy(io.Discard, in)
+			cancel()
+		}()
+	}
+	return ctx, func() { cancel(); unhook() }
 }
 
 // run starts the test bed, prints its URI and waits for ctx to end.

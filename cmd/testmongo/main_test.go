@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,4 +54,25 @@ func TestRefusesUnknownFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-nope"}, io.Discard, &stderr)
 	assert.Error(t, err)
 	assert.Contains(t, stderr.String(), "-nope")
+}
+
+// After its input ends, testmongo still catches SIGTERM while it stops
+// (a test's Close ends the input and signals at once): the signal does
+// not kill it midway. Were the signal no longer caught, it would end
+// this test's process.
+func TestCatchesSIGTERMAfterTheInputEnds(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	ctx, stop := lifetime(r)
+	defer stop()
+	require.NoError(t, w.Close())
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end of the input did not end the context")
+	}
+	time.Sleep(100 * time.Millisecond) // what follows the end of the input has run
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	time.Sleep(200 * time.Millisecond)
 }

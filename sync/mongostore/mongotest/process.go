@@ -111,6 +111,12 @@ func (p *process) stop() error {
 	}
 	select {
 	case err := <-p.done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				return nil // ended by the signal sent here, before it could catch it
+			}
+		}
 		return err
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
