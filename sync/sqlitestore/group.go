@@ -162,7 +162,7 @@ func (s *Store) runGroup(ctx context.Context, group []*unit) []error {
 			// Alone in its transaction, a unit needs no savepoint: its
 			// error undoes the transaction.
 			i := todo[0]
-			if errs[i] = call(group[i].fn, x); errs[i] != nil {
+			if errs[i] = call(ctx, group[i].fn, x); errs[i] != nil {
 				t.Rollback()
 			} else {
 				errs[i] = x.commit(ctx)
@@ -218,7 +218,7 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		return errorf("sqlitestore: savepoint: %w", err), true
 	}
 	seq, answers := t.seq, len(t.answers)
-	if err := call(fn, t); err != nil {
+	if err := call(ctx, fn, t); err != nil {
 		// What fn read or wrote is forgotten with its writes.
 		for _, a := range t.answers[answers:] {
 			delete(t.saved, [2]string{a.UserID, a.MutationID})
@@ -227,6 +227,8 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 		maps.DeleteFunc(t.byRef, func(_ string, i int) bool { return i >= answers })
 		t.tokenRows.truncate(0)
 		t.auditRows.truncate(0)
+		t.facts.forget()
+		t.inserts.forget()
 		clear(t.sameAsData)
 		clear(t.known)
 		clear(t.recs)
@@ -249,20 +251,27 @@ func (t *tx) runUnit(ctx context.Context, fn func(sync.RecordTx) error) (err err
 // call runs fn in t and turns a panic of fn into its error: the units of
 // a group run in the goroutine of one of them, and the others, waiting for
 // their answers, must get one.
-func call(fn func(sync.RecordTx) error, t *tx) (err error) {
+func call(ctx context.Context, fn func(sync.RecordTx) error, t *tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errorf("sqlitestore: unit of work panicked: %v", r)
 		}
 	}()
-	return fn(t)
+	if err := fn(t); err != nil {
+		return err
+	}
+	// What the unit created is stored within it, so that a failure to
+	// store it fails the unit.
+	return t.flushInserts(ctx)
 }
 
 // newTx wraps a database transaction run with the statements q and the
 // store's cache of names.
 func newTx(q *queries, t *sql.Tx, names *nameCache) *tx {
 	x := &tx{q: q, t: t, names: names, stmts: map[*sql.Stmt]*sql.Stmt{}, known: map[string]*sync.Record{}, recs: map[string]int64{}}
-	x.tokenRows, x.auditRows = newBatches()
+	var facts *batch
+	x.tokenRows, x.auditRows, facts = newBatches()
+	x.facts = factRows{rows: facts}
 	return x
 }
 

@@ -49,6 +49,10 @@ type tx struct {
 	// auditSameAsData, by entry key.
 	tokenRows, auditRows *batch
 	sameAsData           map[string]int
+	// facts holds the facts of written records until they are stored;
+	// inserts the records the unit of work created, until it ends.
+	facts   factRows
+	inserts inserts
 	// proofs holds the photo proofs this transaction read or saved, by
 	// user and hash; nil for one known to be missing.
 	proofs map[[2]string]*sync.PhotoProof
@@ -187,6 +191,9 @@ func (t *tx) readFacts(ctx context.Context, recs []int64, records []*sync.Record
 	if len(recs) == 0 {
 		return nil
 	}
+	if err := t.flushFacts(ctx); err != nil {
+		return err
+	}
 	raw, err := json.Marshal(recs)
 	if err != nil {
 		return err
@@ -293,6 +300,9 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 
 // RecordsByRef returns the records of c that refer to ref.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
+	if err := t.flushInserts(ctx); err != nil {
+		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
+	}
 	rows, err := t.stmt(ctx, t.q.byRef).QueryContext(ctx, string(c), ref, after, limit)
 	if err != nil {
 		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
@@ -322,6 +332,9 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 // RepFactAfter reports whether a record other than except has a fact of
 // a kind by rep later than after, through the (kind, rep, at) index.
 func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time, except string) (bool, error) {
+	if t.laterFact(kind, rep, after, except) {
+		return true, nil
+	}
 	var one int
 	err := t.stmt(ctx, t.q.repFactAfter).QueryRowContext(ctx, kind, rep, after.UnixNano(), except).Scan(&one)
 	switch {
@@ -338,6 +351,12 @@ func (t *tx) RepFactAfter(ctx context.Context, kind, rep string, after time.Time
 // index: the engine counts them in the customer's credit exposure without
 // reading the orders.
 func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int64, error) {
+	if err := t.flushInserts(ctx); err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
+	if err := t.flushFacts(ctx); err != nil {
+		return nil, errorf("sqlitestore.OpenOrders: %w", err)
+	}
 	rows, err := t.stmt(ctx, t.q.openOrders).QueryContext(ctx, sync.FactOpenOrder, customerID)
 	if err != nil {
 		return nil, errorf("sqlitestore.OpenOrders: %w", err)
@@ -364,6 +383,11 @@ func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int6
 // the day at (00:00 UTC), from the stop facts, through the (kind,
 // customer, at) index.
 func (t *tx) HasStop(ctx context.Context, rep, customer string, at time.Time) (bool, error) {
+	if t.waitingFact(sync.FactStop, func(_ string, f *sync.Fact) bool {
+		return f.Customer == customer && f.At.Equal(at) && f.Rep == rep
+	}) {
+		return true, nil
+	}
 	var one int
 	err := t.stmt(ctx, t.q.hasStop).QueryRowContext(ctx, sync.FactStop, customer, at.UnixNano(), rep).Scan(&one)
 	switch {
@@ -394,6 +418,32 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	}
 	stored := *r
 	stored.Seq = seq
+	// The writer's name first, then the tokens'.
+	names, err := t.nameIDs(ctx, append([]string{r.UpdatedBy}, r.Tokens...))
+	if err != nil {
+		return errorf("%s: names: %w", op, err)
+	}
+	coll := string(r.Collection)
+	key := coll + "/" + r.ID
+	if _, waiting := t.inserts.byKey[key]; waiting || old == nil {
+		// A new record waits to be inserted in its final state (see
+		// inserts), however often the unit writes it.
+		if waiting {
+			if err := t.keepAuditChanges(ctx, old); err != nil {
+				return errorf("%s: %w", op, err)
+			}
+			if err := t.keepAnswer(ctx, old); err != nil {
+				return errorf("%s: %w", op, err)
+			}
+		}
+		if err := t.writeAudit(ctx, r, prev); err != nil {
+			return errorf("%s: %w", op, err)
+		}
+		t.inserts.add(key, &stored, names)
+		r.Seq = seq
+		t.known[key] = &stored
+		return nil
+	}
 	tokens, refs, history, err := marshalLists(&stored)
 	if err != nil {
 		return errorf("%s: %w", op, err)
@@ -402,76 +452,49 @@ func (t *tx) Put(ctx context.Context, r *sync.Record, prev int64) error {
 	if r.Data != nil {
 		data = string(r.Data)
 	}
-	// The writer's name first, then the tokens'.
-	names, err := t.nameIDs(ctx, append([]string{r.UpdatedBy}, r.Tokens...))
-	if err != nil {
-		return errorf("%s: names: %w", op, err)
-	}
-	coll := string(r.Collection)
 	args := []any{r.Version, r.Deleted, r.UpdatedAt.UnixNano(), names[0], data, seq, tokens, refs, history}
-	key := coll + "/" + r.ID
 	rec := t.recs[key]
-	if old == nil {
-		err := t.stmt(ctx, t.q.insert).QueryRowContext(ctx, append(args, coll, r.ID)...).Scan(&rec)
-		if errors.Is(err, sql.ErrNoRows) {
-			return sync.ErrStale
-		}
-		if err != nil {
-			return errorf("%s: %w", op, err)
-		}
-	} else {
-		res, err := t.stmt(ctx, t.q.update).ExecContext(ctx, append(args, rec, prev)...)
-		if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
-			return err
-		}
-		if err := t.keepAuditChanges(ctx, old); err != nil {
-			return errorf("%s: %w", op, err)
-		}
-		if err := t.keepAnswer(ctx, old); err != nil {
-			return errorf("%s: %w", op, err)
-		}
+	res, err := t.stmt(ctx, t.q.update).ExecContext(ctx, append(args, rec, prev)...)
+	if err := affectedOne(op, res, err, sync.ErrStale); err != nil {
+		return err
+	}
+	if err := t.keepAuditChanges(ctx, old); err != nil {
+		return errorf("%s: %w", op, err)
+	}
+	if err := t.keepAnswer(ctx, old); err != nil {
+		return errorf("%s: %w", op, err)
 	}
 	for _, tok := range names[1:] {
 		t.tokenRows.add(rec, tok, seq, 0)
 	}
-	if old != nil {
-		if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
-			// The rows this loses may still wait in the batch.
-			if err := t.tokenRows.flush(ctx, t); err != nil {
-				return errorf("%s: tokens: %w", op, err)
-			}
-			if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, rec, lost); err != nil {
-				return errorf("%s: tokens: %w", op, err)
-			}
+	if lost := listMinus(old.Tokens, r.Tokens); lost != nil {
+		// The rows this loses may still wait in the batch.
+		if err := t.tokenRows.flush(ctx, t); err != nil {
+			return errorf("%s: tokens: %w", op, err)
 		}
-		if dropped := listMinus(old.Refs, r.Refs); dropped != nil {
-			if _, err := t.stmt(ctx, t.q.dropRefs).ExecContext(ctx, coll, r.ID, dropped); err != nil {
-				return errorf("%s: refs: %w", op, err)
-			}
+		if _, err := t.stmt(ctx, t.q.loseTokens).ExecContext(ctx, seq, rec, lost); err != nil {
+			return errorf("%s: tokens: %w", op, err)
 		}
 	}
-	var oldRefs []string
-	if old != nil {
-		oldRefs = old.Refs
+	if dropped := listMinus(old.Refs, r.Refs); dropped != nil {
+		if _, err := t.stmt(ctx, t.q.dropRefs).ExecContext(ctx, coll, r.ID, dropped); err != nil {
+			return errorf("%s: refs: %w", op, err)
+		}
 	}
-	if added := listMinus(r.Refs, oldRefs); added != nil {
+	if added := listMinus(r.Refs, old.Refs); added != nil {
 		if _, err := t.stmt(ctx, t.q.addRefs).ExecContext(ctx, coll, r.ID, added); err != nil {
 			return errorf("%s: refs: %w", op, err)
 		}
 	}
-	if old != nil && !slices.Equal(old.Facts, r.Facts) {
+	if !slices.Equal(old.Facts, r.Facts) {
+		// The rows this drops may still wait in the batch.
+		if err := t.flushFacts(ctx); err != nil {
+			return errorf("%s: facts: %w", op, err)
+		}
 		if _, err := t.stmt(ctx, t.q.dropFacts).ExecContext(ctx, rec); err != nil {
 			return errorf("%s: facts: %w", op, err)
 		}
-	}
-	if len(r.Facts) > 0 && (old == nil || !slices.Equal(old.Facts, r.Facts)) {
-		st := t.stmt(ctx, t.q.addFact)
-		for n, f := range r.Facts {
-			if _, err := st.ExecContext(ctx, rec, n, f.Kind, f.Rep, f.Customer, f.Territory, f.Visit, f.Label, f.Grade, f.Day,
-				f.At.UnixNano(), f.Flag, f.Amount, f.Balance, f.Count, f.Status); err != nil {
-				return errorf("%s: facts: %w", op, err)
-			}
-		}
+		t.facts.add(rec, r.ID, r.Facts)
 	}
 	if err := t.writeAudit(ctx, r, prev); err != nil {
 		return errorf("%s: %w", op, err)
@@ -1181,16 +1204,16 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, insert, update *sql.Stmt
-	loseTokens, addRefs, dropRefs          *sql.Stmt
-	answers, feed, setFeed, changes        *sql.Stmt
-	feedRecords, recordFacts               *sql.Stmt
-	dropFacts, addFact, repFactAfter       *sql.Stmt
-	openOrders, answerRef, keepAnswer      *sql.Stmt
-	hasStop                                *sql.Stmt
-	proof, saveProof, audit, loginUser     *sql.Stmt
-	proofs                                 *sql.Stmt
-	nameID, addName, keepAudit             *sql.Stmt
+	record, records, byRef, lastRec, update *sql.Stmt
+	loseTokens, addRefs, dropRefs           *sql.Stmt
+	answers, feed, setFeed, changes         *sql.Stmt
+	feedRecords, recordFacts                *sql.Stmt
+	dropFacts, repFactAfter                 *sql.Stmt
+	openOrders, answerRef, keepAnswer       *sql.Stmt
+	hasStop                                 *sql.Stmt
+	proof, saveProof, audit, loginUser      *sql.Stmt
+	proofs                                  *sql.Stmt
+	nameID, addName, keepAudit              *sql.Stmt
 	// built holds the statements whose text is built (a multi-row INSERT
 	// for each size of batchSizes, the savepoints), by text, prepared
 	// once: SQLite would otherwise parse them on every use.
@@ -1200,7 +1223,7 @@ type queries struct {
 // builtQueries are the texts of queries.built.
 func builtQueries() []string {
 	out := []string{"SAVEPOINT unit", "ROLLBACK TO unit", "RELEASE unit"}
-	for _, sh := range []batchShape{tokenRowsShape, auditRowsShape, answerRowsShape} {
+	for _, sh := range []batchShape{tokenRowsShape, auditRowsShape, answerRowsShape, factRowsShape, recordRowsShape, refRowsShape} {
 		for _, n := range batchSizes {
 			out = append(out, sh.query(n))
 		}
@@ -1237,8 +1260,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
-		{&q.insert, `INSERT INTO records (version, deleted, updated_at, updated_by, data, seq, tokens, refs, history, coll, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coll, id) DO NOTHING RETURNING rec`},
+		{&q.lastRec, "SELECT coalesce(max(rec), 0) FROM records"},
 		{&q.update, `UPDATE records SET version = ?, deleted = ?, updated_at = ?, updated_by = ?, data = ?, seq = ?,
 			tokens = ?, refs = ?, history = ? WHERE rec = ? AND version = ?`},
 		{&q.recordFacts, "SELECT rec, " + factColumns + " FROM facts WHERE rec IN (SELECT value FROM json_each(?)) ORDER BY rec, n"},
@@ -1248,8 +1270,6 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
 			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
 		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
-		{&q.addFact, `INSERT INTO facts (rec, n, kind, rep, customer, territory, visit, label, grade, day, at, flag, amount, balance, count, status)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
 			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},
 		{&q.nameID, "SELECT n FROM names WHERE name = ?"},

@@ -29,6 +29,7 @@ func testRecords(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("PhotoProofs", func(t *testing.T) { testPhotoProofs(t, newStore(t)) })
 	t.Run("ConcurrentWritersNeverSkip", func(t *testing.T) { testNeverSkip(t, newStore(t)) })
 	t.Run("OneWinnerPerVersion", func(t *testing.T) { testOneWinner(t, newStore(t)) })
+	t.Run("WritesSeenInTheirUnit", func(t *testing.T) { testWritesSeenInTheirUnit(t, newStore(t)) })
 }
 
 func rec(id string, version int64, tokens []string, data string) *sync.Record {
@@ -537,4 +538,129 @@ func testOneWinner(t *testing.T, s Store) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), got.Version)
 	assert.True(t, slices.Contains(got.Tokens, "customers|all"))
+}
+
+// testWritesSeenInTheirUnit writes records in one unit of work and writes
+// some of them again there, as a push does (a visit, then its
+// check_out_missing mark), and asks after each write what the engine asks
+// within a push: every read of the unit sees the unit's own writes, the
+// latest of them only, and the store keeps the last.
+func testWritesSeenInTheirUnit(t *testing.T, s Store) {
+	ctx := context.Background()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 9, 0, 0, 0, time.UTC) }
+	visit := func(id string, version int64, d int, refs ...string) *sync.Record {
+		r := rec(id, version, []string{"visits|all"}, fmt.Sprintf(`{"v":%d}`, version))
+		r.Collection, r.Refs = schema.Visits, refs
+		r.Facts = []sync.Fact{{Kind: sync.FactVisit, Rep: "u-1", Customer: "c-1", Visit: id, At: day(d), Flag: 1}}
+		return r
+	}
+	stored := visit("v-0", 1, 1, "open:u-1")
+	put(t, s, stored, 0)
+
+	type stopFinder interface {
+		HasStop(ctx context.Context, rep, customer string, at time.Time) (bool, error)
+	}
+	type creditReader interface {
+		OpenOrders(ctx context.Context, customerID string) (map[string]int64, error)
+	}
+	require.NoError(t, s.Update(ctx, func(tx sync.RecordTx) error {
+		later := func(after time.Time, except string) bool {
+			t.Helper()
+			got, err := tx.RepFactAfter(ctx, sync.FactVisit, "u-1", after, except)
+			require.NoError(t, err)
+			return got
+		}
+		open := func() []string {
+			t.Helper()
+			rs, err := tx.RecordsByRef(ctx, schema.Visits, "open:u-1", "", 10)
+			require.NoError(t, err)
+			var ids []string
+			for _, r := range rs {
+				ids = append(ids, fmt.Sprintf("%s@%d", r.ID, r.Version))
+			}
+			return ids
+		}
+		assert.False(t, later(day(1), ""), "nothing after day 1 yet")
+		for d := 2; d <= 4; d++ {
+			require.NoError(t, tx.Put(ctx, visit(fmt.Sprintf("v-%d", d), 1, d, "open:u-1"), 0))
+		}
+		assert.True(t, later(day(3), ""), "v-4, written in this unit")
+		assert.False(t, later(day(3), "v-4"), "v-4 left out")
+		assert.True(t, later(day(2), "v-4"), "v-3 is later than day 2")
+		assert.False(t, later(day(4), ""), "strictly later")
+
+		// v-4 moves back to day 1 and v-3 loses its open ref: their new
+		// state is what counts.
+		require.NoError(t, tx.Put(ctx, visit("v-4", 2, 1, "open:u-1"), 1))
+		require.NoError(t, tx.Put(ctx, visit("v-3", 2, 3), 1))
+		assert.True(t, later(day(2), ""), "v-3")
+		assert.False(t, later(day(3), ""), "v-4 moved back: its old fact no longer counts")
+		assert.False(t, later(day(2), "v-3"), "nor when v-3 is left out")
+		r, err := tx.Record(ctx, schema.Visits, "v-4")
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), r.Version)
+		assert.Equal(t, []string{"v-0@1", "v-2@1", "v-4@2"}, open(), "by ref: the unit's writes, as last written")
+		// Written again once its refs were read back.
+		require.NoError(t, tx.Put(ctx, visit("v-2", 2, 2), 1))
+		assert.Equal(t, []string{"v-0@1", "v-4@2"}, open())
+		assert.True(t, later(day(1), "v-3"), "v-2")
+
+		if sf, ok := tx.(stopFinder); ok {
+			plan := rec("p-1", 1, []string{"route_plans|all"}, `{}`)
+			plan.Collection = schema.RoutePlans
+			plan.Facts = []sync.Fact{{Kind: sync.FactStop, Rep: "u-1", Customer: "c-2", At: day(5)}}
+			require.NoError(t, tx.Put(ctx, plan, 0))
+			has, err := sf.HasStop(ctx, "u-1", "c-2", day(5))
+			require.NoError(t, err)
+			assert.True(t, has, "a stop of a plan written in this unit")
+			has, err = sf.HasStop(ctx, "u-1", "c-2", day(6))
+			require.NoError(t, err)
+			assert.False(t, has, "on another day")
+		}
+		if cr, ok := tx.(creditReader); ok {
+			order := rec("o-1", 1, []string{"orders|all"}, `{}`)
+			order.Collection = schema.Orders
+			order.Facts = []sync.Fact{{Kind: sync.FactOpenOrder, Rep: "u-1", Customer: "c-1", At: sync.Epoch, Amount: 500}}
+			require.NoError(t, tx.Put(ctx, order, 0))
+			got, err := cr.OpenOrders(ctx, "c-1")
+			require.NoError(t, err)
+			assert.Equal(t, map[string]int64{"o-1": 500}, got, "an order written in this unit")
+			order = rec("o-1", 2, []string{"orders|all"}, `{}`)
+			order.Collection = schema.Orders
+			require.NoError(t, tx.Put(ctx, order, 1))
+			got, err = cr.OpenOrders(ctx, "c-1")
+			require.NoError(t, err)
+			assert.Empty(t, got, "no longer open")
+		}
+		return nil
+	}))
+
+	for id, want := range map[string]int64{"v-0": 1, "v-2": 2, "v-3": 2, "v-4": 2} {
+		r, err := read(t, s, schema.Visits, id)
+		require.NoError(t, err)
+		assert.Equal(t, want, r.Version, id)
+		assert.JSONEq(t, fmt.Sprintf(`{"v":%d}`, want), string(r.Data), id)
+	}
+	var open []string
+	require.NoError(t, s.View(ctx, func(tx sync.RecordTx) error {
+		rs, err := tx.RecordsByRef(ctx, schema.Visits, "open:u-1", "", 10)
+		for _, r := range rs {
+			open = append(open, r.ID)
+		}
+		return err
+	}))
+	assert.Equal(t, []string{"v-0", "v-4"}, open, "refs as last written")
+	got := factsOf(t, s, sync.FactVisit, nil, day(1), day(6))
+	assert.ElementsMatch(t, []sync.Fact{
+		{Kind: sync.FactVisit, Rep: "u-1", Customer: "c-1", Visit: "v-0", At: day(1), Flag: 1},
+		{Kind: sync.FactVisit, Rep: "u-1", Customer: "c-1", Visit: "v-2", At: day(2), Flag: 1},
+		{Kind: sync.FactVisit, Rep: "u-1", Customer: "c-1", Visit: "v-3", At: day(3), Flag: 1},
+		{Kind: sync.FactVisit, Rep: "u-1", Customer: "c-1", Visit: "v-4", At: day(1), Flag: 1},
+	}, got, "facts as last written, once each")
+	chs := changes(t, s, []string{"visits|all"}, 0, 100)
+	seen := map[string]int{}
+	for _, ch := range chs {
+		seen[ch.Record.ID]++
+	}
+	assert.Equal(t, map[string]int{"v-0": 1, "v-2": 1, "v-3": 1, "v-4": 1}, seen, "one feed entry a record")
 }
