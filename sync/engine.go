@@ -71,6 +71,7 @@ type Engine struct {
 	futureSkew   time.Duration
 	location     *time.Location
 	notes        deviceNotes
+	decisions    pushDecisions
 
 	auditRetention time.Duration
 }

@@ -39,35 +39,48 @@ func (e *Engine) Push(ctx context.Context, p schema.Principal, req *schema.PushR
 	for i, raw := range req.Mutations {
 		batch[i] = e.prepare(raw)
 	}
-	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(req.Mutations))}
-	err := e.store.Update(ctx, func(tx RecordTx) error {
-		w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
-		ids := make([]string, 0, len(batch))
-		for i := range batch {
-			if batch[i].malformed == nil {
-				ids = append(ids, batch[i].m.MutationID)
-			}
-		}
-		var err error
-		if w.answers, err = tx.Answers(ctx, p.UserID, ids); err != nil {
-			return err
-		}
-		if err := w.readAhead(ctx, batch); err != nil {
-			return err
-		}
-		for i := range batch {
-			res, err := w.apply(ctx, &batch[i])
-			if err != nil {
-				return err
-			}
-			resp.Results[i] = res
-		}
-		return nil
-	})
+	// The push is decided against a snapshot, and the write lock held
+	// only to confirm what it read and store what it decided (see
+	// pushAhead), unless the store cannot do that or the snapshot no
+	// longer holds by then: then it is decided under the lock.
+	resp, err := e.pushAhead(ctx, p, batch)
+	if errors.Is(err, errBehind) {
+		err = e.store.Update(ctx, func(tx RecordTx) error {
+			var derr error
+			resp, derr = e.decideAll(ctx, tx, p, batch)
+			return derr
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sync.Push: %w", err)
 	}
 	e.noteSync(ctx, p, true)
+	return resp, nil
+}
+
+// decideAll decides and performs the mutations of a push in one unit of
+// work and answers each in order.
+func (e *Engine) decideAll(ctx context.Context, tx RecordTx, p schema.Principal, batch []prepared) (*schema.PushResponse, error) {
+	resp := &schema.PushResponse{Results: make([]schema.PushResult, len(batch))}
+	w := &writer{e: e, tx: tx, p: p, tokens: schema.ReadTokens(p)}
+	ids := make([]string, 0, len(batch))
+	for i := range batch {
+		if batch[i].malformed == nil {
+			ids = append(ids, batch[i].m.MutationID)
+		}
+	}
+	var err error
+	if w.answers, err = tx.Answers(ctx, p.UserID, ids); err != nil {
+		return nil, err
+	}
+	if err := w.readAhead(ctx, batch); err != nil {
+		return nil, err
+	}
+	for i := range batch {
+		if resp.Results[i], err = w.apply(ctx, &batch[i]); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
 }
 

@@ -298,6 +298,55 @@ func (t *tx) Records(ctx context.Context, c schema.Collection, ids []string) (ma
 	return out, nil
 }
 
+// Confirm reports whether the records of c are stored as read, at the
+// same seq (nil: missing), in one query; when they all are, the
+// transaction takes them as read, for its writes to them.
+func (t *tx) Confirm(ctx context.Context, c schema.Collection, read map[string]*sync.Record) (bool, error) {
+	const op = "sqlitestore.Confirm"
+	raw, err := json.Marshal(slices.Collect(maps.Keys(read)))
+	if err != nil {
+		return false, errorf("%s: %w", op, err)
+	}
+	if err := t.flushInserts(ctx); err != nil {
+		return false, errorf("%s: %w", op, err)
+	}
+	rows, err := t.stmt(ctx, t.q.seqs).QueryContext(ctx, string(c), string(raw))
+	if err != nil {
+		return false, errorf("%s: %w", op, err)
+	}
+	defer rows.Close()
+	recs := make(map[string]int64, len(read))
+	for rows.Next() {
+		var (
+			id       string
+			rec, seq int64
+		)
+		if err := rows.Scan(&id, &rec, &seq); err != nil {
+			return false, errorf("%s: %w", op, err)
+		}
+		if r := read[id]; r == nil || r.Seq != seq {
+			return false, nil
+		}
+		recs[id] = rec
+	}
+	if err := rows.Err(); err != nil {
+		return false, errorf("%s: %w", op, err)
+	}
+	for id, r := range read {
+		if _, ok := recs[id]; r != nil && !ok {
+			return false, nil
+		}
+	}
+	for id, r := range read {
+		key := string(c) + "/" + id
+		t.known[key] = r
+		if r != nil {
+			t.recs[key] = recs[id]
+		}
+	}
+	return true, nil
+}
+
 // RecordsByRef returns the records of c that refer to ref.
 func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*sync.Record, error) {
 	if err := t.flushInserts(ctx); err != nil {
@@ -1204,16 +1253,17 @@ func (s *Store) Reclaim(ctx context.Context) (int64, error) {
 // "LIMIT ?" with the bound value, and so prepares the statement again each
 // time it is bound (most of the time of a lookup by ref went to that).
 type queries struct {
-	record, records, byRef, lastRec, update *sql.Stmt
-	loseTokens, addRefs, dropRefs           *sql.Stmt
-	answers, feed, setFeed, changes         *sql.Stmt
-	feedRecords, recordFacts                *sql.Stmt
-	dropFacts, repFactAfter                 *sql.Stmt
-	openOrders, answerRef, keepAnswer       *sql.Stmt
-	hasStop                                 *sql.Stmt
-	proof, saveProof, audit, loginUser      *sql.Stmt
-	proofs                                  *sql.Stmt
-	nameID, addName, keepAudit              *sql.Stmt
+	record, records, seqs, byRef, lastRec *sql.Stmt
+	update                                *sql.Stmt
+	loseTokens, addRefs, dropRefs         *sql.Stmt
+	answers, feed, setFeed, changes       *sql.Stmt
+	feedRecords, recordFacts              *sql.Stmt
+	dropFacts, repFactAfter               *sql.Stmt
+	openOrders, answerRef, keepAnswer     *sql.Stmt
+	hasStop                               *sql.Stmt
+	proof, saveProof, audit, loginUser    *sql.Stmt
+	proofs                                *sql.Stmt
+	nameID, addName, keepAudit            *sql.Stmt
 	// built holds the statements whose text is built (a multi-row INSERT
 	// for each size of batchSizes, the savepoints), by text, prepared
 	// once: SQLite would otherwise parse them on every use.
@@ -1258,6 +1308,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 	}{
 		{&q.record, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ? AND r.id = ?"},
 		{&q.records, "SELECT " + recordColumns + " FROM records r WHERE r.coll = ?1 AND r.id IN (SELECT value FROM json_each(?2))"},
+		{&q.seqs, "SELECT id, rec, seq FROM records WHERE coll = ?1 AND id IN (SELECT value FROM json_each(?2))"},
 		{&q.byRef, `SELECT ` + recordColumns + ` FROM record_refs f JOIN records r ON r.coll = f.coll AND r.id = f.id
 			WHERE f.coll = ? AND f.ref = ? AND f.id > ? ORDER BY f.id LIMIT ? + 0`},
 		{&q.lastRec, "SELECT coalesce(max(rec), 0) FROM records"},
