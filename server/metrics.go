@@ -97,3 +97,27 @@ func (c *commitGroups) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(c.desc, g.Transactions, float64(g.Units), buckets)
 }
+
+// pushDecisions exports how the engine's pushes were decided (see
+// sync.PushDecisions), read from the engine at each scrape.
+type pushDecisions struct {
+	engine *sync.Engine
+	desc   *prometheus.Desc
+}
+
+// watchPushDecisions exports how engine decides pushes.
+func (m *metrics) watchPushDecisions(engine *sync.Engine) {
+	m.reg.MustRegister(&pushDecisions{engine: engine, desc: prometheus.NewDesc("fieldsync_push_decisions_total",
+		"Pushes by how they were decided: ahead of the store's write lock, on a snapshot (ahead); again under the lock, "+
+			"what they read having changed before they were stored (again); under the lock only, the store offering no snapshot (locked).",
+		[]string{"how"}, nil)})
+}
+
+func (d *pushDecisions) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d *pushDecisions) Collect(ch chan<- prometheus.Metric) {
+	n := d.engine.PushDecisions()
+	for how, v := range map[string]uint64{"ahead": n.Ahead, "again": n.Again, "locked": n.Locked} {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(v), how)
+	}
+}

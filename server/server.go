@@ -241,6 +241,7 @@ func New(cfg Config) (*Server, error) {
 	s.guard = newGuard(cfg.Limits, cfg.Now, s.metrics.reg)
 	s.signIns = newSignInGate(cfg.Limits.SignInSlots, cfg.Limits.SignInQueue, cfg.Now, s.metrics.reg)
 	s.metrics.watchCommitGroups(cfg.Store)
+	s.metrics.watchPushDecisions(cfg.Engine)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		DisableStartupMessage: true,
