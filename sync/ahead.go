@@ -41,6 +41,13 @@ type confirmer interface {
 	Confirm(ctx context.Context, c schema.Collection, read map[string]*Record) (bool, error)
 }
 
+// openOrdersMarker is a unit of work that can tell, in a read shorter
+// than OpenOrders, a mark of a customer's open orders that changes
+// whenever they do.
+type openOrdersMarker interface {
+	OpenOrdersMark(ctx context.Context, customerID string) (string, error)
+}
+
 // pushAhead decides a push against a snapshot of the store, outside its
 // write lock, keeping what it read and what it would write. Then, holding
 // the lock, it confirms that what it read still holds and stores what it
@@ -396,14 +403,29 @@ func (a *aheadTx) OpenOrders(ctx context.Context, customerID string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
-		r, ok := tx.(openOrderReader)
-		if !ok {
-			return false, nil
+	if m, ok := a.snap.(openOrdersMarker); ok {
+		mark, err := m.OpenOrdersMark(ctx, customerID)
+		if err != nil {
+			return nil, err
 		}
-		now, err := r.OpenOrders(ctx, customerID)
-		return err == nil && maps.Equal(open, now), err
-	})
+		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
+			m, ok := tx.(openOrdersMarker)
+			if !ok {
+				return false, nil
+			}
+			now, err := m.OpenOrdersMark(ctx, customerID)
+			return err == nil && now == mark, err
+		})
+	} else {
+		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
+			r, ok := tx.(openOrderReader)
+			if !ok {
+				return false, nil
+			}
+			now, err := r.OpenOrders(ctx, customerID)
+			return err == nil && maps.Equal(open, now), err
+		})
+	}
 	out := maps.Clone(open)
 	for _, r := range a.written {
 		if r.Collection != schema.Orders {

@@ -111,24 +111,37 @@ func TestPushDecidedAgainWhenAQueryItMadeChanged(t *testing.T) {
 	assert.Equal(t, true, early["check_out_missing"])
 }
 
-// An order decided on a snapshot in which its customer had no open
-// orders, stored after another rep's order took most of the credit, goes
-// on credit hold: the customer's open orders are confirmed too.
+// An order decided on a snapshot, stored after another rep's order took
+// most of the customer's credit, goes on credit hold: the customer's
+// open orders are confirmed too, whether one was added to them meanwhile
+// or one left them as another came (as many open orders as before).
 func TestPushDecidedAgainWhenTheOpenOrdersChanged(t *testing.T) {
-	b, store := newBetweenBed(t)
-	seed(b)
-	b.SetScope("rep2", schema.RoleRep, "t-1")
-	order := func(qty int) map[string]any {
-		return map[string]any{"customer_id": "c-1", "status": "submitted",
+	order := func(status string, qty int) map[string]any {
+		return map[string]any{"customer_id": "c-1", "status": status,
 			"lines": []map[string]any{{"product_id": "p-1", "quantity": qty, "unit_price": 250}}}
 	}
-	ran := store.arm(t, func() { b.OK("rep2", storetest.Up(schema.Orders, "o-1", 0, order(360))) }) // 90000 of 100000
-	b.OK("rep1", storetest.Up(schema.Orders, "o-2", 0, order(80)))                                  // 20000 more
-	ran()
-	_, o1 := b.Record(schema.Orders, "o-1")
-	_, o2 := b.Record(schema.Orders, "o-2")
-	assert.Equal(t, "submitted", o1["status"])
-	assert.Equal(t, "credit_hold", o2["status"])
+	for _, tc := range []struct {
+		name  string
+		other []storetest.Mut
+	}{
+		{"added", []storetest.Mut{storetest.Up(schema.Orders, "o-1", 0, order("submitted", 359))}},
+		{"swapped", []storetest.Mut{storetest.Up(schema.Orders, "o-0", 1, order("cancelled", 1)),
+			storetest.Up(schema.Orders, "o-1", 0, order("submitted", 360))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, store := newBetweenBed(t)
+			seed(b)
+			b.SetScope("rep2", schema.RoleRep, "t-1")
+			b.OK("rep2", storetest.Up(schema.Orders, "o-0", 0, order("submitted", 1)))
+			ran := store.arm(t, func() { b.OK("rep2", tc.other...) })                   // 90000 of 100000 open
+			b.OK("rep1", storetest.Up(schema.Orders, "o-2", 0, order("submitted", 80))) // 20000 more
+			ran()
+			_, o1 := b.Record(schema.Orders, "o-1")
+			_, o2 := b.Record(schema.Orders, "o-2")
+			assert.Equal(t, "submitted", o1["status"])
+			assert.Equal(t, "credit_hold", o2["status"])
+		})
+	}
 }
 
 // The same push sent twice, the second stored between the first's

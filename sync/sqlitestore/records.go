@@ -428,6 +428,25 @@ func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int6
 	return out, nil
 }
 
+// OpenOrdersMark returns a mark of a customer's open orders that changes
+// whenever OpenOrders would answer otherwise: how many FactOpenOrder facts
+// they have and the latest seq among their orders. Every write of an order
+// takes a seq above all before it, so an order that joins, changes or
+// stays raises the latest seq, and one that only leaves lowers the count.
+func (t *tx) OpenOrdersMark(ctx context.Context, customerID string) (string, error) {
+	if err := t.flushInserts(ctx); err != nil {
+		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+	}
+	if err := t.flushFacts(ctx); err != nil {
+		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+	}
+	var n, seq int64
+	if err := t.stmt(ctx, t.q.openOrdersMark).QueryRowContext(ctx, sync.FactOpenOrder, customerID).Scan(&n, &seq); err != nil {
+		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+	}
+	return fmt.Sprintf("%d@%d", n, seq), nil
+}
+
 // HasStop reports whether a route plan has a stop of rep at customer on
 // the day at (00:00 UTC), from the stop facts, through the (kind,
 // customer, at) index.
@@ -1260,7 +1279,7 @@ type queries struct {
 	feedRecords, recordFacts              *sql.Stmt
 	dropFacts, repFactAfter               *sql.Stmt
 	openOrders, answerRef, keepAnswer     *sql.Stmt
-	hasStop                               *sql.Stmt
+	hasStop, openOrdersMark               *sql.Stmt
 	proof, saveProof, audit, loginUser    *sql.Stmt
 	proofs                                *sql.Stmt
 	nameID, addName, keepAudit            *sql.Stmt
@@ -1319,6 +1338,8 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 		{&q.repFactAfter, `SELECT 1 FROM facts f WHERE f.kind = ? AND f.rep = ? AND f.at > ?
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
 		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
+			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
+		{&q.openOrdersMark, `SELECT count(*), coalesce(max(r.seq), 0) FROM facts f JOIN records r ON r.rec = f.rec
 			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
 		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
