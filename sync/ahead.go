@@ -41,11 +41,13 @@ type confirmer interface {
 	Confirm(ctx context.Context, c schema.Collection, read map[string]*Record) (bool, error)
 }
 
-// openOrdersMarker is a unit of work that can tell, in a read shorter
-// than OpenOrders, a mark of a customer's open orders that changes
-// whenever they do.
-type openOrdersMarker interface {
-	OpenOrdersMark(ctx context.Context, customerID string) (string, error)
+// writtenSincer is a unit of work that can tell the seq of the last write
+// it sees, and list the records of a collection written after a seq, with
+// their facts: every write of a record, re-stamps included, takes a seq
+// above all before it, so these are the records that changed since.
+type writtenSincer interface {
+	FeedSeq(ctx context.Context) (int64, error)
+	WrittenSince(ctx context.Context, c schema.Collection, seq int64) ([]*Record, error)
 }
 
 // pushAhead decides a push against a snapshot of the store, outside its
@@ -61,6 +63,10 @@ func (e *Engine) pushAhead(ctx context.Context, p schema.Principal, batch []prep
 		resp *schema.PushResponse
 		plan *aheadTx
 	)
+	if len(batch) < e.aheadFrom {
+		e.decisions.locked.Add(1)
+		return nil, errBehind
+	}
 	err := e.store.View(ctx, func(tx RecordTx) error {
 		snap, ok := tx.(snapshotTx)
 		if !ok {
@@ -101,8 +107,9 @@ type pushDecisions struct {
 // PushDecisions tells how an engine's pushes were decided: Ahead of the
 // store's write lock (see pushAhead); Again under the lock, because what
 // they read changed before they were stored or the snapshot could not
-// decide them; Locked under the lock only, the store offering no
-// snapshot to decide them on.
+// decide them; Locked under the lock only, the push being smaller than
+// Config.DecideAheadFrom or the store offering no snapshot to decide it
+// on.
 type PushDecisions struct {
 	Ahead, Again, Locked uint64
 }
@@ -134,6 +141,12 @@ type aheadTx struct {
 	checks map[string]func(context.Context, RecordTx) (bool, error)
 	// writes are the push's writes, in order.
 	writes []func(context.Context, RecordTx) error
+	// seq is the seq of the last write the snapshot holds, once read;
+	// since holds, while the push is stored, the records written after
+	// it, by collection, once read.
+	seq     int64
+	seqRead bool
+	since   map[schema.Collection][]*Record
 }
 
 func newAheadTx(snap snapshotTx) *aheadTx {
@@ -146,6 +159,7 @@ func newAheadTx(snap snapshotTx) *aheadTx {
 // read of the snapshot still holds, and stores what it wrote; errBehind
 // when something it read has changed.
 func (a *aheadTx) commit(ctx context.Context, tx RecordTx) error {
+	a.since = map[schema.Collection][]*Record{} // the unit of work may run again
 	c, ok := tx.(confirmer)
 	if !ok {
 		return errBehind
@@ -210,6 +224,35 @@ func (a *aheadTx) confirmProofs(ctx context.Context, tx RecordTx) error {
 		}
 	}
 	return nil
+}
+
+// snapshotSeq returns the seq of the last write the snapshot holds.
+func (a *aheadTx) snapshotSeq(ctx context.Context) (int64, error) {
+	if !a.seqRead {
+		seq, err := a.snap.(writtenSincer).FeedSeq(ctx)
+		if err != nil {
+			return 0, err
+		}
+		a.seq, a.seqRead = seq, true
+	}
+	return a.seq, nil
+}
+
+// writtenSince returns the records of c that tx holds written after seq.
+func (a *aheadTx) writtenSince(ctx context.Context, tx RecordTx, c schema.Collection, seq int64) ([]*Record, error) {
+	if recs, ok := a.since[c]; ok {
+		return recs, nil
+	}
+	ws, ok := tx.(writtenSincer)
+	if !ok {
+		return nil, errBehind
+	}
+	recs, err := ws.WrittenSince(ctx, c, seq)
+	if err != nil {
+		return nil, err
+	}
+	a.since[c] = recs
+	return recs, nil
 }
 
 func recordKey(c schema.Collection, id string) string { return string(c) + "/" + id }
@@ -403,18 +446,24 @@ func (a *aheadTx) OpenOrders(ctx context.Context, customerID string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	if m, ok := a.snap.(openOrdersMarker); ok {
-		mark, err := m.OpenOrdersMark(ctx, customerID)
+	if _, ok := a.snap.(writtenSincer); ok {
+		seq, err := a.snapshotSeq(ctx)
 		if err != nil {
 			return nil, err
 		}
 		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
-			m, ok := tx.(openOrdersMarker)
-			if !ok {
-				return false, nil
+			// Unchanged unless an order written since the snapshot was
+			// one of them, or is now.
+			since, err := a.writtenSince(ctx, tx, schema.Orders, seq)
+			if err != nil {
+				return false, err
 			}
-			now, err := m.OpenOrdersMark(ctx, customerID)
-			return err == nil && now == mark, err
+			for _, r := range since {
+				if _, was := open[r.ID]; was || hasFact(r.Facts, func(f *Fact) bool { return f.Kind == FactOpenOrder && f.Customer == customerID }) {
+					return false, nil
+				}
+			}
+			return true, nil
 		})
 	} else {
 		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {

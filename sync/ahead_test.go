@@ -3,6 +3,9 @@ package sync_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	gosync "sync"
 	"testing"
@@ -79,6 +82,31 @@ func TestPushesDecidedAhead(t *testing.T) {
 	assert.Equal(t, sync.PushDecisions{Ahead: before.Ahead + 1, Again: before.Again}, after)
 }
 
+// As a server runs it, the engine decides ahead the pushes of 32
+// mutations or more, and smaller ones under the lock.
+func TestSmallPushesDecidedUnderTheLock(t *testing.T) {
+	b, store := newBetweenBed(t)
+	seed(b)
+	eng, err := sync.New(sync.Config{Store: store, Secret: storetest.Secret, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	push := func(n int) {
+		req := &schema.PushRequest{DeviceID: "dev-rep1"}
+		for i := range n {
+			v := storetest.Up(schema.Visits, fmt.Sprintf("v-%d-%d", n, i), 0, visit("c-1", 52.52, 13.405))
+			req.Mutations = append(req.Mutations, withID(v, n*100+i).Raw())
+		}
+		resp, err := eng.Push(context.Background(), b.Users["rep1"], req)
+		require.NoError(t, err)
+		for _, r := range resp.Results {
+			require.Equal(t, schema.PushApplied, r.Status, "%+v", r)
+		}
+	}
+	push(31)
+	assert.Equal(t, sync.PushDecisions{Locked: 1}, eng.PushDecisions())
+	push(32)
+	assert.Equal(t, sync.PushDecisions{Ahead: 1, Locked: 1}, eng.PushDecisions())
+}
+
 // A visit decided on a snapshot in which its customer was in t-1, stored
 // after the customer moved to t-2, takes t-2: the push is decided again.
 func TestPushDecidedAgainWhenARecordItReadChanged(t *testing.T) {
@@ -111,10 +139,11 @@ func TestPushDecidedAgainWhenAQueryItMadeChanged(t *testing.T) {
 	assert.Equal(t, true, early["check_out_missing"])
 }
 
-// An order decided on a snapshot, stored after another rep's order took
-// most of the customer's credit, goes on credit hold: the customer's
-// open orders are confirmed too, whether one was added to them meanwhile
-// or one left them as another came (as many open orders as before).
+// An order decided on a snapshot and stored after the customer's other
+// open orders changed is judged against them as they are at its commit:
+// the customer's open orders are confirmed too, whether one was added to
+// them meanwhile, one left them as another came (as many as before), or
+// one only left them. c-1's credit limit is 100000.
 func TestPushDecidedAgainWhenTheOpenOrdersChanged(t *testing.T) {
 	order := func(status string, qty int) map[string]any {
 		return map[string]any{"customer_id": "c-1", "status": status,
@@ -122,24 +151,25 @@ func TestPushDecidedAgainWhenTheOpenOrdersChanged(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
+		open  int // o-0's quantity, at 250 a unit
 		other []storetest.Mut
+		want  string
 	}{
-		{"added", []storetest.Mut{storetest.Up(schema.Orders, "o-1", 0, order("submitted", 359))}},
-		{"swapped", []storetest.Mut{storetest.Up(schema.Orders, "o-0", 1, order("cancelled", 1)),
-			storetest.Up(schema.Orders, "o-1", 0, order("submitted", 360))}},
+		{"added", 1, []storetest.Mut{storetest.Up(schema.Orders, "o-1", 0, order("submitted", 359))}, "credit_hold"},
+		{"swapped", 1, []storetest.Mut{storetest.Up(schema.Orders, "o-0", 1, order("cancelled", 1)),
+			storetest.Up(schema.Orders, "o-1", 0, order("submitted", 360))}, "credit_hold"},
+		{"left", 360, []storetest.Mut{storetest.Up(schema.Orders, "o-0", 1, order("cancelled", 360))}, "submitted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, store := newBetweenBed(t)
 			seed(b)
 			b.SetScope("rep2", schema.RoleRep, "t-1")
-			b.OK("rep2", storetest.Up(schema.Orders, "o-0", 0, order("submitted", 1)))
-			ran := store.arm(t, func() { b.OK("rep2", tc.other...) })                   // 90000 of 100000 open
-			b.OK("rep1", storetest.Up(schema.Orders, "o-2", 0, order("submitted", 80))) // 20000 more
+			b.OK("rep2", storetest.Up(schema.Orders, "o-0", 0, order("submitted", tc.open)))
+			ran := store.arm(t, func() { b.OK("rep2", tc.other...) })
+			b.OK("rep1", storetest.Up(schema.Orders, "o-2", 0, order("submitted", 80))) // 20000
 			ran()
-			_, o1 := b.Record(schema.Orders, "o-1")
 			_, o2 := b.Record(schema.Orders, "o-2")
-			assert.Equal(t, "submitted", o1["status"])
-			assert.Equal(t, "credit_hold", o2["status"])
+			assert.Equal(t, tc.want, o2["status"])
 		})
 	}
 }

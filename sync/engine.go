@@ -34,6 +34,12 @@ type Config struct {
 	Now func() time.Time
 	// MaxMutations is the most mutations one push may carry; default 500.
 	MaxMutations int
+	// DecideAheadFrom is the fewest mutations a push carries for it to be
+	// decided ahead of the store's write lock, on a snapshot (see
+	// PushDecisions); default 32. A smaller push holds the lock briefly
+	// anyway, and deciding it ahead costs a read transaction and the
+	// reads it confirms.
+	DecideAheadFrom int
 	// MaxPullBytes is how much record data a pull page carries: the page
 	// ends with the change that reaches it; default 1 MiB.
 	MaxPullBytes int
@@ -64,6 +70,7 @@ type Engine struct {
 	now          func() time.Time
 	cpKey        []byte
 	maxMutations int
+	aheadFrom    int
 	maxPullBytes int
 	historyDepth int
 	answerTTL    time.Duration
@@ -88,6 +95,7 @@ func New(cfg Config) (*Engine, error) {
 		store: cfg.Store, photos: cfg.Photos, log: cfg.Logger, now: cfg.Now,
 		cpKey:        deriveKey(cfg.Secret, "fieldsync checkpoint"),
 		maxMutations: orDefault(cfg.MaxMutations, 500),
+		aheadFrom:    orDefault(cfg.DecideAheadFrom, 32),
 		maxPullBytes: orDefault(cfg.MaxPullBytes, 1<<20),
 		historyDepth: orDefault(cfg.HistoryDepth, 10),
 		answerTTL:    orDefault(cfg.AnswerTTL, 30*24*time.Hour),

@@ -428,23 +428,49 @@ func (t *tx) OpenOrders(ctx context.Context, customerID string) (map[string]int6
 	return out, nil
 }
 
-// OpenOrdersMark returns a mark of a customer's open orders that changes
-// whenever OpenOrders would answer otherwise: how many FactOpenOrder facts
-// they have and the latest seq among their orders. Every write of an order
-// takes a seq above all before it, so an order that joins, changes or
-// stays raises the latest seq, and one that only leaves lowers the count.
-func (t *tx) OpenOrdersMark(ctx context.Context, customerID string) (string, error) {
+// FeedSeq returns the seq of the last write the transaction sees.
+func (t *tx) FeedSeq(ctx context.Context) (int64, error) {
+	if t.seq != 0 {
+		return t.seq, nil
+	}
+	var seq int64
+	if err := t.stmt(ctx, t.q.feed).QueryRowContext(ctx).Scan(&seq); err != nil {
+		return 0, errorf("sqlitestore.FeedSeq: %w", err)
+	}
+	return seq, nil
+}
+
+// WrittenSince returns the records of c written after seq, with their
+// facts, through the seq index.
+func (t *tx) WrittenSince(ctx context.Context, c schema.Collection, seq int64) ([]*sync.Record, error) {
+	const op = "sqlitestore.WrittenSince"
 	if err := t.flushInserts(ctx); err != nil {
-		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+		return nil, errorf("%s: %w", op, err)
 	}
-	if err := t.flushFacts(ctx); err != nil {
-		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+	rows, err := t.stmt(ctx, t.q.since).QueryContext(ctx, seq, string(c))
+	if err != nil {
+		return nil, errorf("%s: %w", op, err)
 	}
-	var n, seq int64
-	if err := t.stmt(ctx, t.q.openOrdersMark).QueryRowContext(ctx, sync.FactOpenOrder, customerID).Scan(&n, &seq); err != nil {
-		return "", errorf("sqlitestore.OpenOrdersMark: %w", err)
+	defer rows.Close()
+	var (
+		out  []*sync.Record
+		recs []int64
+	)
+	for rows.Next() {
+		rec, r, err := scanRecord(rows)
+		if err != nil {
+			return nil, errorf("%s: %w", op, err)
+		}
+		out, recs = append(out, r), append(recs, rec)
 	}
-	return fmt.Sprintf("%d@%d", n, seq), nil
+	if err := rows.Err(); err != nil {
+		return nil, errorf("%s: %w", op, err)
+	}
+	rows.Close()
+	if err := t.readFacts(ctx, recs, out); err != nil {
+		return nil, errorf("%s: %w", op, err)
+	}
+	return out, nil
 }
 
 // HasStop reports whether a route plan has a stop of rep at customer on
@@ -1277,9 +1303,9 @@ type queries struct {
 	loseTokens, addRefs, dropRefs         *sql.Stmt
 	answers, feed, setFeed, changes       *sql.Stmt
 	feedRecords, recordFacts              *sql.Stmt
-	dropFacts, repFactAfter               *sql.Stmt
+	dropFacts, repFactAfter, since        *sql.Stmt
 	openOrders, answerRef, keepAnswer     *sql.Stmt
-	hasStop, openOrdersMark               *sql.Stmt
+	hasStop                               *sql.Stmt
 	proof, saveProof, audit, loginUser    *sql.Stmt
 	proofs                                *sql.Stmt
 	nameID, addName, keepAudit            *sql.Stmt
@@ -1339,8 +1365,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
 		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
 			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
-		{&q.openOrdersMark, `SELECT count(*), coalesce(max(r.seq), 0) FROM facts f JOIN records r ON r.rec = f.rec
-			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
+		{&q.since, "SELECT " + recordColumns + " FROM records r WHERE r.seq > ? AND r.coll = ? ORDER BY r.seq"},
 		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
 			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},

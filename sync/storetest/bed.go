@@ -45,7 +45,11 @@ func NewBed(tb testing.TB, s Store) *Bed {
 	b := &Bed{T: tb, Store: s, Now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Users: map[string]schema.Principal{}}
 	clock := func() time.Time { return b.Now }
 	var err error
-	b.Engine, err = sync.New(sync.Config{Store: s, Secret: Secret, Now: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// Every push is decided ahead of the write lock where the store can,
+	// so that the suite checks what is decided ahead against what is
+	// expected of a push decided under the lock.
+	b.Engine, err = sync.New(sync.Config{Store: s, Secret: Secret, Now: clock, DecideAheadFrom: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(tb, err)
 	b.Reports = report.New(s, clock)
 	b.AddUser("admin", schema.RoleAdmin, "")
