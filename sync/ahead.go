@@ -132,6 +132,9 @@ type aheadTx struct {
 	// write only; wroteIn counts them by collection.
 	written map[string]*Record
 	wroteIn map[schema.Collection]int
+	// byRep holds the records in written with a fact of a kind and rep,
+	// by kind and rep, then by collection/id.
+	byRep map[[2]string]map[string]*Record
 	// proofs holds the photo proofs read from the snapshot (nil: missing
 	// there) or saved, by user and hash; saved marks those saved.
 	proofs map[[2]string]*PhotoProof
@@ -151,7 +154,7 @@ type aheadTx struct {
 
 func newAheadTx(snap snapshotTx) *aheadTx {
 	return &aheadTx{snap: snap, read: map[schema.Collection]map[string]*Record{}, written: map[string]*Record{},
-		wroteIn: map[schema.Collection]int{}, proofs: map[[2]string]*PhotoProof{}, saved: map[[2]string]bool{},
+		wroteIn: map[schema.Collection]int{}, byRep: map[[2]string]map[string]*Record{}, proofs: map[[2]string]*PhotoProof{}, saved: map[[2]string]bool{},
 		checks: map[string]func(context.Context, RecordTx) (bool, error){}}
 }
 
@@ -422,7 +425,7 @@ func (a *aheadTx) RepFactAfter(ctx context.Context, kind, rep string, after time
 	match := func(id string, f *Fact) bool {
 		return id != except && f.Kind == kind && f.Rep == rep && f.At.After(after)
 	}
-	for _, r := range a.written {
+	for _, r := range a.byRep[[2]string{kind, rep}] {
 		if hasFact(r.Facts, func(f *Fact) bool { return match(r.ID, f) }) {
 			return true, nil
 		}
@@ -494,7 +497,7 @@ func (a *aheadTx) HasStop(ctx context.Context, rep, customer string, at time.Tim
 	match := func(_ string, f *Fact) bool {
 		return f.Kind == FactStop && f.Customer == customer && f.At.Equal(at) && f.Rep == rep
 	}
-	for _, r := range a.written {
+	for _, r := range a.byRep[[2]string{FactStop, rep}] {
 		if hasFact(r.Facts, func(f *Fact) bool { return match(r.ID, f) }) {
 			return true, nil
 		}
@@ -528,10 +531,21 @@ func (a *aheadTx) Put(ctx context.Context, r *Record, prev int64) error {
 	}
 	stored := *r // as a store keeps it: the writer's record may change after
 	key := recordKey(r.Collection, r.ID)
-	if _, ok := a.written[key]; !ok {
+	if old, ok := a.written[key]; !ok {
 		a.wroteIn[r.Collection]++
+	} else {
+		for _, f := range old.Facts {
+			delete(a.byRep[[2]string{f.Kind, f.Rep}], key)
+		}
 	}
 	a.written[key] = &stored
+	for _, f := range stored.Facts {
+		k := [2]string{f.Kind, f.Rep}
+		if a.byRep[k] == nil {
+			a.byRep[k] = map[string]*Record{}
+		}
+		a.byRep[k][key] = &stored
+	}
 	a.writes = append(a.writes, func(ctx context.Context, tx RecordTx) error { return tx.Put(ctx, &stored, prev) })
 	return nil
 }

@@ -196,3 +196,20 @@ func TestPushRetriedWhileDecidedAhead(t *testing.T) {
 	assert.Equal(t, schema.PushApplied, first.Results[0].Status)
 	assert.Equal(t, int64(1), recordOf(t, store, schema.Visits, "v-1").Version)
 }
+
+// A push decided ahead sees its own writes where it asks the snapshot
+// about facts: an open visit that follows, in the same push, a later
+// visit of its rep is stored left without a check-out.
+func TestPushDecidedAheadSeesItsOwnLaterVisit(t *testing.T) {
+	b, _ := newBetweenBed(t)
+	seed(b)
+	later := visit("c-1", 52.52, 13.405)
+	later["check_in"].(map[string]any)["at"] = "2026-11-23T10:00:00Z"
+	later["check_out"] = map[string]any{"at": "2026-11-23T10:20:00Z", "lat": 52.52, "lng": 13.405}
+	before := b.Engine.PushDecisions()
+	b.OK("rep1", storetest.Up(schema.Visits, "v-late", 0, later), storetest.Up(schema.Visits, "v-early", 0, visit("c-1", 52.52, 13.405)))
+	assert.Equal(t, before.Ahead+1, b.Engine.PushDecisions().Ahead)
+	version, early := b.Record(schema.Visits, "v-early")
+	assert.Equal(t, int64(1), version)
+	assert.Equal(t, true, early["check_out_missing"])
+}

@@ -352,27 +352,8 @@ func (t *tx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after s
 	if err := t.flushInserts(ctx); err != nil {
 		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 	}
-	rows, err := t.stmt(ctx, t.q.byRef).QueryContext(ctx, string(c), ref, after, limit)
+	out, err := t.readRecords(ctx, t.q.byRef, string(c), ref, after, limit)
 	if err != nil {
-		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
-	}
-	defer rows.Close()
-	var (
-		out  []*sync.Record
-		recs []int64
-	)
-	for rows.Next() {
-		rec, r, err := scanRecord(rows)
-		if err != nil {
-			return nil, errorf("sqlitestore.RecordsByRef: %w", err)
-		}
-		out, recs = append(out, r), append(recs, rec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
-	}
-	rows.Close()
-	if err := t.readFacts(ctx, recs, out); err != nil {
 		return nil, errorf("sqlitestore.RecordsByRef: %w", err)
 	}
 	return out, nil
@@ -447,9 +428,19 @@ func (t *tx) WrittenSince(ctx context.Context, c schema.Collection, seq int64) (
 	if err := t.flushInserts(ctx); err != nil {
 		return nil, errorf("%s: %w", op, err)
 	}
-	rows, err := t.stmt(ctx, t.q.since).QueryContext(ctx, seq, string(c))
+	out, err := t.readRecords(ctx, t.q.since, seq, string(c))
 	if err != nil {
 		return nil, errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
+// readRecords runs a query of recordColumns and returns the records it
+// finds, with their facts.
+func (t *tx) readRecords(ctx context.Context, st *sql.Stmt, args ...any) ([]*sync.Record, error) {
+	rows, err := t.stmt(ctx, st).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var (
@@ -459,16 +450,16 @@ func (t *tx) WrittenSince(ctx context.Context, c schema.Collection, seq int64) (
 	for rows.Next() {
 		rec, r, err := scanRecord(rows)
 		if err != nil {
-			return nil, errorf("%s: %w", op, err)
+			return nil, err
 		}
 		out, recs = append(out, r), append(recs, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, errorf("%s: %w", op, err)
+		return nil, err
 	}
 	rows.Close()
 	if err := t.readFacts(ctx, recs, out); err != nil {
-		return nil, errorf("%s: %w", op, err)
+		return nil, err
 	}
 	return out, nil
 }
