@@ -421,6 +421,14 @@ func (t *tx) FeedSeq(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
+// writtenSinceQuery reads the records of a collection (?2) written after
+// a seq (?1). Every write of a record writes its feed rows at its seq:
+// their seq index finds what was written since, and the records are
+// looked up by key (+coll: not by reading every record of the collection
+// through the (coll, id) index).
+const writtenSinceQuery = "SELECT " + recordColumns + ` FROM records r
+	WHERE r.rec IN (SELECT rec FROM record_tokens WHERE seq > ?1) AND +r.coll = ?2 AND r.seq > ?1 ORDER BY r.seq`
+
 // WrittenSince returns the records of c written after seq, with their
 // facts, through the feed rows' seq index.
 func (t *tx) WrittenSince(ctx context.Context, c schema.Collection, seq int64) ([]*sync.Record, error) {
@@ -1356,10 +1364,7 @@ func prepare(ctx context.Context, db *sql.DB) (*queries, error) {
 			AND NOT EXISTS (SELECT 1 FROM records r WHERE r.rec = f.rec AND r.id = ?) LIMIT 1`},
 		{&q.openOrders, `SELECT r.id, f.amount FROM facts f JOIN records r ON r.rec = f.rec
 			WHERE f.kind = ? AND f.customer = ? AND r.coll = 'orders'`},
-		// Every write of a record writes its feed rows at its seq: their
-		// seq index finds what was written since.
-		{&q.since, "SELECT " + recordColumns + ` FROM records r
-			WHERE r.rec IN (SELECT rec FROM record_tokens WHERE seq > ?1) AND r.coll = ?2 AND r.seq > ?1 ORDER BY r.seq`},
+		{&q.since, writtenSinceQuery},
 		{&q.hasStop, "SELECT 1 FROM facts INDEXED BY facts_by_customer WHERE kind = ? AND customer = ? AND at = ? AND rep = ? LIMIT 1"},
 		{&q.loseTokens, `UPDATE record_tokens SET seq = ?1, gone = 1
 			WHERE rec = ?2 AND gone = 0 AND tok IN (SELECT n FROM names WHERE name IN (SELECT value FROM json_each(?3)))`},
