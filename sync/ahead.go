@@ -83,8 +83,9 @@ func (e *Engine) pushAhead(ctx context.Context, p schema.Principal, batch []prep
 			return nil, err
 		}
 		// Whatever kept the push from being decided ahead, deciding it
-		// under the lock gives the answer that counts.
-		if plan != nil {
+		// under the lock gives the answer that counts. (A store without a
+		// snapshot was counted as such.)
+		if plan != nil || !errors.Is(err, errBehind) {
 			e.decisions.again.Add(1)
 		}
 		return nil, errBehind
