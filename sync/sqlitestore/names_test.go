@@ -163,14 +163,10 @@ func TestTokensAreKeptOnceAsNames(t *testing.T) {
 	assert.Equal(t, "v-3", chs[0].Record.ID)
 }
 
-func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
-	ctx := context.Background()
-	s := openTemp(t)
-	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	q := report.CoverageQuery{Territories: []string{"t-1"}, Days: []report.Day{{Date: "2026-11-02", Start: day, End: day.AddDate(0, 0, 1)}}}
-	query, args, err := coverageQuery(q)
-	require.NoError(t, err)
-	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+// queryPlan returns how SQLite plans a query of the store, a line a step.
+func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
 	require.NoError(t, err)
 	defer rows.Close()
 	var plan []string
@@ -181,7 +177,16 @@ func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
 		plan = append(plan, detail)
 	}
 	require.NoError(t, rows.Err())
-	all := strings.Join(plan, "\n")
+	return strings.Join(plan, "\n")
+}
+
+func TestTerritoryCoverageReadsOnlyItsTerritory(t *testing.T) {
+	s := openTemp(t)
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	q := report.CoverageQuery{Territories: []string{"t-1"}, Days: []report.Day{{Date: "2026-11-02", Start: day, End: day.AddDate(0, 0, 1)}}}
+	query, args, err := coverageQuery(q)
+	require.NoError(t, err)
+	all := queryPlan(t, s, query, args...)
 	assert.Equal(t, 3, strings.Count(all, "USING COVERING INDEX facts_by_territory (kind=? AND territory=?"),
 		"visits, stops and orders are each read through the territory's part of the index:\n%s", all)
 	assert.NotContains(t, all, "facts_by_time", all)

@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,18 +47,7 @@ func TestWrittenSince(t *testing.T) {
 	}))
 	assert.Equal(t, []string{"o-3", "o-1"}, ids, "in seq order, the visit left out")
 
-	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+writtenSinceQuery, seq, string(schema.Orders))
-	require.NoError(t, err)
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-		plan = append(plan, detail)
-	}
-	require.NoError(t, rows.Err())
-	all := strings.Join(plan, "\n")
+	all := queryPlan(t, s, writtenSinceQuery, seq, string(schema.Orders))
 	assert.Contains(t, all, "USING COVERING INDEX record_tokens_seq (seq>?)", all)
 	assert.Contains(t, all, "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)", all)
 }
