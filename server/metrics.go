@@ -109,7 +109,7 @@ type pushDecisions struct {
 func (m *metrics) watchPushDecisions(engine *sync.Engine) {
 	m.reg.MustRegister(&pushDecisions{engine: engine, desc: prometheus.NewDesc("fieldsync_push_decisions_total",
 		"Pushes by how they were decided: ahead of the store's write lock, on a snapshot (ahead); again under the lock, "+
-			"what they read having changed before they were stored (again); under the lock only, the store offering no snapshot (locked).",
+			"what they read having changed before they were stored (again); under the lock only, being small or the store offering no snapshot (locked).",
 		[]string{"how"}, nil)})
 }
 

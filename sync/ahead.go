@@ -31,6 +31,7 @@ type snapshotTx interface {
 	stopFinder
 	proofReader
 	newEntriesOnly
+	writtenSincer
 }
 
 // confirmer is a unit of work that can tell, in one read, whether
@@ -130,9 +131,9 @@ type aheadTx struct {
 	// id, as first read (nil: missing there).
 	read map[schema.Collection]map[string]*Record
 	// written holds the records the push wrote, by collection/id, last
-	// write only; wroteIn counts them by collection.
+	// write only; wroteIn the collections of those.
 	written map[string]*Record
-	wroteIn map[schema.Collection]int
+	wroteIn map[schema.Collection]bool
 	// byRep holds the records in written with a fact of a kind and rep,
 	// by kind and rep, then by collection/id.
 	byRep map[[2]string]map[string]*Record
@@ -155,7 +156,7 @@ type aheadTx struct {
 
 func newAheadTx(snap snapshotTx) *aheadTx {
 	return &aheadTx{snap: snap, read: map[schema.Collection]map[string]*Record{}, written: map[string]*Record{},
-		wroteIn: map[schema.Collection]int{}, byRep: map[[2]string]map[string]*Record{}, proofs: map[[2]string]*PhotoProof{}, saved: map[[2]string]bool{},
+		wroteIn: map[schema.Collection]bool{}, byRep: map[[2]string]map[string]*Record{}, proofs: map[[2]string]*PhotoProof{}, saved: map[[2]string]bool{},
 		checks: map[string]func(context.Context, RecordTx) (bool, error){}}
 }
 
@@ -233,7 +234,7 @@ func (a *aheadTx) confirmProofs(ctx context.Context, tx RecordTx) error {
 // snapshotSeq returns the seq of the last write the snapshot holds.
 func (a *aheadTx) snapshotSeq(ctx context.Context) (int64, error) {
 	if !a.seqRead {
-		seq, err := a.snap.(writtenSincer).FeedSeq(ctx)
+		seq, err := a.snap.FeedSeq(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -333,7 +334,7 @@ func (a *aheadTx) Records(ctx context.Context, c schema.Collection, ids []string
 // of c: then it reads every record of the snapshot that refers to ref.
 func (a *aheadTx) RecordsByRef(ctx context.Context, c schema.Collection, ref, after string, limit int) ([]*Record, error) {
 	key := fmt.Sprintf("ref\x00%s\x00%s\x00%s\x00%d", c, ref, after, limit)
-	if a.wroteIn[c] == 0 {
+	if !a.wroteIn[c] {
 		page, err := a.snap.RecordsByRef(ctx, c, ref, after, limit)
 		if err != nil {
 			return nil, err
@@ -450,35 +451,24 @@ func (a *aheadTx) OpenOrders(ctx context.Context, customerID string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := a.snap.(writtenSincer); ok {
-		seq, err := a.snapshotSeq(ctx)
+	seq, err := a.snapshotSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
+		// Unchanged unless an order written since the snapshot was one of
+		// them, or is now.
+		since, err := a.writtenSince(ctx, tx, schema.Orders, seq)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
-			// Unchanged unless an order written since the snapshot was
-			// one of them, or is now.
-			since, err := a.writtenSince(ctx, tx, schema.Orders, seq)
-			if err != nil {
-				return false, err
-			}
-			for _, r := range since {
-				if _, was := open[r.ID]; was || hasFact(r.Facts, func(f *Fact) bool { return f.Kind == FactOpenOrder && f.Customer == customerID }) {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-	} else {
-		a.check("open\x00"+customerID, func(ctx context.Context, tx RecordTx) (bool, error) {
-			r, ok := tx.(openOrderReader)
-			if !ok {
+		for _, r := range since {
+			if _, was := open[r.ID]; was || hasFact(r.Facts, func(f *Fact) bool { return f.Kind == FactOpenOrder && f.Customer == customerID }) {
 				return false, nil
 			}
-			now, err := r.OpenOrders(ctx, customerID)
-			return err == nil && maps.Equal(open, now), err
-		})
-	}
+		}
+		return true, nil
+	})
 	out := maps.Clone(open)
 	for _, r := range a.written {
 		if r.Collection != schema.Orders {
@@ -532,14 +522,12 @@ func (a *aheadTx) Put(ctx context.Context, r *Record, prev int64) error {
 	}
 	stored := *r // as a store keeps it: the writer's record may change after
 	key := recordKey(r.Collection, r.ID)
-	if old, ok := a.written[key]; !ok {
-		a.wroteIn[r.Collection]++
-	} else {
+	if old, ok := a.written[key]; ok {
 		for _, f := range old.Facts {
 			delete(a.byRep[[2]string{f.Kind, f.Rep}], key)
 		}
 	}
-	a.written[key] = &stored
+	a.written[key], a.wroteIn[r.Collection] = &stored, true
 	for _, f := range stored.Facts {
 		k := [2]string{f.Kind, f.Rep}
 		if a.byRep[k] == nil {
